@@ -1,0 +1,56 @@
+from synthdistill.settings import check_config, prompt_settings, teacher_settings
+
+RUN = check_config(config)
+TEACHERS = RUN["teachers"]
+PROMPTS = RUN["prompts"]
+STUDENTS = RUN["students"]
+ITERATIONS = list(range(RUN["iterations"]))
+EVALUATED = RUN["has_expert_labels"]
+EXPERT = "expert"
+GOLD = "gold"
+
+
+wildcard_constraints:
+    teacher="[A-Za-z0-9_-]+",
+    prompt="[A-Za-z0-9_-]+",
+    student="[A-Za-z0-9_-]+",
+    iteration=r"\d+",
+
+
+def label_sources():
+    """(teacher, prompt) pairs a student learns from; the expert baseline when labels exist."""
+    pairs = [(t, p) for t in TEACHERS for p in PROMPTS]
+    if EVALUATED and config["evaluation"]["expert_baseline"]:
+        pairs.append((EXPERT, GOLD))
+    return pairs
+
+
+def dataset_input(wildcards):
+    return [config["dataset"]["path"]] if config["dataset"].get("path") else []
+
+
+def prompt_template(wildcards):
+    return config["prompts"][wildcards.prompt]["template"]
+
+
+def iteration_files(wildcards):
+    return expand(
+        "results/annotations/{teacher}/{prompt}/iter{iteration}.parquet",
+        teacher=wildcards.teacher,
+        prompt=wildcards.prompt,
+        iteration=ITERATIONS,
+    )
+
+
+def student_labels(wildcards):
+    if wildcards.teacher == EXPERT:
+        return expand("results/data/{split}.parquet", split=["train", "validation"])
+    return f"results/votes/{wildcards.teacher}/{wildcards.prompt}.parquet"
+
+
+def teacher_params(wildcards):
+    return teacher_settings(config, wildcards.teacher)
+
+
+def prompt_params(wildcards):
+    return prompt_settings(config, wildcards.prompt)

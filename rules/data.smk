@@ -1,0 +1,16 @@
+rule prepare_data:
+    input:
+        dataset_input,
+    output:
+        train="results/data/train.parquet",
+        validation="results/data/validation.parquet",
+        test="results/data/test.parquet",
+        summary="results/data/summary.json",
+    params:
+        dataset=lookup(dpath="dataset", within=config),
+        labels=lookup(dpath="labels", within=config),
+        split=lookup(dpath="split", within=config),
+    log:
+        "logs/prepare_data.log",
+    script:
+        "../scripts/prepare_data.py"

@@ -1,0 +1,27 @@
+rule evaluate_teacher:
+    input:
+        "results/votes/{teacher}/{prompt}.parquet",
+    output:
+        "results/evaluation/teachers/{teacher}/{prompt}.json",
+    params:
+        labels=lookup(dpath="labels", within=config),
+    log:
+        "logs/evaluate_teacher/{teacher}/{prompt}.log",
+    script:
+        "../scripts/evaluate_teacher.py"
+
+
+rule evaluate_student:
+    input:
+        model="results/students/{student}/{teacher}/{prompt}/model",
+        test="results/data/test.parquet",
+    output:
+        metrics="results/evaluation/students/{student}/{teacher}/{prompt}.json",
+        predictions="results/evaluation/students/{student}/{teacher}/{prompt}.predictions.parquet",
+    params:
+        labels=lookup(dpath="labels", within=config),
+        max_length=lookup(dpath="students/{wildcards.student}/max_length", within=config, default=256),
+    log:
+        "logs/evaluate_student/{student}/{teacher}/{prompt}.log",
+    script:
+        "../scripts/evaluate_student.py"

@@ -1,0 +1,23 @@
+"""One self-consistency iteration of one teacher on one prompt. Kept thin: an edit here reruns
+every annotate job, while the response cache keeps those reruns free."""
+
+import pandas as pd
+
+from synthdistill.annotate import annotate
+from synthdistill.cache import ResponseCache
+from synthdistill.logs import setup
+from synthdistill.teachers import make_teacher
+
+setup(snakemake.log[0])
+settings = {**snakemake.params.teacher, "n_threads": snakemake.threads}
+generation = {**settings, **snakemake.params.prompt}
+annotate(
+    pd.read_parquet(snakemake.input[0]),
+    make_teacher(settings, snakemake.wildcards.teacher),
+    ResponseCache(snakemake.params.cache),
+    kind=snakemake.params.prompt["kind"],
+    labels=snakemake.params.labels,
+    generation=generation,
+    iteration=int(snakemake.wildcards.iteration),
+    max_failure_share=snakemake.params.max_failure_share,
+).to_parquet(snakemake.output[0], index=False)

@@ -1,0 +1,14 @@
+"""Render one prompt template for every item, as the teacher will read it."""
+
+from synthdistill.data import read_splits
+from synthdistill.logs import setup
+from synthdistill.prompt_files import build_prompt_frame
+
+setup(snakemake.log[0])
+build_prompt_frame(
+    read_splits(snakemake.input.splits),
+    snakemake.input.template,
+    snakemake.params.teacher,
+    snakemake.params.prompt,
+    snakemake.params.labels,
+).to_parquet(snakemake.output[0], index=False)

@@ -1,0 +1,13 @@
+"""Majority vote over the self-consistency iterations of one teacher × prompt."""
+
+from synthdistill.logs import setup
+from synthdistill.vote_files import write_votes
+
+setup(snakemake.log[0])
+write_votes(
+    snakemake.input.iterations,
+    snakemake.input.splits,
+    snakemake.params.labels,
+    snakemake.params.tie_policy,
+    snakemake.output,
+)

@@ -1,0 +1,68 @@
+"""Checks and defaults for the parts of the config that JSON schema cannot express.
+
+They run when Snakemake parses the workflow, so a bad config stops before any job, let alone
+any LLM call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.prompts import load_template
+
+PROMPT_DEFAULTS = {
+    "label": {"max_tokens": 8, "structured": False, "system": None},
+    "cot_json": {"max_tokens": 160, "structured": False, "system": None},
+}
+TEACHER_DEFAULTS = {"temperature": 0.7, "top_p": 1.0, "seed": 0}
+# Settings that do not change a teacher's answers: kept out of the annotate params so that
+# editing them reruns nothing.
+NON_GENERATION_KEYS = ("price",)
+
+
+def prompt_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    settings = config["prompts"][name]
+    return {**PROMPT_DEFAULTS[settings["kind"]], **settings}
+
+
+def teacher_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    settings = {**TEACHER_DEFAULTS, **config["teachers"][name]}
+    return {k: v for k, v in settings.items() if k not in NON_GENERATION_KEYS}
+
+
+def _selection(config: dict[str, Any], key: str) -> list[str]:
+    defined = list(config[key])
+    chosen = config.get("run", {}).get(key) or defined
+    for name in chosen:
+        if name not in defined:
+            raise SynthDistillError(f"run.{key}: unknown name {name!r}; {key} defined in config are {defined}")
+    return chosen
+
+
+def check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate cross-references and files; return what the workflow runs."""
+    dataset = config["dataset"]
+    if dataset.get("path") and not Path(dataset["path"]).exists():
+        raise SynthDistillError(f"dataset.path: file {dataset['path']} does not exist")
+    prompts = _selection(config, "prompts")
+    for name in prompts:
+        try:
+            load_template(config["prompts"][name]["template"])
+        except SynthDistillError as exc:
+            raise SynthDistillError(f"prompts.{name}.template: {exc}") from exc
+    teachers = _selection(config, "teachers")
+    for name in teachers:
+        settings = config["teachers"][name]
+        if settings["backend"] == "llama_cpp" and not (settings.get("model_path") or settings.get("repo_id")):
+            raise SynthDistillError(f"teachers.{name}: a llama_cpp teacher needs model_path or repo_id + filename")
+        if settings["backend"] == "openai" and not settings.get("model"):
+            raise SynthDistillError(f"teachers.{name}: an openai teacher needs model (and usually base_url)")
+    return {
+        "teachers": teachers,
+        "prompts": prompts,
+        "students": _selection(config, "students"),
+        "iterations": config["self_consistency"]["iterations"],
+        "has_expert_labels": bool(dataset.get("label_column")),
+    }

@@ -1,0 +1,27 @@
+"""Teacher backends behind one interface, chosen by the ``backend`` key of a teacher's config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.teachers.base import Completion, Request, Teacher
+
+BACKENDS = ("llama_cpp", "openai")
+
+
+def make_teacher(settings: dict[str, Any], name: str = "teacher", for_rendering: bool = False) -> Teacher:
+    """Build the backend a teacher's config names. ``for_rendering`` loads only the tokenizer."""
+    backend = settings.get("backend")
+    if backend == "llama_cpp":
+        from synthdistill.teachers.llama_cpp import LlamaCppTeacher
+
+        return LlamaCppTeacher(settings, vocab_only=for_rendering)
+    if backend == "openai":
+        from synthdistill.teachers.openai_compat import OpenAICompatTeacher
+
+        return OpenAICompatTeacher(settings)
+    raise SynthDistillError(f"teachers.{name}.backend: unknown backend {backend!r}; use one of {BACKENDS}")
+
+
+__all__ = ["Completion", "Request", "Teacher", "make_teacher", "BACKENDS"]

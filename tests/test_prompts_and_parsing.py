@@ -1,0 +1,64 @@
+import pytest
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, parse
+from synthdistill.prompts import load_template, messages_for, render
+
+from .conftest import LABELS, REPO
+
+
+def test_render_fills_text_and_labels_and_keeps_json_braces():
+    template = 'Labels: {labels}. Answer {"label": "..."} for: {text}'
+    assert render(template, "Sales rose.", LABELS) == (
+        'Labels: positive, negative, neutral. Answer {"label": "..."} for: Sales rose.'
+    )
+
+
+def test_messages_carry_optional_system_prompt():
+    assert messages_for("{text}", "hi", LABELS) == [{"role": "user", "content": "hi"}]
+    assert messages_for("{text}", "hi", LABELS, system="be brief")[0] == {"role": "system", "content": "be brief"}
+
+
+def test_template_without_text_placeholder_is_rejected(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("Classify this: {labels}")
+    with pytest.raises(SynthDistillError, match=r"bad.txt has no \{text\} placeholder"):
+        load_template(path)
+
+
+def test_shipped_templates_load():
+    for name in ("label", "cot_json"):
+        assert "{text}" in load_template(REPO / "config" / "prompts" / f"{name}.txt")
+
+
+@pytest.mark.parametrize(
+    "output, label, status",
+    [
+        ("positive", "positive", OK),
+        ("  **Negative.**\nBecause sales fell", "negative", OK),
+        ('"neutral"', "neutral", OK),
+        ("neutral leaning towards positive", None, NOT_A_LABEL),
+        ("bullish", None, NOT_A_LABEL),
+        ("", None, EMPTY),
+        ("   \n", None, EMPTY),
+    ],
+)
+def test_label_parsing_is_strict(output, label, status):
+    parsed = parse("label", output, LABELS)
+    assert (parsed.label, parsed.status) == (label, status)
+
+
+@pytest.mark.parametrize(
+    "output, label, reason, status",
+    [
+        ('{"reason": "profit up", "label": "positive"}', "positive", "profit up", OK),
+        ('Sure!\n```json\n{"reason": "cuts", "label": "Negative"}\n```', "negative", "cuts", OK),
+        ('{"reason": "mixed", "label": "neutral leaning positive"}', None, "mixed", NOT_A_LABEL),
+        ('{"reason": "no label"}', None, "no label", NOT_A_LABEL),
+        ('{"reason": "cut off", "label": "posi', None, None, INVALID_JSON),
+        ("positive", None, None, INVALID_JSON),
+    ],
+)
+def test_cot_json_parsing(output, label, reason, status):
+    parsed = parse("cot_json", output, LABELS)
+    assert (parsed.label, parsed.reason, parsed.status) == (label, reason, status)

@@ -1,0 +1,50 @@
+import copy
+
+import pytest
+import yaml
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.settings import check_config, prompt_settings, teacher_settings
+
+from .conftest import REPO
+
+
+@pytest.fixture
+def config(monkeypatch):
+    monkeypatch.chdir(REPO)
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text()) | {"self_consistency": {"iterations": 3}}
+
+
+def test_default_config_runs_everything(config):
+    run = check_config(config)
+    assert run["teachers"] == ["smollm2"]
+    assert run["prompts"] == ["label", "cot_json"]
+    assert run["has_expert_labels"]
+
+
+def test_unknown_names_in_run_selection(config):
+    bad = copy.deepcopy(config)
+    bad["run"] = {"teachers": ["gpt9"]}
+    with pytest.raises(SynthDistillError, match=r"run.teachers: unknown name 'gpt9'"):
+        check_config(bad)
+    bad["run"] = {"students": ["bert-huge"]}
+    with pytest.raises(SynthDistillError, match=r"run.students: unknown name 'bert-huge'"):
+        check_config(bad)
+
+
+def test_prompt_without_text_and_missing_dataset(config, tmp_path):
+    template = tmp_path / "t.txt"
+    template.write_text("no placeholder")
+    bad = copy.deepcopy(config)
+    bad["prompts"]["label"]["template"] = str(template)
+    with pytest.raises(SynthDistillError, match=r"prompts.label.template: .*t.txt has no \{text\}"):
+        check_config(bad)
+    bad = copy.deepcopy(config)
+    bad["dataset"]["path"] = "missing.csv"
+    with pytest.raises(SynthDistillError, match="dataset.path: file missing.csv does not exist"):
+        check_config(bad)
+
+
+def test_price_is_not_an_annotation_param(config):
+    assert "price" not in teacher_settings(config, "smollm2")
+    assert prompt_settings(config, "label")["kind"] == "label"
