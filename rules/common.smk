@@ -1,3 +1,14 @@
+import os
+import sys
+
+# Jobs run in their own Python (a conda env, a cluster node): let them import the library from
+# the workflow folder even where it was not pip-installed.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+)
+
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
 
 RUN = check_config(config)
@@ -54,3 +65,45 @@ def teacher_params(wildcards):
 
 def prompt_params(wildcards):
     return prompt_settings(config, wildcards.prompt)
+
+
+def report_entries():
+    teachers = [
+        {
+            "teacher": t,
+            "prompt": p,
+            "stats": f"results/votes/{t}/{p}.stats.json",
+            "metrics": (
+                f"results/evaluation/teachers/{t}/{p}.json" if EVALUATED else None
+            ),
+        }
+        for t in TEACHERS
+        for p in PROMPTS
+    ]
+    students = [
+        {
+            "student": s,
+            "teacher": t,
+            "prompt": p,
+            "metadata": f"results/students/{s}/{t}/{p}/metadata.json",
+            "metrics": (
+                f"results/evaluation/students/{s}/{t}/{p}.json" if EVALUATED else None
+            ),
+        }
+        for s in STUDENTS
+        for t, p in label_sources()
+    ]
+    return {"teachers": teachers, "students": students}
+
+
+def report_files(entries):
+    return [
+        path
+        for group in entries.values()
+        for entry in group
+        for key, path in entry.items()
+        if key in ("stats", "metrics", "metadata") and path
+    ]
+
+
+REPORT_ENTRIES = report_entries()

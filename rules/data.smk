@@ -6,11 +6,13 @@ rule prepare_data:
         validation="results/data/validation.parquet",
         test="results/data/test.parquet",
         summary="results/data/summary.json",
+    log:
+        "logs/prepare_data.log",
+    conda:
+        "../envs/data.yaml"
     params:
         dataset=lookup(dpath="dataset", within=config),
         labels=lookup(dpath="labels", within=config),
         split=lookup(dpath="split", within=config),
-    log:
-        "logs/prepare_data.log",
     script:
         "../scripts/prepare_data.py"

@@ -3,10 +3,12 @@ rule evaluate_teacher:
         "results/votes/{teacher}/{prompt}.parquet",
     output:
         "results/evaluation/teachers/{teacher}/{prompt}.json",
-    params:
-        labels=lookup(dpath="labels", within=config),
     log:
         "logs/evaluate_teacher/{teacher}/{prompt}.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/evaluate_teacher.py"
 
@@ -18,10 +20,14 @@ rule evaluate_student:
     output:
         metrics="results/evaluation/students/{student}/{teacher}/{prompt}.json",
         predictions="results/evaluation/students/{student}/{teacher}/{prompt}.predictions.parquet",
-    params:
-        labels=lookup(dpath="labels", within=config),
-        max_length=lookup(dpath="students/{wildcards.student}/max_length", within=config, default=256),
     log:
         "logs/evaluate_student/{student}/{teacher}/{prompt}.log",
+    conda:
+        "../envs/student.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
+        max_length=lookup(
+            dpath="students/{wildcards.student}/max_length", within=config, default=256
+        ),
     script:
         "../scripts/evaluate_student.py"

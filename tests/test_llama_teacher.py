@@ -1,0 +1,82 @@
+"""The embedded teacher is a real LLM (SmolLM2 through llama.cpp): annotate, constrain, cache."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from synthdistill.annotate import annotate
+from synthdistill.cache import ResponseCache
+from synthdistill.prompts import load_template, messages_for
+
+from .conftest import LABELS, REPO
+
+TEXTS = [
+    "Norvik Systems raised its full-year profit guidance after record third-quarter sales.",
+    "Halden Foods will cut 300 jobs and close two plants as demand keeps falling.",
+    "The annual general meeting of Corvel Oyj will be held in Espoo on 3 May.",
+    "Analysts downgraded Brimstone Mining to sell after a fatal accident halted output.",
+]
+
+
+def prompt_frame(kind: str) -> pd.DataFrame:
+    template = load_template(REPO / "config" / "prompts" / f"{kind}.txt")
+    return pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(TEXTS))],
+            "split": "train",
+            "text": TEXTS,
+            "messages": [json.dumps(messages_for(template, t, LABELS)) for t in TEXTS],
+        }
+    )
+
+
+GENERATION = {"temperature": 0.7, "top_p": 0.95, "seed": 0}
+
+
+@pytest.mark.parametrize("kind, max_tokens", [("label", 4), ("cot_json", 64)])
+def test_structured_decoding_gives_only_valid_labels(smollm2_teacher, tmp_path, kind, max_tokens):
+    frame = annotate(
+        prompt_frame(kind),
+        smollm2_teacher,
+        ResponseCache(tmp_path / "c.sqlite"),
+        kind=kind,
+        labels=LABELS,
+        generation={**GENERATION, "max_tokens": max_tokens, "structured": True},
+        iteration=0,
+    )
+    assert list(frame["id"]) == ["t0", "t1", "t2", "t3"]
+    assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status"]]
+    assert frame["label"].isin(LABELS).all()
+    assert (frame["output_tokens"] > 0).all() and (frame["input_tokens"] > 20).all()
+    if kind == "cot_json":
+        assert frame["reason"].str.len().gt(0).all()
+
+
+def test_unconstrained_output_is_parsed_strictly(smollm2_teacher, tmp_path):
+    frame = annotate(
+        prompt_frame("cot_json"),
+        smollm2_teacher,
+        ResponseCache(tmp_path / "c.sqlite"),
+        kind="cot_json",
+        labels=LABELS,
+        generation={**GENERATION, "max_tokens": 48, "structured": False},
+        iteration=0,
+    )
+    # Whatever SmolLM2 writes, a label is only ever one of the closed set, and a missing one is counted.
+    assert frame["label"].dropna().isin(LABELS).all()
+    assert (frame["label"].isna() == (frame["parse_status"] != "ok")).all()
+
+
+def test_cache_serves_reruns_and_keeps_iterations_apart(smollm2_teacher, tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    settings = dict(kind="label", labels=LABELS, generation={**GENERATION, "max_tokens": 4, "structured": True})
+    first = annotate(prompt_frame("label"), smollm2_teacher, cache, iteration=0, **settings)
+    assert not first["cached"].any() and len(cache) == 4
+    again = annotate(prompt_frame("label"), smollm2_teacher, cache, iteration=0, **settings)
+    assert again["cached"].all() and len(cache) == 4
+    assert again["raw_output"].tolist() == first["raw_output"].tolist()
+    second_sample = annotate(prompt_frame("label"), smollm2_teacher, cache, iteration=1, **settings)
+    assert not second_sample["cached"].any() and len(cache) == 8

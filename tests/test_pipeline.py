@@ -1,0 +1,214 @@
+"""The whole loop on a tiny config with the embedded teacher and student, and the rerun rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("pipeline"))
+    snakemake(workdir)
+    return workdir
+
+
+def cache_rows(workdir) -> int:
+    path = workdir.parent / "cache" / "responses.sqlite"
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+def test_every_stage_writes_its_artifact(run):
+    results = run / "results"
+    splits = {name: pd.read_parquet(results / "data" / f"{name}.parquet") for name in ("train", "validation", "test")}
+    assert sum(len(s) for s in splits.values()) == 30
+    assert set().union(*(set(s["id"]) for s in splits.values())) == set(pd.concat(splits.values())["id"])
+    summary = json.loads((results / "data" / "summary.json").read_text())
+    assert summary["per_split"] == {name: len(s) for name, s in splits.items()}
+
+    for prompt in ("label", "cot_json"):
+        prompts = pd.read_parquet(results / "prompts" / "smollm2" / f"{prompt}.parquet")
+        assert list(prompts.columns) == ["id", "split", "text", "messages", "rendered"]
+        assert len(prompts) == 30
+        # SmolLM2's chat template was applied: the model reads ChatML, with the text inside.
+        assert prompts["rendered"].str.startswith("<|im_start|>").all()
+        assert all(t in r for t, r in zip(prompts["text"], prompts["rendered"], strict=True))
+
+        for iteration in (0, 1):
+            answers = pd.read_parquet(results / "annotations" / "smollm2" / prompt / f"iter{iteration}.parquet")
+            assert list(answers["id"]) == list(prompts["id"])
+            assert {
+                "raw_output",
+                "label",
+                "reason",
+                "parse_status",
+                "latency_s",
+                "input_tokens",
+                "output_tokens",
+            } <= set(answers.columns)
+            assert answers["label"].dropna().isin(TINY_CONFIG["labels"]).all()
+            assert (answers["input_tokens"] > 0).all()
+            ok = answers["parse_status"] == "ok"
+            assert answers.loc[ok, "label"].notna().all() and answers.loc[~ok, "label"].isna().all()
+            if prompt == "cot_json":
+                assert answers.loc[ok, "reason"].notna().all()
+
+        votes = pd.read_parquet(results / "votes" / "smollm2" / f"{prompt}.parquet")
+        assert {"label", "agreement", "vote_status", "votes_positive", "n_failed", "expert_label"} <= set(votes.columns)
+        assert (votes[["votes_positive", "votes_negative", "votes_neutral"]].sum(axis=1) + votes["n_failed"] == 2).all()
+        train_csv = pd.read_csv(results / "votes" / "smollm2" / f"{prompt}.train.csv")
+        assert list(train_csv.columns) == ["text", "label"]
+        assert len(train_csv) == ((votes["split"] == "train") & votes["label"].notna()).sum()
+
+    for teacher, prompt in (("smollm2", "label"), ("smollm2", "cot_json"), ("expert", "gold")):
+        folder = results / "students" / "minilm" / teacher / prompt
+        assert (folder / "model" / "model.safetensors").exists()
+        metadata = json.loads((folder / "metadata.json").read_text())
+        assert metadata["teacher"] == teacher and metadata["labels"] == TINY_CONFIG["labels"]
+        assert metadata["train_examples"] > 0
+        metrics = json.loads((results / "evaluation" / "students" / "minilm" / teacher / f"{prompt}.json").read_text())
+        assert metrics["n"] == len(splits["test"])
+
+    report = (results / "report" / "report.md").read_text()
+    teacher_metrics = json.loads((results / "evaluation" / "teachers" / "smollm2" / "label.json").read_text())
+    assert f"{teacher_metrics['accuracy']:.3f}" in report
+    assert "expert labels (upper bound)" in report
+    assert (results / "report" / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_teachers_and_students_are_scored_on_the_same_frozen_test_split(run):
+    test_ids = sorted(pd.read_parquet(run / "results" / "data" / "test.parquet")["id"])
+    scored = list((run / "results" / "evaluation").rglob("*.json"))
+    assert len(scored) == 5  # 2 teacher × prompt + 3 students
+    for path in scored:
+        assert json.loads(path.read_text())["test_ids"] == test_ids, path
+
+
+def test_after_a_full_run_nothing_is_left_to_do(run):
+    assert planned_jobs(run) == []
+
+
+def test_editing_one_prompt_reruns_only_that_prompts_jobs(run):
+    template = run / "config" / "prompts" / "label.txt"
+    before, stat = template.read_text(), template.stat()
+    template.write_text(before + "Be concise.\n")
+    try:
+        jobs = planned_jobs(run)
+    finally:
+        template.write_text(before)
+        os.utime(template, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert rules_of(jobs) == {
+        "build_prompts": 1,
+        "annotate": 2,
+        "vote": 1,
+        "train_student": 1,
+        "evaluate_teacher": 1,
+        "evaluate_student": 1,
+        "report": 1,
+    }
+    assert all(w.get("prompt", "label") == "label" for rule, w in jobs), jobs
+    assert planned_jobs(run) == []
+
+
+def test_raising_iterations_runs_one_new_annotate_job_per_teacher_and_prompt(run):
+    config = write_config(run / "config" / "four.yaml", {**TINY_CONFIG, "self_consistency": {"iterations": 3}})
+    jobs = planned_jobs(run, "--configfile", str(config))
+    annotate = sorted((w["prompt"], w["iteration"]) for rule, w in jobs if rule == "annotate")
+    assert annotate == [("cot_json", "2"), ("label", "2")]
+    counts = rules_of(jobs)
+    assert "build_prompts" not in counts and "prepare_data" not in counts
+    assert counts["vote"] == 2 and counts["train_student"] == 2  # the expert baseline is untouched
+
+
+def test_changing_a_student_hyperparameter_reruns_no_annotation(run):
+    students = {"minilm": {**TINY_CONFIG["students"]["minilm"], "learning_rate": 5.0e-5}}
+    config = write_config(run / "config" / "lr.yaml", {**TINY_CONFIG, "students": students})
+    counts = rules_of(planned_jobs(run, "--configfile", str(config)))
+    assert counts == {"train_student": 3, "evaluate_student": 3, "report": 1}
+
+
+def test_deleting_results_loses_no_llm_call(run):
+    rows = cache_rows(run)
+    assert rows == 2 * 2 * 30  # prompts × iterations × items, each stored once
+    shutil.rmtree(run / "results")
+    snakemake(run, "--until", "vote")
+    for path in (run / "results" / "annotations").rglob("*.parquet"):
+        assert pd.read_parquet(path)["cached"].all(), path
+    assert cache_rows(run) == rows
+
+
+@pytest.fixture(scope="module")
+def bad_workdir(tmp_path_factory):
+    return make_workdir(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"run": {"teachers": ["gpt9"]}}, "run.teachers: unknown name 'gpt9'"),
+        ({"run": {"students": ["huge"]}}, "run.students: unknown name 'huge'"),
+        ({"labels": "positive"}, "ValidationError"),
+        ({"dataset": {**TINY_CONFIG["dataset"], "path": "nope.csv"}}, "dataset.path: file nope.csv does not exist"),
+        ({"prompts": {"p": {"template": "config/prompts/bad.txt", "kind": "label"}}}, "has no {text} placeholder"),
+    ],
+)
+def test_bad_config_stops_before_any_job(bad_workdir, change, message):
+    (bad_workdir / "config" / "prompts" / "bad.txt").write_text("Classify: {labels}\n")
+    config = write_config(bad_workdir / "config" / "bad.yaml", {**TINY_CONFIG, **change})
+    result = snakemake(bad_workdir, "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (bad_workdir / "results").exists()
+
+
+def test_unknown_label_in_data_stops_before_any_llm_call(bad_workdir):
+    data = pd.read_csv(bad_workdir / "data" / "demo" / "financial_news_sentiment.csv")
+    data.loc[4, "label"] = "bullish"
+    data.to_csv(bad_workdir / "data" / "bad.csv", index=False)
+    config = write_config(
+        bad_workdir / "config" / "bad.yaml",
+        {**TINY_CONFIG, "dataset": {**TINY_CONFIG["dataset"], "path": "data/bad.csv"}},
+    )
+    result = snakemake(bad_workdir, "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    log = (bad_workdir / "logs" / "prepare_data.log").read_text()
+    assert "data/bad.csv: row 5: label 'bullish' is not in the configured labels" in log
+    assert not (bad_workdir / "results" / "annotations").exists()
+
+
+def test_dataset_without_expert_labels_skips_evaluation(tmp_path):
+    dataset = {**TINY_CONFIG["dataset"], "label_column": None}
+    workdir = make_workdir(tmp_path, dataset=dataset, prompts={"label": TINY_CONFIG["prompts"]["label"]})
+    snakemake(workdir)
+    assert not (workdir / "results" / "evaluation").exists()
+    assert (workdir / "results" / "students" / "minilm" / "smollm2" / "label" / "model").exists()
+    assert not (workdir / "results" / "students" / "minilm" / "expert").exists()
+    assert (
+        "Evaluation skipped: the dataset has no expert labels"
+        in (workdir / "results" / "report" / "report.md").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    "example, teacher, student",
+    [
+        ("mixtral_hf_fpb.yaml", "mixtral", "roberta"),
+        ("vllm.yaml", "qwen_vllm", "minilm"),
+        ("openai.yaml", "gpt4o_mini", "minilm"),
+    ],
+)
+def test_example_configs_plan_a_run_with_their_teacher(tmp_path, example, teacher, student):
+    workdir = make_workdir(tmp_path)
+    jobs = planned_jobs(workdir, "--configfile", f"config/examples/{example}")
+    assert {w["teacher"] for rule, w in jobs if rule == "annotate"} == {teacher}
+    assert {w["student"] for rule, w in jobs if rule == "train_student"} == {student}
