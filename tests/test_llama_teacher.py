@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from synthdistill.annotate import annotate
+from synthdistill.annotate import annotate, build_request
 from synthdistill.cache import ResponseCache
 from synthdistill.prompts import load_template, messages_for
 
@@ -80,3 +81,37 @@ def test_cache_serves_reruns_and_keeps_iterations_apart(smollm2_teacher, tmp_pat
     assert again["raw_output"].tolist() == first["raw_output"].tolist()
     second_sample = annotate(prompt_frame("label"), smollm2_teacher, cache, iteration=1, **settings)
     assert not second_sample["cached"].any() and len(cache) == 8
+
+
+def scores_frame(calibrate: bool) -> pd.DataFrame:
+    frame = prompt_frame("label")
+    if calibrate:
+        template = load_template(REPO / "config" / "prompts" / "label.txt")
+        content_free = {"id": "__content_free__", "split": "calibration", "text": "N/A"}
+        content_free["messages"] = json.dumps(messages_for(template, "N/A", LABELS))
+        frame = pd.concat([frame, pd.DataFrame([content_free])], ignore_index=True)
+    return frame
+
+
+def test_label_scores_give_a_distribution_and_calibration_shifts_it(smollm2_teacher, tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    settings = dict(kind="label_scores", labels=LABELS, generation={**GENERATION, "max_tokens": 1}, iteration=0)
+    plain = annotate(scores_frame(False), smollm2_teacher, cache, **settings)
+    probs = plain[[f"prob_{label}" for label in LABELS]].to_numpy()
+    assert probs.sum(axis=1) == pytest.approx([1.0] * 4)
+    assert (plain["label"] == [LABELS[i] for i in probs.argmax(axis=1)]).all()
+    assert (plain["output_tokens"] == 0).all() and (plain["input_tokens"] > 20).all()
+
+    calibrated = annotate(scores_frame(True), smollm2_teacher, cache, **settings)
+    assert list(calibrated["id"]) == list(plain["id"])  # the content-free row is not an item
+    assert calibrated.loc[:3, "cached"].all()  # the items' forward passes were reused
+    cal = calibrated[[f"prob_{label}" for label in LABELS]].to_numpy()
+    # Contextual calibration: each item's distribution divided by the content-free one, renormalised.
+    content_free = json.loads(scores_frame(True)["messages"].iloc[-1])
+    request = build_request(content_free, "label_scores", LABELS, GENERATION, 0)
+    logprobs = smollm2_teacher.complete(request).extra["label_logprobs"]
+    prior = np.exp([logprobs[label] for label in LABELS])
+    prior /= prior.sum()
+    expected = probs / prior
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert cal == pytest.approx(expected, abs=1e-5)

@@ -83,6 +83,10 @@ def test_every_stage_writes_its_artifact(run):
     teacher_metrics = json.loads((results / "evaluation" / "teachers" / "smollm2" / "label.json").read_text())
     assert f"{teacher_metrics['accuracy']:.3f}" in report
     assert "expert labels (upper bound)" in report
+    stats = json.loads((results / "votes" / "smollm2" / "label.stats.json").read_text())["annotation"]
+    assert stats["answers"] == 60 and stats["input_tokens"] > 0
+    cost = (stats["input_tokens"] * 3.0 + stats["output_tokens"] * 15.0) / 1e6
+    assert f"{cost:.4g}" in report
     assert (results / "report" / "report.html").read_text().startswith("<!doctype html>")
 
 

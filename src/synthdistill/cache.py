@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS responses (
     input_tokens INTEGER,
     output_tokens INTEGER,
     latency_s REAL,
+    extra TEXT,
     created TEXT DEFAULT CURRENT_TIMESTAMP
 )
 """
@@ -43,20 +44,24 @@ class ResponseCache:
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(responses)")}
+        if "extra" not in columns:  # caches written before label scores existed
+            self.db.execute("ALTER TABLE responses ADD COLUMN extra TEXT")
 
     def get(self, key: str) -> tuple[Completion, float] | None:
         row = self.db.execute(
-            "SELECT text, input_tokens, output_tokens, latency_s FROM responses WHERE key = ?", (key,)
+            "SELECT text, input_tokens, output_tokens, latency_s, extra FROM responses WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
             return None
-        return Completion(text=row[0], input_tokens=row[1], output_tokens=row[2]), row[3]
+        extra = json.loads(row[4]) if row[4] else {}
+        return Completion(text=row[0], input_tokens=row[1], output_tokens=row[2], extra=extra), row[3]
 
     def put(self, key: str, request: dict[str, Any], completion: Completion, latency_s: float) -> None:
         # Autocommit mode: the row is durable when this returns, so a SIGKILL loses nothing stored.
         self.db.execute(
-            "INSERT OR REPLACE INTO responses (key, request, text, input_tokens, output_tokens, latency_s) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO responses (key, request, text, input_tokens, output_tokens, latency_s, extra) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 key,
                 json.dumps(request, sort_keys=True),
@@ -64,6 +69,7 @@ class ResponseCache:
                 completion.input_tokens,
                 completion.output_tokens,
                 latency_s,
+                json.dumps(completion.extra) if completion.extra else None,
             ),
         )
 

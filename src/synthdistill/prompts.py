@@ -6,7 +6,7 @@ from pathlib import Path
 
 from synthdistill.errors import SynthDistillError
 
-PROMPT_KINDS = ("label", "cot_json")
+PROMPT_KINDS = ("label", "cot_json", "label_scores")
 
 
 def load_template(path: str | Path) -> str:

@@ -33,12 +33,22 @@ def _read_json(path: str | None) -> dict[str, Any] | None:
     return json.loads(Path(path).read_text()) if path else None
 
 
+def teacher_cost(annotation: dict[str, Any], price: dict[str, float]) -> float:
+    """Dollars for the tokens the API reported, from the per-1M-token price table."""
+    return (
+        annotation["input_tokens"] * price.get("input_per_1m_tokens", 0.0)
+        + annotation["output_tokens"] * price.get("output_per_1m_tokens", 0.0)
+    ) / 1e6
+
+
 def teacher_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per teacher × prompt from its vote stats and (when evaluated) its metrics."""
     rows = []
     for entry in entries:
         stats = _read_json(entry["stats"])
         metrics = _read_json(entry.get("metrics"))
+        cost = teacher_cost(stats["annotation"], entry.get("price") or {})
+        items = stats["vote"]["items"]
         rows.append(
             {
                 "teacher": entry["teacher"],
@@ -52,6 +62,8 @@ def teacher_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
                 "input_tokens": stats["annotation"]["input_tokens"],
                 "output_tokens": stats["annotation"]["output_tokens"],
                 "latency_p50_s": stats["annotation"]["latency_p50_s"],
+                "cost_usd": f"{cost:.4g}",
+                "usd_per_1m_texts": f"{cost / items * 1e6:.4g}",
                 "labelled_items": stats["vote"]["labelled"],
                 "unanimous_share": stats["vote"]["unanimous_share"],
             }

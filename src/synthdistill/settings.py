@@ -15,6 +15,7 @@ from synthdistill.prompts import load_template
 PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},
     "cot_json": {"max_tokens": 160, "structured": False, "system": None},
+    "label_scores": {"max_tokens": 1, "structured": False, "system": None, "calibrate": False},
 }
 TEACHER_DEFAULTS = {"temperature": 0.7, "top_p": 1.0, "seed": 0}
 # Settings that do not change a teacher's answers: kept out of the annotate params so that

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
@@ -55,6 +56,11 @@ def vote(iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str],
         out[f"votes_{label}"] = (matrix == label).sum(axis=1)
     out["n_failed"] = pd.isna(pd.DataFrame(matrix)).sum(axis=1).to_numpy()
     out["n_iterations"] = len(iterations)
+    prob_columns = [f"prob_{label}" for label in labels]
+    if all(set(prob_columns) <= set(frame.columns) for frame in iterations):
+        # label_scores teachers: the mean distribution over iterations, for filtering or review.
+        stacked = [frame.set_index("id")[prob_columns].reindex(ids).to_numpy() for frame in iterations]
+        out[prob_columns] = np.nanmean(np.stack(stacked), axis=0)
     return out
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion, Request, Teacher
 
-BACKENDS = ("llama_cpp", "openai")
+BACKENDS = ("llama_cpp", "openai", "transformers", "hf_inference")
 
 
 def make_teacher(settings: dict[str, Any], name: str = "teacher", for_rendering: bool = False) -> Teacher:
@@ -21,6 +21,14 @@ def make_teacher(settings: dict[str, Any], name: str = "teacher", for_rendering:
         from synthdistill.teachers.openai_compat import OpenAICompatTeacher
 
         return OpenAICompatTeacher(settings)
+    if backend == "transformers":
+        from synthdistill.teachers.transformers_local import TransformersTeacher
+
+        return TransformersTeacher(settings, vocab_only=for_rendering)
+    if backend == "hf_inference":
+        from synthdistill.teachers.hf_inference import HFInferenceTeacher
+
+        return HFInferenceTeacher(settings)
     raise SynthDistillError(f"teachers.{name}.backend: unknown backend {backend!r}; use one of {BACKENDS}")
 
 

@@ -18,9 +18,12 @@ class Request:
     # Constrained decoding: a JSON schema the answer must follow, or a closed list of answers.
     json_schema: dict[str, Any] | None = None
     choices: list[str] | None = None
+    # label_scores prompts: return the log-probability of each of these labels as the answer.
+    score_labels: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Unset options are left out so that adding an option never changes existing cache keys.
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -41,4 +44,10 @@ class Teacher(Protocol):
         """The exact text the model reads for these messages (what users inspect in prompts/)."""
 
     def complete(self, request: Request) -> Completion:
-        """One generation; raises on a failed request."""
+        """One generation; raises on a failed request.
+
+        For a request with ``score_labels`` the completion's ``extra["label_logprobs"]`` maps
+        each label to its log-probability as the first answer token, from one forward pass.
+        Backends that generate in batches also offer ``complete_batch(requests)`` and
+        ``batch_size``; the engine then sends them batches instead of single requests.
+        """

@@ -71,7 +71,39 @@ class LlamaCppTeacher:
             self._grammars[source] = build(source, verbose=False)
         return self._grammars[source]
 
+    def _label_token_ids(self, labels: list[str]) -> dict[str, list[int]]:
+        """First tokens of each label's spellings ("positive", "Positive", " positive", ...)."""
+        ids: dict[str, list[int]] = {}
+        for label in labels:
+            spellings = {label, label.capitalize(), label.upper(), f" {label}", f" {label.capitalize()}"}
+            ids[label] = sorted({self.llm.tokenize(s.encode(), add_bos=False, special=False)[0] for s in spellings})
+        seen: dict[int, str] = {}
+        for label, tokens in ids.items():
+            for token in tokens:
+                if token in seen:
+                    raise ValueError(f"labels {seen[token]!r} and {label!r} start with the same token; rename one")
+                seen[token] = label
+        return ids
+
+    def score_labels(self, request: Request) -> Completion:
+        """Log-probabilities of each label as the first answer token, from one forward pass."""
+        import numpy as np
+
+        prompt = self._formatter(messages=request.messages).prompt
+        tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        with self._lock:
+            self.llm.reset()
+            self.llm.eval(tokens)
+            logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).copy()
+        logprobs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+        label_ids = self._label_token_ids(request.score_labels)
+        scores = {label: float(np.logaddexp.reduce(logprobs[ids])) for label, ids in label_ids.items()}
+        best = max(scores, key=scores.get)
+        return Completion(text=best, input_tokens=len(tokens), output_tokens=0, extra={"label_logprobs": scores})
+
     def complete(self, request: Request) -> Completion:
+        if request.score_labels:
+            return self.score_labels(request)
         formatted = self._formatter(messages=request.messages)
         with self._lock:
             grammar = self._grammar(request)

@@ -1,78 +1,287 @@
-"""Any OpenAI-compatible chat-completions server: OpenAI, vLLM, TGI, Ollama, llama.cpp server, HF router."""
+"""Any OpenAI-compatible chat-completions server: OpenAI, vLLM, TGI, Ollama, llama.cpp server, HF router.
+
+One retry policy (tenacity; the openai client's own retries are switched off): exponential backoff
+with jitter on 429, 408/409, 5xx, timeouts and dropped connections, honouring ``Retry-After``. Every
+other failure (400, 401, 404, 422, a body that is not valid JSON) fails at once. A request that
+still fails raises :class:`TeacherRequestError`, which the annotation engine records per item.
+
+Settings (a teacher's config block), all optional except ``model``:
+
+``base_url``           the server's ``/v1`` URL (the openai client's default when absent)
+``api_key_env``        name of the environment variable holding the key; null for local servers
+``concurrency``        parallel requests the engine makes (default 8)
+``timeout_s``          per-request timeout in seconds (default 60)
+``max_retries``        retries after the first attempt (default 6)
+``retry_initial_s``    first backoff in seconds, doubled per retry (default 1)
+``retry_max_wait_s``   cap of one exponential backoff in seconds (default 60)
+``max_retry_after_s``  cap of a server's ``Retry-After`` in seconds (default 300)
+``send_seed``          send the request's seed (default true)
+``structured_output``  how constrained decoding is requested: ``response_format`` (default; OpenAI,
+                       vLLM, SGLang: ``{"type": "json_schema", ...}``), ``json_object`` (llama-cpp-python's
+                       server and others that take ``{"type": "json_object", "schema": ...}``), or ``none``
+"""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import logging
 import os
+import random
+import threading
+import time
 from typing import Any
+
+import tenacity
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion, Request
 
+log = logging.getLogger(__name__)
+
+STRUCTURED_OUTPUT_MODES = ("response_format", "json_object", "none")
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+DUMMY_KEY = "not-needed"
+
+
+class TeacherRequestError(RuntimeError):
+    """A request that failed for good: non-retryable, or still failing after every retry."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.attempts = attempts
+
+
+class _InvalidResponse(Exception):
+    """A 200 whose body is not a chat completion (malformed JSON, no choices); not retried."""
+
+
+class _BackoffOrRetryAfter(tenacity.wait.wait_base):
+    """Wait what the server's ``Retry-After`` asks for (plus up to 10% jitter so workers that were
+    throttled together do not return together); otherwise exponential backoff with equal jitter:
+    half of ``initial * 2**n`` (capped at ``maximum``) plus a random share of the other half."""
+
+    def __init__(self, initial: float, maximum: float, max_retry_after: float) -> None:
+        self.initial, self.maximum, self.max_retry_after = initial, maximum, max_retry_after
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = _retry_after_s(exc)
+        if retry_after is not None:
+            retry_after = min(retry_after, self.max_retry_after)
+            return retry_after * (1 + 0.1 * random.random())
+        ceiling = min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _retry_after_s(exc: BaseException | None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if present."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError and dropped connections
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500
+    return False
+
 
 class OpenAICompatTeacher:
     """Chat completions over HTTP. The API key is read from the environment variable named in
-    config (``api_key_env``), never from config itself, so it cannot leak into params or logs."""
+    config (``api_key_env``), never from config itself, so it cannot leak into params or logs.
+    The key is looked up, and the client built, on the first :meth:`complete`: rendering prompts
+    needs no key."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        import openai
-
-        key_env = settings.get("api_key_env")
-        api_key = os.environ.get(key_env) if key_env else "not-needed"
-        if not api_key:
-            raise SynthDistillError(
-                f"teacher backend openai: environment variable {key_env} (config key api_key_env) is not set"
-            )
-        self.client = openai.OpenAI(
-            base_url=settings.get("base_url"),
-            api_key=api_key,
-            timeout=settings.get("timeout_s", 60.0),
-            max_retries=settings.get("max_retries", 5),
-        )
-        self.model = settings["model"]
+        if not settings.get("model"):
+            raise SynthDistillError("teacher backend openai: config key model is missing")
+        self.model = str(settings["model"])
+        self.base_url = settings.get("base_url")
+        self.key_env = settings.get("api_key_env")
         self.max_concurrency = int(settings.get("concurrency", 8))
-        self.identity = {"backend": "openai", "base_url": settings.get("base_url"), "model": self.model}
-        self.send_seed = settings.get("send_seed", True)
+        self.timeout_s = float(settings.get("timeout_s", 60.0))
+        self.max_retries = int(settings.get("max_retries", 6))
+        self.retry_initial_s = float(settings.get("retry_initial_s", 1.0))
+        self.retry_max_wait_s = float(settings.get("retry_max_wait_s", 60.0))
+        self.max_retry_after_s = float(settings.get("max_retry_after_s", 300.0))
+        self.send_seed = settings.get("send_seed", True) is not False
+        self.structured_output = settings.get("structured_output") or "response_format"
+        if self.structured_output not in STRUCTURED_OUTPUT_MODES:
+            raise SynthDistillError(
+                f"teacher backend openai: structured_output {self.structured_output!r} is not one of "
+                f"{', '.join(STRUCTURED_OUTPUT_MODES)}"
+            )
+        if self.max_retries < 0 or self.timeout_s <= 0 or self.max_concurrency < 1:
+            raise SynthDistillError(
+                "teacher backend openai: max_retries must be >= 0, timeout_s > 0 and concurrency >= 1"
+            )
+        self.identity: dict[str, Any] = {"backend": "openai", "base_url": self.base_url, "model": self.model}
+        if self.structured_output != "response_format":
+            # Answers differ with the decoding mode; the default leaves existing cache keys unchanged.
+            self.identity["structured_output"] = self.structured_output
+        self._client: Any = None
+        self._secret: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatTeacher(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.key_env!r})"
 
     def render(self, messages: list[dict[str, str]]) -> str:
         # The server applies the chat template; what we send is the message list itself.
         return json.dumps(messages, ensure_ascii=False)
 
-    def complete(self, request: Request) -> Completion:
-        kwargs: dict[str, Any] = {}
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                if self.key_env:
+                    api_key = os.environ.get(self.key_env)
+                    if not api_key:
+                        raise SynthDistillError(
+                            f"teacher backend openai: environment variable {self.key_env} (named by config key "
+                            f"api_key_env) is not set or empty; export it before running"
+                        )
+                else:
+                    api_key = DUMMY_KEY
+                self._secret = api_key if api_key != DUMMY_KEY else None
+                self._client = openai.OpenAI(
+                    base_url=self.base_url,
+                    api_key=api_key,
+                    timeout=self.timeout_s,
+                    max_retries=0,  # one retry policy: ours
+                )
+            return self._client
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def request_kwargs(self, request: Request) -> dict[str, Any]:
+        """The chat-completions arguments for one request (model and messages included)."""
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
+        schema: dict[str, Any] | None = None
         if request.json_schema:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True},
-            }
+            schema = request.json_schema
         elif request.choices:
             # An enum inside a JSON schema is the portable way to force one of a closed set.
+            schema = {"type": "string", "enum": list(request.choices)}
+        if schema is not None and self.structured_output == "response_format":
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {
-                    "name": "answer",
-                    "schema": {"type": "string", "enum": request.choices},
-                    "strict": True,
-                },
+                "json_schema": {"name": "answer", "schema": schema, "strict": True},
             }
+        elif schema is not None and self.structured_output == "json_object":
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
         if self.send_seed and request.seed is not None:
             kwargs["seed"] = request.seed
-        response = self.client.chat.completions.create(
-            model=self.model,
-            messages=request.messages,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            **kwargs,
+        return kwargs
+
+    def _create_once(self, client: Any, kwargs: dict[str, Any]) -> Any:
+        try:
+            response = client.chat.completions.create(**kwargs)
+        except ValueError as exc:  # json.JSONDecodeError: a 200 whose body is not JSON
+            raise _InvalidResponse(f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(response, str) or not getattr(response, "choices", None):
+            # A non-JSON content type comes back as text; a JSON without choices is no completion either.
+            body = response if isinstance(response, str) else repr(response)
+            raise _InvalidResponse(f"no choices in the response: {body[:200]}")
+        return response
+
+    def complete(self, request: Request) -> Completion:
+        client = self._get_client()
+        kwargs = self.request_kwargs(request)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_is_retryable),
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=_BackoffOrRetryAfter(self.retry_initial_s, self.retry_max_wait_s, self.max_retry_after_s),
+            before_sleep=self._log_retry,
+            reraise=True,
         )
-        text = response.choices[0].message.content or ""
+        try:
+            response = retrying(self._create_once, client, kwargs)
+        except Exception as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise self._failure(exc, attempts) from None
+        message = response.choices[0].message
+        text = (message.content if message is not None else None) or ""
         if request.choices and not request.json_schema:
             text = _unquote(text)
         usage = response.usage
         return Completion(
             text=text,
-            input_tokens=usage.prompt_tokens if usage else None,
-            output_tokens=usage.completion_tokens if usage else None,
+            input_tokens=getattr(usage, "prompt_tokens", None) if usage else None,
+            output_tokens=getattr(usage, "completion_tokens", None) if usage else None,
+        )
+
+    def _describe(self, exc: BaseException) -> tuple[str, int | None]:
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return f"no response within timeout_s={self.timeout_s:g} s", None
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            detail = f" ({type(cause).__name__}: {cause})" if cause else ""
+            return f"connection failed{detail}", None
+        if isinstance(exc, openai.APIStatusError):
+            body = exc.response.text if exc.response is not None else ""
+            return f"HTTP {exc.status_code} ({type(exc).__name__}): {body[:300]}", exc.status_code
+        if isinstance(exc, _InvalidResponse):
+            return f"invalid response body: {exc}", None
+        if isinstance(exc, SynthDistillError):
+            return str(exc), None
+        return f"{type(exc).__name__}: {exc}", None
+
+    def _failure(self, exc: BaseException, attempts: int) -> Exception:
+        if isinstance(exc, SynthDistillError):
+            return exc
+        description, status = self._describe(exc)
+        tries = f"after {attempts} attempts" if attempts > 1 else "not retried" if not _is_retryable(exc) else ""
+        where = f"{self.model} at {self.base_url or 'the default OpenAI URL'}"
+        message = self._redact(f"{where}: {description}" + (f" ({tries})" if tries else ""))
+        return TeacherRequestError(message, status_code=status, attempts=attempts)
+
+    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        description, _ = self._describe(exc) if exc else ("", None)
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        log.info(
+            "teacher %s: attempt %d/%d failed (%s); retrying in %.2f s",
+            self.model,
+            retry_state.attempt_number,
+            self.max_retries + 1,
+            self._redact(description[:200]),
+            wait,
         )
 
 

@@ -1,0 +1,248 @@
+"""A local causal LM through Hugging Face ``transformers``: a hub id, a local folder, or a GGUF file.
+
+Settings (a teacher's config block), all optional except ``model``:
+
+``model``              hub id, local folder or ``package://module/path``; with ``gguf_file``, the folder
+                       (or hub repo) that holds the GGUF file
+``gguf_file``          a GGUF file name inside ``model`` (or an absolute path), loaded through transformers'
+                       GGUF loader (dequantized; needs the ``gguf`` and ``accelerate`` packages)
+``batch_size``         prompts generated together (default 8)
+``trust_remote_code``  run model code shipped with the checkpoint (default false)
+``use_safetensors``    force (true) or forbid (false) safetensors weights; default: true for a local folder
+                       that has ``*.safetensors`` files, otherwise transformers' own preference for them
+``device``             ``cuda``, ``cpu``, ... (default: CUDA with bf16 when available, else CPU with fp32)
+``n_threads``          torch CPU threads for this process (default: torch's own)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.paths import resolve_model_ref
+from synthdistill.teachers.base import Completion, Request
+
+log = logging.getLogger(__name__)
+
+SEED_MASK = 2**63 - 1  # torch seeds are unsigned 64-bit; keep any config integer in range
+
+
+def _as_id_set(value: Any) -> set[int]:
+    if value is None:
+        return set()
+    if isinstance(value, int):
+        return {value}
+    return {int(v) for v in value}
+
+
+def _device_and_dtype(requested: str | None) -> tuple[Any, Any]:
+    import torch
+
+    device = torch.device(requested) if requested else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return device, torch.float32
+
+
+def _per_row_sampler(requests: list[Request], device: Any) -> Any:
+    """A logits processor that makes the sampling decision for each row of a batch on its own.
+
+    Generation runs greedy; for a row whose request samples (temperature > 0), this processor
+    applies that request's temperature and top-p, draws one token with the request's own
+    ``torch.Generator`` (seeded with ``request.seed``), and leaves only that token possible, so the
+    greedy step picks it. A row's random stream therefore depends on its seed alone, not on which
+    other requests share its batch, and greedy and sampled requests can share a batch.
+    """
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    rows: list[tuple[Any, Any] | None] = []
+    for request in requests:
+        if request.temperature <= 0:
+            rows.append(None)
+            continue
+        warpers = [TemperatureLogitsWarper(float(request.temperature))]
+        if request.top_p < 1:
+            warpers.append(TopPLogitsWarper(float(request.top_p)))
+        generator = None
+        if request.seed is not None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int(request.seed) & SEED_MASK)
+        rows.append((LogitsProcessorList(warpers), generator))
+
+    class PerRowSampler(LogitsProcessor):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            if all(row is None for row in rows):
+                return scores
+            scores = scores.clone()
+            for index, row in enumerate(rows):
+                if row is None:
+                    continue
+                warpers, generator = row
+                warped = warpers(input_ids[index : index + 1], scores[index : index + 1])
+                probs = torch.softmax(warped[0].float(), dim=-1)
+                token = torch.multinomial(probs, num_samples=1, generator=generator)
+                scores[index] = -float("inf")
+                scores[index, token] = 0.0
+            return scores
+
+    return PerRowSampler()
+
+
+class TransformersTeacher:
+    """A causal LM run in-process with ``transformers``, prompted through its own chat template.
+
+    Requests are generated in batches of ``batch_size`` (:meth:`complete_batch`): prompts are sorted
+    by length inside the call so similar lengths share a batch, left-padded, and the results come
+    back in the input order. ``max_new_tokens`` is the largest ``max_tokens`` of the batch; each
+    answer is cut at its own request's ``max_tokens``.
+
+    Decoding follows the request only: temperature 0 is greedy; temperature > 0 samples with the
+    request's temperature and top-p. The model's ``generation_config.json`` sampling defaults
+    (top-k, repetition penalty, ...) are not applied; only its EOS token ids are kept. Each sampled
+    request draws from its own random generator seeded with ``request.seed`` (torch's global
+    generator when the seed is None), so a seeded answer does not depend on the batch it is in,
+    up to floating-point differences between padded batch shapes, which on GPU can occasionally
+    change a token.
+
+    Constrained decoding is not supported by this backend: ``request.choices`` and
+    ``request.json_schema`` are ignored (a warning is logged once), and the answer is parsed
+    strictly downstream like any free-text answer.
+    """
+
+    max_concurrency = 1  # one model per process; batching happens inside complete_batch
+
+    def __init__(self, settings: dict[str, Any], vocab_only: bool = False) -> None:
+        from transformers import AutoTokenizer
+
+        if not settings.get("model"):
+            raise SynthDistillError("teacher backend transformers: config key model is missing")
+        self.model_ref = str(settings["model"])
+        self.gguf_file = settings.get("gguf_file") or None
+        self.batch_size = int(settings.get("batch_size", 8))
+        if self.batch_size < 1:
+            raise SynthDistillError("teacher backend transformers: batch_size must be >= 1")
+        self.identity: dict[str, Any] = {
+            "backend": "transformers",
+            "model": self.model_ref,
+            "gguf_file": self.gguf_file,
+        }
+        path = resolve_model_ref(self.model_ref)
+        common: dict[str, Any] = {"trust_remote_code": settings.get("trust_remote_code", False) is True}
+        if self.gguf_file:
+            common["gguf_file"] = self.gguf_file
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **common)
+        self.tokenizer.padding_side = "left"
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise SynthDistillError(f"teacher backend transformers: {self.model_ref} has no chat template")
+        if self.tokenizer.pad_token_id is None:
+            if self.tokenizer.eos_token_id is None:
+                raise SynthDistillError(f"teacher backend transformers: {self.model_ref} has no pad or EOS token")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model: Any = None
+        self._lock = threading.Lock()
+        self._warned_constraints = False
+        if vocab_only:
+            return
+
+        import torch
+        from transformers import AutoModelForCausalLM, GenerationConfig
+
+        if settings.get("n_threads"):
+            torch.set_num_threads(int(settings["n_threads"]))
+        self.device, dtype = _device_and_dtype(settings.get("device"))
+        load: dict[str, Any] = {**common, "dtype": dtype}
+        use_safetensors = settings.get("use_safetensors")
+        if use_safetensors is None and not self.gguf_file and os.path.isdir(path):
+            use_safetensors = True if any(Path(path).glob("*.safetensors")) else None
+        if use_safetensors is not None and not self.gguf_file:
+            load["use_safetensors"] = bool(use_safetensors)
+        model = AutoModelForCausalLM.from_pretrained(path, **load)
+        self.model = model.to(self.device).eval()
+
+        self.eos_ids = _as_id_set(model.generation_config.eos_token_id) | _as_id_set(self.tokenizer.eos_token_id)
+        if not self.eos_ids:
+            raise SynthDistillError(f"teacher backend transformers: {self.model_ref} defines no EOS token")
+        # Only what the request says decides the answer: drop the checkpoint's sampling defaults.
+        self.model.generation_config = GenerationConfig(
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=model.generation_config.bos_token_id,
+        )
+
+    def __repr__(self) -> str:
+        return f"TransformersTeacher(model={self.model_ref!r}, gguf_file={self.gguf_file!r})"
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def complete(self, request: Request) -> Completion:
+        return self.complete_batch([request])[0]
+
+    def complete_batch(self, requests: list[Request]) -> list[Completion]:
+        """Generate every request, ``batch_size`` at a time; results in the order of ``requests``."""
+        if self.model is None:
+            raise SynthDistillError("teacher backend transformers: loaded for rendering only (vocab_only)")
+        if not requests:
+            return []
+        if not self._warned_constraints and any(r.choices or r.json_schema for r in requests):
+            self._warned_constraints = True
+            log.warning("teacher %s: constrained decoding is not supported by this backend; ignored", self.model_ref)
+        # The template already holds any BOS the model expects; adding special tokens would double it.
+        prompts = [self.tokenizer(self.render(r.messages), add_special_tokens=False)["input_ids"] for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
+        results: list[Completion | None] = [None] * len(requests)
+        with self._lock:
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                completions = self._generate([requests[i] for i in chunk], [prompts[i] for i in chunk])
+                for index, completion in zip(chunk, completions, strict=True):
+                    results[index] = completion
+        return results  # type: ignore[return-value]
+
+    def _generate(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):  # left padding: every prompt ends where generation starts
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        max_new = max(r.max_tokens for r in requests)
+        config = GenerationConfig(
+            do_sample=False,  # sampling, where asked for, happens per row in the logits processor
+            max_new_tokens=max_new,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                generation_config=config,
+                logits_processor=LogitsProcessorList([_per_row_sampler(requests, self.device)]),
+            )
+        generated = output[:, width:].tolist()
+        completions = []
+        for request, ids, tokens in zip(requests, prompts, generated, strict=True):
+            eos_at = next((k for k, token in enumerate(tokens) if token in self.eos_ids), None)
+            if eos_at is not None and eos_at < request.max_tokens:
+                length, finish = eos_at + 1, "stop"  # the EOS token counts as generated
+            else:
+                length, finish = min(len(tokens), request.max_tokens), "length"
+            completions.append(
+                Completion(
+                    text=self.tokenizer.decode(tokens[:length], skip_special_tokens=True),
+                    input_tokens=len(ids),
+                    output_tokens=length,
+                    extra={"finish_reason": finish},
+                )
+            )
+        return completions
