@@ -76,6 +76,7 @@ def report_entries():
             "metrics": (
                 f"results/evaluation/teachers/{t}/{p}.json" if EVALUATED else None
             ),
+            "price": config["teachers"][t].get("price", {}),
         }
         for t in TEACHERS
         for p in PROMPTS

@@ -23,7 +23,7 @@ def run(tmp_path_factory):
 
 
 def cache_rows(workdir) -> int:
-    path = workdir.parent / "cache" / "responses.sqlite"
+    path = workdir / "cache" / "responses.sqlite"
     with sqlite3.connect(path) as db:
         return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 

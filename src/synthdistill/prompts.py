@@ -6,8 +6,6 @@ from pathlib import Path
 
 from synthdistill.errors import SynthDistillError
 
-PROMPT_KINDS = ("label", "cot_json", "label_scores")
-
 
 def load_template(path: str | Path) -> str:
     """Read a template and check it has the ``{text}`` placeholder."""

@@ -93,6 +93,17 @@ def student_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scores with 3 decimals, missing values as a dash; strings (costs) stay as formatted."""
+    return frame.apply(
+        lambda column: (
+            column.map(lambda v: "–" if v is None or v != v else f"{v:.3f}")
+            if pd.api.types.is_float_dtype(column) or column.isna().all()
+            else column
+        )
+    )
+
+
 def build(
     summary_path: str, teachers: list[dict[str, Any]], students: list[dict[str, Any]], evaluated: bool
 ) -> tuple[str, str]:
@@ -100,8 +111,8 @@ def build(
     summary = _read_json(summary_path)
     teacher_frame, student_frame = teacher_table(teachers), student_table(students)
     data_lines = [
-        f"- items kept: {summary['rows_kept']} (dropped: {summary['rows_dropped']} "
-        f"{summary['dropped_by_reason'] or ''})",
+        f"- items kept: {summary['rows_kept']}, dropped: {summary['rows_dropped']}"
+        + "".join(f", {reason}: {count}" for reason, count in summary["dropped_by_reason"].items()),
         "- per split: " + ", ".join(f"{k} {v}" for k, v in summary["per_split"].items()),
     ]
     note = (
@@ -111,8 +122,8 @@ def build(
     )
     sections = [
         ("Data", "\n".join(data_lines)),
-        ("Teachers", teacher_frame.to_markdown(index=False, floatfmt=".3f")),
-        ("Students", student_frame.to_markdown(index=False, floatfmt=".3f")),
+        ("Teachers", _display(teacher_frame).to_markdown(index=False, disable_numparse=True)),
+        ("Students", _display(student_frame).to_markdown(index=False, disable_numparse=True)),
     ]
     markdown = "# synthdistill report\n\n" + note + "\n\n"
     markdown += "\n\n".join(f"## {title}\n\n{body}" for title, body in sections) + "\n"
@@ -123,8 +134,8 @@ def build(
         "<h1>synthdistill report</h1>",
         f"<p>{html.escape(note)}</p>",
         "<h2>Data</h2><ul>" + "".join(f"<li>{html.escape(line[2:])}</li>" for line in data_lines) + "</ul>",
-        "<h2>Teachers</h2>" + teacher_frame.to_html(index=False, float_format="%.3f", na_rep="–"),
-        "<h2>Students</h2>" + student_frame.to_html(index=False, float_format="%.3f", na_rep="–"),
+        "<h2>Teachers</h2>" + _display(teacher_frame).to_html(index=False),
+        "<h2>Students</h2>" + _display(student_frame).to_html(index=False),
         "</body></html>",
     ]
     return markdown, "\n".join(page)

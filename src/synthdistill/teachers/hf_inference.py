@@ -238,6 +238,11 @@ class HFInferenceTeacher:
         return kwargs
 
     def complete(self, request: Request) -> Completion:
+        if request.score_labels:
+            raise SynthDistillError(
+                "teacher backend hf_inference: label_scores prompts need every label's log-probability, which "
+                "chat completions do not return reliably; use a label or cot_json prompt with this backend"
+            )
         client = self._get_client()
         kwargs = self.request_kwargs(request)
         retrying = tenacity.Retrying(

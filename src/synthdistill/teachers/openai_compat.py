@@ -266,9 +266,9 @@ class OpenAICompatTeacher:
         if isinstance(exc, SynthDistillError):
             return exc
         description, status = self._describe(exc)
-        tries = f"after {attempts} attempts" if attempts > 1 else "not retried" if not _is_retryable(exc) else ""
+        tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}" if _is_retryable(exc) else "not retried"
         where = f"{self.model} at {self.base_url or 'the default OpenAI URL'}"
-        message = self._redact(f"{where}: {description}" + (f" ({tries})" if tries else ""))
+        message = self._redact(f"{where}: {description} ({tries})")
         return TeacherRequestError(message, status_code=status, attempts=attempts)
 
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:

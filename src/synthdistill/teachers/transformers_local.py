@@ -109,6 +109,10 @@ class TransformersTeacher:
     up to floating-point differences between padded batch shapes, which on GPU can occasionally
     change a token.
 
+    A request with ``score_labels`` (``label_scores`` prompts) is answered from one forward pass:
+    ``extra["label_logprobs"]`` holds each label's log-probability as the first answer token (summed
+    over its spellings' first tokens, as in the llama.cpp backend).
+
     Constrained decoding is not supported by this backend: ``request.choices`` and
     ``request.json_schema`` are ignored (a warning is logged once), and the answer is parsed
     strictly downstream like any free-text answer.
@@ -147,6 +151,7 @@ class TransformersTeacher:
         self.model: Any = None
         self._lock = threading.Lock()
         self._warned_constraints = False
+        self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
         if vocab_only:
             return
 
@@ -185,7 +190,10 @@ class TransformersTeacher:
         return self.complete_batch([request])[0]
 
     def complete_batch(self, requests: list[Request]) -> list[Completion]:
-        """Generate every request, ``batch_size`` at a time; results in the order of ``requests``."""
+        """Answer every request, ``batch_size`` at a time; results in the order of ``requests``.
+
+        Requests with ``score_labels`` are scored (one forward pass) in batches of their own.
+        """
         if self.model is None:
             raise SynthDistillError("teacher backend transformers: loaded for rendering only (vocab_only)")
         if not requests:
@@ -198,23 +206,73 @@ class TransformersTeacher:
         order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
         results: list[Completion | None] = [None] * len(requests)
         with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                completions = self._generate([requests[i] for i in chunk], [prompts[i] for i in chunk])
-                for index, completion in zip(chunk, completions, strict=True):
-                    results[index] = completion
+            for scoring in (True, False):
+                group = [i for i in order if bool(requests[i].score_labels) == scoring]
+                run = self._score if scoring else self._generate
+                for start in range(0, len(group), self.batch_size):
+                    chunk = group[start : start + self.batch_size]
+                    completions = run([requests[i] for i in chunk], [prompts[i] for i in chunk])
+                    for index, completion in zip(chunk, completions, strict=True):
+                        results[index] = completion
         return results  # type: ignore[return-value]
+
+    def _left_padded(self, prompts: list[list[int]]) -> tuple[Any, Any]:
+        """Input ids and attention mask, padded on the left: every prompt ends at the last column."""
+        import torch
+
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    def _label_token_ids(self, labels: list[str]) -> dict[str, list[int]]:
+        """First tokens of each label's spellings ("positive", "Positive", " positive", ...)."""
+        key = tuple(labels)
+        if key not in self._label_ids:
+            ids: dict[str, list[int]] = {}
+            for label in labels:
+                spellings = {label, label.capitalize(), label.upper(), f" {label}", f" {label.capitalize()}"}
+                encoded = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in spellings]
+                ids[label] = sorted({tokens[0] for tokens in encoded if tokens})
+            seen: dict[int, str] = {}
+            for label, tokens in ids.items():
+                for token in tokens:
+                    if token in seen:
+                        raise ValueError(f"labels {seen[token]!r} and {label!r} start with the same token; rename one")
+                    seen[token] = label
+            self._label_ids[key] = ids
+        return self._label_ids[key]
+
+    def _score(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
+        """Log-probabilities of each label as the first answer token, from one forward pass per batch."""
+        import torch
+
+        input_ids, attention_mask = self._left_padded(prompts)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+            logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
+        completions = []
+        for row, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
+            label_ids = self._label_token_ids(request.score_labels)
+            scores = {
+                label: float(torch.logsumexp(logprobs[row, tokens], dim=0)) for label, tokens in label_ids.items()
+            }
+            best = max(scores, key=scores.get)
+            completions.append(
+                Completion(text=best, input_tokens=len(ids), output_tokens=0, extra={"label_logprobs": scores})
+            )
+        return completions
 
     def _generate(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        width = max(len(ids) for ids in prompts)
-        input_ids = torch.full((len(prompts), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):  # left padding: every prompt ends where generation starts
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, width - len(ids) :] = 1
+        input_ids, attention_mask = self._left_padded(prompts)
+        width = input_ids.shape[1]
         max_new = max(r.max_tokens for r in requests)
         config = GenerationConfig(
             do_sample=False,  # sampling, where asked for, happens per row in the logits processor
@@ -224,8 +282,8 @@ class TransformersTeacher:
         )
         with torch.inference_mode():
             output = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attention_mask.to(self.device),
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 generation_config=config,
                 logits_processor=LogitsProcessorList([_per_row_sampler(requests, self.device)]),
             )

