@@ -88,6 +88,10 @@ def start_llama_server(
         "2",
         "--n_ctx",
         "2048",
+        # top_logprobs (label_scores prompts) need the logits of every position; the server's default,
+        # pinned because chat completions without it fail with an error instead.
+        "--logits_all",
+        "true",
     ]
     log_file = open(log_path, "wb") if log_path else subprocess.DEVNULL
     try:

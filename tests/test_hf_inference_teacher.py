@@ -126,6 +126,22 @@ def test_unconstrained_answers_are_parsed_strictly(server_url, tmp_path):
     assert frame["label"].dropna().isin(LABELS).all()
 
 
+def test_label_scores_match_the_openai_backend(server_url, tmp_path):
+    # huggingface_hub's ChatCompletionOutput carries logprobs in OpenAI's shape, so both backends share
+    # the mapping to labels and must agree on the same server.
+    settings = dict(kind="label_scores", labels=LABELS, generation=GENERATION, iteration=0)
+    frame = annotate(prompt_frame(), teacher_for(server_url), ResponseCache(tmp_path / "hf.sqlite"), **settings)
+    openai_teacher = make_teacher(
+        {"backend": "openai", "model": "smollm2", "base_url": f"{server_url}/v1", "api_key_env": None}
+    )
+    expected = annotate(prompt_frame(), openai_teacher, ResponseCache(tmp_path / "openai.sqlite"), **settings)
+    probs = [f"prob_{label}" for label in LABELS]
+    assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "error"]]
+    assert frame[probs].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    assert frame[probs].to_numpy() == pytest.approx(expected[probs].to_numpy(), abs=1e-6)
+    assert frame["label"].tolist() == expected["label"].tolist()
+
+
 def test_http_errors_fail_at_once_and_connection_errors_are_retried(server_url):
     request = Request(messages=[{"role": "user", "content": "hi"}], max_tokens=2, temperature=0.0, top_p=1.0, seed=0)
     with pytest.raises(TeacherRequestError, match="HTTP 404") as not_found:
@@ -190,10 +206,11 @@ def test_rendering_needs_no_token_but_the_router_does(monkeypatch):
     request = Request(messages=messages, max_tokens=2, temperature=0.0, top_p=1.0, seed=None)
     with pytest.raises(SynthDistillError, match="MY_HF_TOKEN"):
         teacher.complete(request)
-    with pytest.raises(SynthDistillError, match="label_scores"):
-        teacher.complete(
-            Request(messages=messages, max_tokens=1, temperature=0.0, top_p=1.0, seed=None, score_labels=LABELS)
-        )
+    # label_scores prompts are supported (see test_label_scores_match_the_openai_backend) and ask for the
+    # answer token's alternatives.
+    scores = Request(messages=messages, max_tokens=1, temperature=0.0, top_p=1.0, seed=None, score_labels=LABELS)
+    kwargs = teacher.request_kwargs(scores)
+    assert (kwargs["max_tokens"], kwargs["logprobs"], kwargs["top_logprobs"]) == (1, True, 20)
     with pytest.raises(SynthDistillError, match="exclude each other"):
         make_teacher(
             {"backend": "hf_inference", "model": "m", "base_url": "http://127.0.0.1:9", "provider": "together"}

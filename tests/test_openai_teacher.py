@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
@@ -19,14 +20,14 @@ import time
 import pandas as pd
 import pytest
 
-from synthdistill.annotate import annotate
+from synthdistill.annotate import annotate, build_request, label_probabilities
 from synthdistill.cache import ResponseCache
 from synthdistill.errors import SynthDistillError
 from synthdistill.parsing import ERROR, OK
 from synthdistill.prompts import load_template, messages_for
 from synthdistill.teachers import make_teacher
 from synthdistill.teachers.base import Request
-from synthdistill.teachers.openai_compat import TeacherRequestError
+from synthdistill.teachers.openai_compat import TeacherRequestError, label_logprobs
 
 from .conftest import LABELS, REPO
 from .servers import FaultPlan, FaultProxy, start_llama_server, stop_process
@@ -133,6 +134,30 @@ def test_request_arguments_follow_structured_output_and_send_seed():
         make_teacher(teacher_settings("http://127.0.0.1:9/v1", structured_output="grammar"))
 
 
+def test_label_scores_request_asks_for_one_token_and_its_alternatives():
+    scores = request(score_labels=LABELS, max_tokens=7, temperature=0.7)
+    kwargs = make_teacher(teacher_settings("http://127.0.0.1:9/v1")).request_kwargs(scores)
+    assert (kwargs["max_tokens"], kwargs["temperature"], kwargs["logprobs"], kwargs["top_logprobs"]) == (
+        1,
+        0.0,
+        True,
+        20,
+    )
+    assert "response_format" not in kwargs
+    five = make_teacher(teacher_settings("http://127.0.0.1:9/v1", top_logprobs=5))
+    assert five.request_kwargs(scores)["top_logprobs"] == 5 and five.identity["top_logprobs"] == 5
+    assert "logprobs" not in five.request_kwargs(request())
+
+
+def test_tokens_map_to_the_one_label_they_begin():
+    top = [("positive", -0.5), (" Positive", -2.0), ("POS", -3.0), ("neg", -2.5), ("Ne", -1.0), ("The", -4.0)]
+    scores, unseen = label_logprobs(top, LABELS)
+    assert scores["positive"] == pytest.approx(math.log(math.exp(-0.5) + math.exp(-2.0) + math.exp(-3.0)))
+    assert scores["negative"] == pytest.approx(-2.5)  # "Ne" begins negative and neutral: it counts for neither
+    # No token for neutral: half the smallest probability returned.
+    assert scores["neutral"] == pytest.approx(-4.0 - math.log(2)) and unseen == ["neutral"]
+
+
 # -- the real server ------------------------------------------------------------------------------
 
 
@@ -180,6 +205,45 @@ def test_llama_server_rejects_json_schema_response_format(proxy, tmp_path):
         run(frame, settings, cache, kind="cot_json", generation=generation, max_failure_share=0.1)
     assert "HTTP 500" in str(raised.value) and "json_object" in str(raised.value)
     assert proxy.stats()["upstream_status"] == {"500": 6} and len(cache) == 0
+
+
+def test_label_scores_from_the_server_agree_with_in_process_llama_cpp(llama_url, smollm2_teacher, tmp_path):
+    settings = teacher_settings(llama_url)
+    frame = prompt_frame(5, "label", settings)
+    start = time.monotonic()
+    out = run(frame, settings, ResponseCache(tmp_path / "cache.sqlite"), kind="label_scores")
+    assert time.monotonic() - start < 30
+    probs = out[[f"prob_{label}" for label in LABELS]].to_numpy()
+    assert (out["parse_status"] == OK).all(), out[["raw_output", "error"]]
+    assert probs.sum(axis=1) == pytest.approx(1.0)
+    assert out["label"].tolist() == [LABELS[i] for i in probs.argmax(axis=1)]
+    assert (out["output_tokens"] == 1).all()
+
+    # llama_cpp.server returns top_logprobs with its default logits_all=true and applies the GGUF's chat
+    # template as LlamaCppTeacher does (same prompt tokens; each alternative's logprob matches the
+    # in-process logits to 1e-4). The label totals still differ a little: in-process sums the first
+    # tokens of five spellings over the whole vocabulary, including "N" (NEGATIVE) and "Ne"/"NE" (Neutral,
+    # NEUTRAL), which the server mapping leaves out as prefixes of two labels, and the server sees only
+    # the top 20 alternatives. Those tokens are rare here, so the distributions agree loosely.
+    teacher = make_teacher(settings)
+    for messages, server_probs, input_tokens in zip(frame["messages"], probs, out["input_tokens"], strict=True):
+        scores_request = build_request(json.loads(messages), "label_scores", LABELS, LABEL_GEN, 0)
+        local = smollm2_teacher.complete(scores_request)
+        remote = teacher.complete(scores_request)
+        assert remote.text == max(remote.extra["label_logprobs"], key=remote.extra["label_logprobs"].get)
+        assert input_tokens == local.input_tokens
+        assert server_probs == pytest.approx(label_probabilities(local, LABELS, None), abs=0.05)
+        for label in LABELS:
+            assert remote.extra["label_logprobs"][label] == pytest.approx(
+                local.extra["label_logprobs"][label], abs=0.25
+            )
+
+
+def test_label_scores_need_a_server_that_returns_top_logprobs():
+    with FaultProxy("fake") as fake:  # the fake upstream answers without logprobs
+        teacher = make_teacher(teacher_settings(fake.base_url))
+        with pytest.raises(TeacherRequestError, match="does not expose the log-probabilities"):
+            teacher.complete(request(score_labels=LABELS, max_tokens=1))
 
 
 def test_plain_text_label_from_the_server(proxy, tmp_path):

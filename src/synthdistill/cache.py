@@ -43,6 +43,9 @@ class ResponseCache:
         self.path = path
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL skips the fsync per commit yet a committed row survives a killed
+        # process (only a power cut can lose the last commits), which is what resuming needs.
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(responses)")}
         if "extra" not in columns:  # caches written before label scores existed

@@ -4,10 +4,14 @@ Without ``base_url`` the request goes through the Hugging Face router to ``provi
 own choice); with ``base_url`` it goes straight to that URL: a dedicated Inference Endpoint, or any
 TGI or OpenAI-compatible server (``/v1/chat/completions`` is appended as needed).
 
-One retry policy (tenacity): exponential backoff with jitter on 429, 408/409, 5xx, timeouts and
-dropped connections, honouring ``Retry-After``. Every other failure (400, 401, 403, 404, 422, ...)
-fails at once. A request that still fails raises :class:`TeacherRequestError`, which the annotation
-engine records per item.
+One retry policy (:mod:`synthdistill.teachers.http_retry`, shared with the ``openai`` backend):
+exponential backoff with jitter on 429, 408/409, 5xx, timeouts and dropped connections, honouring
+``Retry-After``. Every other failure (400, 401, 403, 404, 422, ...) fails at once. A request that still
+fails raises :class:`TeacherRequestError`, which the annotation engine records per item.
+
+``label_scores`` prompts are answered from the first generated token's ``top_logprobs``, mapped to the
+labels as the ``openai`` backend does (:func:`synthdistill.teachers.openai_compat.label_logprobs`); the
+server or provider must return them.
 
 Settings (a teacher's config block); ``model`` or ``base_url`` is required:
 
@@ -29,99 +33,53 @@ Settings (a teacher's config block); ``model`` or ``base_url`` is required:
                        provider and to TGI's grammar for a ``base_url``), ``json_object``
                        (``{"type": "json_object", "schema": ...}`` sent as is, for llama-cpp-python's
                        server), or ``none``
+``top_logprobs``       alternatives per token a ``label_scores`` request asks for (default 20; TGI allows
+                       ``--max-top-n-tokens``, 5 unless raised)
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
-import random
 import threading
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import tenacity
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion, Request
+from synthdistill.teachers.http_retry import TeacherRequestError, is_retryable, redact, retrying, unquote
+from synthdistill.teachers.openai_compat import DEFAULT_TOP_LOGPROBS, label_scores_completion
 
 log = logging.getLogger(__name__)
 
 STRUCTURED_OUTPUT_MODES = ("response_format", "json_object", "none")
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 # huggingface_hub falls back to the login token whenever none is given; a placeholder stops that.
 NO_TOKEN = "not-needed"
 
 
-class TeacherRequestError(RuntimeError):
-    """A request that failed for good: non-retryable, or still failing after every retry."""
+def _status_code(exc: BaseException) -> int | None:
+    from huggingface_hub.errors import HfHubHTTPError
 
-    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.attempts = attempts
-
-
-def _status_code(exc: BaseException | None) -> int | None:
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
+    status = getattr(exc.response, "status_code", None) if isinstance(exc, HfHubHTTPError) else None
     return status if isinstance(status, int) else None
 
 
-def _retry_after_s(exc: BaseException | None) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if the error has them."""
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def _headers(exc: BaseException) -> Mapping[str, str] | None:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return getattr(exc.response, "headers", None) if isinstance(exc, HfHubHTTPError) else None
 
 
 def _is_retryable(exc: BaseException) -> bool:
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+    from huggingface_hub.errors import InferenceTimeoutError
 
-    if isinstance(exc, InferenceTimeoutError | httpx2.TransportError):  # timeouts, refused or dropped connections
-        return True
-    if isinstance(exc, HfHubHTTPError):
-        status = _status_code(exc)
-        return status is not None and (status in RETRYABLE_STATUS or status >= 500)
-    return False
-
-
-class _BackoffOrRetryAfter(tenacity.wait.wait_base):
-    """The server's ``Retry-After`` (capped, plus up to 10% jitter so throttled workers do not return
-    together); otherwise equal-jitter exponential backoff: half of ``initial * 2**n`` (capped at
-    ``maximum``) plus a random share of the other half."""
-
-    def __init__(self, initial: float, maximum: float, max_retry_after: float) -> None:
-        self.initial, self.maximum, self.max_retry_after = initial, maximum, max_retry_after
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = _retry_after_s(exc)
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after) * (1 + 0.1 * random.random())
-        ceiling = min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+    # huggingface_hub raises its own timeout error but lets httpx2's refused or dropped connections through.
+    no_response = isinstance(exc, InferenceTimeoutError | httpx2.TransportError)
+    return is_retryable(_status_code(exc), no_response)
 
 
 class HFInferenceTeacher:
@@ -150,14 +108,16 @@ class HFInferenceTeacher:
         self.max_retry_after_s = float(settings.get("max_retry_after_s", 300.0))
         self.send_seed = settings.get("send_seed", True) is not False
         self.structured_output = settings.get("structured_output") or "response_format"
+        self.top_logprobs = int(settings.get("top_logprobs", DEFAULT_TOP_LOGPROBS))
         if self.structured_output not in STRUCTURED_OUTPUT_MODES:
             raise SynthDistillError(
                 f"teacher backend hf_inference: structured_output {self.structured_output!r} is not one of "
                 f"{', '.join(STRUCTURED_OUTPUT_MODES)}"
             )
-        if self.max_retries < 0 or self.timeout_s <= 0 or self.max_concurrency < 1:
+        if self.max_retries < 0 or self.timeout_s <= 0 or self.max_concurrency < 1 or self.top_logprobs < 1:
             raise SynthDistillError(
-                "teacher backend hf_inference: max_retries must be >= 0, timeout_s > 0 and concurrency >= 1"
+                "teacher backend hf_inference: max_retries must be >= 0, timeout_s > 0, concurrency >= 1 and "
+                "top_logprobs >= 1"
             )
         self.identity: dict[str, Any] = {
             "backend": "hf_inference",
@@ -167,6 +127,8 @@ class HFInferenceTeacher:
         }
         if self.structured_output != "response_format":
             self.identity["structured_output"] = self.structured_output
+        if self.top_logprobs != DEFAULT_TOP_LOGPROBS:
+            self.identity["top_logprobs"] = self.top_logprobs
         self._client: Any = None
         self._secret: str | None = None
         self._lock = threading.Lock()
@@ -209,7 +171,7 @@ class HFInferenceTeacher:
             return self._client
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return redact(text, self._secret)
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The ``chat_completion`` arguments for one request."""
@@ -233,36 +195,38 @@ class HFInferenceTeacher:
             }
         elif schema is not None and self.structured_output == "json_object":
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        if request.score_labels:
+            # One greedy token: the labels' probabilities are read from its alternatives.
+            kwargs.update(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=self.top_logprobs)
         if self.send_seed and request.seed is not None:
             kwargs["seed"] = request.seed
         return kwargs
 
     def complete(self, request: Request) -> Completion:
-        if request.score_labels:
-            raise SynthDistillError(
-                "teacher backend hf_inference: label_scores prompts need every label's log-probability, which "
-                "chat completions do not return reliably; use a label or cot_json prompt with this backend"
-            )
         client = self._get_client()
         kwargs = self.request_kwargs(request)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_is_retryable),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=_BackoffOrRetryAfter(self.retry_initial_s, self.retry_max_wait_s, self.max_retry_after_s),
+        policy = retrying(
+            retryable=_is_retryable,
+            headers_of=_headers,
+            max_retries=self.max_retries,
+            initial_s=self.retry_initial_s,
+            max_wait_s=self.retry_max_wait_s,
+            max_retry_after_s=self.max_retry_after_s,
             before_sleep=self._log_retry,
-            reraise=True,
         )
         try:
-            response = retrying(client.chat_completion, **kwargs)
+            response = policy(client.chat_completion, **kwargs)
         except Exception as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
+            attempts = policy.statistics.get("attempt_number", 1)
             raise self._failure(exc, attempts) from None
         if not getattr(response, "choices", None):
             raise TeacherRequestError(self._redact(f"{self._where()}: no choices in the response: {response!r:.200}"))
+        if request.score_labels:
+            return label_scores_completion(response, request.score_labels, self._where())
         message = response.choices[0].message
         text = (message.content if message is not None else None) or ""
         if request.choices and not request.json_schema and self.structured_output != "none":
-            text = _unquote(text)
+            text = unquote(text)
         usage = getattr(response, "usage", None)
         return Completion(
             text=text,
@@ -310,11 +274,3 @@ class HFInferenceTeacher:
             self._redact(description[:200]),
             wait,
         )
-
-
-def _unquote(text: str) -> str:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return value if isinstance(value, str) else text

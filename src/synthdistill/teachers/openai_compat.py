@@ -1,9 +1,13 @@
 """Any OpenAI-compatible chat-completions server: OpenAI, vLLM, TGI, Ollama, llama.cpp server, HF router.
 
-One retry policy (tenacity; the openai client's own retries are switched off): exponential backoff
-with jitter on 429, 408/409, 5xx, timeouts and dropped connections, honouring ``Retry-After``. Every
-other failure (400, 401, 404, 422, a body that is not valid JSON) fails at once. A request that
-still fails raises :class:`TeacherRequestError`, which the annotation engine records per item.
+One retry policy (:mod:`synthdistill.teachers.http_retry`; the openai client's own retries are switched
+off): exponential backoff with jitter on 429, 408/409, 5xx, timeouts and dropped connections, honouring
+``Retry-After``. Every other failure (400, 401, 404, 422, a body that is not valid JSON) fails at once.
+A request that still fails raises :class:`TeacherRequestError`, which the annotation engine records per
+item.
+
+``label_scores`` prompts are answered from the first generated token's ``top_logprobs`` (see
+:func:`label_logprobs`), so the server must return them (OpenAI, vLLM and llama-cpp-python's server do).
 
 Settings (a teacher's config block), all optional except ``model``:
 
@@ -19,96 +23,54 @@ Settings (a teacher's config block), all optional except ``model``:
 ``structured_output``  how constrained decoding is requested: ``response_format`` (default; OpenAI,
                        vLLM, SGLang: ``{"type": "json_schema", ...}``), ``json_object`` (llama-cpp-python's
                        server and others that take ``{"type": "json_object", "schema": ...}``), or ``none``
+``top_logprobs``       alternatives per token a ``label_scores`` request asks for (default 20, OpenAI's
+                       maximum; vLLM's default ``--max-logprobs`` is 20 too)
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
+import math
 import os
-import random
 import threading
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import tenacity
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion, Request
+from synthdistill.teachers.http_retry import TeacherRequestError, is_retryable, redact, retrying, unquote
 
 log = logging.getLogger(__name__)
 
 STRUCTURED_OUTPUT_MODES = ("response_format", "json_object", "none")
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 DUMMY_KEY = "not-needed"
-
-
-class TeacherRequestError(RuntimeError):
-    """A request that failed for good: non-retryable, or still failing after every retry."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.attempts = attempts
+DEFAULT_TOP_LOGPROBS = 20
 
 
 class _InvalidResponse(Exception):
     """A 200 whose body is not a chat completion (malformed JSON, no choices); not retried."""
 
 
-class _BackoffOrRetryAfter(tenacity.wait.wait_base):
-    """Wait what the server's ``Retry-After`` asks for (plus up to 10% jitter so workers that were
-    throttled together do not return together); otherwise exponential backoff with equal jitter:
-    half of ``initial * 2**n`` (capped at ``maximum``) plus a random share of the other half."""
+def _status_code(exc: BaseException) -> int | None:
+    import openai
 
-    def __init__(self, initial: float, maximum: float, max_retry_after: float) -> None:
-        self.initial, self.maximum, self.max_retry_after = initial, maximum, max_retry_after
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = _retry_after_s(exc)
-        if retry_after is not None:
-            retry_after = min(retry_after, self.max_retry_after)
-            return retry_after * (1 + 0.1 * random.random())
-        ceiling = min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
 
 
-def _retry_after_s(exc: BaseException | None) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if present."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def _headers(exc: BaseException) -> Mapping[str, str] | None:
+    import openai
+
+    return exc.response.headers if isinstance(exc, openai.APIStatusError) else None
 
 
 def _is_retryable(exc: BaseException) -> bool:
     import openai
 
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError and dropped connections
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500
-    return False
+    # APIConnectionError includes APITimeoutError and dropped connections.
+    return is_retryable(_status_code(exc), isinstance(exc, openai.APIConnectionError))
 
 
 class OpenAICompatTeacher:
@@ -131,19 +93,24 @@ class OpenAICompatTeacher:
         self.max_retry_after_s = float(settings.get("max_retry_after_s", 300.0))
         self.send_seed = settings.get("send_seed", True) is not False
         self.structured_output = settings.get("structured_output") or "response_format"
+        self.top_logprobs = int(settings.get("top_logprobs", DEFAULT_TOP_LOGPROBS))
         if self.structured_output not in STRUCTURED_OUTPUT_MODES:
             raise SynthDistillError(
                 f"teacher backend openai: structured_output {self.structured_output!r} is not one of "
                 f"{', '.join(STRUCTURED_OUTPUT_MODES)}"
             )
-        if self.max_retries < 0 or self.timeout_s <= 0 or self.max_concurrency < 1:
+        if self.max_retries < 0 or self.timeout_s <= 0 or self.max_concurrency < 1 or self.top_logprobs < 1:
             raise SynthDistillError(
-                "teacher backend openai: max_retries must be >= 0, timeout_s > 0 and concurrency >= 1"
+                "teacher backend openai: max_retries must be >= 0, timeout_s > 0, concurrency >= 1 and "
+                "top_logprobs >= 1"
             )
         self.identity: dict[str, Any] = {"backend": "openai", "base_url": self.base_url, "model": self.model}
         if self.structured_output != "response_format":
             # Answers differ with the decoding mode; the default leaves existing cache keys unchanged.
             self.identity["structured_output"] = self.structured_output
+        if self.top_logprobs != DEFAULT_TOP_LOGPROBS:
+            # More alternatives change label_scores answers; the default leaves existing cache keys unchanged.
+            self.identity["top_logprobs"] = self.top_logprobs
         self._client: Any = None
         self._secret: str | None = None
         self._lock = threading.Lock()
@@ -179,7 +146,10 @@ class OpenAICompatTeacher:
             return self._client
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return redact(text, self._secret)
+
+    def _where(self) -> str:
+        return f"{self.model} at {self.base_url or 'the default OpenAI URL'}"
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The chat-completions arguments for one request (model and messages included)."""
@@ -203,6 +173,9 @@ class OpenAICompatTeacher:
             }
         elif schema is not None and self.structured_output == "json_object":
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        if request.score_labels:
+            # One greedy token: the labels' probabilities are read from its alternatives.
+            kwargs.update(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=self.top_logprobs)
         if self.send_seed and request.seed is not None:
             kwargs["seed"] = request.seed
         return kwargs
@@ -221,22 +194,26 @@ class OpenAICompatTeacher:
     def complete(self, request: Request) -> Completion:
         client = self._get_client()
         kwargs = self.request_kwargs(request)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_is_retryable),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=_BackoffOrRetryAfter(self.retry_initial_s, self.retry_max_wait_s, self.max_retry_after_s),
+        policy = retrying(
+            retryable=_is_retryable,
+            headers_of=_headers,
+            max_retries=self.max_retries,
+            initial_s=self.retry_initial_s,
+            max_wait_s=self.retry_max_wait_s,
+            max_retry_after_s=self.max_retry_after_s,
             before_sleep=self._log_retry,
-            reraise=True,
         )
         try:
-            response = retrying(self._create_once, client, kwargs)
+            response = policy(self._create_once, client, kwargs)
         except Exception as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
+            attempts = policy.statistics.get("attempt_number", 1)
             raise self._failure(exc, attempts) from None
+        if request.score_labels:
+            return label_scores_completion(response, request.score_labels, self._where())
         message = response.choices[0].message
         text = (message.content if message is not None else None) or ""
         if request.choices and not request.json_schema:
-            text = _unquote(text)
+            text = unquote(text)
         usage = response.usage
         return Completion(
             text=text,
@@ -267,8 +244,7 @@ class OpenAICompatTeacher:
             return exc
         description, status = self._describe(exc)
         tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}" if _is_retryable(exc) else "not retried"
-        where = f"{self.model} at {self.base_url or 'the default OpenAI URL'}"
-        message = self._redact(f"{where}: {description} ({tries})")
+        message = self._redact(f"{self._where()}: {description} ({tries})")
         return TeacherRequestError(message, status_code=status, attempts=attempts)
 
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
@@ -285,9 +261,55 @@ class OpenAICompatTeacher:
         )
 
 
-def _unquote(text: str) -> str:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return value if isinstance(value, str) else text
+def label_logprobs(top_logprobs: list[tuple[str, float]], labels: list[str]) -> tuple[dict[str, float], list[str]]:
+    """Each label's log-probability as the first answer token, from that token's ``(token, logprob)``
+    alternatives; also the labels none of the alternatives stands for.
+
+    A token counts for a label when, stripped of whitespace and lower-cased, it is a non-empty prefix of
+    exactly one lower-cased label: "positive", " Positive" and "pos" count for ``positive``, while "ne"
+    (``negative`` or ``neutral``) counts for none. A label's tokens are summed as probabilities.
+
+    Servers return only the most likely alternatives. A label with no token among them gets
+    ``log(p_min / 2)``, p_min being the smallest probability returned: every token left out is at most
+    p_min likely, so p_min is an upper bound for each of them and half of it an estimate below that
+    bound (not of the label's total, which may be spread over several unseen tokens). Such labels are
+    returned as unseen, so that an answer resting on the estimate can be told apart.
+    """
+    lowered = [label.lower() for label in labels]
+    matched: dict[str, list[float]] = {label: [] for label in labels}
+    for token, logprob in top_logprobs:
+        prefix = token.strip().lower()
+        if not prefix:
+            continue
+        candidates = [label for label, low in zip(labels, lowered, strict=True) if low.startswith(prefix)]
+        if len(candidates) == 1:
+            matched[candidates[0]].append(logprob)
+    unseen_logprob = min(logprob for _, logprob in top_logprobs) - math.log(2)
+    scores = {label: _logsumexp(values) if values else unseen_logprob for label, values in matched.items()}
+    return scores, [label for label in labels if not matched[label]]
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(value - top) for value in values))
+
+
+def label_scores_completion(response: Any, labels: list[str], where: str) -> Completion:
+    """The answer to a ``label_scores`` request from a chat completion that was asked for ``logprobs``
+    and ``top_logprobs``. Reads OpenAI's response shape, which ``huggingface_hub``'s
+    ``ChatCompletionOutput`` mirrors, so both HTTP backends use it."""
+    content = getattr(getattr(response.choices[0], "logprobs", None), "content", None)
+    alternatives = getattr(content[0], "top_logprobs", None) if content else None
+    if not alternatives:
+        raise TeacherRequestError(
+            f"{where}: the server returned no top_logprobs for the answer token, so it does not expose the "
+            "log-probabilities label_scores prompts need; use a label or cot_json prompt with this teacher"
+        )
+    scores, unseen = label_logprobs([(item.token, item.logprob) for item in alternatives], labels)
+    usage = getattr(response, "usage", None)
+    return Completion(
+        text=max(scores, key=scores.get),
+        input_tokens=getattr(usage, "prompt_tokens", None) if usage else None,
+        output_tokens=getattr(usage, "completion_tokens", None) if usage else None,
+        extra={"label_logprobs": scores, "unseen_labels": unseen},
+    )
