@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -51,3 +52,22 @@ class Teacher(Protocol):
         Backends that generate in batches also offer ``complete_batch(requests)`` and
         ``batch_size``; the engine then sends them batches instead of single requests.
         """
+
+
+def label_first_tokens(labels: list[str], tokenize: Callable[[str], list[int]]) -> dict[str, list[int]]:
+    """First token ids of each label's spellings ("positive", "Positive", " positive", ...).
+
+    A label's score sums over these tokens; two labels that share a first token could not be told
+    apart from one forward pass, so that is an error.
+    """
+    ids: dict[str, list[int]] = {}
+    for label in labels:
+        spellings = {label, label.capitalize(), label.upper(), f" {label}", f" {label.capitalize()}"}
+        ids[label] = sorted({tokens[0] for tokens in map(tokenize, spellings) if tokens})
+    seen: dict[int, str] = {}
+    for label, tokens in ids.items():
+        for token in tokens:
+            if token in seen:
+                raise ValueError(f"labels {seen[token]!r} and {label!r} start with the same token; rename one")
+            seen[token] = label
+    return ids

@@ -51,7 +51,7 @@ import tenacity
 from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion, Request
 from synthdistill.teachers.http_retry import TeacherRequestError, is_retryable, redact, retrying, unquote
-from synthdistill.teachers.openai_compat import DEFAULT_TOP_LOGPROBS, label_scores_completion
+from synthdistill.teachers.openai_compat import DEFAULT_TOP_LOGPROBS, chat_completion_kwargs, label_scores_completion
 
 log = logging.getLogger(__name__)
 
@@ -175,32 +175,7 @@ class HFInferenceTeacher:
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The ``chat_completion`` arguments for one request."""
-        kwargs: dict[str, Any] = {
-            "messages": request.messages,
-            "model": self.model,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-        }
-        schema: dict[str, Any] | None = None
-        if request.json_schema:
-            schema = request.json_schema
-        elif request.choices:
-            # An enum inside a JSON schema is the portable way to force one of a closed set.
-            schema = {"type": "string", "enum": list(request.choices)}
-        if schema is not None and self.structured_output == "response_format":
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema, "strict": True},
-            }
-        elif schema is not None and self.structured_output == "json_object":
-            kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        if request.score_labels:
-            # One greedy token: the labels' probabilities are read from its alternatives.
-            kwargs.update(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=self.top_logprobs)
-        if self.send_seed and request.seed is not None:
-            kwargs["seed"] = request.seed
-        return kwargs
+        return chat_completion_kwargs(request, self.model, self.structured_output, self.top_logprobs, self.send_seed)
 
     def complete(self, request: Request) -> Completion:
         client = self._get_client()

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from synthdistill.paths import resolve_model_ref
-from synthdistill.teachers.base import Completion, Request
+from synthdistill.teachers.base import Completion, Request, label_first_tokens
 
 
 def _choice_grammar(choices: list[str]) -> str:
@@ -72,18 +72,7 @@ class LlamaCppTeacher:
         return self._grammars[source]
 
     def _label_token_ids(self, labels: list[str]) -> dict[str, list[int]]:
-        """First tokens of each label's spellings ("positive", "Positive", " positive", ...)."""
-        ids: dict[str, list[int]] = {}
-        for label in labels:
-            spellings = {label, label.capitalize(), label.upper(), f" {label}", f" {label.capitalize()}"}
-            ids[label] = sorted({self.llm.tokenize(s.encode(), add_bos=False, special=False)[0] for s in spellings})
-        seen: dict[int, str] = {}
-        for label, tokens in ids.items():
-            for token in tokens:
-                if token in seen:
-                    raise ValueError(f"labels {seen[token]!r} and {label!r} start with the same token; rename one")
-                seen[token] = label
-        return ids
+        return label_first_tokens(labels, lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
     def score_labels(self, request: Request) -> Completion:
         """Log-probabilities of each label as the first answer token, from one forward pass."""

@@ -73,6 +73,38 @@ def _is_retryable(exc: BaseException) -> bool:
     return is_retryable(_status_code(exc), isinstance(exc, openai.APIConnectionError))
 
 
+def chat_completion_kwargs(
+    request: Request, model: str, structured_output: str, top_logprobs: int, send_seed: bool
+) -> dict[str, Any]:
+    """OpenAI-style chat-completion arguments; huggingface_hub's chat_completion takes the same."""
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": request.messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+    }
+    schema: dict[str, Any] | None = None
+    if request.json_schema:
+        schema = request.json_schema
+    elif request.choices:
+        # An enum inside a JSON schema is the portable way to force one of a closed set.
+        schema = {"type": "string", "enum": list(request.choices)}
+    if schema is not None and structured_output == "response_format":
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": schema, "strict": True},
+        }
+    elif schema is not None and structured_output == "json_object":
+        kwargs["response_format"] = {"type": "json_object", "schema": schema}
+    if request.score_labels:
+        # One greedy token: the labels' probabilities are read from its alternatives.
+        kwargs.update(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=top_logprobs)
+    if send_seed and request.seed is not None:
+        kwargs["seed"] = request.seed
+    return kwargs
+
+
 class OpenAICompatTeacher:
     """Chat completions over HTTP. The API key is read from the environment variable named in
     config (``api_key_env``), never from config itself, so it cannot leak into params or logs.
@@ -153,32 +185,7 @@ class OpenAICompatTeacher:
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The chat-completions arguments for one request (model and messages included)."""
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-        }
-        schema: dict[str, Any] | None = None
-        if request.json_schema:
-            schema = request.json_schema
-        elif request.choices:
-            # An enum inside a JSON schema is the portable way to force one of a closed set.
-            schema = {"type": "string", "enum": list(request.choices)}
-        if schema is not None and self.structured_output == "response_format":
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema, "strict": True},
-            }
-        elif schema is not None and self.structured_output == "json_object":
-            kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        if request.score_labels:
-            # One greedy token: the labels' probabilities are read from its alternatives.
-            kwargs.update(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=self.top_logprobs)
-        if self.send_seed and request.seed is not None:
-            kwargs["seed"] = request.seed
-        return kwargs
+        return chat_completion_kwargs(request, self.model, self.structured_output, self.top_logprobs, self.send_seed)
 
     def _create_once(self, client: Any, kwargs: dict[str, Any]) -> Any:
         try:

@@ -24,7 +24,7 @@ from typing import Any
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
-from synthdistill.teachers.base import Completion, Request
+from synthdistill.teachers.base import Completion, Request, label_first_tokens
 
 log = logging.getLogger(__name__)
 
@@ -229,21 +229,10 @@ class TransformersTeacher:
         return input_ids.to(self.device), attention_mask.to(self.device)
 
     def _label_token_ids(self, labels: list[str]) -> dict[str, list[int]]:
-        """First tokens of each label's spellings ("positive", "Positive", " positive", ...)."""
         key = tuple(labels)
         if key not in self._label_ids:
-            ids: dict[str, list[int]] = {}
-            for label in labels:
-                spellings = {label, label.capitalize(), label.upper(), f" {label}", f" {label.capitalize()}"}
-                encoded = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in spellings]
-                ids[label] = sorted({tokens[0] for tokens in encoded if tokens})
-            seen: dict[int, str] = {}
-            for label, tokens in ids.items():
-                for token in tokens:
-                    if token in seen:
-                        raise ValueError(f"labels {seen[token]!r} and {label!r} start with the same token; rename one")
-                    seen[token] = label
-            self._label_ids[key] = ids
+            tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+            self._label_ids[key] = label_first_tokens(labels, tokenize)
         return self._label_ids[key]
 
     def _score(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
