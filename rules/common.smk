@@ -10,6 +10,7 @@ os.environ.update(
 )
 
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
+from synthdistill.student_files import EXPERT
 
 RUN = check_config(config)
 TEACHERS = RUN["teachers"]
@@ -17,7 +18,6 @@ PROMPTS = RUN["prompts"]
 STUDENTS = RUN["students"]
 ITERATIONS = list(range(RUN["iterations"]))
 EVALUATED = RUN["has_expert_labels"]
-EXPERT = "expert"
 GOLD = "gold"
 
 

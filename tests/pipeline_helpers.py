@@ -71,7 +71,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         text=True,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+        # The failing job's own log says why; Snakemake's output only says that it failed.
+        logs = sorted((workdir / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)[-2:]
+        job_logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs)
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}\n{job_logs}"
+        )
     return result
 
 

@@ -50,12 +50,12 @@ import tenacity
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion, Request
+from synthdistill.teachers.chat_api import ChatApiSettings
 from synthdistill.teachers.http_retry import TeacherRequestError, is_retryable, redact, retrying, unquote
-from synthdistill.teachers.openai_compat import DEFAULT_TOP_LOGPROBS, chat_completion_kwargs, label_scores_completion
+from synthdistill.teachers.openai_compat import label_scores_completion
 
 log = logging.getLogger(__name__)
 
-STRUCTURED_OUTPUT_MODES = ("response_format", "json_object", "none")
 # huggingface_hub falls back to the login token whenever none is given; a placeholder stops that.
 NO_TOKEN = "not-needed"
 
@@ -100,35 +100,15 @@ class HFInferenceTeacher:
         self.token_env = settings["token_env"] if "token_env" in settings else "HF_TOKEN"
         if self.token_env is None and not self.base_url:
             raise SynthDistillError("teacher backend hf_inference: token_env: null (no token) needs a base_url")
-        self.max_concurrency = int(settings.get("concurrency", 8))
-        self.timeout_s = float(settings.get("timeout_s", 60.0))
-        self.max_retries = int(settings.get("max_retries", 6))
-        self.retry_initial_s = float(settings.get("retry_initial_s", 1.0))
-        self.retry_max_wait_s = float(settings.get("retry_max_wait_s", 60.0))
-        self.max_retry_after_s = float(settings.get("max_retry_after_s", 300.0))
-        self.send_seed = settings.get("send_seed", True) is not False
-        self.structured_output = settings.get("structured_output") or "response_format"
-        self.top_logprobs = int(settings.get("top_logprobs", DEFAULT_TOP_LOGPROBS))
-        if self.structured_output not in STRUCTURED_OUTPUT_MODES:
-            raise SynthDistillError(
-                f"teacher backend hf_inference: structured_output {self.structured_output!r} is not one of "
-                f"{', '.join(STRUCTURED_OUTPUT_MODES)}"
-            )
-        if self.max_retries < 0 or self.timeout_s <= 0 or self.max_concurrency < 1 or self.top_logprobs < 1:
-            raise SynthDistillError(
-                "teacher backend hf_inference: max_retries must be >= 0, timeout_s > 0, concurrency >= 1 and "
-                "top_logprobs >= 1"
-            )
+        self.api = ChatApiSettings.parse(settings, "hf_inference")
+        self.max_concurrency = self.api.concurrency
         self.identity: dict[str, Any] = {
             "backend": "hf_inference",
             "model": self.model,
             "base_url": self.base_url,
             "provider": self.provider,
+            **self.api.identity_extras(),
         }
-        if self.structured_output != "response_format":
-            self.identity["structured_output"] = self.structured_output
-        if self.top_logprobs != DEFAULT_TOP_LOGPROBS:
-            self.identity["top_logprobs"] = self.top_logprobs
         self._client: Any = None
         self._secret: str | None = None
         self._lock = threading.Lock()
@@ -166,7 +146,7 @@ class HFInferenceTeacher:
                 token = self._token()
                 self._secret = token if token and token != NO_TOKEN else None
                 self._client = InferenceClient(
-                    base_url=self.base_url, provider=self.provider, token=token, timeout=self.timeout_s
+                    base_url=self.base_url, provider=self.provider, token=token, timeout=self.api.timeout_s
                 )
             return self._client
 
@@ -175,7 +155,7 @@ class HFInferenceTeacher:
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The ``chat_completion`` arguments for one request."""
-        return chat_completion_kwargs(request, self.model, self.structured_output, self.top_logprobs, self.send_seed)
+        return self.api.chat_kwargs(request, self.model)
 
     def complete(self, request: Request) -> Completion:
         client = self._get_client()
@@ -183,10 +163,10 @@ class HFInferenceTeacher:
         policy = retrying(
             retryable=_is_retryable,
             headers_of=_headers,
-            max_retries=self.max_retries,
-            initial_s=self.retry_initial_s,
-            max_wait_s=self.retry_max_wait_s,
-            max_retry_after_s=self.max_retry_after_s,
+            max_retries=self.api.max_retries,
+            initial_s=self.api.retry_initial_s,
+            max_wait_s=self.api.retry_max_wait_s,
+            max_retry_after_s=self.api.max_retry_after_s,
             before_sleep=self._log_retry,
         )
         try:
@@ -200,7 +180,7 @@ class HFInferenceTeacher:
             return label_scores_completion(response, request.score_labels, self._where())
         message = response.choices[0].message
         text = (message.content if message is not None else None) or ""
-        if request.choices and not request.json_schema and self.structured_output != "none":
+        if request.choices and not request.json_schema and self.api.structured_output != "none":
             text = unquote(text)
         usage = getattr(response, "usage", None)
         return Completion(
@@ -219,7 +199,7 @@ class HFInferenceTeacher:
         from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
         if isinstance(exc, InferenceTimeoutError | httpx2.TimeoutException):
-            return f"no response within timeout_s={self.timeout_s:g} s", None
+            return f"no response within timeout_s={self.api.timeout_s:g} s", None
         if isinstance(exc, httpx2.TransportError):
             return f"connection failed ({type(exc).__name__}: {exc})", None
         if isinstance(exc, HfHubHTTPError):
@@ -245,7 +225,7 @@ class HFInferenceTeacher:
             "teacher %s: attempt %d/%d failed (%s); retrying in %.2f s",
             self.model or self.base_url,
             retry_state.attempt_number,
-            self.max_retries + 1,
+            self.api.max_retries + 1,
             self._redact(description[:200]),
             wait,
         )

@@ -41,13 +41,12 @@ import tenacity
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion, Request
+from synthdistill.teachers.chat_api import ChatApiSettings
 from synthdistill.teachers.http_retry import TeacherRequestError, is_retryable, redact, retrying, unquote
 
 log = logging.getLogger(__name__)
 
-STRUCTURED_OUTPUT_MODES = ("response_format", "json_object", "none")
 DUMMY_KEY = "not-needed"
-DEFAULT_TOP_LOGPROBS = 20
 
 
 class _InvalidResponse(Exception):
@@ -73,38 +72,6 @@ def _is_retryable(exc: BaseException) -> bool:
     return is_retryable(_status_code(exc), isinstance(exc, openai.APIConnectionError))
 
 
-def chat_completion_kwargs(
-    request: Request, model: str, structured_output: str, top_logprobs: int, send_seed: bool
-) -> dict[str, Any]:
-    """OpenAI-style chat-completion arguments; huggingface_hub's chat_completion takes the same."""
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "messages": request.messages,
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-    }
-    schema: dict[str, Any] | None = None
-    if request.json_schema:
-        schema = request.json_schema
-    elif request.choices:
-        # An enum inside a JSON schema is the portable way to force one of a closed set.
-        schema = {"type": "string", "enum": list(request.choices)}
-    if schema is not None and structured_output == "response_format":
-        kwargs["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "answer", "schema": schema, "strict": True},
-        }
-    elif schema is not None and structured_output == "json_object":
-        kwargs["response_format"] = {"type": "json_object", "schema": schema}
-    if request.score_labels:
-        # One greedy token: the labels' probabilities are read from its alternatives.
-        kwargs.update(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=top_logprobs)
-    if send_seed and request.seed is not None:
-        kwargs["seed"] = request.seed
-    return kwargs
-
-
 class OpenAICompatTeacher:
     """Chat completions over HTTP. The API key is read from the environment variable named in
     config (``api_key_env``), never from config itself, so it cannot leak into params or logs.
@@ -117,32 +84,14 @@ class OpenAICompatTeacher:
         self.model = str(settings["model"])
         self.base_url = settings.get("base_url")
         self.key_env = settings.get("api_key_env")
-        self.max_concurrency = int(settings.get("concurrency", 8))
-        self.timeout_s = float(settings.get("timeout_s", 60.0))
-        self.max_retries = int(settings.get("max_retries", 6))
-        self.retry_initial_s = float(settings.get("retry_initial_s", 1.0))
-        self.retry_max_wait_s = float(settings.get("retry_max_wait_s", 60.0))
-        self.max_retry_after_s = float(settings.get("max_retry_after_s", 300.0))
-        self.send_seed = settings.get("send_seed", True) is not False
-        self.structured_output = settings.get("structured_output") or "response_format"
-        self.top_logprobs = int(settings.get("top_logprobs", DEFAULT_TOP_LOGPROBS))
-        if self.structured_output not in STRUCTURED_OUTPUT_MODES:
-            raise SynthDistillError(
-                f"teacher backend openai: structured_output {self.structured_output!r} is not one of "
-                f"{', '.join(STRUCTURED_OUTPUT_MODES)}"
-            )
-        if self.max_retries < 0 or self.timeout_s <= 0 or self.max_concurrency < 1 or self.top_logprobs < 1:
-            raise SynthDistillError(
-                "teacher backend openai: max_retries must be >= 0, timeout_s > 0, concurrency >= 1 and "
-                "top_logprobs >= 1"
-            )
-        self.identity: dict[str, Any] = {"backend": "openai", "base_url": self.base_url, "model": self.model}
-        if self.structured_output != "response_format":
-            # Answers differ with the decoding mode; the default leaves existing cache keys unchanged.
-            self.identity["structured_output"] = self.structured_output
-        if self.top_logprobs != DEFAULT_TOP_LOGPROBS:
-            # More alternatives change label_scores answers; the default leaves existing cache keys unchanged.
-            self.identity["top_logprobs"] = self.top_logprobs
+        self.api = ChatApiSettings.parse(settings, "openai")
+        self.max_concurrency = self.api.concurrency
+        self.identity: dict[str, Any] = {
+            "backend": "openai",
+            "base_url": self.base_url,
+            "model": self.model,
+            **self.api.identity_extras(),
+        }
         self._client: Any = None
         self._secret: str | None = None
         self._lock = threading.Lock()
@@ -172,7 +121,7 @@ class OpenAICompatTeacher:
                 self._client = openai.OpenAI(
                     base_url=self.base_url,
                     api_key=api_key,
-                    timeout=self.timeout_s,
+                    timeout=self.api.timeout_s,
                     max_retries=0,  # one retry policy: ours
                 )
             return self._client
@@ -185,7 +134,7 @@ class OpenAICompatTeacher:
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The chat-completions arguments for one request (model and messages included)."""
-        return chat_completion_kwargs(request, self.model, self.structured_output, self.top_logprobs, self.send_seed)
+        return self.api.chat_kwargs(request, self.model)
 
     def _create_once(self, client: Any, kwargs: dict[str, Any]) -> Any:
         try:
@@ -204,10 +153,10 @@ class OpenAICompatTeacher:
         policy = retrying(
             retryable=_is_retryable,
             headers_of=_headers,
-            max_retries=self.max_retries,
-            initial_s=self.retry_initial_s,
-            max_wait_s=self.retry_max_wait_s,
-            max_retry_after_s=self.max_retry_after_s,
+            max_retries=self.api.max_retries,
+            initial_s=self.api.retry_initial_s,
+            max_wait_s=self.api.retry_max_wait_s,
+            max_retry_after_s=self.api.max_retry_after_s,
             before_sleep=self._log_retry,
         )
         try:
@@ -232,7 +181,7 @@ class OpenAICompatTeacher:
         import openai
 
         if isinstance(exc, openai.APITimeoutError):
-            return f"no response within timeout_s={self.timeout_s:g} s", None
+            return f"no response within timeout_s={self.api.timeout_s:g} s", None
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
@@ -262,7 +211,7 @@ class OpenAICompatTeacher:
             "teacher %s: attempt %d/%d failed (%s); retrying in %.2f s",
             self.model,
             retry_state.attempt_number,
-            self.max_retries + 1,
+            self.api.max_retries + 1,
             self._redact(description[:200]),
             wait,
         )
