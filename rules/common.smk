@@ -97,6 +97,23 @@ def report_entries():
     return {"teachers": teachers, "students": students}
 
 
+def paired_test_models():
+    """name -> test predictions file, and which teacher each student learned from."""
+    models, students = {}, {}
+    for t in TEACHERS:
+        for p in PROMPTS:
+            models[f"{t}/{p}"] = f"results/votes/{t}/{p}.parquet"
+    for s in STUDENTS:
+        for t, p in label_sources():
+            name = f"{s}/{t}/{p}"
+            models[name] = (
+                f"results/evaluation/students/{s}/{t}/{p}.predictions.parquet"
+            )
+            students[name] = f"{t}/{p}"
+    teachers = [f"{t}/{p}" for t in TEACHERS for p in PROMPTS]
+    return {"models": models, "teachers": teachers, "students": students}
+
+
 def report_files(entries):
     return [
         path
@@ -108,3 +125,4 @@ def report_files(entries):
 
 
 REPORT_ENTRIES = report_entries()
+PAIRED = paired_test_models()

@@ -31,3 +31,22 @@ rule evaluate_student:
         ),
     script:
         "../scripts/evaluate_student.py"
+
+
+rule compare_models:
+    input:
+        models=lambda wildcards: list(PAIRED["models"].values()),
+        test="results/data/test.parquet",
+    output:
+        "results/evaluation/paired_tests.csv",
+    log:
+        "logs/compare_models.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        models=lambda wildcards: PAIRED["models"],
+        teachers=lambda wildcards: PAIRED["teachers"],
+        students=lambda wildcards: PAIRED["students"],
+        labels=lookup(dpath="labels", within=config),
+    script:
+        "../scripts/compare_models.py"

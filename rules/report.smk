@@ -2,6 +2,7 @@ rule report:
     input:
         summary="results/data/summary.json",
         parts=report_files(REPORT_ENTRIES),
+        paired=["results/evaluation/paired_tests.csv"] if EVALUATED else [],
     output:
         markdown="results/report/report.md",
         html="results/report/report.html",

@@ -95,7 +95,23 @@ def test_teachers_and_students_are_scored_on_the_same_frozen_test_split(run):
     scored = list((run / "results" / "evaluation").rglob("*.json"))
     assert len(scored) == 5  # 2 teacher × prompt + 3 students
     for path in scored:
-        assert json.loads(path.read_text())["test_ids"] == test_ids, path
+        metrics = json.loads(path.read_text())
+        assert metrics["test_ids"] == test_ids, path
+        low, high = metrics["intervals"]["accuracy"]
+        assert low <= metrics["accuracy"] <= high, path
+
+
+def test_paired_tests_compare_each_student_with_its_teacher_and_the_teachers(run):
+    table = pd.read_csv(run / "results" / "evaluation" / "paired_tests.csv")
+    assert set(zip(table["a"], table["b"], strict=True)) == {
+        ("minilm/smollm2/label", "smollm2/label"),
+        ("minilm/smollm2/cot_json", "smollm2/cot_json"),
+        ("smollm2/label", "smollm2/cot_json"),
+    }
+    teacher = json.loads((run / "results" / "evaluation" / "teachers" / "smollm2" / "label.json").read_text())
+    row = table.loc[table["a"] == "smollm2/label"].iloc[0]
+    assert row["accuracy_a"] == pytest.approx(teacher["accuracy"])
+    assert 0 <= row["mcnemar_p"] <= 1
 
 
 def test_after_a_full_run_nothing_is_left_to_do(run):
@@ -118,6 +134,7 @@ def test_editing_one_prompt_reruns_only_that_prompts_jobs(run):
         "train_student": 1,
         "evaluate_teacher": 1,
         "evaluate_student": 1,
+        "compare_models": 1,
         "report": 1,
     }
     assert all(w.get("prompt", "label") == "label" for rule, w in jobs), jobs
@@ -138,7 +155,7 @@ def test_changing_a_student_hyperparameter_reruns_no_annotation(run):
     students = {"minilm": {**TINY_CONFIG["students"]["minilm"], "learning_rate": 5.0e-5}}
     config = write_config(run / "config" / "lr.yaml", {**TINY_CONFIG, "students": students})
     counts = rules_of(planned_jobs(run, "--configfile", str(config)))
-    assert counts == {"train_student": 3, "evaluate_student": 3, "report": 1}
+    assert counts == {"train_student": 3, "evaluate_student": 3, "compare_models": 1, "report": 1}
 
 
 def test_deleting_results_loses_no_llm_call(run):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from synthdistill.errors import SynthDistillError
 from synthdistill.metrics import score
+from synthdistill.stats import bootstrap_intervals, compare
 from synthdistill.training import predict_frame
 
 
@@ -16,10 +19,19 @@ def _write(metrics: dict[str, Any], path: str) -> None:
     Path(path).write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def test_metrics(expert: pd.Series, predicted: pd.Series, ids: pd.Series, labels: list[str]) -> dict[str, Any]:
+    """score() plus 95% bootstrap intervals and the test ids, so runs can prove they used one split."""
+    return {
+        **score(expert, predicted, labels),
+        "intervals": bootstrap_intervals(expert, predicted, labels),
+        "test_ids": sorted(ids),
+    }
+
+
 def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> dict[str, Any]:
     votes = pd.read_parquet(votes_path)
     test = votes.loc[votes["split"] == "test"]
-    metrics = {**score(test["expert_label"], test["label"], labels), "test_ids": sorted(test["id"])}
+    metrics = test_metrics(test["expert_label"], test["label"], test["id"], labels)
     _write(metrics, output_path)
     return metrics
 
@@ -30,6 +42,73 @@ def evaluate_student(
     test = pd.read_parquet(test_path)
     predictions = predict_frame(model_dir, test, max_length)
     predictions.to_parquet(predictions_path, index=False)
-    metrics = {**score(test["expert_label"], predictions["label"], labels), "test_ids": sorted(test["id"])}
+    metrics = test_metrics(test["expert_label"], predictions["label"], test["id"], labels)
     _write(metrics, metrics_path)
     return metrics
+
+
+def test_predictions(path: str) -> pd.Series:
+    """Predicted test labels by id, from a teacher's votes or a student's predictions file."""
+    frame = pd.read_parquet(path)
+    if "split" in frame:
+        frame = frame.loc[frame["split"] == "test"]
+    return frame.set_index("id")["label"]
+
+
+def paired_tests(
+    models: dict[str, str], pairs: list[tuple[str, str]], test_path: str, labels: list[str]
+) -> pd.DataFrame:
+    """McNemar and paired-bootstrap results for each (a, b) pair of named prediction files.
+
+    Every model must have predicted the same test ids; a mismatch would compare different items
+    (the reference case's row-indexing bug), so it is an error.
+    """
+    test = pd.read_parquet(test_path).set_index("id")
+    predictions = {}
+    for name, path in models.items():
+        series = test_predictions(path)
+        if set(series.index) != set(test.index):
+            raise SynthDistillError(f"{path}: predicted test ids differ from {test_path}")
+        predictions[name] = series.reindex(test.index)
+    rows = []
+    for a, b in pairs:
+        result = compare(test["expert_label"], predictions[a], predictions[b], labels)
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "n": result["n"],
+                "accuracy_a": result["accuracy_a"],
+                "accuracy_b": result["accuracy_b"],
+                "only_a_right": result["mcnemar"]["only_a_right"],
+                "only_b_right": result["mcnemar"]["only_b_right"],
+                "mcnemar_p": result["mcnemar"]["p_value"],
+                "f1_diff_low": result["paired_bootstrap"]["f1_macro_difference_interval"][0],
+                "f1_diff_high": result["paired_bootstrap"]["f1_macro_difference_interval"][1],
+                "bootstrap_p": result["paired_bootstrap"]["p_value"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def comparison_pairs(teachers: list[str], students: dict[str, str]) -> list[tuple[str, str]]:
+    """Each student against the teacher it learned from, and every two teachers against each other.
+
+    ``students`` maps a student's name to its label source's name (absent from ``teachers`` for
+    the expert-label baseline, which has no teacher to compare with).
+    """
+    pairs = [(student, source) for student, source in students.items() if source in teachers]
+    return pairs + list(itertools.combinations(teachers, 2))
+
+
+def write_paired_tests(
+    models: dict[str, str],
+    teachers: list[str],
+    students: dict[str, str],
+    test_path: str,
+    labels: list[str],
+    output: str,
+) -> pd.DataFrame:
+    table = paired_tests(models, comparison_pairs(teachers, students), test_path, labels)
+    table.to_csv(output, index=False)
+    return table
