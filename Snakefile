@@ -14,6 +14,7 @@ include: "rules/data.smk"
 include: "rules/annotate.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
+include: "rules/predict.smk"
 include: "rules/report.smk"
 
 
@@ -21,3 +22,4 @@ rule all:
     default_target: True
     input:
         "results/report/report.html",
+        student_release_files(),

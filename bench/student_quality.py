@@ -3,7 +3,7 @@
 Stratified 80/20 split with seed 42 (the reference case's), 4 epochs on this machine's CPU.
 Prints the figures and writes them to bench/results/student_quality.json.
 
-    python bench/student_quality.py [--epochs 4] [--learning-rate 5e-5]
+    python bench/student_quality.py [--epochs 4] [--learning-rate 1e-4] [--save-model bench/models/minilm_fpb]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "student_quality.json"))
+    parser.add_argument("--save-model", default=None, help="keep the trained student here (for student_inference.py)")
     args = parser.parse_args()
 
     frame = pd.read_csv(FPB)
@@ -46,7 +47,8 @@ def main() -> None:
         "warmup_ratio": 0.1,
         "seed": 42,
     }
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.save_model or scratch
         start = time.perf_counter()
         # No validation split here: the reference recipe trains a fixed number of epochs.
         metadata = train(

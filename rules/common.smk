@@ -126,3 +126,57 @@ def report_files(entries):
 
 REPORT_ENTRIES = report_entries()
 PAIRED = paired_test_models()
+
+
+def model_card_inputs(wildcards):
+    folder = (
+        f"results/students/{wildcards.student}/{wildcards.teacher}/{wildcards.prompt}"
+    )
+    inputs = {"metadata": f"{folder}/metadata.json"}
+    if EVALUATED:
+        inputs["metrics"] = (
+            f"results/evaluation/students/{wildcards.student}/{wildcards.teacher}/{wildcards.prompt}.json"
+        )
+    if config["inference"]["onnx"]:
+        inputs["onnx_check"] = f"{folder}/onnx_check.json"
+    return inputs
+
+
+def hub_repo_id(wildcards):
+    namespace = config["hub"]["namespace"]
+    if not namespace:
+        raise ValueError(
+            "hub.namespace: set it (your user or organisation) to push students"
+        )
+    return f"{namespace}/{wildcards.student}-{wildcards.teacher}-{wildcards.prompt}"
+
+
+def student_release_files():
+    """What every trained student ships with: its card and, when enabled, its ONNX export."""
+    files = []
+    for s in STUDENTS:
+        for t, p in label_sources():
+            files.append(f"results/students/{s}/{t}/{p}/README.md")
+    return files
+
+
+def predict_student_dir():
+    """The student folder `predict` uses: predict.student, else the first student on the first label source."""
+    chosen = config["predict"]["student"]
+    if chosen is None:
+        teacher, prompt = label_sources()[0]
+        chosen = f"{STUDENTS[0]}/{teacher}/{prompt}"
+    return f"results/students/{chosen}"
+
+
+def predict_max_length():
+    student = predict_student_dir().split("/")[2]
+    return config["students"][student].get("max_length", 256)
+
+
+def predict_student_files(wildcards):
+    folder = predict_student_dir()
+    files = [f"{folder}/model"]
+    if config["inference"]["onnx"]:
+        files.append(f"{folder}/onnx")
+    return files

@@ -50,3 +50,37 @@ rule compare_models:
         labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/compare_models.py"
+
+
+rule learning_curve:
+    input:
+        labels=student_labels,
+        test="results/data/test.parquet",
+    output:
+        csv="results/learning_curve/{student}/{teacher}/{prompt}.csv",
+        png="results/learning_curve/{student}/{teacher}/{prompt}.png",
+    log:
+        "logs/learning_curve/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/learning_curve/{student}/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/student.yaml"
+    threads: 2
+    params:
+        student=lookup(dpath="students/{wildcards.student}", within=config),
+        labels=lookup(dpath="labels", within=config),
+        sizes=lookup(dpath="learning_curve/sizes", within=config),
+    script:
+        "../scripts/learning_curve.py"
+
+
+rule learning_curves:
+    input:
+        [
+            f"results/learning_curve/{s}/{t}/{p}.csv"
+            for s in STUDENTS
+            for t in TEACHERS
+            for p in PROMPTS
+        ]
+        if EVALUATED
+        else [],

@@ -16,3 +16,65 @@ rule train_student:
         labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/train_student.py"
+
+
+rule export_onnx:
+    input:
+        model="results/students/{student}/{teacher}/{prompt}/model",
+        test="results/data/test.parquet",
+    output:
+        onnx=directory("results/students/{student}/{teacher}/{prompt}/onnx"),
+        check="results/students/{student}/{teacher}/{prompt}/onnx_check.json",
+    log:
+        "logs/export_onnx/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/export_onnx/{student}/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/student.yaml"
+    params:
+        max_length=lookup(
+            dpath="students/{wildcards.student}/max_length", within=config, default=256
+        ),
+    script:
+        "../scripts/export_onnx.py"
+
+
+rule write_model_card:
+    input:
+        unpack(model_card_inputs),
+    output:
+        "results/students/{student}/{teacher}/{prompt}/README.md",
+    log:
+        "logs/write_model_card/{student}/{teacher}/{prompt}.log",
+    conda:
+        "../envs/student.yaml"
+    params:
+        hardware=lookup(dpath="model_card/hardware", within=config),
+    script:
+        "../scripts/write_model_card.py"
+
+
+localrules:
+    push_student,
+
+
+rule push_student:
+    input:
+        model="results/students/{student}/{teacher}/{prompt}/model",
+        card="results/students/{student}/{teacher}/{prompt}/README.md",
+    output:
+        "results/hub/{student}/{teacher}/{prompt}.json",
+    log:
+        "logs/push_student/{student}/{teacher}/{prompt}.log",
+    conda:
+        "../envs/student.yaml"
+    params:
+        repo_id=hub_repo_id,
+        hub=lookup(dpath="hub", within=config),
+    script:
+        "../scripts/push_student.py"
+
+
+rule push_students:
+    input:
+        [f"results/hub/{s}/{t}/{p}.json" for s in STUDENTS for t, p in label_sources()],

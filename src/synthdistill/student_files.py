@@ -7,17 +7,28 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.errors import SynthDistillError
 from synthdistill.training import train, write_metadata
 
 log = logging.getLogger(__name__)
 EXPERT = "expert"
 
 
-def label_frames(paths: list[str], teacher: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, validation) frames with text and label.
+# Student settings that choose the training labels rather than configure the trainer.
+LABEL_OPTIONS = ("min_agreement", "agreement_weighting")
+
+
+def label_frames(
+    paths: list[str], teacher: str, min_agreement: float | None = None, agreement_weighting: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, validation) frames with text and label (and a weight column when weighting).
 
     For a teacher, both come from its votes: validation uses the synthetic labels too, so model
-    selection never touches expert labels. For the expert baseline, the expert labels are used.
+    selection never touches expert labels. For the expert baseline, the expert labels are used
+    and the agreement options do not apply. ``min_agreement`` drops training items whose vote
+    agreement is below it; ``agreement_weighting`` weights each training item by its agreement.
+    Validation keeps every labelled item, so epochs are chosen on the same kind of labels the
+    student will see in use.
     """
     if teacher == EXPERT:
         train_items, validation_items = (pd.read_parquet(p) for p in paths)
@@ -25,7 +36,12 @@ def label_frames(paths: list[str], teacher: str) -> tuple[pd.DataFrame, pd.DataF
         return train_items.rename(columns=rename), validation_items.rename(columns=rename)
     votes = pd.read_parquet(paths[0])
     labelled = votes.loc[votes["label"].notna()]
-    return labelled.loc[labelled["split"] == "train"], labelled.loc[labelled["split"] == "validation"]
+    train_items = labelled.loc[labelled["split"] == "train"]
+    if min_agreement is not None:
+        train_items = train_items.loc[train_items["agreement"] >= min_agreement]
+    if agreement_weighting:
+        train_items = train_items.assign(weight=train_items["agreement"])
+    return train_items, labelled.loc[labelled["split"] == "validation"]
 
 
 def train_from_files(
@@ -42,11 +58,15 @@ def train_from_files(
     import torch
 
     torch.set_num_threads(threads)
-    train_items, validation_items = label_frames(list(paths), teacher)
+    options = {k: student[k] for k in LABEL_OPTIONS if student.get(k) is not None}
+    train_items, validation_items = label_frames(list(paths), teacher, **options)
     if train_items.empty:
-        raise ValueError(f"teacher {teacher} / prompt {prompt}: no labelled training items (every vote abstained)")
+        raise SynthDistillError(
+            f"teacher {teacher} / prompt {prompt}: no labelled training items"
+            " (every vote abstained, or students.*.min_agreement dropped them all)"
+        )
     log.info("training on %d items, validating on %d", len(train_items), len(validation_items))
-    hyperparameters = {k: v for k, v in student.items() if k not in ("model", "trust_remote_code")}
+    hyperparameters = {k: v for k, v in student.items() if k not in ("model", "trust_remote_code", *LABEL_OPTIONS)}
     metadata = train(
         train_items,
         validation_items,
@@ -56,6 +76,6 @@ def train_from_files(
         model_dir,
         trust_remote_code=student.get("trust_remote_code", False),
     )
-    metadata.update({"teacher": teacher, "prompt": prompt})
+    metadata.update({"teacher": teacher, "prompt": prompt, "label_options": options})
     write_metadata(metadata, metadata_path)
     return metadata

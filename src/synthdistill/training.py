@@ -99,6 +99,10 @@ def train(
 
     texts = train_items["text"].tolist()
     targets = torch.tensor([label2id[label] for label in train_items["label"]])
+    # Optional per-item weights (vote agreement): a split vote teaches less than a unanimous one.
+    weights = torch.tensor(
+        train_items["weight"].to_numpy(dtype="float32") if "weight" in train_items else np.ones(len(texts), "float32")
+    )
     generator = torch.Generator().manual_seed(int(hp["seed"]))
     batch_size = int(hp["batch_size"])
     steps_per_epoch = max(1, -(-len(texts) // batch_size))
@@ -129,7 +133,10 @@ def train(
                 return_tensors="pt",
             ).to(device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = model(**batch, labels=targets[index].to(device)).loss
+                logits = model(**batch).logits
+            per_item = torch.nn.functional.cross_entropy(logits.float(), targets[index].to(device), reduction="none")
+            batch_weights = weights[index].to(device)
+            loss = (per_item * batch_weights).sum() / batch_weights.sum()
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -171,6 +178,7 @@ def train(
         "train_seconds": train_seconds,
         "train_examples_per_second": examples_seen / train_seconds if train_seconds else None,
         "device": device.type,
+        "torch_threads": torch.get_num_threads(),
     }
 
 

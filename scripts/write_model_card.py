@@ -1,0 +1,14 @@
+"""Write a student's model card (README.md) from its metadata, test metrics and ONNX check."""
+
+from synthdistill.logs import setup
+from synthdistill.model_card import write_card
+
+setup(snakemake.log[0])
+write_card(
+    snakemake.input.metadata,
+    snakemake.input.get("metrics"),
+    snakemake.params.hardware,
+    snakemake.output[0],
+    onnx_check_path=snakemake.input.get("onnx_check"),
+    name="/".join(snakemake.wildcards[k] for k in ("student", "teacher", "prompt")),
+)

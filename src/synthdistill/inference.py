@@ -1,0 +1,262 @@
+"""Fast student inference: the part of the product that replaces the paid LLM call.
+
+Two paths share one batching scheme (tokenize once, sort by token length, pad each batch only to
+its own longest text, restore input order):
+
+- torch: on a GPU in bf16 with SDPA attention, with the next chunk tokenized on a thread while the
+  GPU works on this one; on a CPU in fp32.
+- onnx: the student exported to ONNX and quantized to int8 with onnxruntime's dynamic
+  quantization, the fast path on CPUs. ``export_onnx`` records how far its accuracy is from torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from synthdistill.errors import SynthDistillError
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "model.int8.onnx"
+ONNX_FLOAT_FILE = "model.onnx"
+
+
+class Predictor(Protocol):
+    labels: list[str]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _labels(config) -> list[str]:
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+class _LengthSortedBatches:
+    """Token ids for a list of texts, cut into batches of similar length, padded per batch."""
+
+    def __init__(self, tokenizer, max_length: int, batch_size: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def batches(self, ids: list[list[int]]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(positions in the input, input_ids, attention_mask) per batch."""
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            width = int(lengths[index].max())
+            input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(index), width), dtype=np.int64)
+            for row, position in enumerate(index):
+                sequence = ids[position]
+                input_ids[row, : len(sequence)] = sequence
+                mask[row, : len(sequence)] = 1
+            yield index, input_ids, mask
+
+
+class TorchPredictor:
+    """The student as trained, in torch: bf16 + SDPA on a GPU, fp32 on a CPU."""
+
+    def __init__(self, model_dir: str | Path, max_length: int = 256, batch_size: int | None = None, device=None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        on_gpu = self.device.type == "cuda"
+        self.model = (
+            AutoModelForSequenceClassification.from_pretrained(
+                model_dir,
+                use_safetensors=True,
+                attn_implementation="sdpa",
+                dtype=torch.bfloat16 if on_gpu else torch.float32,
+            )
+            .to(self.device)
+            .eval()
+        )
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.labels = _labels(self.model.config)
+        self.batching = _LengthSortedBatches(tokenizer, max_length, batch_size or (512 if on_gpu else 64))
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self.predict_encoded(self.batching.encode(texts))
+
+    def predict_encoded(self, ids: list[list[int]]) -> np.ndarray:
+        import torch
+
+        probs = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for index, input_ids, mask in self.batching.batches(ids):
+                inputs = {
+                    "input_ids": torch.from_numpy(input_ids).to(self.device, non_blocking=True),
+                    "attention_mask": torch.from_numpy(mask).to(self.device, non_blocking=True),
+                }
+                logits = self.model(**inputs).logits
+                probs[index] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return probs
+
+
+class OnnxPredictor:
+    """The int8 ONNX export, run by onnxruntime on the CPU."""
+
+    def __init__(
+        self, onnx_dir: str | Path, max_length: int = 256, batch_size: int = 32, threads: int | None = None
+    ) -> None:
+        import onnxruntime
+        from transformers import AutoConfig, AutoTokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(
+            str(Path(onnx_dir) / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self.labels = _labels(AutoConfig.from_pretrained(onnx_dir))
+        self.batching = _LengthSortedBatches(AutoTokenizer.from_pretrained(onnx_dir), max_length, batch_size)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self.predict_encoded(self.batching.encode(texts))
+
+    def predict_encoded(self, ids: list[list[int]]) -> np.ndarray:
+        probs = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
+        for index, input_ids, mask in self.batching.batches(ids):
+            (logits,) = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})
+            probs[index] = _softmax(logits)
+        return probs
+
+
+def load_predictor(
+    model_dir: str | Path,
+    backend: str = "auto",
+    max_length: int = 256,
+    batch_size: int | None = None,
+    threads: int | None = None,
+) -> TorchPredictor | OnnxPredictor:
+    """A predictor for a student folder (``model/`` and optionally ``onnx/``) or a bare model folder.
+
+    ``auto`` takes the ONNX int8 export when there is one and no GPU, else torch.
+    """
+    import torch
+
+    path = Path(model_dir)
+    onnx_dir = next((d for d in (path / "onnx", path) if (d / ONNX_FILE).exists()), None)
+    torch_dir = path / "model" if (path / "model").is_dir() else path
+    if backend == "auto":
+        backend = "onnx" if onnx_dir and not torch.cuda.is_available() else "torch"
+    if backend == "onnx":
+        if onnx_dir is None:
+            raise SynthDistillError(f"{path}: no {ONNX_FILE} here or in onnx/; run the export_onnx rule first")
+        return OnnxPredictor(onnx_dir, max_length, batch_size or 32, threads)
+    if backend == "torch":
+        if not (torch_dir / "config.json").exists():
+            raise SynthDistillError(f"{path}: not a trained student folder (no config.json in {torch_dir})")
+        return TorchPredictor(torch_dir, max_length, batch_size)
+    raise SynthDistillError(f"backend {backend!r}: use auto, torch or onnx")
+
+
+def predict_chunks(predictor, chunks: Iterator[list[str]]) -> Iterator[np.ndarray]:
+    """Probabilities per chunk, tokenizing the next chunk on a thread while this one runs."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for texts in chunks:
+            encoded = pool.submit(predictor.batching.encode, texts)
+            if pending is not None:
+                yield predictor.predict_encoded(pending.result())
+            pending = encoded
+        if pending is not None:
+            yield predictor.predict_encoded(pending.result())
+
+
+def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17) -> Path:
+    """Export a trained student to ONNX and quantize its weights to int8 (dynamic quantization).
+
+    The folder gets the tokenizer and config too, so it deploys on its own.
+    """
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    # Eager attention traces into plain ops every ONNX runtime supports.
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, use_safetensors=True, attn_implementation="eager"
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    example = tokenizer(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
+    float_path = output_dir / ONNX_FLOAT_FILE
+    dynamic = {0: "batch", 1: "sequence"}
+    with torch.inference_mode():
+        torch.onnx.export(
+            model,
+            (example["input_ids"], example["attention_mask"]),
+            str(float_path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    quantize_dynamic(str(float_path), str(output_dir / ONNX_FILE), weight_type=QuantType.QInt8)
+    float_path.unlink()  # the int8 file is what deploys; the float one is 4x larger
+    tokenizer.save_pretrained(output_dir)
+    model.config.save_pretrained(output_dir)
+    return output_dir / ONNX_FILE
+
+
+def onnx_agreement(
+    model_dir: str | Path, onnx_dir: str | Path, texts: list[str], expert: list[str] | None, max_length: int
+) -> dict[str, Any]:
+    """How the int8 model differs from the torch model on the same texts (the test split)."""
+    torch_probs = TorchPredictor(model_dir, max_length, device="cpu").predict_proba(texts)
+    onnx_model = OnnxPredictor(onnx_dir, max_length)
+    onnx_probs = onnx_model.predict_proba(texts)
+    labels = np.array(onnx_model.labels)
+    torch_labels, onnx_labels = labels[torch_probs.argmax(1)], labels[onnx_probs.argmax(1)]
+    check: dict[str, Any] = {
+        "items": len(texts),
+        "same_label_share": float((torch_labels == onnx_labels).mean()) if texts else None,
+        "max_probability_difference": float(np.abs(torch_probs - onnx_probs).max()) if texts else None,
+    }
+    if expert is not None and texts:
+        truth = np.array(expert)
+        check["accuracy_torch"] = float((torch_labels == truth).mean())
+        check["accuracy_onnx_int8"] = float((onnx_labels == truth).mean())
+        check["accuracy_difference_points"] = 100 * (check["accuracy_onnx_int8"] - check["accuracy_torch"])
+    return check
+
+
+def write_onnx_export(
+    model_dir: str, test_path: str, max_length: int, output_dir: str, check_path: str
+) -> dict[str, Any]:
+    """The export_onnx rule: int8 ONNX folder plus its accuracy check against torch on the test split."""
+    import pandas as pd
+
+    if Path(output_dir).exists():
+        shutil.rmtree(output_dir)
+    export_onnx(model_dir, output_dir)
+    test = pd.read_parquet(test_path)
+    expert = test["expert_label"].tolist() if "expert_label" in test else None
+    check = onnx_agreement(model_dir, output_dir, test["text"].tolist(), expert, max_length)
+    check["size_mb"] = round((Path(output_dir) / ONNX_FILE).stat().st_size / 1e6, 1)
+    Path(check_path).write_text(json.dumps(check, indent=2) + "\n")
+    log.info("ONNX int8 export: %s", check)
+    return check

@@ -1,0 +1,164 @@
+"""Label a large file of texts with a trained student, streamed: memory stays flat with file size.
+
+    synthdistill-predict MODEL_DIR INPUT OUTPUT.parquet [--text-column text] [--id-column id]
+
+INPUT is CSV, TSV, Parquet or JSONL; OUTPUT is Parquet with the row number, the id column when
+given, the label and one probability column per label, in input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.inference import load_predictor, predict_chunks
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 20_000
+
+
+def _row_count(path: Path) -> int | None:
+    return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
+
+
+def read_chunks(path: str | Path, columns: list[str], chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The file's ``columns`` in chunks of ``chunk_rows`` rows, never the whole file at once."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise SynthDistillError(f"{path}: no such file")
+    if suffix == ".parquet":
+        names = pq.ParquetFile(path).schema_arrow.names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise SynthDistillError(f"{path}: no column {missing[0]!r}; columns are {names}")
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+            yield batch.to_pandas()
+        return
+    if suffix in (".csv", ".tsv"):
+        reader = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", chunksize=chunk_rows, dtype=str)
+    elif suffix in (".jsonl", ".json"):
+        reader = pd.read_json(path, lines=True, chunksize=chunk_rows, dtype=False)
+    else:
+        raise SynthDistillError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv, .parquet or .jsonl")
+    for chunk in reader:
+        missing = [c for c in columns if c not in chunk.columns]
+        if missing:
+            raise SynthDistillError(f"{path}: no column {missing[0]!r}; columns are {list(chunk.columns)}")
+        yield chunk[columns]
+
+
+def _texts(chunk: pd.DataFrame, text_column: str, first_row: int, path: str | Path) -> list[str]:
+    texts = chunk[text_column]
+    empty = texts.isna() | (texts.astype(str).str.strip() == "")
+    if empty.any():
+        row = first_row + int(empty.to_numpy().argmax())
+        raise SynthDistillError(f"{path}: row {row} has an empty {text_column!r}")
+    return texts.astype(str).tolist()
+
+
+def predict_file(
+    model_dir: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    text_column: str = "text",
+    id_column: str | None = None,
+    backend: str = "auto",
+    max_length: int = 256,
+    batch_size: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Stream ``input_path`` through the student into ``output_path`` (Parquet); returns a summary.
+
+    Rows are numbered from 0 in file order (header excluded) so errors and outputs can be joined
+    back to the input. The output is written to a temporary name and renamed at the end, so a
+    killed run never leaves a file that looks complete.
+    """
+    predictor = load_predictor(model_dir, backend, max_length, batch_size, threads)
+    columns = [text_column] + ([id_column] if id_column else [])
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_path.with_name(output_path.name + ".partial")
+    labels = predictor.labels
+    schema = pa.schema(
+        [("row", pa.int64())]
+        + ([(id_column, pa.string())] if id_column else [])
+        + [("label", pa.string())]
+        + [(f"prob_{label}", pa.float32()) for label in labels]
+    )
+    frames: list[pd.DataFrame] = []
+
+    def texts_of_chunks() -> Iterator[list[str]]:
+        first = 0
+        for chunk in read_chunks(input_path, columns, chunk_rows):
+            frames.append(chunk)
+            yield _texts(chunk, text_column, first, input_path)
+            first += len(chunk)
+
+    rows = 0
+    bar = tqdm(total=_row_count(Path(input_path)), unit="texts", disable=not progress, file=sys.stderr)
+    with pq.ParquetWriter(partial, schema) as writer:
+        for probs in predict_chunks(predictor, texts_of_chunks()):
+            chunk = frames.pop(0)
+            table = {"row": range(rows, rows + len(chunk))}
+            if id_column:
+                table[id_column] = chunk[id_column].astype(str).to_numpy()
+            table["label"] = [labels[i] for i in probs.argmax(axis=1)]
+            for i, label in enumerate(labels):
+                table[f"prob_{label}"] = probs[:, i]
+            writer.write_table(pa.Table.from_pydict(table, schema=schema))
+            rows += len(chunk)
+            bar.update(len(chunk))
+    bar.close()
+    partial.replace(output_path)
+    summary = {"rows": rows, "backend": type(predictor).__name__, "labels": labels, "output": str(output_path)}
+    log.info("predicted %s", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", help="a trained student folder (model/ or its onnx/ export)")
+    parser.add_argument("input", help="CSV, TSV, Parquet or JSONL file of texts")
+    parser.add_argument("output", help="Parquet file to write")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--id-column", default=None)
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        summary = predict_file(
+            args.model_dir,
+            args.input,
+            args.output,
+            text_column=args.text_column,
+            id_column=args.id_column,
+            backend=args.backend,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            chunk_rows=args.chunk_rows,
+        )
+    except SynthDistillError as exc:
+        print(f"synthdistill-predict: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {summary['rows']} predictions to {summary['output']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
