@@ -49,7 +49,7 @@ rule write_model_card:
     conda:
         "../envs/student.yaml"
     params:
-        hardware=lookup(dpath="model_card/hardware", within=config),
+        hardware=STUDENT_HARDWARE,
     script:
         "../scripts/write_model_card.py"
 
