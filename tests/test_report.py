@@ -65,11 +65,12 @@ def _json(path):
     return json.loads(path.read_text())
 
 
-def _row(markdown: str, first_cell: str) -> str:
-    """The Markdown table row whose first cell is ``first_cell`` (in the first table that has one)."""
+def _row(markdown: str, section: str, first_cell: str) -> str:
+    """The Markdown table row of ``section`` whose first cell is ``first_cell``."""
+    body = markdown.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     pattern = re.compile(rf"^\|\s*{re.escape(first_cell)}\s*\|.*$", re.MULTILINE)
-    match = pattern.search(markdown)
-    assert match, f"no row for {first_cell}"
+    match = pattern.search(body)
+    assert match, f"no row for {first_cell} in {section}"
     return match.group(0)
 
 
@@ -92,7 +93,7 @@ def test_quality_and_label_quality_come_from_the_metrics_and_votes(run):
         assert quality.loc[system, "f1_macro_high"] == pytest.approx(metrics["intervals"]["f1_macro"][1])
         low, high = metrics["intervals"]["accuracy"]
         # The table readers see carries the same numbers, in the row of this system.
-        assert f"{metrics['accuracy']:.3f} [{low:.3f}, {high:.3f}]" in _row(report, system)
+        assert f"{metrics['accuracy']:.3f} [{low:.3f}, {high:.3f}]" in _row(report, "Quality", system)
 
     label_quality = pd.read_csv(results / "report" / "tables" / "label_quality.csv").set_index("teacher_prompt")
     for prompt in ("label", "cot_json"):
@@ -122,6 +123,7 @@ def test_costs_are_tokens_times_price_and_measured_time_times_hardware(run):
         assert row["usd_per_1m_texts"] == pytest.approx(cost / 30 * 1e6)
         assert row["calls"] == 60 and row["output_tokens"] == annotation["output_tokens"]
         assert row["latency_p95_s"] == pytest.approx(annotation["latency_p95_s"])
+        assert f"| {cost:.4g} " in _row(report, "Teacher cost", f"smollm2/{prompt}")
 
     student_costs = pd.read_csv(tables / "student_cost.csv").set_index("student")
     breaks = pd.read_csv(tables / "break_even.csv").set_index("student")
@@ -156,6 +158,8 @@ def test_costs_are_tokens_times_price_and_measured_time_times_hardware(run):
             expected = math.ceil(fixed / saving) if saving > 0 else None
             got = breaks.loc[name, "break_even_texts"]
             assert (pd.isna(got) and expected is None) or got == expected
+            if expected is not None:
+                assert f"| {expected:,} " in _row(report, "Decision", name)
         # The method is printed beside the number.
         assert row["energy_method"] in report and row["cost_method"] in report
 
@@ -175,7 +179,7 @@ def test_html_is_self_contained_with_readable_figures_and_run_facts(run):
     # One benchmark file per job of the expensive rules, read from benchmarks/.
     assert stages.loc["annotate", "jobs"] == 4 and stages.loc["benchmark_student", "jobs"] == 3
     assert stages.loc["train_student", "peak_rss_mb"] > 100  # a torch process: well over 100 MB
-    assert f"{int(stages.loc['train_student', 'jobs'])}" in _row(report, "train_student")
+    assert f"{int(stages.loc['train_student', 'jobs'])}" in _row(report, "Run facts", "train_student")
     assert "data: train " in report and "snakemake 9.27.1" in report
 
 

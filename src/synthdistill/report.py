@@ -451,7 +451,8 @@ def _sections(
         )
         section = Section("Quality").text(
             "Accuracy and F1 macro on the frozen expert test split, with 95% bootstrap intervals. "
-            "`expert baseline` is the student trained on the expert labels: the upper bound for distillation."
+            "The expert baseline, the student trained on expert labels (upper bound), shows what distillation "
+            "could reach with perfect labels."
         )
         section.table(shown).figure("quality", "accuracy and F1 macro per system")
         if paired_path and Path(paired_path).exists():
@@ -518,25 +519,26 @@ def _sections(
         "= (input tokens × input price + output tokens × output price) / texts × 1M. The price table is "
         "`teachers.<name>.price` in the config."
     )
-    teacher.table(
-        _display(
-            tables["teacher_cost"],
-            {
-                "teacher_prompt": "teacher / prompt",
-                "texts": "texts",
-                "iterations": "iterations",
-                "calls": "calls",
-                "input_tokens": "input tokens",
-                "output_tokens": "output tokens",
-                "output_tokens_per_text": "output tokens / text",
-                "latency_p50_s": "latency p50 (s)",
-                "latency_p95_s": "latency p95 (s)",
-                "cost_usd": "spent $",
-                "usd_per_1m_texts": "$ / 1M texts",
-                "method": "method",
-            },
-        )
+    shown = _display(
+        tables["teacher_cost"],
+        {
+            "teacher_prompt": "teacher / prompt",
+            "texts": "texts",
+            "iterations": "iterations",
+            "calls": "calls",
+            "input_tokens": "input tokens",
+            "output_tokens": "output tokens",
+            "output_tokens_per_text": "output tokens / text",
+            "latency_p50_s": "latency p50 (s)",
+            "latency_p95_s": "latency p95 (s)",
+            "cost_usd": "spent $",
+            "usd_per_1m_texts": "$ / 1M texts",
+            "method": "method",
+        },
     )
+    # Small sums keep 4 significant digits: cents matter at a few thousand calls.
+    shown["spent $"] = tables["teacher_cost"]["cost_usd"].map(lambda v: f"{v:.4g}")
+    teacher.table(shown)
     sections.append(teacher)
 
     costs = tables["student_cost"]
