@@ -10,4 +10,5 @@ write_benchmark(
     snakemake.params.max_length,
     snakemake.params.settings,
     snakemake.output[0],
+    threads=snakemake.threads,
 )

@@ -91,9 +91,10 @@ def benchmark_student(
     batch_sizes: tuple[int, ...] = (8, 32, 128),
     backend: str = "auto",
     codecarbon: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Latency at batch 1, throughput at each batch size (end to end from text), and energy."""
-    predictor = load_predictor(student_dir, backend=backend, max_length=max_length)
+    predictor = load_predictor(student_dir, backend=backend, max_length=max_length, threads=threads)
     backend_used = "onnx_int8" if isinstance(predictor, OnnxPredictor) else f"torch_{predictor.device.type}"
     device = _device(predictor)
     corpus = _texts(test_path, texts)
@@ -148,6 +149,7 @@ def benchmark_student(
         "device": device,
         "machine": machine(),
         "max_length": max_length,
+        "threads": threads,
         "texts": len(corpus),
         "latency": {
             "texts": len(latencies),
@@ -164,7 +166,14 @@ def benchmark_student(
     }
 
 
-def write_benchmark(student_dir: str, test_path: str, max_length: int, settings: dict[str, Any], output: str) -> dict:
+def write_benchmark(
+    student_dir: str,
+    test_path: str,
+    max_length: int,
+    settings: dict[str, Any],
+    output: str,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """The benchmark_student rule: one JSON per student folder."""
     result = benchmark_student(
         student_dir,
@@ -175,6 +184,7 @@ def write_benchmark(student_dir: str, test_path: str, max_length: int, settings:
         batch_sizes=tuple(settings.get("batch_sizes", (8, 32, 128))),
         backend=settings.get("backend", "auto"),
         codecarbon=settings.get("codecarbon", True),
+        threads=threads,
     )
     Path(output).write_text(json.dumps(result, indent=2) + "\n")
     return result
