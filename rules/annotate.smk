@@ -8,6 +8,8 @@ rule build_prompts:
         "results/prompts/{teacher}/{prompt}.parquet",
     log:
         "logs/build_prompts/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/build_prompts/{teacher}/{prompt}.tsv"
     conda:
         "../envs/teacher.yaml"
     params:
@@ -53,6 +55,8 @@ rule vote:
         stats="results/votes/{teacher}/{prompt}.stats.json",
     log:
         "logs/vote/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/vote/{teacher}/{prompt}.tsv"
     conda:
         "../envs/report.yaml"
     params:

@@ -9,6 +9,8 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
+from synthdistill.costs import student_hardware
+from synthdistill.run_facts import config_hash
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
 from synthdistill.student_files import EXPERT
 
@@ -73,6 +75,7 @@ def report_entries():
             "teacher": t,
             "prompt": p,
             "stats": f"results/votes/{t}/{p}.stats.json",
+            "votes": f"results/votes/{t}/{p}.parquet",
             "metrics": (
                 f"results/evaluation/teachers/{t}/{p}.json" if EVALUATED else None
             ),
@@ -87,6 +90,7 @@ def report_entries():
             "teacher": t,
             "prompt": p,
             "metadata": f"results/students/{s}/{t}/{p}/metadata.json",
+            "benchmark": f"results/costs/students/{s}/{t}/{p}.json",
             "metrics": (
                 f"results/evaluation/students/{s}/{t}/{p}.json" if EVALUATED else None
             ),
@@ -120,11 +124,15 @@ def report_files(entries):
         for group in entries.values()
         for entry in group
         for key, path in entry.items()
-        if key in ("stats", "metrics", "metadata") and path
+        if key in ("stats", "votes", "metrics", "metadata", "benchmark") and path
     ]
 
 
 REPORT_ENTRIES = report_entries()
+# The hardware the student cost is priced on: a preset's values with explicit keys over them.
+STUDENT_HARDWARE = student_hardware(config["costs"]["student_hardware"])
+# Printed in the report so two reports can be told apart; taken before any rule changes config.
+CONFIG_HASH = config_hash(config)
 PAIRED = paired_test_models()
 
 
@@ -140,6 +148,17 @@ def model_card_inputs(wildcards):
     if config["inference"]["onnx"]:
         inputs["onnx_check"] = f"{folder}/onnx_check.json"
     return inputs
+
+
+def student_model_files(wildcards):
+    """The student folder's model and, when exported, its ONNX int8 model (the fast CPU path)."""
+    folder = (
+        f"results/students/{wildcards.student}/{wildcards.teacher}/{wildcards.prompt}"
+    )
+    files = {"model": f"{folder}/model"}
+    if config["inference"]["onnx"]:
+        files["onnx"] = f"{folder}/onnx"
+    return files
 
 
 def hub_repo_id(wildcards):

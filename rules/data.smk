@@ -8,6 +8,8 @@ rule prepare_data:
         summary="results/data/summary.json",
     log:
         "logs/prepare_data.log",
+    benchmark:
+        "benchmarks/prepare_data.tsv"
     conda:
         "../envs/data.yaml"
     params:

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthdistill.costs import HARDWARE_PRESETS, student_hardware, training_energy
 from synthdistill.errors import SynthDistillError
 from synthdistill.inference import OnnxPredictor, TorchPredictor, load_predictor, write_onnx_export
-from synthdistill.model_card import card_text, push_student, training_energy
+from synthdistill.model_card import card_text, push_student
 from synthdistill.predict import main as predict_main
 from synthdistill.predict import predict_file
 from synthdistill.student_files import label_frames
@@ -155,7 +156,9 @@ def test_model_card_carries_labels_data_size_metrics_and_energy(student):
         "per_class": {label: {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 20} for label in LABELS},
     }
     metadata = {**student["metadata"], "teacher": "smollm2", "prompt": "label", "label_options": {}}
-    text = card_text(metadata, metrics, {"power_w": 70, "grid_kg_co2_per_kwh": 0.37}, student["check"])
+    # The card prices training on the same costs.student_hardware settings as the decision report.
+    hardware = student_hardware({"preset": "t4_reference"})
+    text = card_text(metadata, metrics, hardware, student["check"])
     assert text.startswith("---\n") and "pipeline_tag: text-classification" in text
     assert "teacher `smollm2` with prompt `label`" in text
     assert "| 1 | negative |" in text
@@ -165,6 +168,21 @@ def test_model_card_carries_labels_data_size_metrics_and_energy(student):
     assert f"training energy {wh:.2f} Wh, {wh * 0.37:.2f} g CO2" in text
     assert f"accuracy {student['check']['accuracy_onnx_int8']:.3f}" in text
     assert training_energy(3600, {"power_w": None}) is None
+
+
+def test_student_hardware_presets_and_overrides():
+    assert HARDWARE_PRESETS["t4_reference"] == {
+        "name": "NVIDIA T4 (the reference case's assumptions)",
+        "price_per_hour_usd": 0.6,
+        "power_w": 70.0,
+        "grid_kg_co2_per_kwh": 0.37,
+    }
+    # An explicit key overrides the preset; a null one (a schema default) does not.
+    hardware = student_hardware({"preset": "t4_reference", "price_per_hour_usd": 0.9, "power_w": None})
+    assert (hardware["price_per_hour_usd"], hardware["power_w"], hardware["preset"]) == (0.9, 70.0, "t4_reference")
+    assert student_hardware({})["price_per_hour_usd"] is None
+    with pytest.raises(SynthDistillError, match="costs.student_hardware.preset: unknown preset 'a100'"):
+        student_hardware({"preset": "a100"})
 
 
 def test_push_without_a_token_names_the_variable(student, monkeypatch):

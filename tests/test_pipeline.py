@@ -182,6 +182,7 @@ def test_editing_one_prompt_reruns_only_that_prompts_jobs(run):
         "evaluate_student": 1,
         "export_onnx": 1,
         "write_model_card": 1,
+        "benchmark_student": 1,
         "compare_models": 1,
         "report": 1,
     }
@@ -208,6 +209,7 @@ def test_changing_a_student_hyperparameter_reruns_no_annotation(run):
         "evaluate_student": 3,
         "export_onnx": 3,
         "write_model_card": 3,
+        "benchmark_student": 3,
         "compare_models": 1,
         "report": 1,
     }
