@@ -138,9 +138,9 @@ def test_predict_rule_labels_a_users_file_with_the_trained_student(run):
     texts.to_json(run / "incoming.jsonl", orient="records", lines=True)
     predict = {"files": {"incoming": "incoming.jsonl"}, "text_column": "body", "id_column": "doc"}
     config = write_config(run / "config" / "predict.yaml", {**TINY_CONFIG, "predict": predict})
-    jobs = planned_jobs(run, "--configfile", str(config), "predict_all")
+    jobs = planned_jobs(run, "predict_all", "--configfile", str(config))
     assert rules_of(jobs) == {"predict": 1}  # nothing upstream reruns
-    snakemake(run, "--configfile", str(config), "predict_all")
+    snakemake(run, "predict_all", "--configfile", str(config))
     out = pd.read_parquet(run / "results" / "predictions" / "incoming.parquet")
     assert out["doc"].tolist() == texts["doc"].tolist()
     assert out["label"].isin(TINY_CONFIG["labels"]).all()
@@ -149,7 +149,7 @@ def test_predict_rule_labels_a_users_file_with_the_trained_student(run):
 
 def test_learning_curve_ends_at_the_full_students_score(run):
     config = write_config(run / "config" / "curve.yaml", {**TINY_CONFIG, "learning_curve": {"sizes": [10]}})
-    snakemake(run, "--configfile", str(config), "learning_curves")
+    snakemake(run, "learning_curves", "--configfile", str(config))
     curve = pd.read_csv(run / "results" / "learning_curve" / "minilm" / "smollm2" / "label.csv")
     votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "label.parquet")
     n_train = int(((votes["split"] == "train") & votes["label"].notna()).sum())
