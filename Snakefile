@@ -12,6 +12,8 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
+include: "rules/review.smk"
+include: "rules/ensemble.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
 include: "rules/predict.smk"
@@ -23,3 +25,4 @@ rule all:
     input:
         "results/report/report.html",
         student_release_files(),
+        review_files(),

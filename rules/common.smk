@@ -11,6 +11,8 @@ os.environ.update(
 
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
 from synthdistill.student_files import EXPERT
+from synthdistill.ensemble import ensemble_settings
+from synthdistill.review import review_settings
 
 RUN = check_config(config)
 TEACHERS = RUN["teachers"]
@@ -19,6 +21,8 @@ STUDENTS = RUN["students"]
 ITERATIONS = list(range(RUN["iterations"]))
 EVALUATED = RUN["has_expert_labels"]
 GOLD = "gold"
+ENSEMBLES = ensemble_settings(config, TEACHERS, PROMPTS)
+REVIEW = review_settings(config.get("review"))
 
 
 wildcard_constraints:
@@ -28,9 +32,15 @@ wildcard_constraints:
     iteration=r"\d+",
 
 
+def labellers():
+    """Every (teacher, prompt) with a vote file: each teacher × prompt, then each ensemble × method."""
+    pairs = [(t, p) for t in TEACHERS for p in PROMPTS]
+    return pairs + [(name, spec["method"]) for name, spec in ENSEMBLES.items()]
+
+
 def label_sources():
     """(teacher, prompt) pairs a student learns from; the expert baseline when labels exist."""
-    pairs = [(t, p) for t in TEACHERS for p in PROMPTS]
+    pairs = labellers()
     if EVALUATED and config["evaluation"]["expert_baseline"]:
         pairs.append((EXPERT, GOLD))
     return pairs
@@ -56,7 +66,8 @@ def iteration_files(wildcards):
 def student_labels(wildcards):
     if wildcards.teacher == EXPERT:
         return expand("results/data/{split}.parquet", split=["train", "validation"])
-    return f"results/votes/{wildcards.teacher}/{wildcards.prompt}.parquet"
+    # Reviewed labels: the votes with the corrections file applied (equal to the votes without one).
+    return f"results/review/{wildcards.teacher}/{wildcards.prompt}.labels.parquet"
 
 
 def teacher_params(wildcards):
@@ -76,10 +87,10 @@ def report_entries():
             "metrics": (
                 f"results/evaluation/teachers/{t}/{p}.json" if EVALUATED else None
             ),
-            "price": config["teachers"][t].get("price", {}),
+            # An ensemble's stats carry its members' summed cost.
+            "price": config["teachers"][t].get("price", {}) if t in TEACHERS else {},
         }
-        for t in TEACHERS
-        for p in PROMPTS
+        for t, p in labellers()
     ]
     students = [
         {
@@ -100,9 +111,8 @@ def report_entries():
 def paired_test_models():
     """name -> test predictions file, and which teacher each student learned from."""
     models, students = {}, {}
-    for t in TEACHERS:
-        for p in PROMPTS:
-            models[f"{t}/{p}"] = f"results/votes/{t}/{p}.parquet"
+    for t, p in labellers():
+        models[f"{t}/{p}"] = f"results/votes/{t}/{p}.parquet"
     for s in STUDENTS:
         for t, p in label_sources():
             name = f"{s}/{t}/{p}"
@@ -110,7 +120,7 @@ def paired_test_models():
                 f"results/evaluation/students/{s}/{t}/{p}.predictions.parquet"
             )
             students[name] = f"{t}/{p}"
-    teachers = [f"{t}/{p}" for t in TEACHERS for p in PROMPTS]
+    teachers = [f"{t}/{p}" for t, p in labellers()]
     return {"models": models, "teachers": teachers, "students": students}
 
 

@@ -35,6 +35,8 @@ def _read_json(path: str | None) -> dict[str, Any] | None:
 
 def teacher_cost(annotation: dict[str, Any], price: dict[str, float]) -> float:
     """Dollars for the tokens the API reported, from the per-1M-token price table."""
+    if "cost_usd" in annotation:  # an ensemble: its members' costs, each at its own price
+        return annotation["cost_usd"]
     return (
         annotation["input_tokens"] * price.get("input_per_1m_tokens", 0.0)
         + annotation["output_tokens"] * price.get("output_per_1m_tokens", 0.0)
