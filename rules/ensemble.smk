@@ -1,31 +1,13 @@
 # Ensemble teachers: several teacher × prompt label sets combined into one vote file.
 
 
-def ensemble_iteration_files(wildcards):
-    return member_iteration_files(wildcards.teacher, wildcards.prompt)
-
-
-def ensemble_stats_files(wildcards):
-    return [
-        f"results/votes/{t}/{p}.stats.json"
-        for t, p in ENSEMBLES[wildcards.teacher]["members"]
-    ]
-
-
-def ensemble_prices(wildcards):
-    return [
-        config["teachers"][t].get("price", {})
-        for t, p in ENSEMBLES[wildcards.teacher]["members"]
-    ]
-
-
 # The ensemble's votes have the same path pattern as a teacher's; this rule makes them.
 ruleorder: vote_ensemble > vote
 
 
 rule vote_ensemble:
     input:
-        iterations=ensemble_iteration_files,
+        iterations=own_iteration_files,
         member_stats=ensemble_stats_files,
         splits=expand(
             "results/data/{split}.parquet", split=["train", "validation", "test"]
@@ -38,11 +20,11 @@ rule vote_ensemble:
         "logs/vote_ensemble/{teacher}/{prompt}.log",
     benchmark:
         "benchmarks/vote_ensemble/{teacher}/{prompt}.tsv"
-    conda:
-        "../envs/review.yaml"
     wildcard_constraints:
         teacher="|".join(ENSEMBLES) or "(?!)",
         prompt="majority|crowdlab",
+    conda:
+        "../envs/review.yaml"
     params:
         labels=lookup(dpath="labels", within=config),
         method=lambda wildcards: ENSEMBLES[wildcards.teacher]["method"],

@@ -2,46 +2,6 @@
 # Students train from results/review/{teacher}/{prompt}.labels.parquet, so a new corrections file
 # reruns import_review and what is downstream of it, never annotate or vote.
 
-REVIEW_SCORING = {k: v for k, v in REVIEW.items() if k != "corrections"}
-
-
-def member_iteration_files(teacher, prompt):
-    """The iteration files behind a label set: its own, or every member's for an ensemble."""
-    if teacher in ENSEMBLES:
-        members = ENSEMBLES[teacher]["members"]
-    else:
-        members = [(teacher, prompt)]
-    return [
-        f"results/annotations/{t}/{p}/iter{i}.parquet"
-        for t, p in members
-        for i in ITERATIONS
-    ]
-
-
-def own_iteration_files(wildcards):
-    return member_iteration_files(wildcards.teacher, wildcards.prompt)
-
-
-def annotator_files(wildcards):
-    """CROWDLAB annotators: every iteration of every teacher × prompt in the run."""
-    return [
-        f"results/annotations/{t}/{p}/iter{i}.parquet"
-        for t in TEACHERS
-        for p in PROMPTS
-        for i in ITERATIONS
-    ]
-
-
-def corrections_input(wildcards):
-    # An input only when configured: editing or adding the file reruns import_review and downstream.
-    return [REVIEW["corrections"]] if REVIEW["corrections"] else []
-
-
-def review_files():
-    return [
-        f"results/review/{t}/{p}.review.csv" for t, p in labellers()
-    ]
-
 
 rule export_review:
     input:

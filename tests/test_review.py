@@ -288,7 +288,7 @@ def test_every_label_set_gets_review_files_and_the_ensemble_is_a_teacher(finishe
         votes = pd.read_parquet(finished_run / "results" / "votes" / teacher / f"{prompt}.parquet")
         assert sorted(table["id"]) == sorted(votes.loc[votes["split"] != "test", "id"])
         flagged = table["label_issue"].astype(bool)
-        assert not (flagged.diff() > 0).any()  # flagged rows first
+        assert flagged.tolist() == sorted(flagged, reverse=True)  # flagged rows first
         for _, group in table.groupby(flagged):
             assert group["agreement"].is_monotonic_increasing
         assert len(json.loads((review / teacher / f"{prompt}.label_studio.json").read_text())) == len(table)
@@ -376,3 +376,11 @@ def test_a_bad_corrections_file_fails_naming_the_row_and_retrains_nothing(finish
     logs = "".join(p.read_text() for p in (run / "logs" / "import_review").rglob("*.log"))
     assert message in result.stdout + result.stderr + logs
     assert model.stat().st_mtime_ns == stamp  # no student was retrained
+
+
+@pytest.mark.slow
+def test_a_missing_corrections_file_stops_before_any_job(finished_run):
+    config = config_with(finished_run, "missing_review.yaml", "review/nope.csv")
+    result = snakemake(finished_run, "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert "review.corrections: file review/nope.csv does not exist" in result.stdout + result.stderr

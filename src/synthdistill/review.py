@@ -41,7 +41,11 @@ REVIEW_DEFAULTS: dict[str, Any] = {
 
 
 def review_settings(config_review: dict[str, Any] | None) -> dict[str, Any]:
-    return {**REVIEW_DEFAULTS, **(config_review or {})}
+    """The review block with defaults; a configured corrections file must exist before any job runs."""
+    settings = {**REVIEW_DEFAULTS, **(config_review or {})}
+    if settings["corrections"] and not Path(settings["corrections"]).exists():
+        raise SynthDistillError(f"review.corrections: file {settings['corrections']} does not exist")
+    return settings
 
 
 def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
