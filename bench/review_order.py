@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="--student minilm: fine-tuning epochs")
     parser.add_argument("--flip-share", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=0, help="which labels are flipped, and the random order")
+    parser.add_argument("--no-clean", action="store_true", help="skip the clean-label student (the ceiling)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "review_order.json"))
     args = parser.parse_args()
 
@@ -110,6 +111,8 @@ def main() -> None:
         "top_10pct_corrected": corrected.loc[pool["id"]].tolist(),
         "clean": pool["label"].tolist(),
     }
+    if args.no_clean:
+        del label_sets["clean"]
     students = {
         name: student_f1(args.student, texts, labels, test, features_of, args) for name, labels in label_sets.items()
     }

@@ -208,7 +208,8 @@ def crowdlab(annotators: pd.DataFrame, probs: np.ndarray, labels: list[str]) -> 
     coded = coded.loc[:, coded.notna().any()]
     answered = coded.notna().any(axis=1).to_numpy()
     out = pd.DataFrame({"consensus_label": [None] * len(coded), "consensus_quality": np.nan})
-    if coded.shape[1] == 0 or answered.sum() < 2:
+    if coded.shape[1] < 2 or answered.sum() < 2:
+        log.info("CROWDLAB needs at least two annotators and two answered items; skipped")
         return None
     sub = coded.loc[answered].reset_index(drop=True)
     # cleanlab wants every class among the annotations; fall back when a class never appears.
