@@ -42,6 +42,8 @@ def student_hardware(settings: dict[str, Any] | None) -> dict[str, Any]:
 
 def teacher_cost(annotation: dict[str, Any], price: dict[str, float]) -> float:
     """Dollars for the tokens the API reported (every iteration, CoT included), per the price table."""
+    if "cost_usd" in annotation:  # an ensemble: its members' tokens, each at its own price
+        return annotation["cost_usd"]
     return (
         annotation["input_tokens"] * price.get("input_per_1m_tokens", 0.0)
         + annotation["output_tokens"] * price.get("output_per_1m_tokens", 0.0)
@@ -67,7 +69,9 @@ def teacher_cost_row(stats: dict[str, Any], price: dict[str, float]) -> dict[str
         "cost_usd": total,
         "usd_per_1m_texts": total / items * 1e6,
         "method": (
-            f"measured tokens over {annotation['iterations']} iteration(s) × price table "
+            f"measured tokens over {annotation['iterations']} member iteration(s), each at its member's price"
+            if "cost_usd" in annotation
+            else f"measured tokens over {annotation['iterations']} iteration(s) × price table "
             f"(${price.get('input_per_1m_tokens', 0.0)} in / ${price.get('output_per_1m_tokens', 0.0)} out "
             "per 1M tokens)"
         ),
