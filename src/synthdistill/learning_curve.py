@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -45,7 +46,9 @@ def learning_curve(
 
     torch.set_num_threads(threads)
     options = {k: student[k] for k in LABEL_OPTIONS if student.get(k) is not None}
-    train_items, validation_items = label_frames(list(label_paths), teacher, **options)
+    # One reviewed-labels file for a teacher, the train and validation files for the expert labels.
+    paths = [label_paths] if isinstance(label_paths, str | Path) else list(label_paths)
+    train_items, validation_items = label_frames(paths, teacher, **options)
     test = pd.read_parquet(test_path)
     hyperparameters = {k: v for k, v in student.items() if k not in ("model", "trust_remote_code", *LABEL_OPTIONS)}
     seed = int(student.get("seed", 42))
