@@ -8,8 +8,13 @@ rule prepare_data:
         summary="results/data/summary.json",
     log:
         "logs/prepare_data.log",
+    benchmark:
+        "benchmarks/prepare_data.tsv"
     conda:
         "../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         dataset=lookup(dpath="dataset", within=config),
         labels=lookup(dpath="labels", within=config),
