@@ -94,7 +94,7 @@ def config_for(dataset: Path, base_url: str, shards: int, concurrency: int, cach
 def run_snakemake(workdir: Path, *args: str) -> float:
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "8", "--resources", "api_calls=8", *args],
+        [sys.executable, "-m", "snakemake", *args, "--cores", "8", "--resources", "api_calls=8"],
         cwd=workdir,
         capture_output=True,
         text=True,

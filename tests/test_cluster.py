@@ -65,6 +65,20 @@ def test_every_shard_gets_the_calibration_row_and_gathering_restores_the_order(t
         gather_shards([paths[0], paths[0]], ids)
 
 
+def test_more_shards_than_items_leaves_empty_shards_that_change_nothing(tmp_path):
+    frame = pd.DataFrame({"id": ["a", "b"], "label": ["positive", None], "input_tokens": [3, 4]})
+    frame["input_tokens"] = frame["input_tokens"].astype("Int64")
+    paths = []
+    for number in range(4):
+        start, stop = shard_bounds(2, number, 4)
+        paths.append(tmp_path / f"s{number}.parquet")
+        # An annotate job with no rows writes untyped (object) columns, as this does.
+        part = frame.iloc[start:stop] if stop > start else pd.DataFrame(columns=list(frame.columns))
+        part.to_parquet(paths[-1], index=False)
+    assert [len(pd.read_parquet(p)) for p in paths] == [0, 1, 0, 1]
+    pd.testing.assert_frame_equal(gather_shards(paths, ["a", "b"]), frame)
+
+
 # -- real Snakemake runs against a loopback OpenAI-compatible server -----------------------------
 
 
