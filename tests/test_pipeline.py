@@ -133,6 +133,8 @@ def test_editing_one_prompt_reruns_only_that_prompts_jobs(run):
         "gather_annotations": 2,  # one shard per iteration by default (annotate.shards: 1)
         "vote": 1,
         "train_student": 1,
+        "export_onnx": 1,
+        "write_model_card": 1,
         "evaluate_teacher": 1,
         "evaluate_student": 1,
         "compare_models": 1,
@@ -156,7 +158,14 @@ def test_changing_a_student_hyperparameter_reruns_no_annotation(run):
     students = {"minilm": {**TINY_CONFIG["students"]["minilm"], "learning_rate": 5.0e-5}}
     config = write_config(run / "config" / "lr.yaml", {**TINY_CONFIG, "students": students})
     counts = rules_of(planned_jobs(run, "--configfile", str(config)))
-    assert counts == {"train_student": 3, "evaluate_student": 3, "compare_models": 1, "report": 1}
+    assert counts == {
+        "train_student": 3,
+        "export_onnx": 3,
+        "write_model_card": 3,
+        "evaluate_student": 3,
+        "compare_models": 1,
+        "report": 1,
+    }
 
 
 def test_deleting_results_loses_no_llm_call(run):
