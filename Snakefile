@@ -9,9 +9,14 @@ configfile: "config/config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
+include: "rules/review.smk"
+include: "rules/ensemble.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
 include: "rules/predict.smk"
@@ -23,3 +28,4 @@ rule all:
     input:
         "results/report/report.html",
         student_release_files(),
+        review_files(),

@@ -9,8 +9,12 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
+from synthdistill.costs import student_hardware
+from synthdistill.run_facts import config_hash
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
 from synthdistill.student_files import EXPERT
+from synthdistill.ensemble import ensemble_settings
+from synthdistill.review import review_settings
 
 RUN = check_config(config)
 TEACHERS = RUN["teachers"]
@@ -21,6 +25,8 @@ EVALUATED = RUN["has_expert_labels"]
 GOLD = "gold"
 # Each iteration's prompts are annotated as SHARDS jobs, gathered before the vote.
 SHARDS = config["annotate"]["shards"]
+ENSEMBLES = ensemble_settings(config, TEACHERS, PROMPTS)
+REVIEW = review_settings(config.get("review"))
 
 
 wildcard_constraints:
@@ -39,9 +45,15 @@ if config["annotate"]["local"]:
         annotate,
 
 
+def labellers():
+    """Every (teacher, prompt) with a vote file: each teacher × prompt, then each ensemble × method."""
+    pairs = [(t, p) for t in TEACHERS for p in PROMPTS]
+    return pairs + [(name, spec["method"]) for name, spec in ENSEMBLES.items()]
+
+
 def label_sources():
     """(teacher, prompt) pairs a student learns from; the expert baseline when labels exist."""
-    pairs = [(t, p) for t in TEACHERS for p in PROMPTS]
+    pairs = labellers()
     if EVALUATED and config["evaluation"]["expert_baseline"]:
         pairs.append((EXPERT, GOLD))
     return pairs
@@ -78,7 +90,8 @@ def shard_files(wildcards):
 def student_labels(wildcards):
     if wildcards.teacher == EXPERT:
         return expand("results/data/{split}.parquet", split=["train", "validation"])
-    return f"results/votes/{wildcards.teacher}/{wildcards.prompt}.parquet"
+    # Reviewed labels: the votes with the corrections file applied (equal to the votes without one).
+    return f"results/review/{wildcards.teacher}/{wildcards.prompt}.labels.parquet"
 
 
 def teacher_params(wildcards):
@@ -95,13 +108,14 @@ def report_entries():
             "teacher": t,
             "prompt": p,
             "stats": f"results/votes/{t}/{p}.stats.json",
+            "votes": f"results/votes/{t}/{p}.parquet",
             "metrics": (
                 f"results/evaluation/teachers/{t}/{p}.json" if EVALUATED else None
             ),
-            "price": config["teachers"][t].get("price", {}),
+            # An ensemble's stats carry its members' summed cost.
+            "price": config["teachers"][t].get("price", {}) if t in TEACHERS else {},
         }
-        for t in TEACHERS
-        for p in PROMPTS
+        for t, p in labellers()
     ]
     students = [
         {
@@ -109,6 +123,7 @@ def report_entries():
             "teacher": t,
             "prompt": p,
             "metadata": f"results/students/{s}/{t}/{p}/metadata.json",
+            "benchmark": f"results/costs/students/{s}/{t}/{p}.json",
             "metrics": (
                 f"results/evaluation/students/{s}/{t}/{p}.json" if EVALUATED else None
             ),
@@ -122,9 +137,8 @@ def report_entries():
 def paired_test_models():
     """name -> test predictions file, and which teacher each student learned from."""
     models, students = {}, {}
-    for t in TEACHERS:
-        for p in PROMPTS:
-            models[f"{t}/{p}"] = f"results/votes/{t}/{p}.parquet"
+    for t, p in labellers():
+        models[f"{t}/{p}"] = f"results/votes/{t}/{p}.parquet"
     for s in STUDENTS:
         for t, p in label_sources():
             name = f"{s}/{t}/{p}"
@@ -132,7 +146,7 @@ def paired_test_models():
                 f"results/evaluation/students/{s}/{t}/{p}.predictions.parquet"
             )
             students[name] = f"{t}/{p}"
-    teachers = [f"{t}/{p}" for t in TEACHERS for p in PROMPTS]
+    teachers = [f"{t}/{p}" for t, p in labellers()]
     return {"models": models, "teachers": teachers, "students": students}
 
 
@@ -142,11 +156,15 @@ def report_files(entries):
         for group in entries.values()
         for entry in group
         for key, path in entry.items()
-        if key in ("stats", "metrics", "metadata") and path
+        if key in ("stats", "votes", "metrics", "metadata", "benchmark") and path
     ]
 
 
 REPORT_ENTRIES = report_entries()
+# The hardware the student cost is priced on: a preset's values with explicit keys over them.
+STUDENT_HARDWARE = student_hardware(config["costs"]["student_hardware"])
+# Printed in the report so two reports can be told apart; taken before any rule changes config.
+CONFIG_HASH = config_hash(config)
 PAIRED = paired_test_models()
 
 
@@ -162,6 +180,17 @@ def model_card_inputs(wildcards):
     if config["inference"]["onnx"]:
         inputs["onnx_check"] = f"{folder}/onnx_check.json"
     return inputs
+
+
+def student_model_files(wildcards):
+    """The student folder's model and, when exported, its ONNX int8 model (the fast CPU path)."""
+    folder = (
+        f"results/students/{wildcards.student}/{wildcards.teacher}/{wildcards.prompt}"
+    )
+    files = {"model": f"{folder}/model"}
+    if config["inference"]["onnx"]:
+        files["onnx"] = f"{folder}/onnx"
+    return files
 
 
 def hub_repo_id(wildcards):
@@ -202,3 +231,57 @@ def predict_student_files(wildcards):
     if config["inference"]["onnx"]:
         files.append(f"{folder}/onnx")
     return files
+
+
+# Review loop (rules/review.smk) and ensemble teachers (rules/ensemble.smk).
+REVIEW_SCORING = {k: v for k, v in REVIEW.items() if k != "corrections"}
+
+
+def member_iteration_files(teacher, prompt):
+    """The iteration files behind a label set: its own, or every member's for an ensemble."""
+    if teacher in ENSEMBLES:
+        members = ENSEMBLES[teacher]["members"]
+    else:
+        members = [(teacher, prompt)]
+    return [
+        f"results/annotations/{t}/{p}/iter{i}.parquet"
+        for t, p in members
+        for i in ITERATIONS
+    ]
+
+
+def own_iteration_files(wildcards):
+    return member_iteration_files(wildcards.teacher, wildcards.prompt)
+
+
+def annotator_files(wildcards):
+    """CROWDLAB annotators: every iteration of every teacher × prompt in the run."""
+    return [
+        f"results/annotations/{t}/{p}/iter{i}.parquet"
+        for t in TEACHERS
+        for p in PROMPTS
+        for i in ITERATIONS
+    ]
+
+
+def corrections_input(wildcards):
+    # An input only when configured: editing or adding the file reruns import_review and downstream.
+    return [REVIEW["corrections"]] if REVIEW["corrections"] else []
+
+
+def review_files():
+    return [f"results/review/{t}/{p}.review.csv" for t, p in labellers()]
+
+
+def ensemble_stats_files(wildcards):
+    return [
+        f"results/votes/{t}/{p}.stats.json"
+        for t, p in ENSEMBLES[wildcards.teacher]["members"]
+    ]
+
+
+def ensemble_prices(wildcards):
+    return [
+        config["teachers"][t].get("price", {})
+        for t, p in ENSEMBLES[wildcards.teacher]["members"]
+    ]

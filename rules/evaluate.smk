@@ -5,6 +5,8 @@ rule evaluate_teacher:
         "results/evaluation/teachers/{teacher}/{prompt}.json",
     log:
         "logs/evaluate_teacher/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/evaluate_teacher/{teacher}/{prompt}.tsv"
     conda:
         "../envs/report.yaml"
     params:
@@ -22,6 +24,8 @@ rule evaluate_student:
         predictions="results/evaluation/students/{student}/{teacher}/{prompt}.predictions.parquet",
     log:
         "logs/evaluate_student/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/evaluate_student/{student}/{teacher}/{prompt}.tsv"
     conda:
         "../envs/student.yaml"
     resources:
@@ -44,6 +48,8 @@ rule compare_models:
         "results/evaluation/paired_tests.csv",
     log:
         "logs/compare_models.log",
+    benchmark:
+        "benchmarks/compare_models.tsv"
     conda:
         "../envs/report.yaml"
     params:

@@ -56,7 +56,8 @@ rule write_model_card:
     conda:
         "../envs/student.yaml"
     params:
-        hardware=lookup(dpath="model_card/hardware", within=config),
+        # Only what the card's training energy uses, so a price change does not rewrite cards.
+        hardware={k: STUDENT_HARDWARE[k] for k in ("power_w", "grid_kg_co2_per_kwh")},
     script:
         "../scripts/write_model_card.py"
 

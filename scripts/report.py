@@ -1,16 +1,22 @@
-"""Put every teacher, prompt and student side by side."""
-
-from pathlib import Path
+"""Write the decision report (Markdown, self-contained HTML, figures, CSV tables) from the run's artifacts."""
 
 from synthdistill.logs import setup
-from synthdistill.report import build
+from synthdistill.report import FIGURES, TABLES, build
 
 setup(snakemake.log[0])
-markdown, page = build(
+build(
     snakemake.input.summary,
     snakemake.params.entries["teachers"],
     snakemake.params.entries["students"],
     snakemake.params.evaluated,
+    snakemake.params.hardware,
+    {
+        "markdown": snakemake.output.markdown,
+        "html": snakemake.output.html,
+        "figures": {name: snakemake.output[f"figure_{name}"] for name in FIGURES},
+        "tables": {name: snakemake.output[f"table_{name}"] for name in TABLES},
+    },
+    paired_path=snakemake.input.paired[0] if snakemake.input.paired else None,
+    benchmarks_dir=snakemake.params.benchmarks_dir,
+    config_hash=snakemake.params.config_hash,
 )
-Path(snakemake.output.markdown).write_text(markdown)
-Path(snakemake.output.html).write_text(page)

@@ -14,7 +14,7 @@ LABELS = ["positive", "negative", "neutral"]
 
 def copy_workflow(target: Path) -> Path:
     """A clone-like copy of the workflow a user would run, without results or caches."""
-    for name in ("Snakefile", "rules", "scripts", "schemas", "envs", "profiles", "config", "data"):
+    for name in ("Snakefile", "rules", "scripts", "schemas", "envs", "profiles", "config", "data", "report"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, target / name)

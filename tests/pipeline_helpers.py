@@ -48,6 +48,11 @@ TINY_CONFIG = {
         }
     },
     "self_consistency": {"iterations": 2},
+    # A short student benchmark, priced with the reference case's assumptions.
+    "costs": {
+        "student_hardware": {"preset": "t4_reference"},
+        "benchmark": {"texts": 200, "latency_texts": 20, "batch_sizes": [8, 32]},
+    },
 }
 
 

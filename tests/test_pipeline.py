@@ -114,6 +114,52 @@ def test_paired_tests_compare_each_student_with_its_teacher_and_the_teachers(run
     assert 0 <= row["mcnemar_p"] <= 1
 
 
+def test_every_student_ships_a_card_and_a_checked_onnx_export(run):
+    for teacher, prompt in (("smollm2", "label"), ("smollm2", "cot_json"), ("expert", "gold")):
+        folder = run / "results" / "students" / "minilm" / teacher / prompt
+        metrics = json.loads(
+            (run / "results" / "evaluation" / "students" / "minilm" / teacher / f"{prompt}.json").read_text()
+        )
+        check = json.loads((folder / "onnx_check.json").read_text())
+        # The check's torch figure is the student's own test accuracy: same model, same items.
+        assert check["accuracy_torch"] == pytest.approx(metrics["accuracy"])
+        assert (folder / "onnx" / "model.int8.onnx").exists()
+        card = (folder / "README.md").read_text()
+        low, high = metrics["intervals"]["accuracy"]
+        assert f"| accuracy | {metrics['accuracy']:.3f} | {low:.3f} – {high:.3f} |" in card
+        metadata = json.loads((folder / "metadata.json").read_text())
+        assert f"training items: {metadata['train_examples']}" in card
+
+
+def test_predict_rule_labels_a_users_file_with_the_trained_student(run):
+    texts = pd.DataFrame(
+        {"doc": [f"n{i}" for i in range(25)], "body": [f"Revenue rose {i} percent." for i in range(25)]}
+    )
+    texts.to_json(run / "incoming.jsonl", orient="records", lines=True)
+    predict = {"files": {"incoming": "incoming.jsonl"}, "text_column": "body", "id_column": "doc"}
+    config = write_config(run / "config" / "predict.yaml", {**TINY_CONFIG, "predict": predict})
+    jobs = planned_jobs(run, "predict_all", "--configfile", str(config))
+    assert rules_of(jobs) == {"predict": 1}  # nothing upstream reruns
+    snakemake(run, "predict_all", "--configfile", str(config))
+    out = pd.read_parquet(run / "results" / "predictions" / "incoming.parquet")
+    assert out["doc"].tolist() == texts["doc"].tolist()
+    assert out["label"].isin(TINY_CONFIG["labels"]).all()
+    assert out[["prob_positive", "prob_negative", "prob_neutral"]].sum(axis=1).round(4).eq(1).all()
+
+
+def test_learning_curve_ends_at_the_full_students_score(run):
+    config = write_config(run / "config" / "curve.yaml", {**TINY_CONFIG, "learning_curve": {"sizes": [10]}})
+    snakemake(run, "learning_curves", "--configfile", str(config))
+    curve = pd.read_csv(run / "results" / "learning_curve" / "minilm" / "smollm2" / "label.csv")
+    votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "label.parquet")
+    n_train = int(((votes["split"] == "train") & votes["label"].notna()).sum())
+    assert curve["train_labels"].tolist() == [10, n_train]
+    full = json.loads((run / "results" / "evaluation" / "students" / "minilm" / "smollm2" / "label.json").read_text())
+    # The last point retrains the same student on the same labels with the same seed.
+    assert curve["accuracy"].iloc[-1] == pytest.approx(full["accuracy"])
+    assert (run / "results" / "learning_curve" / "minilm" / "smollm2" / "label.png").stat().st_size > 10_000
+
+
 def test_after_a_full_run_nothing_is_left_to_do(run):
     assert planned_jobs(run) == []
 
@@ -132,15 +178,19 @@ def test_editing_one_prompt_reruns_only_that_prompts_jobs(run):
         "annotate": 2,
         "gather_annotations": 2,  # one shard per iteration by default (annotate.shards: 1)
         "vote": 1,
+        "import_review": 1,
+        # CROWDLAB treats every teacher × prompt iteration as an annotator: both prompts are rescored.
+        "export_review": 2,
         "train_student": 1,
         "export_onnx": 1,
         "write_model_card": 1,
         "evaluate_teacher": 1,
         "evaluate_student": 1,
+        "benchmark_student": 1,
         "compare_models": 1,
         "report": 1,
     }
-    assert all(w.get("prompt", "label") == "label" for rule, w in jobs), jobs
+    assert all(w.get("prompt", "label") == "label" for rule, w in jobs if rule != "export_review"), jobs
     assert planned_jobs(run) == []
 
 
@@ -160,9 +210,10 @@ def test_changing_a_student_hyperparameter_reruns_no_annotation(run):
     counts = rules_of(planned_jobs(run, "--configfile", str(config)))
     assert counts == {
         "train_student": 3,
+        "evaluate_student": 3,
         "export_onnx": 3,
         "write_model_card": 3,
-        "evaluate_student": 3,
+        "benchmark_student": 3,
         "compare_models": 1,
         "report": 1,
     }

@@ -7,27 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from synthdistill.costs import training_energy
 from synthdistill.errors import SynthDistillError
 from synthdistill.student_files import EXPERT
 
 
 def _read(path: str | None) -> dict[str, Any] | None:
     return json.loads(Path(path).read_text()) if path else None
-
-
-def training_energy(train_seconds: float, hardware: dict[str, Any]) -> dict[str, Any] | None:
-    """kWh and kg CO2 for the training run as power × time, or None without a configured power."""
-    power_w = hardware.get("power_w")
-    if not power_w:
-        return None
-    kwh = power_w * train_seconds / 3600 / 1000
-    intensity = hardware.get("grid_kg_co2_per_kwh")
-    return {
-        "kwh": kwh,
-        "kg_co2": kwh * intensity if intensity is not None else None,
-        "method": f"power × time: {power_w} W × {train_seconds:.0f} s"
-        + (f", {intensity} kg CO2/kWh" if intensity is not None else ""),
-    }
 
 
 def _metric_line(metrics: dict[str, Any], name: str) -> str:

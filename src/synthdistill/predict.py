@@ -46,7 +46,16 @@ def read_chunks(path: str | Path, columns: list[str], chunk_rows: int = CHUNK_RO
             yield batch.to_pandas()
         return
     if suffix in (".csv", ".tsv"):
-        reader = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", chunksize=chunk_rows, dtype=str)
+        # Blank lines are rows (empty texts, reported as such) and "NA" is a text, not a missing value:
+        # pandas' defaults would silently drop or null them and shift every later row number.
+        reader = pd.read_csv(
+            path,
+            sep="\t" if suffix == ".tsv" else ",",
+            chunksize=chunk_rows,
+            dtype=str,
+            skip_blank_lines=False,
+            keep_default_na=False,
+        )
     elif suffix in (".jsonl", ".json"):
         reader = pd.read_json(path, lines=True, chunksize=chunk_rows, dtype=False)
     else:

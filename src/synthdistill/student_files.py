@@ -77,5 +77,10 @@ def train_from_files(
         trust_remote_code=student.get("trust_remote_code", False),
     )
     metadata.update({"teacher": teacher, "prompt": prompt, "label_options": options})
+    if "corrected" in train_items:  # reviewed labels (results/review/...labels.parquet)
+        metadata["reviewed_corrections"] = {
+            "train": int(train_items["corrected"].sum()),
+            "validation": int(validation_items["corrected"].sum()),
+        }
     write_metadata(metadata, metadata_path)
     return metadata

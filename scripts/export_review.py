@@ -1,0 +1,15 @@
+"""Score one teacher × prompt's labels with cleanlab and write its review files."""
+
+from synthdistill.logs import setup
+from synthdistill.review import export_review
+
+setup(snakemake.log[0])
+export_review(
+    snakemake.input.votes,
+    list(snakemake.input.iterations),
+    list(snakemake.input.annotators),
+    snakemake.params.labels,
+    snakemake.params.settings,
+    f"synthdistill:{snakemake.wildcards.teacher}/{snakemake.wildcards.prompt}",
+    dict(snakemake.output.items()),
+)

@@ -1,0 +1,17 @@
+"""Combine several teacher × prompt label sets into one ensemble vote file."""
+
+from synthdistill.ensemble import write_ensemble
+from synthdistill.logs import setup
+
+setup(snakemake.log[0])
+write_ensemble(
+    list(snakemake.input.iterations),
+    list(snakemake.input.splits),
+    list(snakemake.input.member_stats),
+    snakemake.params.prices,
+    snakemake.params.labels,
+    snakemake.params.method,
+    snakemake.params.tie_policy,
+    snakemake.params.settings,
+    snakemake.output,
+)

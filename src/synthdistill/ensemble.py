@@ -1,0 +1,133 @@
+"""Ensemble teacher: several teacher × prompt label sets combined into one, used like any teacher.
+
+``majority`` pools every self-consistency iteration of every member as one vote and takes the
+majority (the same vote, tie policy and schema as a single teacher). ``crowdlab`` treats each
+iteration of each member as an annotator and takes cleanlab's CROWDLAB consensus, which weights
+annotators by their estimated quality and a cross-validated classifier's probabilities; it also
+resolves the majority's ties. The result is written as ``results/votes/<name>/<method>.parquet``
+with the vote columns, so evaluation, review and students treat it as a teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthdistill.data import read_splits
+from synthdistill.errors import SynthDistillError
+from synthdistill.review import annotator_labels, cross_val_probs, crowdlab, read_iterations, text_features
+from synthdistill.voting import VOTED, vote, vote_summary
+
+log = logging.getLogger(__name__)
+METHODS = ("majority", "crowdlab")
+
+
+def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list[str]) -> dict[str, dict[str, Any]]:
+    """name -> {members: [(teacher, prompt)], method}; members must be among the run's teachers and prompts."""
+    out = {}
+    for name, spec in (config.get("ensembles") or {}).items():
+        if name in config["teachers"] or name == "expert":
+            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert')")
+        members = []
+        for number, member in enumerate(spec["members"], start=1):
+            teacher, prompt = member
+            if teacher not in teachers or prompt not in prompts:
+                raise SynthDistillError(
+                    f"ensembles.{name}.members[{number}]: {teacher}/{prompt} is not a teacher × prompt of this run "
+                    f"(teachers {teachers}, prompts {prompts})"
+                )
+            members.append((teacher, prompt))
+        if len(set(members)) < 2:
+            raise SynthDistillError(f"ensembles.{name}.members: give at least two distinct teacher × prompt pairs")
+        out[name] = {"members": members, "method": spec.get("method", "majority")}
+    return out
+
+
+def combined_annotation_stats(member_stats: list[dict[str, Any]], prices: list[dict[str, float]]) -> dict[str, Any]:
+    """The members' calls, failures and tokens added up; the cost is computed per member's price."""
+    keys = ("iterations", "answers", "requests_made", "cache_hits", "request_errors", "parse_failures")
+    keys += ("input_tokens", "output_tokens")
+    annotation: dict[str, Any] = {k: sum(s["annotation"][k] for s in member_stats) for k in keys}
+    # Members run independently, so an ensemble label waits for its slowest member.
+    annotation["latency_p50_s"] = max((s["annotation"]["latency_p50_s"] or 0.0) for s in member_stats)
+    annotation["latency_p95_s"] = max((s["annotation"].get("latency_p95_s") or 0.0) for s in member_stats)
+    annotation["cost_usd"] = sum(
+        (
+            s["annotation"]["input_tokens"] * p.get("input_per_1m_tokens", 0.0)
+            + s["annotation"]["output_tokens"] * p.get("output_per_1m_tokens", 0.0)
+        )
+        / 1e6
+        for s, p in zip(member_stats, prices, strict=True)
+    )
+    return annotation
+
+
+def ensemble_votes(
+    iterations: dict[str, pd.DataFrame],
+    items: pd.DataFrame,
+    labels: list[str],
+    method: str,
+    tie_policy: str,
+    settings: dict[str, Any],
+) -> pd.DataFrame:
+    """One labelled row per item in the vote schema, from the members' iterations."""
+    if method not in METHODS:
+        raise SynthDistillError(f"ensembles.*.method: {method!r} is not one of {METHODS}")
+    votes = vote(list(iterations.values()), items, labels, tie_policy)
+    votes["method"] = "majority"
+    if method == "majority":
+        return votes
+    index = {label: i for i, label in enumerate(labels)}
+    labelled = votes["label"].notna().to_numpy()
+    targets = votes.loc[labelled, "label"].map(index).to_numpy()
+    if len(np.unique(targets)) < 2:
+        log.warning("crowdlab: the majority labels have fewer than two classes; keeping the majority vote")
+        return votes
+    features = text_features(votes["text"].tolist(), settings["features"], settings["embedding_model"])
+    rows, other = np.flatnonzero(labelled), np.flatnonzero(~labelled)
+    probs, other_probs = cross_val_probs(
+        features[rows], targets, len(labels), settings["cv_folds"], settings["seed"],
+        predict_rows=features[other] if len(other) else None,
+    )  # fmt: skip
+    all_probs = np.zeros((len(votes), len(labels)))
+    all_probs[rows] = probs
+    if other_probs is not None:
+        all_probs[other] = other_probs
+    consensus = crowdlab(annotator_labels(iterations, votes["id"].tolist()), all_probs, labels)
+    if consensus is None:
+        log.warning("crowdlab could not run; keeping the majority vote")
+        return votes
+    found = consensus["consensus_label"].notna().to_numpy()
+    votes.loc[found, "label"] = consensus.loc[found, "consensus_label"].to_numpy()
+    votes.loc[found & ~labelled, "vote_status"] = VOTED
+    votes["consensus_quality"] = consensus["consensus_quality"].to_numpy()
+    votes["method"] = "crowdlab"
+    return votes
+
+
+def write_ensemble(
+    iteration_paths: list[str],
+    split_paths: list[str],
+    member_stats_paths: list[str],
+    prices: list[dict[str, float]],
+    labels: list[str],
+    method: str,
+    tie_policy: str,
+    settings: dict[str, Any],
+    outputs,
+) -> pd.DataFrame:
+    """The ensemble's votes, trainer CSV and stats, like a single teacher's vote job writes them."""
+    iterations = read_iterations(iteration_paths)
+    votes = ensemble_votes(iterations, read_splits(split_paths), labels, method, tie_policy, settings)
+    votes.to_parquet(outputs.votes, index=False)
+    train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]]
+    train.to_csv(outputs.train_csv, index=False)
+    member_stats = [json.loads(Path(p).read_text()) for p in member_stats_paths]
+    stats = {"annotation": combined_annotation_stats(member_stats, prices), "vote": vote_summary(votes)}
+    Path(outputs.stats).write_text(json.dumps(stats, indent=2) + "\n")
+    return votes

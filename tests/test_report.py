@@ -1,0 +1,208 @@
+"""The decision report, built from a finished tiny run: its numbers must be the artifacts' numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from synthdistill.costs import break_even, student_cost_row
+
+from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
+
+T4 = {"price_per_hour_usd": 0.6, "power_w": 70.0, "grid_kg_co2_per_kwh": 0.37}  # the t4_reference preset
+PRICE_IN, PRICE_OUT = 3.0, 15.0  # TINY_CONFIG's teacher price per 1M tokens
+STUDENTS = [("smollm2", "label"), ("smollm2", "cot_json"), ("expert", "gold")]
+
+
+def test_student_cost_falls_back_to_power_times_time_and_says_so():
+    benchmark = {
+        "backend": "onnx_int8",
+        "device": {"name": "Some CPU"},
+        "latency": {"p50_ms": 5.0, "p95_ms": 7.0},
+        "throughput": {"best_texts_per_second": 250.0, "best_batch_size": 32},
+        "energy": {"measured": False, "reason": "CPU power mode cpu_load"},
+    }
+    row = student_cost_row(benchmark, {**T4, "preset": "t4_reference"})
+    hours = 1e6 / 250.0 / 3600
+    assert row["usd_per_1m_texts"] == pytest.approx(0.6 * hours)
+    assert row["kwh_per_1m_texts"] == pytest.approx(0.070 * hours)
+    assert row["kg_co2_per_1m_texts"] == pytest.approx(0.070 * hours * 0.37)
+    assert row["energy_method"].startswith("power × time: 70.0 W (preset t4_reference)")
+    assert "cpu_load" in row["energy_method"]
+
+    measured = {
+        **benchmark,
+        "energy": {"measured": True, "source": "CPU power mode intel_rapl", "kwh": 2e-4, "texts": 400},
+    }
+    row = student_cost_row(measured, {**T4, "preset": None})
+    assert row["kwh_per_1m_texts"] == pytest.approx(2e-4 / 400 * 1e6)
+    assert row["energy_method"].startswith("measured with CodeCarbon (CPU power mode intel_rapl)")
+
+    unpriced = student_cost_row(benchmark, {"price_per_hour_usd": None, "power_w": None, "grid_kg_co2_per_kwh": None})
+    assert unpriced["usd_per_1m_texts"] is None and unpriced["kwh_per_1m_texts"] is None
+    assert "price_per_hour_usd is not set" in unpriced["cost_method"]
+
+
+def test_break_even_volume():
+    assert break_even(10.0, 0.002, 0.0005)["texts"] == math.ceil(10.0 / 0.0015)
+    assert break_even(10.0, 0.0, 0.0005)["texts"] is None  # a free teacher is never beaten on cost
+    assert break_even(None, 0.002, None)["texts"] is None
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("report"))
+    snakemake(workdir)
+    return workdir
+
+
+def _json(path):
+    return json.loads(path.read_text())
+
+
+def _row(markdown: str, section: str, first_cell: str) -> str:
+    """The Markdown table row of ``section`` whose first cell is ``first_cell``."""
+    body = markdown.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    pattern = re.compile(rf"^\|\s*{re.escape(first_cell)}\s*\|.*$", re.MULTILINE)
+    match = pattern.search(body)
+    assert match, f"no row for {first_cell} in {section}"
+    return match.group(0)
+
+
+@pytest.mark.slow
+def test_quality_and_label_quality_come_from_the_metrics_and_votes(run):
+    results = run / "results"
+    report = (results / "report" / "report.md").read_text()
+    quality = pd.read_csv(results / "report" / "tables" / "quality.csv").set_index("system")
+    systems = {
+        f"smollm2/{p}": results / "evaluation" / "teachers" / "smollm2" / f"{p}.json" for p in ("label", "cot_json")
+    }
+    systems |= {
+        f"minilm/{t}/{p}": results / "evaluation" / "students" / "minilm" / t / f"{p}.json" for t, p in STUDENTS
+    }
+    assert set(quality.index) == set(systems)
+    assert quality.loc["minilm/expert/gold", "kind"] == "expert baseline"
+    for system, path in systems.items():
+        metrics = _json(path)
+        assert quality.loc[system, "accuracy"] == pytest.approx(metrics["accuracy"])
+        assert quality.loc[system, "f1_macro_high"] == pytest.approx(metrics["intervals"]["f1_macro"][1])
+        low, high = metrics["intervals"]["accuracy"]
+        # The table readers see carries the same numbers, in the row of this system.
+        assert f"{metrics['accuracy']:.3f} [{low:.3f}, {high:.3f}]" in _row(report, "Quality", system)
+
+    label_quality = pd.read_csv(results / "report" / "tables" / "label_quality.csv").set_index("teacher_prompt")
+    for prompt in ("label", "cot_json"):
+        votes = pd.read_parquet(results / "votes" / "smollm2" / f"{prompt}.parquet")
+        stats = _json(results / "votes" / "smollm2" / f"{prompt}.stats.json")
+        row = label_quality.loc[f"smollm2/{prompt}"]
+        unanimous = votes.loc[votes["agreement"] == 1.0]
+        assert row["items_unanimous"] == len(unanimous)
+        if len(unanimous):
+            assert row["accuracy_unanimous"] == pytest.approx((unanimous["label"] == unanimous["expert_label"]).mean())
+        assert row["parse_failures"] == stats["annotation"]["parse_failures"]
+        assert row["unanimous_share"] == pytest.approx(stats["vote"]["unanimous_share"])
+
+
+@pytest.mark.slow
+def test_costs_are_tokens_times_price_and_measured_time_times_hardware(run):
+    results = run / "results"
+    tables = results / "report" / "tables"
+    report = (results / "report" / "report.md").read_text()
+    teacher_costs = pd.read_csv(tables / "teacher_cost.csv").set_index("teacher_prompt")
+    for prompt in ("label", "cot_json"):
+        stats = _json(results / "votes" / "smollm2" / f"{prompt}.stats.json")
+        annotation = stats["annotation"]
+        cost = (annotation["input_tokens"] * PRICE_IN + annotation["output_tokens"] * PRICE_OUT) / 1e6
+        row = teacher_costs.loc[f"smollm2/{prompt}"]
+        assert row["cost_usd"] == pytest.approx(cost) and cost > 0
+        assert row["usd_per_1m_texts"] == pytest.approx(cost / 30 * 1e6)
+        assert row["calls"] == 60 and row["output_tokens"] == annotation["output_tokens"]
+        assert row["latency_p95_s"] == pytest.approx(annotation["latency_p95_s"])
+        assert f"| {cost:.4g} " in _row(report, "Teacher cost", f"smollm2/{prompt}")
+
+    student_costs = pd.read_csv(tables / "student_cost.csv").set_index("student")
+    breaks = pd.read_csv(tables / "break_even.csv").set_index("student")
+    assert set(breaks.index) == {"minilm/smollm2/label", "minilm/smollm2/cot_json"}  # no break-even for expert labels
+    for teacher, prompt in STUDENTS:
+        name = f"minilm/{teacher}/{prompt}"
+        bench = _json(results / "costs" / "students" / "minilm" / teacher / f"{prompt}.json")
+        # The serving path: ONNX int8 on this CPU machine, batch-1 latency and the best of the batch sizes.
+        assert bench["backend"] == "onnx_int8" and bench["latency"]["texts"] == 20
+        assert [r["batch_size"] for r in bench["throughput"]["runs"]] == [8, 32]
+        best = max(r["texts_per_second"] for r in bench["throughput"]["runs"])
+        assert bench["throughput"]["best_texts_per_second"] == pytest.approx(best)
+        row = student_costs.loc[name]
+        hours_per_1m = 1e6 / best / 3600
+        assert row["throughput_texts_per_s"] == pytest.approx(best)
+        assert row["latency_batch1_p50_ms"] == pytest.approx(bench["latency"]["p50_ms"])
+        assert row["usd_per_1m_texts"] == pytest.approx(0.6 * hours_per_1m)
+        if bench["energy"]["measured"]:
+            kwh = bench["energy"]["kwh"] / bench["energy"]["texts"] * 1e6
+            assert row["energy_method"].startswith("measured with CodeCarbon")
+        else:
+            kwh = 0.070 * hours_per_1m
+            assert row["energy_method"].startswith("power × time: 70.0 W (preset t4_reference)")
+        assert row["kwh_per_1m_texts"] == pytest.approx(kwh)
+        assert row["kg_co2_per_1m_texts"] == pytest.approx(kwh * 0.37)
+        metadata = _json(results / "students" / "minilm" / teacher / prompt / "metadata.json")
+        assert row["train_usd"] == pytest.approx(metadata["train_seconds"] * 0.6 / 3600)
+        if teacher != "expert":
+            source = teacher_costs.loc[f"{teacher}/{prompt}"]
+            fixed = source["cost_usd"] + row["train_usd"]
+            saving = (source["usd_per_1m_texts"] - row["usd_per_1m_texts"]) / 1e6
+            expected = math.ceil(fixed / saving) if saving > 0 else None
+            got = breaks.loc[name, "break_even_texts"]
+            assert (pd.isna(got) and expected is None) or got == expected
+            if expected is not None:
+                assert f"| {expected:,} " in _row(report, "Decision", name)
+        # The method is printed beside the number.
+        assert row["energy_method"] in report and row["cost_method"] in report
+
+
+@pytest.mark.slow
+def test_html_is_self_contained_with_readable_figures_and_run_facts(run):
+    folder = run / "results" / "report"
+    page = (folder / "report.html").read_text()
+    assert page.startswith("<!doctype html>")
+    assert page.count("src='data:image/png;base64,") == 5  # every figure embedded, none linked
+    for name in ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto"):
+        with Image.open(folder / "figures" / f"{name}.png") as image:
+            assert image.width >= 600 and image.height >= 300, name
+    report = (folder / "report.md").read_text()
+    assert re.search(r"config sha256: [0-9a-f]{64}", report)
+    stages = pd.read_csv(folder / "tables" / "stages.csv").set_index("rule")
+    # One benchmark file per job of the expensive rules, read from benchmarks/.
+    assert stages.loc["annotate", "jobs"] == 4 and stages.loc["benchmark_student", "jobs"] == 3
+    assert stages.loc["train_student", "peak_rss_mb"] > 100  # a torch process: well over 100 MB
+    assert f"{int(stages.loc['train_student', 'jobs'])}" in _row(report, "Run facts", "train_student")
+    assert "data: train " in report and "snakemake 9.27.1" in report
+
+
+@pytest.mark.slow
+def test_changing_a_price_regenerates_only_the_report(run):
+    costs = {**TINY_CONFIG["costs"], "student_hardware": {"preset": "t4_reference", "price_per_hour_usd": 1.2}}
+    config = write_config(run / "config" / "price.yaml", {**TINY_CONFIG, "costs": costs})
+    assert rules_of(planned_jobs(run, "--configfile", str(config))) == {"report": 1}
+    before = pd.read_csv(run / "results" / "report" / "tables" / "student_cost.csv")
+    snakemake(run, "--configfile", str(config))
+    after = pd.read_csv(run / "results" / "report" / "tables" / "student_cost.csv")
+    assert after["usd_per_1m_texts"].to_numpy() == pytest.approx(2 * before["usd_per_1m_texts"].to_numpy())
+    assert after["throughput_texts_per_s"].tolist() == before["throughput_texts_per_s"].tolist()  # not re-measured
+    snakemake(run)  # back to the tiny config's prices
+    assert planned_jobs(run) == []
+
+
+@pytest.mark.slow
+def test_snakemake_report_collects_the_annotated_figures_and_tables(run):
+    snakemake(run, "--report", "snakemake_report.zip")
+    import zipfile
+
+    with zipfile.ZipFile(run / "snakemake_report.zip") as archive:
+        names = archive.namelist()
+    for name in ("report.html", "pareto.png", "quality.png", "student_cost.csv", "teacher_cost.csv"):
+        assert any(n.endswith(name) for n in names), (name, names[:20])

@@ -1,0 +1,386 @@
+"""Review loop: review order and files, corrections parsers, audit, ensembles, and a real rerun."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthdistill.corrections import apply_corrections, import_review, read_corrections
+from synthdistill.ensemble import ensemble_settings, ensemble_votes
+from synthdistill.errors import SynthDistillError
+from synthdistill.review import (
+    annotator_labels,
+    argilla_records,
+    label_studio_tasks,
+    order_for_review,
+    review_table,
+    score_items,
+    write_review_files,
+)
+
+from .conftest import LABELS
+from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
+
+WORDS = {
+    "positive": "profit rose strongly growth gains record",
+    "negative": "loss fell sharply decline cuts warning",
+    "neutral": "company office located meeting held annual",
+}
+
+
+def scripted_votes(n: int = 120, flipped: tuple[int, ...] = (3, 10, 20)) -> pd.DataFrame:
+    """Texts whose words give their label away, with a few labels flipped (a noisy teacher)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        label = LABELS[i % 3]
+        text = " ".join(rng.choice(WORDS[label].split(), 4)) + f" item{i}"
+        split = "train" if i < 0.7 * n else ("validation" if i < 0.85 * n else "test")
+        rows.append({"id": f"i{i}", "split": split, "text": text, "label": label, "expert_label": label})
+    votes = pd.DataFrame(rows)
+    for i in flipped:
+        votes.loc[i, "label"] = LABELS[(LABELS.index(votes.loc[i, "label"]) + 1) % 3]
+    votes["vote_status"] = "voted"
+    votes["agreement"] = 1.0
+    for label in LABELS:
+        votes[f"votes_{label}"] = (votes["label"] == label).astype(int) * 3
+    votes["n_failed"] = 0
+    return votes
+
+
+def iterations_of(votes: pd.DataFrame, n: int = 3, name: str = "t/p") -> dict[str, pd.DataFrame]:
+    frame = votes[["id", "label"]].assign(reason="because the words say so")
+    return {f"{name}/iter{k}": frame.copy() for k in range(n)}
+
+
+def test_cleanlab_flags_the_flipped_labels_and_they_lead_the_review_order():
+    votes = scripted_votes()
+    iterations = iterations_of(votes)
+    ids = votes.loc[votes["split"] != "test", "id"].tolist()
+    scores = score_items(votes, annotator_labels(iterations, ids), LABELS, features="tfidf", cv_folds=5)
+    assert set(scores["id"]) == set(ids)  # the test split is never up for review
+    assert set(scores.loc[scores["label_issue"], "id"]) == {"i3", "i10", "i20"}
+    assert scores["issue_method"].iloc[0] == "cv_logreg_tfidf+crowdlab"
+    table = review_table(votes, scores, iterations, LABELS)
+    assert table["id"].head(3).tolist() and set(table["id"].head(3)) == {"i3", "i10", "i20"}
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+    assert (table["reasons"].str.count("because") == 3).all()
+
+
+def test_crowdlab_flags_a_vote_the_other_annotators_contradict():
+    votes = scripted_votes(flipped=())
+    iterations = iterations_of(votes, n=2, name="a/p")
+    # A second teacher and the first disagree on i5; the first one's vote says negative.
+    votes.loc[5, "label"] = "negative"
+    other = votes[["id", "label"]].assign(label=votes["expert_label"])
+    iterations.update({f"b/p/iter{k}": other.copy() for k in range(3)})
+    ids = votes.loc[votes["split"] != "test", "id"].tolist()
+    scores = score_items(votes, annotator_labels(iterations, ids), LABELS, features="tfidf").set_index("id")
+    assert scores.loc["i5", "consensus_label"] == votes.loc[5, "expert_label"]
+    assert scores.loc["i5", "label_issue"]
+
+
+def test_review_order_puts_flagged_first_then_low_agreement_then_low_quality():
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e"],
+            "label_issue": [False, True, False, False, True],
+            "agreement": [1.0, 1.0, 0.34, 0.67, 0.67],
+            "label_quality": [0.2, 0.9, 0.8, np.nan, 0.1],
+        }
+    )
+    assert order_for_review(frame)["id"].tolist() == ["e", "b", "c", "d", "a"]
+
+
+def test_one_voted_class_still_writes_a_review_ordered_by_agreement():
+    votes = scripted_votes(flipped=()).assign(label="positive")
+    votes.loc[0, "agreement"] = 0.34
+    ids = votes.loc[votes["split"] != "test", "id"].tolist()
+    scores = score_items(votes, annotator_labels(iterations_of(votes), ids), LABELS, features="tfidf")
+    assert (scores["issue_method"] == "agreement_only").all() and not scores["label_issue"].any()
+    assert review_table(votes, scores, {}, LABELS)["id"].iloc[0] == "i0"
+
+
+def test_review_files_in_every_format(tmp_path):
+    votes = scripted_votes()
+    votes.loc[7, ["label", "vote_status"]] = [None, "tie"]
+    iterations = iterations_of(votes)
+    ids = votes.loc[votes["split"] != "test", "id"].tolist()
+    table = review_table(
+        votes, score_items(votes, annotator_labels(iterations, ids), LABELS, features="tfidf"), iterations, LABELS
+    )
+    outputs = {k: str(tmp_path / f"r.{k}") for k in ("csv", "xlsx", "argilla", "label_studio", "label_studio_config")}
+    write_review_files(table, LABELS, "synthdistill:t/p", outputs)
+    csv = pd.read_csv(outputs["csv"])
+    assert csv["id"].tolist() == table["id"].tolist()
+    assert {"text", "voted_label", "votes_positive", "agreement", "reasons", "label_issue", "label_quality"} <= set(
+        csv.columns
+    )
+    assert pd.read_excel(outputs["xlsx"])["id"].tolist() == table["id"].tolist()
+    argilla = json.loads(open(outputs["argilla"]).read())
+    assert argilla["settings"]["questions"] == [
+        {"name": "label", "type": "label_selection", "labels": LABELS, "required": True}
+    ]
+    first = argilla["records"][0]
+    assert first["id"] == table["id"].iloc[0] and first["fields"]["text"] == table["text"].iloc[0]
+    assert first["suggestions"]["label"]["value"] == table["voted_label"].iloc[0]
+    tie = next(r for r in argilla["records"] if r["id"] == "i7")
+    assert tie["suggestions"] == {}  # no vote, no suggestion
+    tasks = json.loads(open(outputs["label_studio"]).read())
+    assert [t["data"]["id"] for t in tasks] == table["id"].tolist()
+    choice = tasks[0]["predictions"][0]["result"][0]
+    assert choice["from_name"] == "label" and choice["to_name"] == "text" and choice["type"] == "choices"
+    assert choice["value"]["choices"] == [table["voted_label"].iloc[0]]
+    assert '<Choices name="label" toName="text"' in open(outputs["label_studio_config"]).read()
+
+
+def test_reading_csv_xlsx_label_studio_and_argilla_corrections(tmp_path):
+    frame = pd.DataFrame({"id": ["i1", "i2"], "label": ["negative", "neutral"], "reviewer": ["ann", None]})
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    frame.to_excel(tmp_path / "c.xlsx", index=False)
+    for name in ("c.csv", "c.xlsx"):
+        read = read_corrections(tmp_path / name)
+        assert read["id"].tolist() == ["i1", "i2"] and read["label"].tolist() == ["negative", "neutral"]
+        assert read["reviewer"].tolist()[0] == "ann" and read["row"].tolist() == [1, 2]
+
+    votes = scripted_votes(n=12, flipped=())
+    tasks = label_studio_tasks(
+        review_table(votes, votes[["id"]].assign(label_issue=False, label_quality=1.0), {}, LABELS), LABELS, "m"
+    )
+    # What Label Studio exports after review: the tasks with annotations (one cancelled, one untouched).
+    tasks[0]["annotations"] = [
+        {"completed_by": {"id": 7, "email": "ann@x.org"}, "was_cancelled": False, "result": [
+            {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["neutral"]}}]},
+    ]  # fmt: skip
+    tasks[1]["annotations"] = [{"completed_by": 8, "was_cancelled": True, "result": []}]
+    tasks[2]["annotations"] = [
+        {"completed_by": 8, "result": [{"from_name": "label", "type": "choices", "value": {"choices": ["positive"]}}]}
+    ]
+    (tmp_path / "ls.json").write_text(json.dumps(tasks))
+    read = read_corrections(tmp_path / "ls.json")
+    assert read[["row", "id", "label", "reviewer"]].values.tolist() == [
+        [1, tasks[0]["data"]["id"], "neutral", "ann@x.org"],
+        [3, tasks[2]["data"]["id"], "positive", "8"],
+    ]
+
+    records = argilla_records(
+        review_table(votes, votes[["id"]].assign(label_issue=False, label_quality=1.0), {}, LABELS), LABELS, "m"
+    )["records"]
+    records[0]["responses"] = {"label": [{"value": "negative", "user_id": "u-1", "status": "submitted"}]}
+    records[1]["responses"] = {"label": [{"value": "neutral", "user_id": "u-2", "status": "draft"}]}
+    records[2]["responses"] = [{"question_name": "label", "value": "neutral", "user_id": "u-3"}]
+    (tmp_path / "ar.json").write_text(json.dumps(records))
+    read = read_corrections(tmp_path / "ar.json")
+    assert read[["row", "id", "label", "reviewer"]].values.tolist() == [
+        [1, records[0]["id"], "negative", "u-1"],
+        [3, records[2]["id"], "neutral", "u-3"],
+    ]
+
+
+def test_corrections_change_exactly_the_named_labels_and_are_audited(tmp_path):
+    votes = scripted_votes(n=30, flipped=())
+    votes.loc[4, ["label", "vote_status"]] = [None, "tie"]
+    corrections = pd.DataFrame(
+        {"row": [1, 2, 3], "id": ["i1", "i4", "i2"], "label": ["neutral", "positive", votes.loc[2, "label"]],
+         "reviewer": ["ann", "bob", None]}
+    )  # fmt: skip
+    reviewed, audit = apply_corrections(votes, corrections, LABELS, "c.csv")
+    changed = reviewed["label"].fillna("-") != votes["label"].fillna("-")
+    assert reviewed.loc[changed, "id"].tolist() == ["i1", "i4"]
+    assert reviewed.loc[reviewed["corrected"], "id"].tolist() == ["i1", "i2", "i4"]
+    assert (reviewed["voted_label"].fillna("-") == votes["label"].fillna("-")).all()
+    audit = audit.astype(object).where(audit.notna(), None)
+    assert audit[["id", "old_label", "new_label", "changed", "reviewer", "row"]].values.tolist() == [
+        ["i1", votes.loc[1, "label"], "neutral", True, "ann", 1],
+        ["i4", None, "positive", True, "bob", 2],
+        ["i2", votes.loc[2, "label"], votes.loc[2, "label"], False, None, 3],
+    ]
+    same, empty = apply_corrections(votes, None, LABELS)
+    assert same["label"].equals(votes["label"]) and empty.empty
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([("i1", "neutral"), ("nope", "neutral")], "row 2: unknown id 'nope'"),
+        ([("i1", "bullish")], "row 1: id 'i1': label 'bullish' is not one of"),
+        ([("i29", "neutral")], "row 1: unknown id 'i29' (not in the train or validation split)"),  # a test item
+        ([("i1", "neutral"), ("i1", "negative")], "rows [1, 2]: id 'i1' is corrected to different labels"),
+    ],
+)
+def test_bad_corrections_name_the_row_and_apply_nothing(tmp_path, rows, message):
+    votes = scripted_votes(n=30, flipped=())
+    votes.to_parquet(tmp_path / "votes.parquet")
+    pd.DataFrame(rows, columns=["id", "label"]).to_csv(tmp_path / "c.csv", index=False)
+    labels_out, audit_out = tmp_path / "labels.parquet", tmp_path / "audit.csv"
+    with pytest.raises(SynthDistillError) as error:
+        import_review(str(tmp_path / "votes.parquet"), str(tmp_path / "c.csv"), LABELS, labels_out, audit_out)
+    assert message in str(error.value) and str(tmp_path / "c.csv") in str(error.value)
+    assert not labels_out.exists() and not audit_out.exists()
+
+
+def test_ensemble_majority_pools_every_iteration_and_crowdlab_breaks_ties():
+    votes = scripted_votes(n=60, flipped=())
+    items = votes[["id", "split", "text", "expert_label"]]
+    good = votes[["id"]].assign(label=votes["expert_label"], reason=None)
+    noisy = good.copy()
+    noisy.loc[[2, 5], "label"] = "negative"
+    # a/p says positive-ish noise on two items; b/p is right; majority over 2 + 2 iterations ties there.
+    iterations = {"a/p/iter0": noisy, "a/p/iter1": noisy, "b/p/iter0": good, "b/p/iter1": good}
+    settings = {"features": "tfidf", "embedding_model": None, "cv_folds": 5, "seed": 0}
+    majority = ensemble_votes(iterations, items, LABELS, "majority", "abstain", settings)
+    assert majority.loc[[2, 5], "vote_status"].tolist() == ["tie", "tie"] and majority.loc[[2, 5], "label"].isna().all()
+    assert (majority.drop(index=[2, 5])["label"] == items.drop(index=[2, 5])["expert_label"]).all()
+    assert (majority[[f"votes_{x}" for x in LABELS]].sum(axis=1) == 4).all()
+    consensus = ensemble_votes(iterations, items, LABELS, "crowdlab", "abstain", settings)
+    assert consensus["label"].notna().all()
+    assert (consensus["label"] == items["expert_label"]).mean() >= 0.95
+
+
+def test_ensemble_members_must_be_teacher_prompts_of_the_run():
+    config = {"teachers": {"t": {}}, "ensembles": {"e": {"members": [["t", "p"], ["t", "q"]], "method": "crowdlab"}}}
+    assert ensemble_settings(config, ["t"], ["p", "q"]) == {
+        "e": {"members": [("t", "p"), ("t", "q")], "method": "crowdlab"}
+    }
+    with pytest.raises(SynthDistillError, match=r"ensembles.e.members\[2\]: t/q is not a teacher × prompt"):
+        ensemble_settings(config, ["t"], ["p"])
+
+
+# --- the real pipeline: a corrections file reruns only what is downstream of the labels ---
+
+ENSEMBLE = {"both": {"members": [["smollm2", "label"], ["smollm2", "cot_json"]], "method": "majority"}}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = make_workdir(
+        tmp_path_factory.mktemp("review"),
+        inference={"onnx": False},
+        evaluation={"expert_baseline": False},
+        ensembles=ENSEMBLE,
+    )
+    snakemake(workdir)
+    return workdir
+
+
+def config_with(workdir, name: str, corrections: str | None):
+    return write_config(
+        workdir / "config" / name,
+        {
+            **TINY_CONFIG,
+            "cache": {"path": str(workdir / "cache" / "responses.sqlite")},
+            "inference": {"onnx": False},
+            "evaluation": {"expert_baseline": False},
+            "ensembles": ENSEMBLE,
+            "review": {"corrections": corrections},
+        },
+    )
+
+
+@pytest.mark.slow
+def test_every_label_set_gets_review_files_and_the_ensemble_is_a_teacher(finished_run):
+    review = finished_run / "results" / "review"
+    for teacher, prompt in (("smollm2", "label"), ("smollm2", "cot_json"), ("both", "majority")):
+        table = pd.read_csv(review / teacher / f"{prompt}.review.csv")
+        votes = pd.read_parquet(finished_run / "results" / "votes" / teacher / f"{prompt}.parquet")
+        assert sorted(table["id"]) == sorted(votes.loc[votes["split"] != "test", "id"])
+        flagged = table["label_issue"].astype(bool)
+        assert flagged.tolist() == sorted(flagged, reverse=True)  # flagged rows first
+        for _, group in table.groupby(flagged):
+            assert group["agreement"].is_monotonic_increasing
+        assert len(json.loads((review / teacher / f"{prompt}.label_studio.json").read_text())) == len(table)
+        assert len(json.loads((review / teacher / f"{prompt}.argilla.json").read_text())["records"]) == len(table)
+        assert pd.read_excel(review / teacher / f"{prompt}.review.xlsx")["id"].tolist() == table["id"].tolist()
+        labels = pd.read_parquet(review / teacher / f"{prompt}.labels.parquet")
+        assert not labels["corrected"].any() and labels["label"].equals(votes["label"])
+    ensemble = pd.read_parquet(finished_run / "results" / "votes" / "both" / "majority.parquet")
+    assert (ensemble[[f"votes_{x}" for x in LABELS]].sum(axis=1) + ensemble["n_failed"] == 4).all()
+    assert (finished_run / "results" / "students" / "minilm" / "both" / "majority" / "model").exists()
+    assert (finished_run / "results" / "evaluation" / "teachers" / "both" / "majority.json").exists()
+    assert "both / majority" in (finished_run / "results" / "report" / "report.md").read_text()
+    table = pd.read_csv(review / "smollm2" / "cot_json.review.csv")
+    assert table["reasons"].fillna("").str.len().gt(0).any()  # the CoT reasons reach the reviewer
+
+
+@pytest.mark.slow
+def test_a_corrections_file_reruns_only_downstream_and_changes_exactly_its_labels(finished_run):
+    from synthdistill.student_files import label_frames
+
+    run = finished_run
+    labels_path = run / "results" / "review" / "smollm2" / "label.labels.parquet"
+    before = pd.read_parquet(labels_path)
+    train = before.loc[(before["split"] == "train") & before["label"].notna()]
+    named = train["id"].head(3).tolist()
+    new = [LABELS[(LABELS.index(v) + 1) % 3] for v in train["label"].head(3)]
+    corrections = run / "corrections.csv"
+    pd.DataFrame({"id": named, "label": new, "reviewer": ["ann", "ann", "bob"]}).to_csv(corrections, index=False)
+    config = config_with(run, "reviewed.yaml", str(corrections))
+    review = run / "results" / "review"
+    sources = ("smollm2/label", "smollm2/cot_json", "both/majority")
+    frames_before = {src: label_frames([str(review / f"{src}.labels.parquet")], "t")[0] for src in sources}
+
+    jobs = planned_jobs(run, "--configfile", str(config))
+    assert rules_of(jobs) == {
+        "import_review": 3,
+        "train_student": 3,
+        "evaluate_student": 3,
+        "write_model_card": 3,
+        "compare_models": 1,
+        "report": 1,
+    }
+    snakemake(run, "--configfile", str(config))
+    assert planned_jobs(run, "--configfile", str(config)) == []
+
+    for src, old in frames_before.items():
+        # What the student trains on: only the named ids changed (the ensemble's or the other
+        # prompt's vote may already agree with a correction, or have abstained on it).
+        reviewed = pd.read_parquet(review / f"{src}.labels.parquet")
+        after = label_frames([str(review / f"{src}.labels.parquet")], "t")[0]
+        merged = old.set_index("id")["label"].to_frame("old").join(after.set_index("id")["label"], how="outer")
+        differs = set(merged.index[merged["old"].fillna("-") != merged["label"].fillna("-")])
+        assert differs <= set(named), src
+        assert set(reviewed.loc[reviewed["corrected"], "id"]) == set(named), src
+        assert reviewed.set_index("id").loc[named, "label"].tolist() == new, src
+        audit = pd.read_csv(review / f"{src}.audit.csv")
+        assert audit["id"].tolist() == named and audit["new_label"].tolist() == new
+        assert audit["reviewer"].tolist() == ["ann", "ann", "bob"]
+        if src == "smollm2/label":  # the corrections were chosen to change every one of these labels
+            assert differs == set(named)
+    metadata = json.loads((run / "results" / "students" / "minilm" / "smollm2" / "label" / "metadata.json").read_text())
+    assert metadata["reviewed_corrections"]["train"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([(0, "positive"), ("nope-1", "neutral")], "row 2: unknown id 'nope-1'"),
+        ([(0, "bullish")], "row 1: id '{0}': label 'bullish' is not one of"),
+    ],
+)
+def test_a_bad_corrections_file_fails_naming_the_row_and_retrains_nothing(finished_run, rows, message):
+    run = finished_run
+    train_ids = pd.read_parquet(run / "results" / "data" / "train.parquet")["id"].tolist()
+    rows = [(train_ids[i] if isinstance(i, int) else i, label) for i, label in rows]
+    message = message.replace("{0}", train_ids[0])
+    path = run / "bad_corrections.csv"
+    pd.DataFrame(rows, columns=["id", "label"]).to_csv(path, index=False)
+    config = config_with(run, "bad_review.yaml", str(path))
+    model = run / "results" / "students" / "minilm" / "smollm2" / "label" / "model" / "model.safetensors"
+    stamp = model.stat().st_mtime_ns
+    result = snakemake(run, "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    logs = "".join(p.read_text() for p in (run / "logs" / "import_review").rglob("*.log"))
+    assert message in result.stdout + result.stderr + logs
+    assert model.stat().st_mtime_ns == stamp  # no student was retrained
+
+
+@pytest.mark.slow
+def test_a_missing_corrections_file_stops_before_any_job(finished_run):
+    config = config_with(finished_run, "missing_review.yaml", "review/nope.csv")
+    result = snakemake(finished_run, "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert "review.corrections: file review/nope.csv does not exist" in result.stdout + result.stderr
