@@ -12,6 +12,9 @@ rule build_prompts:
         "benchmarks/build_prompts/{teacher}/{prompt}.tsv"
     conda:
         "../envs/teacher.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         teacher=teacher_params,
         prompt=prompt_params,
@@ -24,15 +27,17 @@ rule annotate:
     input:
         "results/prompts/{teacher}/{prompt}.parquet",
     output:
-        "results/annotations/{teacher}/{prompt}/iter{iteration}.parquet",
+        "results/annotations/{teacher}/{prompt}/iter{iteration}/shard{shard}-of-{shards}.parquet",
     log:
-        "logs/annotate/{teacher}/{prompt}/iter{iteration}.log",
+        "logs/annotate/{teacher}/{prompt}/iter{iteration}/shard{shard}-of-{shards}.log",
     benchmark:
-        "benchmarks/annotate/{teacher}/{prompt}/iter{iteration}.tsv"
+        "benchmarks/annotate/{teacher}/{prompt}/iter{iteration}/shard{shard}-of-{shards}.tsv"
     conda:
         "../envs/teacher.yaml"
     resources:
         api_calls=1,
+        mem_mb=2000,
+        runtime=240,
     params:
         teacher=teacher_params,
         prompt=prompt_params,
@@ -41,6 +46,27 @@ rule annotate:
         max_failure_share=lookup(dpath="annotate/max_failure_share", within=config),
     script:
         "../scripts/annotate.py"
+
+
+# Cheap: runs in the main Snakemake process rather than as a cluster job.
+localrules:
+    gather_annotations,
+
+
+rule gather_annotations:
+    input:
+        prompts="results/prompts/{teacher}/{prompt}.parquet",
+        shards=shard_files,
+    output:
+        "results/annotations/{teacher}/{prompt}/iter{iteration}.parquet",
+    log:
+        "logs/gather_annotations/{teacher}/{prompt}/iter{iteration}.log",
+    benchmark:
+        "benchmarks/gather_annotations/{teacher}/{prompt}/iter{iteration}.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/gather_annotations.py"
 
 
 rule vote:
@@ -59,6 +85,9 @@ rule vote:
         "benchmarks/vote/{teacher}/{prompt}.tsv"
     conda:
         "../envs/report.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         labels=lookup(dpath="labels", within=config),
         tie_policy=lookup(dpath="vote/tie_policy", within=config),

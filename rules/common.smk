@@ -23,6 +23,8 @@ STUDENTS = RUN["students"]
 ITERATIONS = list(range(RUN["iterations"]))
 EVALUATED = RUN["has_expert_labels"]
 GOLD = "gold"
+# Each iteration's prompts are annotated as SHARDS jobs, gathered before the vote.
+SHARDS = config["annotate"]["shards"]
 ENSEMBLES = ensemble_settings(config, TEACHERS, PROMPTS)
 REVIEW = review_settings(config.get("review"))
 
@@ -32,6 +34,15 @@ wildcard_constraints:
     prompt="[A-Za-z0-9_-]+",
     student="[A-Za-z0-9_-]+",
     iteration=r"\d+",
+    shard=r"\d+",
+    shards=r"\d+",
+
+
+# Compute nodes often cannot reach the internet: annotate.local keeps LLM calls in the main process.
+if config["annotate"]["local"]:
+
+    localrules:
+        annotate,
 
 
 def labellers():
@@ -62,6 +73,17 @@ def iteration_files(wildcards):
         teacher=wildcards.teacher,
         prompt=wildcards.prompt,
         iteration=ITERATIONS,
+    )
+
+
+def shard_files(wildcards):
+    return expand(
+        "results/annotations/{teacher}/{prompt}/iter{iteration}/shard{shard}-of-{shards}.parquet",
+        teacher=wildcards.teacher,
+        prompt=wildcards.prompt,
+        iteration=wildcards.iteration,
+        shard=range(SHARDS),
+        shards=SHARDS,
     )
 
 

@@ -12,6 +12,9 @@ rule prepare_data:
         "benchmarks/prepare_data.tsv"
     conda:
         "../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         dataset=lookup(dpath="dataset", within=config),
         labels=lookup(dpath="labels", within=config),

@@ -28,6 +28,9 @@ rule evaluate_student:
         "benchmarks/evaluate_student/{student}/{teacher}/{prompt}.tsv"
     conda:
         "../envs/student.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         labels=lookup(dpath="labels", within=config),
         max_length=lookup(
@@ -72,6 +75,10 @@ rule learning_curve:
     conda:
         "../envs/student.yaml"
     threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=480,
     params:
         student=lookup(dpath="students/{wildcards.student}", within=config),
         labels=lookup(dpath="labels", within=config),

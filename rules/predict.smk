@@ -11,6 +11,10 @@ rule predict:
     conda:
         "../envs/student.yaml"
     threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
     params:
         student_dir=lambda wildcards: predict_student_dir(),
         predict=lookup(dpath="predict", within=config),

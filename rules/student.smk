@@ -11,6 +11,10 @@ rule train_student:
     conda:
         "../envs/student.yaml"
     threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
     params:
         student=lookup(dpath="students/{wildcards.student}", within=config),
         labels=lookup(dpath="labels", within=config),
@@ -31,6 +35,9 @@ rule export_onnx:
         "benchmarks/export_onnx/{student}/{teacher}/{prompt}.tsv"
     conda:
         "../envs/student.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         max_length=lookup(
             dpath="students/{wildcards.student}/max_length", within=config, default=256

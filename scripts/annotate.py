@@ -1,18 +1,22 @@
-"""One self-consistency iteration of one teacher on one prompt. Kept thin: an edit here reruns
-every annotate job, while the response cache keeps those reruns free."""
+"""One shard of one self-consistency iteration of one teacher × prompt. Kept thin: an edit here
+reruns every annotate job, while the response cache keeps those reruns free."""
 
 import pandas as pd
 
 from synthdistill.annotate import annotate
 from synthdistill.cache import ResponseCache
 from synthdistill.logs import setup
+from synthdistill.shards import select_shard
 from synthdistill.teachers import make_teacher
 
 setup(snakemake.log[0])
 settings = {**snakemake.params.teacher, "n_threads": snakemake.threads}
 generation = {**settings, **snakemake.params.prompt}
+prompts = select_shard(
+    pd.read_parquet(snakemake.input[0]), int(snakemake.wildcards.shard), int(snakemake.wildcards.shards)
+)
 annotate(
-    pd.read_parquet(snakemake.input[0]),
+    prompts,
     make_teacher(settings, snakemake.wildcards.teacher),
     ResponseCache(snakemake.params.cache),
     kind=snakemake.params.prompt["kind"],

@@ -32,3 +32,14 @@ def test_every_rule_names_an_existing_env():
     for rules in (REPO / "rules").glob("*.smk"):
         for env in re.findall(r'conda:\s*"\.\./(envs/[^"]+)"', rules.read_text()):
             assert (REPO / env).exists(), f"{rules.name} names missing {env}"
+
+
+def test_every_rule_that_runs_code_has_a_conda_env():
+    for rules in sorted((REPO / "rules").glob("*.smk")):
+        blocks = re.split(r"^(?=rule \w+:)", rules.read_text(), flags=re.M)
+        for block in blocks:
+            name = re.match(r"rule (\w+):", block)
+            if name and re.search(r"^\s+(script|shell|run):", block, flags=re.M):
+                assert re.search(r"^\s+conda:\s*\n\s+\"\.\./envs/\w+\.yaml\"", block, flags=re.M), (
+                    f"{rules.name}: rule {name.group(1)} has no conda env"
+                )

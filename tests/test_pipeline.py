@@ -176,6 +176,7 @@ def test_editing_one_prompt_reruns_only_that_prompts_jobs(run):
     assert rules_of(jobs) == {
         "build_prompts": 1,
         "annotate": 2,
+        "gather_annotations": 2,  # one shard per iteration by default (annotate.shards: 1)
         "vote": 1,
         "import_review": 1,
         # CROWDLAB treats every teacher × prompt iteration as an annotator: both prompts are rescored.
