@@ -10,8 +10,10 @@ rule benchmark_student:
         "benchmarks/benchmark_student/{student}/{teacher}/{prompt}.tsv"
     conda:
         "../envs/student.yaml"
-    # The machine to itself while timing, so the figures are not another job's noise.
-    threads: workflow.cores
+    # The machine to itself while timing, so the figures are not another job's noise: locally the
+    # claim is scaled down to --cores; cluster profiles set the node size with set-threads.
+    # (workflow.cores would fail to parse under cluster executors, which have no --cores.)
+    threads: 64
     params:
         student_dir=lambda wildcards, input: str(Path(input.model).parent),
         max_length=lookup(
