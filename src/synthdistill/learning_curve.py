@@ -22,7 +22,9 @@ def subsample(items: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     if size >= len(items):
         return items
     counts = items["label"].value_counts()
-    stratify = items["label"] if counts.min() >= 2 and size >= len(counts) else None
+    # Stratifying needs every label twice and room for each label on both sides of the cut.
+    fits = counts.min() >= 2 and min(size, len(items) - size) >= len(counts)
+    stratify = items["label"] if fits else None
     subset, _ = train_test_split(items, train_size=size, random_state=seed, stratify=stratify)
     return subset
 
