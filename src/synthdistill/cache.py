@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
+
 from synthdistill.teachers.base import Completion
 
 SCHEMA = """
@@ -42,7 +44,19 @@ class ResponseCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._set_up()
+
+    # Switching a new file to WAL takes an exclusive lock that SQLite's busy timeout does not
+    # wait for, so sharded jobs opening one fresh cache at the same moment must retry.
+    @retry(
+        retry=retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError) and "locked" in str(e)),
+        wait=wait_random(0.05, 0.5),
+        stop=stop_after_delay(120),
+        reraise=True,
+    )
+    def _set_up(self) -> None:
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL persists in the file
+            self.db.execute("PRAGMA journal_mode=WAL")
         # In WAL mode NORMAL skips the fsync per commit yet a committed row survives a killed
         # process (only a power cut can lose the last commits), which is what resuming needs.
         self.db.execute("PRAGMA synchronous=NORMAL")
