@@ -85,19 +85,23 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
-def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a dry run would execute."""
-    output = snakemake(workdir, "-n", *args)
-    text = output.stdout + output.stderr
+def dry_run_jobs(text: str, field: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, {key: value}) of every job in a dry run's output, read from its ``field:`` line."""
     jobs: list[tuple[str, dict[str, str]]] = []
     for line in text.splitlines():
         rule = re.match(r"^(?:local)?rule (\w+):$", line.strip())
         if rule:
             jobs.append((rule.group(1), {}))
-        elif line.strip().startswith("wildcards:") and jobs:
-            pairs = line.strip()[len("wildcards:") :].split(",")
+        elif line.strip().startswith(f"{field}:") and jobs:
+            pairs = line.strip()[len(f"{field}:") :].split(", ")
             jobs[-1][1].update(pair.strip().split("=", 1) for pair in pairs)
     return [job for job in jobs if job[0] != "all"]
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run would execute."""
+    output = snakemake(workdir, "-n", *args)
+    return dry_run_jobs(output.stdout + output.stderr, "wildcards")
 
 
 def rules_of(jobs) -> dict[str, int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -19,7 +18,15 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.shards import gather_shards, select_shard, shard_bounds
 
 from .conftest import REPO
-from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
+from .pipeline_helpers import (
+    TINY_CONFIG,
+    dry_run_jobs,
+    make_workdir,
+    planned_jobs,
+    rules_of,
+    snakemake,
+    write_config,
+)
 from .servers import FaultPlan, FaultProxy
 
 PROMPTS = ("label", "cot_json")
@@ -194,15 +201,7 @@ def planned_resources(workdir, *args: str) -> list[tuple[str, dict[str, str]]]:
         [sys.executable, "-m", "snakemake", "-n", *args], cwd=workdir, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    jobs: list[tuple[str, dict[str, str]]] = []
-    for line in (result.stdout + result.stderr).splitlines():
-        rule = re.match(r"^(?:local)?rule (\w+):$", line.strip())
-        if rule:
-            jobs.append((rule.group(1), {}))
-        elif line.strip().startswith("resources:") and jobs:
-            pairs = line.strip()[len("resources:") :].split(", ")
-            jobs[-1][1].update(pair.strip().split("=", 1) for pair in pairs)
-    return [job for job in jobs if job[0] != "all"]
+    return dry_run_jobs(result.stdout + result.stderr, "resources")
 
 
 def test_slurm_profile_dry_run_shows_every_job_with_the_profiles_resources(tmp_path):
