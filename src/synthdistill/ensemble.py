@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdistill.costs import teacher_cost
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.review import annotator_labels, cross_val_probs, crowdlab, read_iterations, text_features
@@ -56,14 +57,7 @@ def combined_annotation_stats(member_stats: list[dict[str, Any]], prices: list[d
     # Members run independently, so an ensemble label waits for its slowest member.
     annotation["latency_p50_s"] = max((s["annotation"]["latency_p50_s"] or 0.0) for s in member_stats)
     annotation["latency_p95_s"] = max((s["annotation"].get("latency_p95_s") or 0.0) for s in member_stats)
-    annotation["cost_usd"] = sum(
-        (
-            s["annotation"]["input_tokens"] * p.get("input_per_1m_tokens", 0.0)
-            + s["annotation"]["output_tokens"] * p.get("output_per_1m_tokens", 0.0)
-        )
-        / 1e6
-        for s, p in zip(member_stats, prices, strict=True)
-    )
+    annotation["cost_usd"] = sum(teacher_cost(s["annotation"], p) for s, p in zip(member_stats, prices, strict=True))
     return annotation
 
 
