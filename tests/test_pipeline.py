@@ -240,6 +240,10 @@ def bad_workdir(tmp_path_factory):
         ({"run": {"teachers": ["gpt9"]}}, "run.teachers: unknown name 'gpt9'"),
         ({"run": {"students": ["huge"]}}, "run.students: unknown name 'huge'"),
         ({"labels": "positive"}, "ValidationError"),
+        (
+            {"teachers": {"smollm2": {**TINY_CONFIG["teachers"]["smollm2"], "temprature": 0.2}}},
+            "Additional properties are not allowed ('temprature' was unexpected)",
+        ),
         ({"dataset": {**TINY_CONFIG["dataset"], "path": "nope.csv"}}, "dataset.path: file nope.csv does not exist"),
         ({"prompts": {"p": {"template": "config/prompts/bad.txt", "kind": "label"}}}, "has no {text} placeholder"),
     ],
