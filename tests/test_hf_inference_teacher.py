@@ -21,7 +21,7 @@ from synthdistill.paths import resolve_model_ref
 from synthdistill.prompts import load_template, messages_for
 from synthdistill.teachers import make_teacher
 from synthdistill.teachers.base import Request
-from synthdistill.teachers.hf_inference import TeacherRequestError
+from synthdistill.teachers.http_retry import TeacherRequestError
 
 from .conftest import LABELS, REPO, SMOLLM2
 

@@ -27,7 +27,8 @@ from synthdistill.parsing import ERROR, OK
 from synthdistill.prompts import load_template, messages_for
 from synthdistill.teachers import make_teacher
 from synthdistill.teachers.base import Request
-from synthdistill.teachers.openai_compat import TeacherRequestError, label_logprobs
+from synthdistill.teachers.chat_api import label_logprobs
+from synthdistill.teachers.http_retry import TeacherRequestError
 
 from .conftest import LABELS, REPO
 from .servers import FaultPlan, FaultProxy, start_llama_server, stop_process
