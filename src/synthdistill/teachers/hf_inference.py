@@ -21,13 +21,8 @@ Settings (a teacher's config block); ``model`` or ``base_url`` is required:
 ``token_env``          environment variable holding the token (default ``HF_TOKEN``); when it is unset,
                        the ``huggingface_hub`` login is used. ``null``: send no token (local servers;
                        needs ``base_url``)
-``concurrency``        parallel requests the engine makes (default 8)
-``timeout_s``          per-request timeout in seconds (default 60)
-``max_retries``        retries after the first attempt (default 6)
-``retry_initial_s``    first backoff in seconds, doubled per retry (default 1)
-``retry_max_wait_s``   cap of one exponential backoff in seconds (default 60)
-``max_retry_after_s``  cap of a server's ``Retry-After`` in seconds (default 300)
-``send_seed``          send the request's seed (default true)
+``concurrency``, ``timeout_s``, ``max_retries``, ``retry_initial_s``, ``retry_max_wait_s``,
+``max_retry_after_s``, ``send_seed``: as for the ``openai`` backend (:mod:`synthdistill.teachers.openai_compat`)
 ``structured_output``  how constrained decoding is requested: ``response_format`` (default: OpenAI's
                        ``{"type": "json_schema", ...}``, which ``huggingface_hub`` translates for each
                        provider and to TGI's grammar for a ``base_url``), ``json_object``
