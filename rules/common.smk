@@ -67,13 +67,21 @@ def prompt_template(wildcards):
     return config["prompts"][wildcards.prompt]["template"]
 
 
+def member_iteration_files(teacher, prompt):
+    """The iteration files behind a label set: its own, or every member's for an ensemble."""
+    if teacher in ENSEMBLES:
+        members = ENSEMBLES[teacher]["members"]
+    else:
+        members = [(teacher, prompt)]
+    return [
+        f"results/annotations/{t}/{p}/iter{i}.parquet"
+        for t, p in members
+        for i in ITERATIONS
+    ]
+
+
 def iteration_files(wildcards):
-    return expand(
-        "results/annotations/{teacher}/{prompt}/iter{iteration}.parquet",
-        teacher=wildcards.teacher,
-        prompt=wildcards.prompt,
-        iteration=ITERATIONS,
-    )
+    return member_iteration_files(wildcards.teacher, wildcards.prompt)
 
 
 def shard_files(wildcards):
@@ -237,30 +245,10 @@ def predict_student_files(wildcards):
 REVIEW_SCORING = {k: v for k, v in REVIEW.items() if k != "corrections"}
 
 
-def member_iteration_files(teacher, prompt):
-    """The iteration files behind a label set: its own, or every member's for an ensemble."""
-    if teacher in ENSEMBLES:
-        members = ENSEMBLES[teacher]["members"]
-    else:
-        members = [(teacher, prompt)]
-    return [
-        f"results/annotations/{t}/{p}/iter{i}.parquet"
-        for t, p in members
-        for i in ITERATIONS
-    ]
-
-
-def own_iteration_files(wildcards):
-    return member_iteration_files(wildcards.teacher, wildcards.prompt)
-
-
 def annotator_files(wildcards):
     """CROWDLAB annotators: every iteration of every teacher × prompt in the run."""
     return [
-        f"results/annotations/{t}/{p}/iter{i}.parquet"
-        for t in TEACHERS
-        for p in PROMPTS
-        for i in ITERATIONS
+        path for t in TEACHERS for p in PROMPTS for path in member_iteration_files(t, p)
     ]
 
 

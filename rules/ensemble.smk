@@ -7,7 +7,7 @@ ruleorder: vote_ensemble > vote
 
 rule vote_ensemble:
     input:
-        iterations=own_iteration_files,
+        iterations=iteration_files,
         member_stats=ensemble_stats_files,
         splits=expand(
             "results/data/{split}.parquet", split=["train", "validation", "test"]

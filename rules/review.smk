@@ -6,7 +6,7 @@
 rule export_review:
     input:
         votes="results/votes/{teacher}/{prompt}.parquet",
-        iterations=own_iteration_files,
+        iterations=iteration_files,
         annotators=annotator_files,
     output:
         csv="results/review/{teacher}/{prompt}.review.csv",
