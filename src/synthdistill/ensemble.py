@@ -22,7 +22,8 @@ from synthdistill.costs import teacher_cost
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.review import annotator_labels, cross_val_probs, crowdlab, read_iterations, text_features
-from synthdistill.voting import VOTED, vote, vote_summary
+from synthdistill.vote_files import write_vote_outputs
+from synthdistill.voting import VOTED, vote
 
 log = logging.getLogger(__name__)
 METHODS = ("majority", "crowdlab")
@@ -118,10 +119,6 @@ def write_ensemble(
     """The ensemble's votes, trainer CSV and stats, like a single teacher's vote job writes them."""
     iterations = read_iterations(iteration_paths)
     votes = ensemble_votes(iterations, read_splits(split_paths), labels, method, tie_policy, settings)
-    votes.to_parquet(outputs.votes, index=False)
-    train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]]
-    train.to_csv(outputs.train_csv, index=False)
     member_stats = [json.loads(Path(p).read_text()) for p in member_stats_paths]
-    stats = {"annotation": combined_annotation_stats(member_stats, prices), "vote": vote_summary(votes)}
-    Path(outputs.stats).write_text(json.dumps(stats, indent=2) + "\n")
+    write_vote_outputs(votes, combined_annotation_stats(member_stats, prices), outputs)
     return votes
