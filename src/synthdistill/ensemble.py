@@ -21,7 +21,14 @@ import pandas as pd
 from synthdistill.costs import teacher_cost
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
-from synthdistill.review import annotator_labels, cross_val_probs, crowdlab, read_iterations, text_features
+from synthdistill.review import (
+    annotator_labels,
+    crowdlab,
+    item_probs,
+    read_iterations,
+    text_features,
+    voted_targets,
+)
 from synthdistill.vote_files import write_vote_outputs
 from synthdistill.voting import VOTED, vote
 
@@ -77,22 +84,12 @@ def ensemble_votes(
     votes["method"] = "majority"
     if method == "majority":
         return votes
-    index = {label: i for i, label in enumerate(labels)}
-    labelled = votes["label"].notna().to_numpy()
-    targets = votes.loc[labelled, "label"].map(index).to_numpy()
+    labelled, targets = voted_targets(votes["label"], labels)
     if len(np.unique(targets)) < 2:
         log.warning("crowdlab: the majority labels have fewer than two classes; keeping the majority vote")
         return votes
     features = text_features(votes["text"].tolist(), settings["features"], settings["embedding_model"])
-    rows, other = np.flatnonzero(labelled), np.flatnonzero(~labelled)
-    probs, other_probs = cross_val_probs(
-        features[rows], targets, len(labels), settings["cv_folds"], settings["seed"],
-        predict_rows=features[other] if len(other) else None,
-    )  # fmt: skip
-    all_probs = np.zeros((len(votes), len(labels)))
-    all_probs[rows] = probs
-    if other_probs is not None:
-        all_probs[other] = other_probs
+    all_probs = item_probs(features, labelled, targets, len(labels), settings["cv_folds"], settings["seed"])
     consensus = crowdlab(annotator_labels(iterations, votes["id"].tolist()), all_probs, labels)
     if consensus is None:
         log.warning("crowdlab could not run; keeping the majority vote")

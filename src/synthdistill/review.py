@@ -89,11 +89,18 @@ def _full_probs(model, probs: np.ndarray, n_labels: int) -> np.ndarray:
     return full
 
 
-def cross_val_probs(
-    features, targets: np.ndarray, n_labels: int, folds: int = 5, seed: int = 42, predict_rows=None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Out-of-fold class probabilities for the labelled rows (and, for ``predict_rows``, from a
-    model fitted on all of them): each item is scored by a model that never saw its label.
+def voted_targets(voted: pd.Series, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the items with a label, those items' label indices)."""
+    labelled = voted.notna().to_numpy()
+    index = {label: i for i, label in enumerate(labels)}
+    return labelled, voted.loc[labelled].map(index).to_numpy()
+
+
+def item_probs(
+    features, labelled: np.ndarray, targets: np.ndarray, n_labels: int, folds: int = 5, seed: int = 42
+) -> np.ndarray:
+    """Class probabilities for every item: out-of-fold for the labelled ones (each scored by a model
+    that never saw its label), from a model fitted on all labelled items for the others.
 
     Folds are stratified when every class has enough items, plain shuffled K-fold otherwise; a class
     missing from a fold's training part gets probability 0 there.
@@ -101,6 +108,8 @@ def cross_val_probs(
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, StratifiedKFold
 
+    rows, other = np.flatnonzero(labelled), np.flatnonzero(~labelled)
+    labelled_features = features[rows]
     counts = np.bincount(targets, minlength=n_labels)
     present = counts[counts > 0]
     n_splits = max(2, min(folds, len(targets)))
@@ -108,21 +117,19 @@ def cross_val_probs(
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     else:
         splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    probs = np.zeros((len(targets), n_labels))
+    probs = np.zeros((len(labelled), n_labels))
     for train_index, test_index in splitter.split(np.zeros(len(targets)), targets):
         fold_targets = targets[train_index]
         if len(np.unique(fold_targets)) < 2:
-            probs[test_index, fold_targets[0]] = 1.0
+            probs[rows[test_index], fold_targets[0]] = 1.0
             continue
-        model = LogisticRegression(max_iter=2000, C=4.0).fit(features[train_index], fold_targets)
-        probs[test_index] = _full_probs(model, model.predict_proba(features[test_index]), n_labels)
-    extra = None
-    if predict_rows is not None and predict_rows.shape[0]:
-        model = LogisticRegression(max_iter=2000, C=4.0).fit(features, targets)
-        extra = _full_probs(model, model.predict_proba(predict_rows), n_labels)
+        model = LogisticRegression(max_iter=2000, C=4.0).fit(labelled_features[train_index], fold_targets)
+        probs[rows[test_index]] = _full_probs(model, model.predict_proba(labelled_features[test_index]), n_labels)
+    if len(other):
+        model = LogisticRegression(max_iter=2000, C=4.0).fit(labelled_features, targets)
+        probs[other] = _full_probs(model, model.predict_proba(features[other]), n_labels)
     # cleanlab wants strictly positive rows that sum to 1.
-    smooth = lambda p: (p + 1e-4) / (p + 1e-4).sum(axis=1, keepdims=True)  # noqa: E731
-    return smooth(probs), (smooth(extra) if extra is not None else None)
+    return (probs + 1e-4) / (probs + 1e-4).sum(axis=1, keepdims=True)
 
 
 def annotator_labels(iterations: dict[str, pd.DataFrame], ids: list[str]) -> pd.DataFrame:
@@ -159,32 +166,21 @@ def score_items(
     out["cl_suggested_label"] = None
     out["consensus_label"] = None
     out["consensus_quality"] = np.nan
-    index = {label: i for i, label in enumerate(labels)}
-    labelled = items["label"].notna().to_numpy()
-    targets = items.loc[labelled, "label"].map(index).to_numpy()
+    labelled, targets = voted_targets(items["label"], labels)
     if len(np.unique(targets)) < 2 or labelled.sum() < 4:
         log.warning("fewer than two distinct voted labels or four labelled items: no label-issue model")
         out["issue_method"] = "agreement_only"
         out["label_issue"] = False
         return out
     matrix = text_features(items["text"].tolist(), features, embedding_model)
-    rows = np.flatnonzero(labelled)
-    other = np.flatnonzero(~labelled)
-    probs, other_probs = cross_val_probs(
-        matrix[rows], targets, len(labels), cv_folds, seed, predict_rows=matrix[other] if len(other) else None
-    )
+    all_probs = item_probs(matrix, labelled, targets, len(labels), cv_folds, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        issues = find_label_issues(targets, probs, filter_by="prune_by_noise_rate")
-        quality = get_label_quality_scores(targets, probs, method="self_confidence")
-    out.loc[rows, "label_quality"] = quality
-    out.loc[rows, "cl_issue"] = issues
-    out.loc[rows, "cl_suggested_label"] = [labels[i] for i in probs.argmax(axis=1)]
-    all_probs = np.zeros((len(items), len(labels)))
-    all_probs[rows] = probs
-    if other_probs is not None:
-        all_probs[other] = other_probs
-        out.loc[other, "cl_suggested_label"] = [labels[i] for i in other_probs.argmax(axis=1)]
+        issues = find_label_issues(targets, all_probs[labelled], filter_by="prune_by_noise_rate")
+        quality = get_label_quality_scores(targets, all_probs[labelled], method="self_confidence")
+    out.loc[labelled, "label_quality"] = quality
+    out.loc[labelled, "cl_issue"] = issues
+    out["cl_suggested_label"] = [labels[i] for i in all_probs.argmax(axis=1)]
     out["issue_method"] = f"cv_logreg_{features}"
     consensus = crowdlab(annotators.reindex(items["id"]), all_probs, labels)
     if consensus is not None:
@@ -377,7 +373,7 @@ def export_review(
     ids = votes.loc[votes["split"].isin(REVIEW_SPLITS), "id"].tolist()
     scores = score_items(
         votes,
-        annotator_labels(annotators, ids) if annotators else pd.DataFrame(index=ids),
+        annotator_labels(annotators, ids),
         labels,
         features=settings["features"],
         embedding_model=settings["embedding_model"],
