@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,7 +29,7 @@ def subsample(items: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
 
 
 def learning_curve(
-    label_paths: list[str],
+    label_paths: str | list[str],
     test_path: str,
     *,
     teacher: str,
@@ -48,9 +47,7 @@ def learning_curve(
 
     torch.set_num_threads(threads)
     options = {k: student[k] for k in LABEL_OPTIONS if student.get(k) is not None}
-    # One reviewed-labels file for a teacher, the train and validation files for the expert labels.
-    paths = [label_paths] if isinstance(label_paths, str | Path) else list(label_paths)
-    train_items, validation_items = label_frames(paths, teacher, **options)
+    train_items, validation_items = label_frames(label_paths, teacher, **options)
     test = pd.read_parquet(test_path)
     hyperparameters = {k: v for k, v in student.items() if k not in ("model", "trust_remote_code", *LABEL_OPTIONS)}
     seed = int(student.get("seed", 42))

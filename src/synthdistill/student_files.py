@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,9 +20,10 @@ LABEL_OPTIONS = ("min_agreement", "agreement_weighting")
 
 
 def label_frames(
-    paths: list[str], teacher: str, min_agreement: float | None = None, agreement_weighting: bool = False
+    paths: str | Path | list[str], teacher: str, min_agreement: float | None = None, agreement_weighting: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, validation) frames with text and label (and a weight column when weighting).
+    """(train, validation) frames with text and label (and a weight column when weighting), from a
+    teacher's one reviewed-labels file or the expert baseline's train and validation files.
 
     For a teacher, both come from its votes: validation uses the synthetic labels too, so model
     selection never touches expert labels. For the expert baseline, the expert labels are used
@@ -30,6 +32,7 @@ def label_frames(
     Validation keeps every labelled item, so epochs are chosen on the same kind of labels the
     student will see in use.
     """
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if teacher == EXPERT:
         train_items, validation_items = (pd.read_parquet(p) for p in paths)
         rename = {"expert_label": "label"}
@@ -45,7 +48,7 @@ def label_frames(
 
 
 def train_from_files(
-    paths: list[str],
+    paths: str | list[str],
     *,
     teacher: str,
     prompt: str,
@@ -59,7 +62,7 @@ def train_from_files(
 
     torch.set_num_threads(threads)
     options = {k: student[k] for k in LABEL_OPTIONS if student.get(k) is not None}
-    train_items, validation_items = label_frames(list(paths), teacher, **options)
+    train_items, validation_items = label_frames(paths, teacher, **options)
     if train_items.empty:
         raise SynthDistillError(
             f"teacher {teacher} / prompt {prompt}: no labelled training items"
