@@ -121,3 +121,114 @@ def test_dataset_without_labels_still_splits(tmp_path):
     assert "expert_label" not in items
     assert not summary["has_expert_labels"]
     assert sum(summary["per_split"].values()) == 30
+
+
+def write(frame: pd.DataFrame, path) -> str:
+    {
+        ".csv": lambda: frame.to_csv(path, index=False),
+        ".parquet": lambda: frame.to_parquet(path),
+        ".jsonl": lambda: frame.to_json(path, orient="records", lines=True),
+    }[path.suffix]()
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_ids_keep_their_source_form_and_a_missing_id_names_its_row(tmp_path, suffix):
+    frame = make_frame(10)
+    frame["doc"] = range(1, 31)
+    settings = {**SETTINGS, "id_column": "doc", "path": write(frame, tmp_path / f"d{suffix}")}
+    items, _ = data.prepare(settings, LABELS, SPLIT)
+    assert set(items["id"]) == {str(i) for i in range(1, 31)}  # not '1.0' and not 1
+
+    frame["doc"] = frame["doc"].astype(object)
+    frame.loc[16, "doc"] = None
+    settings["path"] = write(frame, tmp_path / f"blank{suffix}")
+    with pytest.raises(SynthDistillError, match=r"row 17: no id in column 'doc'"):
+        data.prepare(settings, LABELS, SPLIT)
+
+
+def test_ids_with_leading_zeros_and_duplicates_name_rows(tmp_path):
+    frame = make_frame(10)
+    frame["doc"] = [f"{i:03d}" for i in range(30)]
+    settings = {**SETTINGS, "id_column": "doc", "path": write(frame, tmp_path / "d.csv")}
+    items, _ = data.prepare(settings, LABELS, SPLIT)
+    assert "007" in set(items["id"])
+    frame.loc[[4, 9], "doc"] = "dup"
+    settings["path"] = write(frame, tmp_path / "dup.csv")
+    with pytest.raises(SynthDistillError, match=r"rows \[5, 10\]: id 'dup' appears more than once"):
+        data.prepare(settings, LABELS, SPLIT)
+
+
+def test_control_characters_are_removed_and_listed(tmp_path):
+    frame = make_frame(10)
+    frame.loc[2, "sentence"] = "Sales\x00 rose\x01 sharply\ttoday"
+    frame.loc[5, "sentence"] = "\x1f\x07"
+    items, summary = data.prepare({**SETTINGS, "path": write(frame, tmp_path / "d.parquet")}, LABELS, SPLIT)
+    assert "Sales rose sharply\ttoday" in set(items["text"])
+    assert not items["text"].str.contains(data.CONTROL_CHARACTERS).any()
+    assert summary["changed_rows"]["control_characters_removed"] == [3, 6]
+    assert {"row": 6, "id": "item-000006", "reason": "empty text"} in summary["dropped_rows"]
+
+
+def test_a_text_column_of_lists_stops_naming_the_row(tmp_path):
+    frame = make_frame(10)
+    frame["sentence"] = [[w] for w in frame["sentence"]]
+    with pytest.raises(SynthDistillError, match=r"row 1: column 'sentence' holds a ndarray, not a string"):
+        data.prepare({**SETTINGS, "path": write(frame, tmp_path / "d.parquet")}, LABELS, SPLIT)
+
+
+def test_labels_that_are_not_identifiers_and_na_like_strings_survive(tmp_path):
+    labels = ["no opinion", "n/a", "R&D"]
+    frame = pd.DataFrame({"sentence": [f"text {i}" for i in range(30)], "sentiment": labels * 10})
+    items, _ = data.prepare({**SETTINGS, "path": write(frame, tmp_path / "d.csv")}, labels, SPLIT)
+    assert sorted(items["expert_label"].unique()) == sorted(labels)  # 'n/a' is a label, not a missing value
+
+
+@pytest.mark.parametrize("policy", ["truncate", "drop"])
+def test_max_chars_truncates_or_drops_and_says_so(tmp_path, policy, caplog):
+    frame = make_frame(10)
+    frame.loc[4, "sentence"] = "x" * 500
+    settings = {**SETTINGS, "path": write(frame, tmp_path / "d.csv"), "max_chars": 100, "over_max_chars": policy}
+    with caplog.at_level("WARNING"):
+        items, summary = data.prepare(settings, LABELS, SPLIT)
+    assert items["text"].str.len().max() <= 100
+    if policy == "truncate":
+        assert len(items) == 30 and summary["changed_rows"]["truncated_to_max_chars"] == [5]
+        assert "truncated to max chars in 1 rows: rows [5]" in caplog.text
+    else:
+        assert len(items) == 29 and summary["dropped_rows"][0]["row"] == 5
+        assert "dropped 1 rows (longer than dataset.max_chars=100): rows [5]" in caplog.text
+
+
+def test_dropped_rows_are_in_the_log(tmp_path, caplog):
+    frame = make_frame(10)
+    frame.loc[[3, 8], "sentiment"] = None
+    with caplog.at_level("WARNING"):
+        data.prepare({**SETTINGS, "path": write(frame, tmp_path / "d.csv")}, LABELS, SPLIT)
+    assert "dropped 2 rows (missing label): rows [4, 9]" in caplog.text
+
+
+def test_text_columns_are_joined_and_label_names_map_values(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "title": [f"Title {i}" for i in range(30)],
+            "description": [f"about {i}" if i != 3 else None for i in range(30)],
+            "y": [1, 2, 3] * 10,
+        }
+    )
+    settings = {
+        "text_columns": ["title", "description"],
+        "text_separator": " - ",
+        "label_column": "y",
+        "label_names": {1: "World", 2: "Sports", 3: "Sci/Tech"},
+        "path": write(frame, tmp_path / "news.csv"),
+    }
+    items, _ = data.prepare(settings, ["World", "Sports", "Sci/Tech"], SPLIT)
+    by_row = items.set_index("row")
+    assert by_row.loc[1, "text"] == "Title 0 - about 0"
+    assert by_row.loc[4, "text"] == "Title 3"  # the empty part is skipped, not joined as 'nan'
+    assert by_row.loc[3, "expert_label"] == "Sci/Tech"
+    frame.loc[7, "y"] = 9
+    settings["path"] = write(frame, tmp_path / "bad.csv")
+    with pytest.raises(SynthDistillError, match=r"row 8: label value '9' has no name in dataset.label_names"):
+        data.prepare(settings, ["World", "Sports", "Sci/Tech"], SPLIT)

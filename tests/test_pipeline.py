@@ -246,10 +246,19 @@ def bad_workdir(tmp_path_factory):
         ),
         ({"dataset": {**TINY_CONFIG["dataset"], "path": "nope.csv"}}, "dataset.path: file nope.csv does not exist"),
         ({"prompts": {"p": {"template": "config/prompts/bad.txt", "kind": "label"}}}, "has no {text} placeholder"),
+        # predict.files keys become file names: one that climbs out of results/ is refused.
+        ({"predict": {"files": {"../../escaped": "data/x.csv"}}}, "'../../escaped' does not match"),
+        ({"labels": ["Positive", "positive", "neutral"]}, "'Positive' and 'positive' differ only in case"),
+        ({"labels": ["positive", " negative"]}, "ValidationError"),
+        (
+            {"prompts": {"p": {"template": "config/prompts/placeholder.txt", "kind": "label"}}},
+            "unknown placeholder(s) {label}",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job(bad_workdir, change, message):
     (bad_workdir / "config" / "prompts" / "bad.txt").write_text("Classify: {labels}\n")
+    (bad_workdir / "config" / "prompts" / "placeholder.txt").write_text("One of {labels}: {text}\nAnswer: {label}\n")
     config = write_config(bad_workdir / "config" / "bad.yaml", {**TINY_CONFIG, **change})
     result = snakemake(bad_workdir, "--configfile", str(config), check=False)
     assert result.returncode != 0

@@ -26,6 +26,27 @@ def test_template_without_text_placeholder_is_rejected(tmp_path):
         load_template(path)
 
 
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("Classify {text} as {label}", r"unknown placeholder\(s\) \{label\}"),
+        ("Examples: {examples}\n{text}", r"unknown placeholder\(s\) \{examples\}"),
+        ("One of {labels.\nText: {text}", r"line 1: \{labels has no closing brace"),
+    ],
+)
+def test_unknown_or_unclosed_placeholders_are_rejected(tmp_path, template, message):
+    path = tmp_path / "t.txt"
+    path.write_text(template)
+    with pytest.raises(SynthDistillError, match=message):
+        load_template(path)
+
+
+def test_json_braces_are_not_placeholders(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text('Answer {"reason": "...", "label": "<one of: {labels}>"} for {text}')
+    assert load_template(path).startswith("Answer")
+
+
 def test_shipped_templates_load():
     for name in ("label", "cot_json"):
         assert "{text}" in load_template(REPO / "config" / "prompts" / f"{name}.txt")

@@ -48,3 +48,22 @@ def test_prompt_without_text_and_missing_dataset(config, tmp_path):
 def test_price_is_not_an_annotation_param(config):
     assert "price" not in teacher_settings(config, "smollm2")
     assert prompt_settings(config, "label")["kind"] == "label"
+
+
+def test_labels_differing_only_in_case_are_refused(config):
+    bad = copy.deepcopy(config)
+    bad["labels"] = ["Bullish", "bearish", "bullish"]
+    with pytest.raises(SynthDistillError, match=r"'Bullish' and 'bullish' differ only in case"):
+        check_config(bad)
+
+
+def test_prefix_labels_are_refused_for_first_token_scores_over_http(config):
+    bad = copy.deepcopy(config)
+    bad["labels"] = ["neg", "negative", "neutral"]
+    bad["prompts"]["scores"] = {"template": "config/prompts/label.txt", "kind": "label_scores"}
+    check_config(bad)  # the in-process teacher scores whole labels itself
+    bad["teachers"]["api"] = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    with pytest.raises(SynthDistillError, match=r"teachers.api with prompts.scores.*'neg' is a prefix of 'negative'"):
+        check_config(bad)
+    bad["run"] = {"prompts": ["label"]}  # a label prompt has no such problem
+    check_config(bad)

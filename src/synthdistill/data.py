@@ -3,35 +3,49 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from synthdistill.errors import SynthDistillError
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "validation", "test")
-READERS = {
-    ".csv": lambda p: pd.read_csv(p),
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-    ".parquet": lambda p: pd.read_parquet(p),
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-}
+# Characters that are no text: spreadsheets refuse them (openpyxl's ILLEGAL_CHARACTERS_RE) and an
+# LLM gains nothing from them. Tab, newline and carriage return stay.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+DEFAULT_TEXT_SEPARATOR = "\n"
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, TSV, Parquet or JSONL file, chosen by its extension."""
+def read_table(path: str | Path, string_columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSONL file, chosen by its extension.
+
+    ``string_columns`` of a CSV or TSV are read as text, so that an id such as ``007`` or ``17``
+    keeps its source form instead of becoming a number (or ``17.0`` next to a blank cell).
+    """
     path = Path(path)
     if not path.exists():
         raise SynthDistillError(f"dataset file {path} does not exist (config key dataset.path)")
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
+    suffix = path.suffix.lower()
+    as_text = dict.fromkeys(string_columns or [], str)
+    readers = {
+        ".csv": lambda: pd.read_csv(path, dtype=as_text, keep_default_na=False, na_values=[""]),
+        ".tsv": lambda: pd.read_csv(path, sep="\t", dtype=as_text, keep_default_na=False, na_values=[""]),
+        ".parquet": lambda: pd.read_parquet(path),
+        ".jsonl": lambda: pd.read_json(path, lines=True, dtype=False),
+    }
+    if suffix not in readers:
         raise SynthDistillError(
-            f"dataset file {path}: unsupported extension {path.suffix!r}; use one of {sorted(READERS)}"
+            f"dataset file {path}: unsupported extension {path.suffix!r}; use one of {sorted(readers)}"
         )
     try:
-        return reader(path)
+        return readers[suffix]()
     except Exception as exc:  # pandas raises many types; the user needs the file name
         raise SynthDistillError(f"dataset file {path} could not be read: {exc}") from exc
 
@@ -54,6 +68,11 @@ def load_hub_dataset(name: str, config: str | None, split: str) -> tuple[pd.Data
     return ds.to_pandas(), class_names
 
 
+def text_columns(settings: dict[str, Any]) -> list[str]:
+    """The column(s) a text is made of: ``text_columns`` joined, or the one ``text_column``."""
+    return list(settings.get("text_columns") or [settings["text_column"]])
+
+
 def load_dataset(settings: dict[str, Any]) -> pd.DataFrame:
     """Load the raw table described by the ``dataset`` config section."""
     hub = settings.get("hub")
@@ -63,53 +82,131 @@ def load_dataset(settings: dict[str, Any]) -> pd.DataFrame:
         if label_column in class_names and not settings.get("label_names"):
             settings = {**settings, "label_names": class_names[label_column]}
     else:
-        frame = read_table(settings["path"])
+        string_columns = [c for c in (settings.get("id_column"), *text_columns(settings)) if c]
+        frame = read_table(settings["path"], string_columns)
     return normalise(frame, settings, source=hub["name"] if hub else str(settings["path"]))
 
 
+def _row_of(frame: pd.DataFrame, mask: pd.Series) -> int:
+    """The 1-based source row of the first item the mask selects."""
+    return int(np.flatnonzero(mask.to_numpy())[0]) + 1
+
+
+def source_ids(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Ids as strings in their source form: ``17`` stays ``17`` (not ``17.0`` because another cell
+    is blank), ``007`` stays ``007``. A missing or duplicated id stops the run naming its rows."""
+    missing = values.isna() | (values.astype("string").str.strip() == "")
+    if missing.any():
+        rows = (np.flatnonzero(missing.to_numpy()) + 1).tolist()
+        raise SynthDistillError(
+            f"{source}: row {rows[0]}: no id in column {column!r} (config key dataset.id_column; "
+            f"{len(rows)} rows in all: {rows[:10]})"
+        )
+    if pd.api.types.is_float_dtype(values) and (values == values.round()).all():
+        values = values.astype("Int64")  # a blank cell made the integer column float
+    ids = values.map(str).str.strip()
+    duplicated = ids.duplicated(keep=False)
+    if duplicated.any():
+        first = ids[duplicated].iloc[0]
+        rows = (np.flatnonzero((ids == first).to_numpy()) + 1).tolist()
+        raise SynthDistillError(f"{source}: rows {rows}: id {first!r} appears more than once in column {column!r}")
+    return ids
+
+
+def source_texts(frame: pd.DataFrame, columns: list[str], separator: str, source: str) -> pd.Series:
+    """The text of every row: a string column, or several joined with ``separator`` (empty parts
+    skipped). A cell that holds a list, a number or anything else is an error naming the row,
+    never its repr sent to the LLM."""
+    for column in columns:
+        values = frame[column]
+        bad = values.map(lambda v: not (isinstance(v, str) or v is None or (isinstance(v, float) and np.isnan(v))))
+        if bad.any():
+            row = _row_of(frame, bad)
+            kind = type(values[bad].iloc[0]).__name__
+            raise SynthDistillError(
+                f"{source}: row {row}: column {column!r} holds a {kind}, not a string "
+                "(config key dataset.text_column / dataset.text_columns must name text columns)"
+            )
+    if len(columns) == 1:
+        return frame[columns[0]].astype("string")
+    parts = frame[columns].astype("string").apply(lambda column: column.str.strip())
+    return parts.apply(lambda row: separator.join(p for p in row if isinstance(p, str) and p), axis=1).astype("string")
+
+
+def expert_labels(labels: pd.Series, label_names: list[str] | dict | None, source: str) -> pd.Series:
+    """Expert labels as names. ``label_names`` maps stored values to names: a list by index
+    (0, 1, ...) or a mapping from value to name (``{1: World, 2: Sports}``)."""
+    if not label_names:
+        return labels.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v))
+    if isinstance(label_names, list):
+        mapping = {str(i): name for i, name in enumerate(label_names)}
+    else:
+        mapping = {str(value): name for value, name in label_names.items()}
+
+    def key(value: Any) -> Any:
+        if pd.isna(value):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value).strip()
+
+    keys = labels.map(key)
+    unknown = keys.notna() & ~keys.isin(list(mapping))
+    if unknown.any():
+        raise SynthDistillError(
+            f"{source}: row {_row_of(labels.to_frame(), unknown)}: label value {keys[unknown].iloc[0]!r} has no name "
+            f"in dataset.label_names {label_names}"
+        )
+    return keys.map(mapping)
+
+
 def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str) -> pd.DataFrame:
-    """Rename the configured columns to ``id``, ``text`` and ``expert_label``; map integer labels to names."""
-    text_column = settings["text_column"]
+    """Rename the configured columns to ``id``, ``text`` and ``expert_label``; map stored labels to names."""
     label_column = settings.get("label_column")
     id_column = settings.get("id_column")
-    for key, column in (("text_column", text_column), ("label_column", label_column), ("id_column", id_column)):
+    columns = [("text_columns" if settings.get("text_columns") else "text_column", c) for c in text_columns(settings)]
+    for key, column in (*columns, ("label_column", label_column), ("id_column", id_column)):
         if column is not None and column not in frame.columns:
             raise SynthDistillError(
                 f"{source}: column {column!r} (config key dataset.{key}) not found; columns are {list(frame.columns)}"
             )
     if frame.empty:
         raise SynthDistillError(f"{source}: the dataset has no rows")
+    frame = frame.reset_index(drop=True)
     out = pd.DataFrame({"row": range(1, len(frame) + 1)})
-    out["id"] = frame[id_column].astype(str).to_numpy() if id_column else [f"item-{i:06d}" for i in out["row"]]
-    out["text"] = frame[text_column].to_numpy()
+    out["id"] = (
+        source_ids(frame[id_column], id_column, source).to_numpy()
+        if id_column
+        else [f"item-{i:06d}" for i in out["row"]]
+    )
+    separator = settings.get("text_separator", DEFAULT_TEXT_SEPARATOR)
+    out["text"] = source_texts(frame, text_columns(settings), separator, source).to_numpy()
     if label_column:
-        labels = frame[label_column]
-        label_names = settings.get("label_names")
-        if label_names and pd.api.types.is_integer_dtype(labels):
-            bad = labels[(labels < 0) | (labels >= len(label_names))]
-            if len(bad):
-                row = int(bad.index[0]) + 1
-                raise SynthDistillError(
-                    f"{source}: row {row}: integer label {bad.iloc[0]} has no name in dataset.label_names {label_names}"
-                )
-            labels = labels.map(lambda i: label_names[int(i)])
-        out["expert_label"] = labels.to_numpy()
-    if out["id"].duplicated().any():
-        dup = out.loc[out["id"].duplicated(), "id"].iloc[0]
-        raise SynthDistillError(f"{source}: id {dup!r} appears more than once in column {id_column!r}")
+        out["expert_label"] = expert_labels(frame[label_column], settings.get("label_names"), source).to_numpy()
     return out
 
 
-def clean(frame: pd.DataFrame, labels: list[str], source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def clean(
+    frame: pd.DataFrame, labels: list[str], source: str, max_chars: int | None = None, over_max_chars: str = "truncate"
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[int]]]:
     """Drop rows that cannot be used and say why; stop on a label outside the configured set.
 
+    Control characters are removed from texts, and texts longer than ``max_chars`` are truncated
+    or dropped (``over_max_chars``); the rows each change touched are returned by name.
     Duplicated texts are dropped (first one kept) because a copy in the train pool and another
     in the test split would leak the expert label into training.
     """
     frame = frame.copy()
-    text = frame["text"].astype("string").str.strip()
+    text = frame["text"].astype("string")
+    has_control = text.str.contains(CONTROL_CHARACTERS, na=False)
+    text = text.str.replace(CONTROL_CHARACTERS, "", regex=True).str.strip()
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
     reasons[text.isna() | (text == "")] = "empty text"
+    too_long = (text.str.len() > max_chars).fillna(False) if max_chars else pd.Series(False, index=frame.index)
+    if over_max_chars == "drop":
+        reasons[reasons.isna() & too_long] = f"longer than dataset.max_chars={max_chars}"
+    elif too_long.any():
+        text[too_long] = text[too_long].str.slice(0, max_chars)
     frame["text"] = text
     if "expert_label" in frame:
         label = frame["expert_label"].astype("string").str.strip()
@@ -119,16 +216,20 @@ def clean(frame: pd.DataFrame, labels: list[str], source: str) -> tuple[pd.DataF
             row = frame.loc[unknown, "row"].iloc[0]
             raise SynthDistillError(
                 f"{source}: row {row}: label {label[unknown].iloc[0]!r} is not in the configured labels {labels} "
-                f"({int(unknown.sum())} rows in all); fix the data or the config key labels"
+                f"({int(unknown.sum())} rows in all); fix the data, the config key labels or dataset.label_names"
             )
         frame["expert_label"] = label
     duplicated = frame["text"].duplicated() & reasons.isna()
     reasons[duplicated] = "duplicate text"
     dropped = frame.loc[reasons.notna(), ["row", "id"]].assign(reason=reasons[reasons.notna()])
     kept = frame.loc[reasons.isna()].reset_index(drop=True)
+    changed = {
+        "control_characters_removed": frame.loc[has_control, "row"].astype(int).tolist(),
+        "truncated_to_max_chars": (frame.loc[too_long, "row"].astype(int).tolist() if over_max_chars != "drop" else []),
+    }
     if kept.empty:
         raise SynthDistillError(f"{source}: no usable rows left after dropping {len(dropped)} rows")
-    return kept, dropped.reset_index(drop=True)
+    return kept, dropped.reset_index(drop=True), changed
 
 
 def split(frame: pd.DataFrame, test_size: float, validation_size: float, seed: int) -> pd.DataFrame:
@@ -152,8 +253,8 @@ def split(frame: pd.DataFrame, test_size: float, validation_size: float, seed: i
     return pd.concat(parts).sort_values("row").reset_index(drop=True)
 
 
-def summarise(frame: pd.DataFrame, dropped: pd.DataFrame) -> dict[str, Any]:
-    """Counts per split and label, and every dropped row with its reason."""
+def summarise(frame: pd.DataFrame, dropped: pd.DataFrame, changed: dict[str, list[int]]) -> dict[str, Any]:
+    """Counts per split and label, every dropped row with its reason, and the rows whose text was changed."""
     counts: dict[str, Any] = {name: int((frame["split"] == name).sum()) for name in SPLITS}
     per_label = {}
     if "expert_label" in frame:
@@ -167,20 +268,40 @@ def summarise(frame: pd.DataFrame, dropped: pd.DataFrame) -> dict[str, Any]:
         "per_split_and_label": per_label,
         "dropped_by_reason": {k: int(v) for k, v in dropped["reason"].value_counts().items()},
         "dropped_rows": dropped.to_dict(orient="records"),
+        "changed_rows": changed,
     }
+
+
+def log_changes(dropped: pd.DataFrame, changed: dict[str, list[int]], source: str) -> None:
+    """Say in the log what summary.json lists, so a dropped or changed row is not only in a file."""
+    for reason, rows in dropped.groupby("reason")["row"]:
+        shown = rows.astype(int).tolist()
+        log.warning("%s: dropped %d rows (%s): rows %s%s", source, len(shown), reason, shown[:20], _more(shown))
+    for change, rows in changed.items():
+        if rows:
+            log.warning(
+                "%s: %s in %d rows: rows %s%s", source, change.replace("_", " "), len(rows), rows[:20], _more(rows)
+            )
+
+
+def _more(rows: list[int]) -> str:
+    return f" and {len(rows) - 20} more (all in summary.json)" if len(rows) > 20 else ""
 
 
 def prepare(settings: dict[str, Any], labels: list[str], split_settings: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
     """Load, clean and split the dataset: the single source of every split in the run."""
     source = settings["hub"]["name"] if settings.get("hub") else str(settings["path"])
     raw = load_dataset(settings)
-    kept, dropped = clean(raw, labels, source)
+    kept, dropped, changed = clean(
+        raw, labels, source, settings.get("max_chars"), settings.get("over_max_chars", "truncate")
+    )
+    log_changes(dropped, changed, source)
     max_items = settings.get("max_items")
     if max_items and len(kept) > max_items:
         stratify = kept["expert_label"] if "expert_label" in kept else None
         kept, _ = train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
     items = split(kept, split_settings["test_size"], split_settings["validation_size"], split_settings["seed"])
-    return items, summarise(items, dropped)
+    return items, summarise(items, dropped, changed)
 
 
 def write_splits(items: pd.DataFrame, summary: dict, outputs: dict[str, str], summary_path: str) -> None:

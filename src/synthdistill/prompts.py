@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from synthdistill.errors import SynthDistillError
 
+PLACEHOLDERS = ("text", "labels")
+# ``{name}`` with a bare identifier inside is a placeholder; JSON such as {"label": ...} is not.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A known name after an opening brace without its closing one: ``{labels`` or ``{text ``.
+_UNBALANCED = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")(?![A-Za-z0-9_}])")
+
+
+def check_template(template: str, where: str) -> None:
+    """Refuse what would otherwise reach the LLM literally: an unknown placeholder, an unclosed one,
+    or no ``{text}`` at all."""
+    if "{text}" not in template:
+        raise SynthDistillError(f"{where} has no {{text}} placeholder")
+    unknown = sorted({name for name in _PLACEHOLDER.findall(template) if name not in PLACEHOLDERS})
+    if unknown:
+        raise SynthDistillError(
+            f"{where}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
+            f"the placeholders are {', '.join('{' + n + '}' for n in PLACEHOLDERS)}"
+        )
+    unbalanced = _UNBALANCED.search(template)
+    if unbalanced:
+        line = template[: unbalanced.start()].count("\n") + 1
+        raise SynthDistillError(f"{where}: line {line}: {{{unbalanced.group(1)} has no closing brace")
+
 
 def load_template(path: str | Path) -> str:
-    """Read a template and check it has the ``{text}`` placeholder."""
+    """Read a template and check its placeholders."""
     path = Path(path)
     if not path.exists():
         raise SynthDistillError(f"prompt template {path} does not exist")
     template = path.read_text()
-    if "{text}" not in template:
-        raise SynthDistillError(f"prompt template {path} has no {{text}} placeholder")
+    check_template(template, f"prompt template {path}")
     return template
 
 

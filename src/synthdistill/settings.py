@@ -42,8 +42,39 @@ def _selection(config: dict[str, Any], key: str) -> list[str]:
     return chosen
 
 
+# Backends whose label scores come from the first answer token's alternatives (top_logprobs).
+FIRST_TOKEN_SCORERS = ("openai", "hf_inference")
+
+
+def check_labels(labels: list[str]) -> None:
+    """Answers are matched case-insensitively, so labels that differ only in case are ambiguous."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        other = seen.setdefault(label.lower(), label)
+        if other != label:
+            raise SynthDistillError(
+                f"labels: {other!r} and {label!r} differ only in case; answers are matched ignoring case, "
+                "so the teacher's answer could not tell them apart. Rename one of them"
+            )
+
+
+def check_first_token_scores(labels: list[str], teacher: str, prompt: str) -> None:
+    """First-token scores give a token to the one label it starts: a label that is a prefix of
+    another (``neg``, ``negative``) could never be told apart from it."""
+    lowered = [label.lower() for label in labels]
+    for short in lowered:
+        for long in lowered:
+            if short != long and long.startswith(short):
+                raise SynthDistillError(
+                    f"teachers.{teacher} with prompts.{prompt} (label_scores): label {short!r} is a prefix of "
+                    f"{long!r}, so the first-token scores an HTTP teacher returns cannot tell them apart. "
+                    "Rename the labels, or use a label or cot_json prompt with this teacher"
+                )
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate cross-references and files; return what the workflow runs."""
+    check_labels(config["labels"])
     dataset = config["dataset"]
     if dataset.get("path") and not Path(dataset["path"]).exists():
         raise SynthDistillError(f"dataset.path: file {dataset['path']} does not exist")
@@ -60,6 +91,10 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
             raise SynthDistillError(f"teachers.{name}: a llama_cpp teacher needs model_path or repo_id + filename")
         if settings["backend"] == "openai" and not settings.get("model"):
             raise SynthDistillError(f"teachers.{name}: an openai teacher needs model (and usually base_url)")
+        if settings["backend"] in FIRST_TOKEN_SCORERS:
+            for prompt in prompts:
+                if config["prompts"][prompt]["kind"] == "label_scores":
+                    check_first_token_scores(config["labels"], name, prompt)
     return {
         "teachers": teachers,
         "prompts": prompts,
