@@ -3,7 +3,9 @@
 Accepted files (one corrections file applies to every teacher × prompt: a reviewed label is the
 truth for that item whichever teacher labelled it):
 
-- CSV or XLSX with columns ``id`` and ``label`` and optionally ``reviewer``;
+- CSV or XLSX with columns ``id`` and ``label`` and optionally ``reviewer``; cells are text (``n/a``
+  is a label, not a missing value), and the ``'`` our review spreadsheets put before formula-like
+  values is removed, so ids and labels copied from them come back exactly;
 - a Label Studio JSON export (tasks with ``data.id`` and ``annotations[].result[].value.choices``;
   the last annotation that was not cancelled wins, ``completed_by`` is the reviewer);
 - an Argilla 2.x records export (JSON list, or ``{"records": [...]}``) with submitted responses to
