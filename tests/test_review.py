@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
@@ -12,12 +14,17 @@ from synthdistill.corrections import apply_corrections, import_review, read_corr
 from synthdistill.ensemble import ensemble_settings, ensemble_votes
 from synthdistill.errors import SynthDistillError
 from synthdistill.review import (
+    FORMULA_TRIGGERS,
     annotator_labels,
     argilla_records,
+    escape_cell,
+    export_review,
+    label_studio_config,
     label_studio_tasks,
     order_for_review,
     review_table,
     score_items,
+    unescape_cell,
     write_review_files,
 )
 
@@ -209,6 +216,7 @@ def test_corrections_change_exactly_the_named_labels_and_are_audited(tmp_path):
         ([("i1", "bullish")], "row 1: id 'i1': label 'bullish' is not one of"),
         ([("i29", "neutral")], "row 1: unknown id 'i29' (not in the train or validation split)"),  # a test item
         ([("i1", "neutral"), ("i1", "negative")], "rows [1, 2]: id 'i1' is corrected to different labels"),
+        ([("i1", "neutral"), ("", "neutral")], "row 2: no id"),
     ],
 )
 def test_bad_corrections_name_the_row_and_apply_nothing(tmp_path, rows, message):
@@ -247,6 +255,202 @@ def test_ensemble_members_must_be_teacher_prompts_of_the_run():
     }
     with pytest.raises(SynthDistillError, match=r"ensembles.e.members\[2\]: t/q is not a teacher × prompt"):
         ensemble_settings(config, ["t"], ["p"])
+
+
+# --- labels that are no Python names, spreadsheet injection, control characters, XML ---
+
+ODD_LABELS = ["no opinion", "very-negative", "n/a", "R&D", "Sci/Tech"]
+OUTPUT_KINDS = ("csv", "xlsx", "argilla", "label_studio", "label_studio_config")
+
+
+def votes_for(ids: list[str], labels: list[str], texts: list[str] | None = None) -> pd.DataFrame:
+    """A vote file in the vote stage's shape: item k voted labels[k % len(labels)] unanimously."""
+    voted = [labels[k % len(labels)] for k in range(len(ids))]
+    votes = pd.DataFrame(
+        {
+            "id": ids,
+            "split": "train",
+            "text": texts or [f"text of {i}" for i in ids],
+            "label": voted,
+            "vote_status": "voted",
+            "agreement": 1.0,
+        }
+    )
+    for label in labels:
+        votes[f"votes_{label}"] = [3 * (v == label) for v in voted]
+    votes["n_failed"] = 0
+    return votes
+
+
+def export(tmp_path, votes: pd.DataFrame, labels: list[str], reason: str = "because") -> dict[str, str]:
+    """Run export_review as the rule does: parquet inputs under results/-like paths, TF-IDF features."""
+    votes_path = tmp_path / "votes.parquet"
+    votes.to_parquet(votes_path)
+    iteration = tmp_path / "annotations" / "t" / "p" / "iter0.parquet"
+    iteration.parent.mkdir(parents=True)
+    votes[["id", "label"]].assign(reason=reason).to_parquet(iteration)
+    outputs = {k: str(tmp_path / f"r.{k}") for k in OUTPUT_KINDS}
+    settings = {"features": "tfidf", "embedding_model": None, "cv_folds": 3, "seed": 0}
+    export_review(str(votes_path), [str(iteration)], [str(iteration)], labels, settings, "synthdistill:t/p", outputs)
+    return outputs
+
+
+def test_labels_that_are_no_python_names_go_out_for_review_and_come_back(tmp_path):
+    ids = [f"i{k}" for k in range(15)]
+    votes = votes_for(ids, ODD_LABELS)
+    outputs = export(tmp_path, votes, ODD_LABELS)
+    csv_table = pd.read_csv(outputs["csv"], keep_default_na=False)
+    assert (
+        csv_table.set_index("id").loc["i2", "votes_n/a"] == 3
+        and csv_table.set_index("id").loc["i2", "voted_label"] == "n/a"
+    )
+    records = {r["id"]: r for r in json.loads(open(outputs["argilla"]).read())["records"]}
+    assert records["i3"]["metadata"]["votes_R&D"] == 3 and records["i3"]["suggestions"]["label"]["value"] == "R&D"
+    assert records["i0"]["metadata"]["votes_no opinion"] == 3 and records["i0"]["metadata"]["votes_Sci/Tech"] == 0
+    tasks = {t["data"]["id"]: t for t in json.loads(open(outputs["label_studio"]).read())}
+    assert tasks["i4"]["data"]["votes_Sci/Tech"] == 3
+    assert tasks["i4"]["predictions"][0]["result"][0]["value"]["choices"] == ["Sci/Tech"]
+    choices = [c.get("value") for c in ET.parse(outputs["label_studio_config"]).getroot().iter("Choice")]
+    assert choices == ODD_LABELS
+
+    # "n/a" is a label, not a missing value, when the corrections come back from CSV or XLSX.
+    corrections = pd.DataFrame({"id": ["i0", "i1", "i3"], "label": ["n/a", "very-negative", "no opinion"]})
+    corrections.to_csv(tmp_path / "c.csv", index=False)
+    corrections.to_excel(tmp_path / "c.xlsx", index=False)
+    for name in ("c.csv", "c.xlsx"):
+        audit = import_review(
+            str(tmp_path / "votes.parquet"),
+            str(tmp_path / name),
+            ODD_LABELS,
+            tmp_path / "l.parquet",
+            tmp_path / "a.csv",
+        )
+        assert audit[["id", "old_label", "new_label", "changed"]].values.tolist() == [
+            ["i0", "no opinion", "n/a", True],
+            ["i1", "very-negative", "very-negative", False],
+            ["i3", "R&D", "no opinion", True],
+        ], name
+        assert pd.read_parquet(tmp_path / "l.parquet").set_index("id").loc["i0", "label"] == "n/a"
+
+
+PAYLOADS = ['=HYPERLINK("http://evil","x")', "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_escaping_is_exactly_inverted_and_leaves_plain_values_alone():
+    for value in [*PAYLOADS, "'", "'=1", "''", "'plain", "plain", "", "a=b", "-"]:
+        assert unescape_cell(escape_cell(value)) == value
+    for value in PAYLOADS:
+        assert escape_cell(value) == "'" + value
+    assert escape_cell("plain") == "plain" and escape_cell(-17) == -17 and escape_cell(None) is None
+    # A value a person typed without our escaping is read as typed.
+    assert unescape_cell("'plain") == "'plain" and unescape_cell("-17") == "-17"
+
+
+def raw_spreadsheet_cells(outputs: dict[str, str]) -> dict[str, list[list]]:
+    """Every cell of the review CSV and XLSX as a spreadsheet app receives it."""
+    from openpyxl import load_workbook
+
+    with open(outputs["csv"], newline="") as handle:
+        csv_rows = list(csv.reader(handle))
+    sheet = load_workbook(outputs["xlsx"])["review"]
+    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)  # not one formula cell
+    return {"csv": csv_rows, "xlsx": [[c.value for c in row] for row in sheet.iter_rows()]}
+
+
+def test_formula_like_cells_are_inert_in_the_review_spreadsheets_and_round_trip(tmp_path):
+    labels = ["-2+3", "@SUM(A1)", "plain"]
+    ids = ["-17", "=1+1", "+1+1", "@SUM(A1)", "\tx", "'quoted", "'=already", "plain", "i8"]
+    texts = [*PAYLOADS, "ok", "fine"]
+    votes = votes_for(ids, labels, texts)
+    outputs = export(tmp_path, votes, labels, reason="=cmd|' /C calc'!A0")
+    for kind, rows in raw_spreadsheet_cells(outputs).items():
+        cells = [c for row in rows for c in row if isinstance(c, str)]
+        assert not [c for c in cells if c.startswith(FORMULA_TRIGGERS)], kind
+        header = rows[0]
+        by_id = {row[header.index("id")]: dict(zip(header, row, strict=True)) for row in rows[1:]}
+        assert set(by_id) == {escape_cell(i) for i in ids}, kind
+        assert by_id["'-17"]["text"] == "'" + PAYLOADS[0] and by_id["'=1+1"]["voted_label"] == "'@SUM(A1)", kind
+        assert by_id["'-17"]["reasons"] == "'-2+3: =cmd|' /C calc'!A0", kind
+
+        # A reviewer fills a label column by copying label cells as the spreadsheet shows them.
+        corrected = {"'-17": "'@SUM(A1)", "'=1+1": "'-2+3", "''=already": "plain"}
+        path = tmp_path / f"corrections_{kind}.{kind}"
+        if kind == "csv":
+            with open(path, "w", newline="") as handle:
+                csv.writer(handle).writerows([["id", "label"], *corrected.items()])
+        else:
+            from openpyxl import Workbook
+
+            book = Workbook()
+            for row in [["id", "label"], *corrected.items()]:
+                book.active.append(row)
+            book.save(path)
+        read = read_corrections(path)
+        assert read["id"].tolist() == ["-17", "=1+1", "'=already"], kind
+        assert read["label"].tolist() == ["@SUM(A1)", "-2+3", "plain"], kind
+        reviewed, audit = apply_corrections(votes, read, labels, str(path))
+        assert audit[["id", "old_label", "new_label", "changed"]].values.tolist() == [
+            ["-17", "-2+3", "@SUM(A1)", True],
+            ["=1+1", "@SUM(A1)", "-2+3", True],
+            ["'=already", "-2+3", "plain", True],
+        ], kind
+    # The JSON files are read by tools, not spreadsheets: exact values.
+    tasks = json.loads(open(outputs["label_studio"]).read())
+    assert [t["data"]["id"] for t in tasks if t["data"]["text"] == PAYLOADS[0]] == ["-17"]
+
+
+def test_the_audit_csv_is_escaped_too(tmp_path):
+    votes = votes_for(["-17", "a"], ["=x", "y"])
+    votes.to_parquet(tmp_path / "votes.parquet")
+    pd.DataFrame({"id": ["'-17"], "label": ["y"], "reviewer": ["'@ann"]}).to_csv(tmp_path / "c.csv", index=False)
+    audit = import_review(
+        str(tmp_path / "votes.parquet"),
+        str(tmp_path / "c.csv"),
+        ["=x", "y"],
+        tmp_path / "l.parquet",
+        tmp_path / "a.csv",
+    )
+    assert audit[["id", "old_label", "new_label", "reviewer"]].values.tolist() == [["-17", "=x", "y", "@ann"]]
+    with open(tmp_path / "a.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["old_label"], r["reviewer"]) for r in rows] == [("'-17", "'=x", "'@ann")]
+
+
+def test_control_characters_are_dropped_from_the_xlsx_only_and_a_bad_cell_names_its_row(tmp_path):
+    from openpyxl import load_workbook
+
+    labels = ["a", "b"]
+    votes = votes_for(["i0", "i1", "i2", "i3"], labels, ["nul\x00 here", "bell\x07", "ok", "\x01=1+1"])
+    outputs = export(tmp_path, votes, labels, reason="odd\x01 reason\x1f")
+    sheet = load_workbook(outputs["xlsx"])["review"]
+    header = [c.value for c in sheet[1]]
+    rows = {
+        r[header.index("id")]: dict(zip(header, r, strict=True)) for r in sheet.iter_rows(min_row=2, values_only=True)
+    }
+    assert rows["i0"]["text"] == "nul here" and rows["i1"]["text"] == "bell"
+    assert rows["i3"]["text"] == "'=1+1"  # stripping must not uncover a formula
+    assert rows["i0"]["reasons"] == "a: odd reason"
+    raw_csv = open(outputs["csv"], newline="").read()
+    assert "nul\x00 here" in raw_csv and "odd\x01 reason\x1f" in raw_csv
+    tasks = {t["data"]["id"]: t["data"] for t in json.loads(open(outputs["label_studio"]).read())}
+    assert tasks["i1"]["text"] == "bell\x07" and tasks["i0"]["reasons"] == "a: odd\x01 reason\x1f"
+
+    table = pd.read_csv(outputs["csv"], keep_default_na=False)
+    table["reasons"] = table["reasons"].astype(object)
+    table.at[2, "reasons"] = {"not": "a cell"}
+    bad_id = table.at[2, "id"]
+    with pytest.raises(SynthDistillError, match=f"cannot write the row of id '{bad_id}'"):
+        write_review_files(table, labels, "s", {k: str(tmp_path / f"bad.{k}") for k in OUTPUT_KINDS})
+
+
+def test_label_studio_config_is_valid_xml_whose_choices_are_exactly_the_labels():
+    labels = ["R&D", 'x"/><Choice value="y', "no opinion", "<b>bold</b>", "it's"]
+    root = ET.fromstring(label_studio_config(labels))
+    assert root.tag == "View"
+    (choices,) = root.iter("Choices")
+    assert choices.attrib == {"name": "label", "toName": "text", "choice": "single", "showInLine": "true"}
+    assert [c.get("value") for c in choices] == labels and len(list(root.iter("Choice"))) == len(labels)
+    assert [t.get("value") for t in root.iter("Text")] == ["$text", "$reasons"]
 
 
 # --- the real pipeline: a corrections file reruns only what is downstream of the labels ---

@@ -3,7 +3,9 @@
 Accepted files (one corrections file applies to every teacher × prompt: a reviewed label is the
 truth for that item whichever teacher labelled it):
 
-- CSV or XLSX with columns ``id`` and ``label`` and optionally ``reviewer``;
+- CSV or XLSX with columns ``id`` and ``label`` and optionally ``reviewer``; cells are text (``n/a``
+  is a label, not a missing value), and the ``'`` our review spreadsheets put before formula-like
+  values is removed, so ids and labels copied from them come back exactly;
 - a Label Studio JSON export (tasks with ``data.id`` and ``annotations[].result[].value.choices``;
   the last annotation that was not cancelled wins, ``completed_by`` is the reviewer);
 - an Argilla 2.x records export (JSON list, or ``{"records": [...]}``) with submitted responses to
@@ -23,8 +25,18 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.review import unescape_cell, write_csv
 
 COLUMNS = ["row", "id", "label", "reviewer"]
+
+
+def _cell(value: Any) -> str | None:
+    """A corrections cell as text: None when empty, else stripped and with the formula escaping of
+    our review CSV/XLSX undone (an id ``'-17`` copied from them is the item ``-17``)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return unescape_cell(text) if text else None
 
 
 def _table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -32,17 +44,14 @@ def _table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in ("id", "label") if c not in frame.columns]
     if missing:
         raise SynthDistillError(f"{source}: missing column(s) {missing}; a corrections file needs id and label")
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             "row": range(1, len(frame) + 1),
-            "id": frame["id"].astype(str).str.strip(),
-            "label": frame["label"].map(lambda v: None if pd.isna(v) else str(v).strip()),
-            "reviewer": frame["reviewer"].map(lambda v: None if pd.isna(v) else str(v))
-            if "reviewer" in frame
-            else None,
+            "id": frame["id"].map(_cell),
+            "label": frame["label"].map(_cell),
+            "reviewer": frame["reviewer"].map(_cell) if "reviewer" in frame else None,
         }
     )
-    return out
 
 
 def _label_studio(tasks: list[dict[str, Any]], question: str) -> list[dict[str, Any]]:
@@ -106,9 +115,11 @@ def read_corrections(path: str | Path, question: str = "label") -> pd.DataFrame:
         raise SynthDistillError(f"review.corrections: file {source} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return _table(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str), source)
+        # keep_default_na=False: labels such as "n/a", "NA" or "null" are labels, not missing values.
+        sep = "\t" if suffix == ".tsv" else ","
+        return _table(pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False), source)
     if suffix in (".xlsx", ".xlsm"):
-        return _table(pd.read_excel(path, dtype=str, engine="openpyxl"), source)
+        return _table(pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl"), source)
     if suffix == ".json":
         try:
             data = json.loads(path.read_text())
@@ -129,13 +140,14 @@ def read_corrections(path: str | Path, question: str = "label") -> pd.DataFrame:
 def check_corrections(corrections: pd.DataFrame, known_ids: set[str], labels: list[str], source: str) -> None:
     """Stop on the first row with an unknown or missing id or label, naming the row; nothing is applied."""
     problems = []
-    for row in corrections.itertuples(index=False):
-        if not row.id or row.id == "nan":
-            problems.append(f"row {row.row}: no id")
-        elif row.id not in known_ids:
-            problems.append(f"row {row.row}: unknown id {row.id!r} (not in the train or validation split)")
-        elif row.label not in labels:
-            problems.append(f"row {row.row}: id {row.id!r}: label {row.label!r} is not one of {labels}")
+    for row in corrections.to_dict("records"):
+        number, item_id, label = row["row"], row["id"], row["label"]
+        if item_id is None or (not isinstance(item_id, str) and pd.isna(item_id)) or item_id == "":
+            problems.append(f"row {number}: no id")
+        elif item_id not in known_ids:
+            problems.append(f"row {number}: unknown id {item_id!r} (not in the train or validation split)")
+        elif label not in labels:
+            problems.append(f"row {number}: id {item_id!r}: label {label!r} is not one of {labels}")
     duplicated = corrections["id"].duplicated(keep=False)
     for item_id in corrections.loc[duplicated, "id"].unique():
         rows = corrections.loc[corrections["id"] == item_id, "row"].tolist()
@@ -200,5 +212,6 @@ def import_review(
     corrections = read_corrections(corrections_path) if corrections_path else None
     reviewed, audit = apply_corrections(votes, corrections, labels, str(corrections_path))
     reviewed.to_parquet(labels_out, index=False)
-    audit.to_csv(audit_out, index=False)
+    # People open the audit in spreadsheets too: ids and labels are escaped like the review CSV.
+    write_csv(audit, audit_out)
     return audit

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -264,22 +265,24 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
     """Argilla 2.x: dataset settings (text and reasons fields, a ``label`` LabelQuestion) and records
     with the teacher's vote as a suggestion, in the dict form of ``rg.Record``."""
     records = []
-    for row in table.itertuples(index=False):
+    # Dict rows, not itertuples: a label such as "no opinion" or "R&D" is no attribute name.
+    for row in table.to_dict("records"):
+        voted = row["voted_label"]
         records.append(
             {
-                "id": str(row.id),
-                "fields": {"text": row.text, "reasons": row.reasons or "(no reasons)"},
+                "id": str(row["id"]),
+                "fields": {"text": row["text"], "reasons": row["reasons"] or "(no reasons)"},
                 "metadata": {
-                    "rank": int(row.rank),
-                    "split": row.split,
-                    "agreement": float(row.agreement),
-                    "label_issue": str(bool(row.label_issue)).lower(),
-                    "label_quality": None if pd.isna(row.label_quality) else float(row.label_quality),
-                    **{f"votes_{x}": int(getattr(row, f"votes_{x}")) for x in labels},
+                    "rank": int(row["rank"]),
+                    "split": row["split"],
+                    "agreement": float(row["agreement"]),
+                    "label_issue": str(bool(row["label_issue"])).lower(),
+                    "label_quality": None if pd.isna(row["label_quality"]) else float(row["label_quality"]),
+                    **{f"votes_{x}": int(row[f"votes_{x}"]) for x in labels},
                 },
                 "suggestions": (
-                    {"label": {"value": row.voted_label, "score": float(row.agreement), "agent": agent}}
-                    if isinstance(row.voted_label, str)
+                    {"label": {"value": voted, "score": float(row["agreement"]), "agent": agent}}
+                    if isinstance(voted, str)
                     else {}
                 ),
             }
@@ -295,32 +298,28 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
 def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: str) -> list[dict[str, Any]]:
     """Label Studio import tasks: ``data`` with the text and vote, ``predictions`` with the teacher's label."""
     tasks = []
-    for row in table.itertuples(index=False):
+    for row in table.to_dict("records"):
+        voted = row["voted_label"]
         task: dict[str, Any] = {
             "data": {
-                "id": str(row.id),
-                "text": row.text,
-                "reasons": row.reasons,
-                "voted_label": row.voted_label if isinstance(row.voted_label, str) else "",
-                "agreement": float(row.agreement),
-                "label_issue": bool(row.label_issue),
-                "rank": int(row.rank),
-                **{f"votes_{x}": int(getattr(row, f"votes_{x}")) for x in labels},
+                "id": str(row["id"]),
+                "text": row["text"],
+                "reasons": row["reasons"],
+                "voted_label": voted if isinstance(voted, str) else "",
+                "agreement": float(row["agreement"]),
+                "label_issue": bool(row["label_issue"]),
+                "rank": int(row["rank"]),
+                **{f"votes_{x}": int(row[f"votes_{x}"]) for x in labels},
             },
             "predictions": [],
         }
-        if isinstance(row.voted_label, str):
+        if isinstance(voted, str):
             task["predictions"].append(
                 {
                     "model_version": model_version,
-                    "score": float(row.agreement),
+                    "score": float(row["agreement"]),
                     "result": [
-                        {
-                            "from_name": "label",
-                            "to_name": "text",
-                            "type": "choices",
-                            "value": {"choices": [row.voted_label]},
-                        }
+                        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [voted]}}
                     ],
                 }
             )
@@ -329,21 +328,85 @@ def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: st
 
 
 def label_studio_config(labels: list[str]) -> str:
-    choices = "\n".join(f'    <Choice value="{label}"/>' for label in labels)
-    return (
-        "<View>\n"
-        '  <Text name="text" value="$text"/>\n'
-        '  <Header value="Teacher: $voted_label (agreement $agreement)"/>\n'
-        '  <Text name="reasons" value="$reasons"/>\n'
-        f'  <Choices name="label" toName="text" choice="single" showInLine="true">\n{choices}\n  </Choices>\n'
-        "</View>\n"
-    )
+    """The labelling config, built with ElementTree so that a label such as ``R&D`` or one holding
+    quotes is escaped and stays one Choice value instead of breaking or extending the XML."""
+    view = ET.Element("View")
+    ET.SubElement(view, "Text", name="text", value="$text")
+    ET.SubElement(view, "Header", value="Teacher: $voted_label (agreement $agreement)")
+    ET.SubElement(view, "Text", name="reasons", value="$reasons")
+    choices = ET.SubElement(view, "Choices", name="label", toName="text", choice="single", showInLine="true")
+    for label in labels:
+        ET.SubElement(choices, "Choice", value=label)
+    ET.indent(view, space="  ")
+    return ET.tostring(view, encoding="unicode") + "\n"
+
+
+# OWASP CSV injection: a cell starting with one of these is run as a formula by spreadsheet apps.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(value: Any) -> Any:
+    """Prefix a formula-like string with ``'`` so spreadsheets show it as text (OWASP).
+
+    A string that already starts with ``'`` gets one more, so ``unescape_cell`` can invert the
+    escaping exactly whatever the original value was.
+    """
+    if isinstance(value, str) and value.startswith((*FORMULA_TRIGGERS, "'")):
+        return "'" + value
+    return value
+
+
+def unescape_cell(value: Any) -> Any:
+    """Undo ``escape_cell``: drop the one quote it added, and nothing else."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith((*FORMULA_TRIGGERS, "'")):
+        return value[1:]
+    return value
+
+
+def spreadsheet_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every string cell escaped against formula injection."""
+    return table.map(escape_cell)
+
+
+def write_csv(table: pd.DataFrame, path: str | Path) -> None:
+    """A CSV for spreadsheet apps: string cells escaped, and RFC 4180 line ends (CRLF), with which
+    Python's csv writer quotes a lone carriage return inside a text instead of splitting the row."""
+    spreadsheet_frame(table).to_csv(path, index=False, lineterminator="\r\n")
+
+
+def write_xlsx(table: pd.DataFrame, path: str, sheet: str = "review") -> None:
+    """An XLSX of the table with string cells only as text: formula-like strings escaped, and the
+    control characters XLSX cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE) removed. A cell that
+    still cannot be written fails naming its row's id."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, str):
+            return escape_cell(ILLEGAL_CHARACTERS_RE.sub("", value))
+        missing = value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+        return None if missing else value
+
+    book = Workbook()
+    worksheet = book.active
+    worksheet.title = sheet
+    worksheet.append([cell(str(c)) for c in table.columns])
+    for row in table.to_dict("records"):
+        try:
+            worksheet.append([cell(v) for v in row.values()])
+        except (ValueError, TypeError) as exc:
+            raise SynthDistillError(f"{path}: cannot write the row of id {row.get('id')!r}: {exc}") from exc
+    book.save(path)
 
 
 def write_review_files(table: pd.DataFrame, labels: list[str], source: str, outputs: dict[str, str]) -> None:
-    """CSV, XLSX, Argilla records JSON, Label Studio tasks JSON and labelling config."""
-    table.to_csv(outputs["csv"], index=False)
-    table.to_excel(outputs["xlsx"], index=False, sheet_name="review", engine="openpyxl")
+    """CSV, XLSX, Argilla records JSON, Label Studio tasks JSON and labelling config.
+
+    The CSV and XLSX escape formula-like strings (they are opened in spreadsheet apps); the JSON
+    files keep every value exact (tools parse them, nobody evaluates them).
+    """
+    write_csv(table, outputs["csv"])
+    write_xlsx(table, outputs["xlsx"])
     Path(outputs["argilla"]).write_text(json.dumps(argilla_records(table, labels, source), indent=1) + "\n")
     Path(outputs["label_studio"]).write_text(json.dumps(label_studio_tasks(table, labels, source), indent=1) + "\n")
     Path(outputs["label_studio_config"]).write_text(label_studio_config(labels))
