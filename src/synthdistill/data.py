@@ -105,6 +105,13 @@ def source_ids(values: pd.Series, column: str, source: str) -> pd.Series:
     if pd.api.types.is_float_dtype(values) and (values == values.round()).all():
         values = values.astype("Int64")  # a blank cell made the integer column float
     ids = values.map(str).str.strip()
+    # Ids go back and forth through spreadsheets and review tools, which cannot hold these.
+    controls = ids.str.contains(CONTROL_CHARACTERS)
+    if controls.any():
+        raise SynthDistillError(
+            f"{source}: row {_row_of(values.to_frame(), controls)}: id {ids[controls].iloc[0]!r} in column "
+            f"{column!r} holds control characters; ids are keys a reviewer types back, so fix them at the source"
+        )
     duplicated = ids.duplicated(keep=False)
     if duplicated.any():
         first = ids[duplicated].iloc[0]
@@ -228,7 +235,11 @@ def clean(
         "truncated_to_max_chars": (frame.loc[too_long, "row"].astype(int).tolist() if over_max_chars != "drop" else []),
     }
     if kept.empty:
-        raise SynthDistillError(f"{source}: no usable rows left after dropping {len(dropped)} rows")
+        by_reason = dropped["reason"].value_counts().to_dict()
+        raise SynthDistillError(
+            f"{source}: no usable rows left: every row was dropped ({by_reason}); "
+            f"rows {dropped['row'].astype(int).tolist()[:10]} ... are listed with their reason in the log"
+        )
     return kept, dropped.reset_index(drop=True), changed
 
 

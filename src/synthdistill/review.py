@@ -79,7 +79,11 @@ def text_features(texts: list[str], features: str, embedding_model: str | None =
     if features == "tfidf":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        return TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform(texts)
+        try:
+            return TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform(texts)
+        except ValueError:  # no word of two or more letters in any text (numbers, symbols, one-letter words)
+            log.warning("review.features tfidf: no words in the texts; using character n-grams instead")
+            return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True).fit_transform(texts)
     raise SynthDistillError(f"review.features: {features!r} is not one of ['embeddings', 'tfidf']")
 
 

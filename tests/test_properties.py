@@ -1,0 +1,191 @@
+"""Property-based tests (hypothesis) of the stages that see user data, from the raw file to the review
+files and back: whatever the texts, labels and ids, either prepare_data stops before the first
+request with a message that names a row or a config key, or every stage succeeds and a reviewer's
+corrections come back exactly.
+
+The teacher here is scripted (deterministic, sometimes off-format): these tests are about the data
+path, not about annotation quality, which the real-LLM tests cover."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from synthdistill import data
+from synthdistill.annotate import annotate
+from synthdistill.cache import ResponseCache
+from synthdistill.corrections import apply_corrections, read_corrections
+from synthdistill.errors import SynthDistillError
+from synthdistill.prompts import messages_for
+from synthdistill.review import review_table, score_items, write_review_files
+from synthdistill.teachers.base import Completion, Request
+from synthdistill.voting import vote
+
+LABEL_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f|]([^\x00-\x1f\x7f|]*[^\s\x00-\x1f\x7f|])?$")
+SPLIT = {"test_size": 0.2, "validation_size": 0.2, "seed": 1}
+GENERATION = {"max_tokens": 8, "temperature": 0.7, "top_p": 1.0, "seed": 0}
+TEMPLATE = "Label this as one of {labels}.\n\n{text}"
+
+
+class ScriptedTeacher:
+    """Answers a label chosen by a hash of the request, or (one time in seven) something off-format."""
+
+    identity = {"backend": "scripted", "model": "hash"}
+    max_concurrency = 4
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.calls = 0
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return json.dumps(messages, ensure_ascii=False)
+
+    def complete(self, request: Request) -> Completion:
+        self.calls += 1
+        digest = int(hashlib.sha256(json.dumps(request.as_dict(), sort_keys=True).encode()).hexdigest(), 16)
+        if digest % 7 == 0:
+            return Completion(text="I am not sure.", input_tokens=10, output_tokens=4)
+        return Completion(text=self.labels[digest % len(self.labels)], input_tokens=10, output_tokens=1)
+
+
+label_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12).filter(
+    lambda s: bool(LABEL_PATTERN.match(s))
+)
+label_sets = st.lists(label_text, min_size=2, max_size=4, unique_by=str.lower)
+# Texts with anything in them: controls, spaces, quotes, formula starts, other scripts.
+texts = st.one_of(
+    st.text(min_size=1, max_size=40),
+    st.text(min_size=0, max_size=3),
+    st.builds(
+        lambda p, t: p + t, st.sampled_from(["=", "+", "-", "@", "\t", "=cmd|' /C calc'!A0 "]), st.text(max_size=20)
+    ),
+    st.text(alphabet="abc \x00\x01\x0b\r\n\"',;", min_size=1, max_size=15),
+)
+printable_ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=8)
+# Anything at all: duplicates, blanks, control characters, numbers next to strings.
+ids = st.one_of(st.integers(-(10**6), 10**6), st.text(min_size=1, max_size=8))
+
+
+@st.composite
+def datasets(draw):
+    labels = draw(label_sets)
+    n = draw(st.integers(min_value=15, max_value=40))
+    id_kind = draw(st.sampled_from(["none", "int", "str", "mixed"]))
+    row_ids = {
+        "none": None,
+        "int": draw(st.lists(st.integers(-(10**6), 10**6), min_size=n, max_size=n, unique=True)),
+        "str": draw(st.lists(printable_ids, min_size=n, max_size=n, unique_by=str.strip)),
+        "mixed": draw(st.lists(ids, min_size=n, max_size=n)),
+    }[id_kind]
+    # Mostly known labels, sometimes a missing one; the text makes each row distinct most of the time.
+    rows = draw(st.lists(st.tuples(texts, st.one_of(st.sampled_from(labels), st.none())), min_size=n, max_size=n))
+    fmt = draw(st.sampled_from([".csv", ".jsonl", ".parquet"] if id_kind != "mixed" else [".csv", ".jsonl"]))
+    frame = pd.DataFrame({"text": [r[0] for r in rows], "label": [r[1] for r in rows]})
+    if row_ids is not None:
+        frame.insert(0, "doc", row_ids)
+    return labels, frame, fmt
+
+
+def write(frame: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    else:
+        frame.to_parquet(path)
+
+
+def names_a_row_or_key(message: str) -> bool:
+    return bool(re.search(r"\brows? \[?\d+|dataset\.\w+|split\.\w+", message))
+
+
+def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) -> None:
+    path = workdir / f"data{fmt}"
+    write(frame, path)
+    settings_ = {"path": str(path), "text_column": "text", "label_column": "label"}
+    if "doc" in frame:
+        settings_["id_column"] = "doc"
+    teacher = ScriptedTeacher(labels)
+    try:
+        items, _ = data.prepare(settings_, labels, SPLIT)
+    except SynthDistillError as exc:
+        assert names_a_row_or_key(str(exc)), str(exc)
+        assert teacher.calls == 0
+        event(f"stopped: {re.sub(r'.*?: ', '', str(exc), count=1)[:40]}")
+        return
+    assert items["id"].is_unique and items["text"].str.len().min() > 0
+    assert not items["text"].str.contains(data.CONTROL_CHARACTERS).any()
+
+    prompts = items[["id", "split", "text"]].assign(
+        messages=[json.dumps(messages_for(TEMPLATE, t, labels)) for t in items["text"]]
+    )
+    cache = ResponseCache(workdir / "cache.sqlite")
+    iterations = [
+        annotate(
+            prompts,
+            teacher,
+            cache,
+            kind="label",
+            labels=labels,
+            generation=GENERATION,
+            iteration=i,
+            max_failure_share=1.0,
+        )
+        for i in range(2)
+    ]
+    votes = vote(iterations, items, labels, "label_order")
+    assert votes["id"].tolist() == items["id"].tolist()
+
+    annotators = pd.DataFrame({f"t/p/iter{i}": f.set_index("id")["label"] for i, f in enumerate(iterations)}).reindex(
+        votes["id"]
+    )
+    scores = score_items(votes, annotators, labels, features="tfidf", cv_folds=2)
+    table = review_table(votes, scores, {f"t/p/iter{i}": f for i, f in enumerate(iterations)}, labels)
+    outputs = {
+        "csv": workdir / "r.csv",
+        "xlsx": workdir / "r.xlsx",
+        "argilla": workdir / "r.argilla.json",
+        "label_studio": workdir / "r.ls.json",
+        "label_studio_config": workdir / "r.ls.xml",
+    }
+    write_review_files(table, labels, "scripted", {k: str(v) for k, v in outputs.items()})
+
+    # A reviewer edits the spreadsheet: the first rows get the next label over.
+    for kind in ("csv", "xlsx"):
+        reviewed = (
+            pd.read_csv(outputs["csv"], dtype=str, keep_default_na=False)
+            if kind == "csv"
+            else pd.read_excel(outputs["xlsx"], dtype=str, keep_default_na=False)
+        )
+        chosen = reviewed.head(3)
+        new = [labels[(labels.index(v) + 1) % len(labels)] if v in labels else labels[0] for v in chosen["voted_label"]]
+        corrections_path = workdir / f"corrections.{kind}"
+        # The file a person saves keeps the review file's cell values as they are.
+        edited = pd.DataFrame({"id": chosen["id"].tolist(), "label": new})
+        if kind == "csv":
+            edited.to_csv(corrections_path, index=False)
+        else:
+            edited.to_excel(corrections_path, index=False)
+        _, audit = apply_corrections(votes, read_corrections(corrections_path), labels, str(corrections_path))
+        expected_ids = table["id"].astype(str).head(3).tolist()
+        assert audit.sort_values("row")["id"].tolist() == expected_ids
+        assert audit.sort_values("row")["new_label"].tolist() == new
+    event("every stage ran")
+
+
+@pytest.mark.filterwarnings("ignore")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(datasets())
+def test_every_dataset_either_stops_naming_a_row_or_goes_through_every_stage(case):
+    labels, frame, fmt = case
+    assume(len(frame) > 0)
+    with tempfile.TemporaryDirectory() as workdir:
+        run_stages(Path(workdir), labels, frame, fmt)
