@@ -44,7 +44,8 @@ def odd_run(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("odd"))
     odd_dataset(workdir).to_csv(workdir / "data" / "odd.csv", index=False)
     config = write_config(workdir / "config" / "odd.yaml", config_for("data/odd.csv"))
-    snakemake(workdir, "--configfile", str(config), "results/review/smollm2/label.review.xlsx")
+    # Targets go first: --configfile takes every argument after it.
+    snakemake(workdir, "results/review/smollm2/label.review.xlsx", "--configfile", str(config))
     train = pd.read_parquet(workdir / "results" / "data" / "train.parquet")
     item = train.iloc[0]
     new_label = next(label for label in LABELS if label != item["expert_label"])
@@ -57,10 +58,10 @@ def odd_run(tmp_path_factory):
     )
     snakemake(
         workdir,
-        "--configfile",
-        str(config),
         "results/review/smollm2/label.labels.parquet",
         "results/evaluation/teachers/smollm2/label.json",
+        "--configfile",
+        str(config),
     )
     return workdir, item, new_label
 
