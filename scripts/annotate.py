@@ -24,4 +24,6 @@ annotate(
     generation=generation,
     iteration=int(snakemake.wildcards.iteration),
     max_failure_share=snakemake.params.max_failure_share,
+    retry_unparsed=snakemake.params.retry_unparsed,
+    max_consecutive_failures=snakemake.params.max_consecutive_failures,
 ).to_parquet(snakemake.output[0], index=False)

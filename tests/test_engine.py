@@ -6,8 +6,10 @@ in test_llama_teacher.py and the server tests.
 
 from __future__ import annotations
 
+import _thread
 import json
 import random
+import threading
 import time
 
 import pandas as pd
@@ -134,3 +136,49 @@ def test_seeds_differ_per_item_and_iteration_and_are_stable():
     assert seed(a, 0) == seed(a, 0)
     assert len({seed(a, 0), seed(b, 0), seed(a, 1), seed(b, 1)}) == 4
     assert build_request(a, "label", LABELS, {**GENERATION, "seed": None}, 0).seed is None
+
+
+class FailingBatchTeacher(BatchEchoTeacher):
+    def complete_batch(self, requests):
+        self.batches.append(len(requests))
+        time.sleep(0.05)
+        raise MemoryError("CUDA out of memory: tried to allocate 20.00 MiB")
+
+
+def test_a_failing_batch_counts_each_of_its_items_for_the_breaker(tmp_path):
+    teacher = FailingBatchTeacher()
+    with pytest.raises(SynthDistillError, match=r"stopped after 7 consecutive .*MemoryError: CUDA out of memory"):
+        annotate(
+            items(100),
+            teacher,
+            ResponseCache(tmp_path / "c"),
+            kind="label",
+            labels=LABELS,
+            generation=GENERATION,
+            iteration=0,
+            max_consecutive_failures=7,
+        )
+    # The second batch trips it; at most the one batch in flight by then goes out, the other 22 never do.
+    assert teacher.batches in ([4, 4], [4, 4, 4])
+
+
+class SlowEchoTeacher(EchoTeacher):
+    max_concurrency = 4
+
+    def complete(self, request: Request) -> Completion:
+        self.calls += 1
+        time.sleep(0.05)
+        return Completion(text=request.messages[-1]["content"].split(":")[1])
+
+
+def test_an_interrupt_sends_nothing_more(tmp_path):
+    teacher = SlowEchoTeacher()
+    cache = ResponseCache(tmp_path / "c")
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        annotate(items(400), teacher, cache, kind="label", labels=LABELS, generation=GENERATION, iteration=0)
+    calls = teacher.calls
+    time.sleep(0.3)
+    # Those in flight finish; the queued ones are cancelled rather than sent with nobody to store them.
+    assert teacher.calls == calls <= len(cache) + teacher.max_concurrency
+    assert calls < 100

@@ -121,6 +121,7 @@ def test_unconstrained_answers_are_parsed_strictly(server_url, tmp_path):
         labels=LABELS,
         generation={**GENERATION, "structured": False},
         iteration=0,
+        max_failure_share=1.0,  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
     )
     assert frame["error"].isna().all() and (frame["output_tokens"] > 0).all()
     assert frame["label"].dropna().isin(LABELS).all()

@@ -65,6 +65,7 @@ def test_unconstrained_output_is_parsed_strictly(smollm2_teacher, tmp_path):
         labels=LABELS,
         generation={**GENERATION, "max_tokens": 48, "structured": False},
         iteration=0,
+        max_failure_share=1.0,  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
     )
     # Whatever SmolLM2 writes, a label is only ever one of the closed set, and a missing one is counted.
     assert frame["label"].dropna().isin(LABELS).all()

@@ -157,7 +157,12 @@ def test_annotate_runs_through_the_engine(teacher, tmp_path, caplog):
     prompts = prompts_for(TEXTS)
     cache = ResponseCache(tmp_path / "c.sqlite")
     # structured=True asks for constrained decoding, which this backend ignores (with a warning).
-    settings = dict(kind="label", labels=LABELS, generation={"temperature": 0.0, "max_tokens": 4, "structured": True})
+    settings = dict(
+        kind="label",
+        labels=LABELS,
+        generation={"temperature": 0.0, "max_tokens": 4, "structured": True},
+        max_failure_share=1.0,  # unconstrained SmolLM2 may answer off-format; counted, not a reason to stop here
+    )
     with caplog.at_level("WARNING"):
         frame = annotate(prompts, teacher, cache, iteration=0, **settings)
     assert "constrained decoding is not supported" in caplog.text

@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from synthdistill.cache import ResponseCache, cache_key
+from synthdistill.cache import CacheWriteError, ResponseCache, cache_key
 from synthdistill.errors import SynthDistillError
-from synthdistill.parsing import ERROR, OK, parse
+from synthdistill.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
 from synthdistill.teachers.base import Completion, Request, Teacher
 
 log = logging.getLogger(__name__)
@@ -111,23 +114,81 @@ class Progress:
 
 Outcome = tuple[Completion | None, float | None, str | None, bool]  # completion, latency, error, cached
 
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 20
 
-def _collect(requests: list[Request], keys: list[str], teacher: Teacher, cache: ResponseCache) -> list[Outcome]:
-    """Answers for every request: from the cache, else from the teacher, stored as they arrive."""
+
+def failure_kind(exc: BaseException) -> str:
+    """What makes two failures "the same" for the circuit breaker: the HTTP status if there was one,
+    else the exception type and message with every number stripped (ports, attempts, timings)."""
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        return f"HTTP {status}"
+    return f"{type(exc).__name__}: {re.sub(r'[0-9]+(?:[.][0-9]+)?', '#', str(exc))}"
+
+
+class CircuitBreaker:
+    """Trips after ``limit`` consecutive request failures of the same kind; any answer resets it."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.kind: str | None = None
+        self.run = 0
+
+    def record(self, kind: str | None) -> bool:
+        """Record one outcome (None for an answer); True when the run of identical failures reaches the limit."""
+        if kind is None:
+            self.kind, self.run = None, 0
+            return False
+        self.run = self.run + 1 if kind == self.kind else 1
+        self.kind = kind
+        return self.limit is not None and self.run >= self.limit
+
+
+def _collect(
+    requests: list[Request],
+    keys: list[str],
+    teacher: Teacher,
+    cache: ResponseCache,
+    *,
+    reask: Callable[[Completion], bool] | None = None,
+    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+) -> list[Outcome]:
+    """Answers for every request: from the cache, else from the teacher, stored as they arrive.
+
+    A cached answer for which ``reask`` is true is requested again and its entry replaced. The job
+    stops sending at once (queued requests are cancelled; those in flight finish) when the cache
+    takes no more writes, after ``max_consecutive_failures`` identical request failures in a row,
+    or on an interrupt.
+    """
     results: list[Outcome] = [(None, None, None, False)] * len(requests)
     progress = Progress(len(requests))
     missing = []
+    reasked = 0
     for index, key in enumerate(keys):
         hit = cache.get(key)
+        if hit is not None and reask is not None and reask(hit[0]):
+            reasked += 1
+            hit = None
         if hit is None:
             missing.append(index)
         else:
             results[index] = (hit[0], hit[1], None, True)
             progress.update(failed=False, cached=True)
+    if reasked:
+        log.info("asking again for %d cached answers that did not parse (annotate.retry_unparsed)", reasked)
 
     batch_size = getattr(teacher, "batch_size", 1) if hasattr(teacher, "complete_batch") else 1
+    concurrency = max(1, teacher.max_concurrency)
+    stop = threading.Event()
+    # A worker sends only while fewer than ``concurrency`` answers are sent but not yet handled (stored)
+    # here, so when the job decides to stop, at most that many requests are out.
+    slots = threading.Semaphore(concurrency)
 
-    def call(indices: list[int]) -> list[tuple[int, Completion | None, float, str | None]]:
+    def call(indices: list[int]) -> list[tuple[int, Completion | None, float, str | None, str | None]] | None:
+        slots.acquire()
+        if stop.is_set():  # picked up between the decision to stop and the cancellation
+            slots.release()
+            return None
         start = time.perf_counter()
         try:
             if batch_size > 1:
@@ -135,19 +196,68 @@ def _collect(requests: list[Request], keys: list[str], teacher: Teacher, cache: 
             else:
                 completions = [teacher.complete(requests[indices[0]])]
         except Exception as exc:  # recorded per item; the share check in annotate() decides the job
-            error = f"{type(exc).__name__}: {exc}"
-            return [(i, None, time.perf_counter() - start, error) for i in indices]
+            error, kind = f"{type(exc).__name__}: {exc}", failure_kind(exc)
+            return [(i, None, time.perf_counter() - start, error, kind) for i in indices]
         latency = (time.perf_counter() - start) / len(indices)
-        return [(i, c, latency, None) for i, c in zip(indices, completions, strict=True)]
+        return [(i, c, latency, None, None) for i, c in zip(indices, completions, strict=True)]
 
     chunks = [missing[i : i + batch_size] for i in range(0, len(missing), batch_size)]
-    with ThreadPoolExecutor(max_workers=max(1, teacher.max_concurrency)) as pool:
-        for future in as_completed([pool.submit(call, chunk) for chunk in chunks]):
-            for index, completion, latency, error in future.result():
+    breaker = CircuitBreaker(max_consecutive_failures)
+    tripped: str | None = None  # the error that tripped the breaker
+    tripped_after = 0
+    write_error: CacheWriteError | None = None
+    stored = lost = processed = 0
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    futures = [pool.submit(call, chunk) for chunk in chunks]
+
+    def halt() -> None:
+        stop.set()
+        for future in futures:
+            future.cancel()
+        slots.release(concurrency)  # wake the workers waiting for a slot: they see the stop and return
+
+    try:
+        for future in as_completed(futures):
+            if future.cancelled() or (outcomes := future.result()) is None:
+                continue
+            for index, completion, latency, error, kind in outcomes:
                 if completion is not None:
-                    cache.put(keys[index], requests[index].as_dict(), completion, latency)
+                    if write_error is not None:
+                        lost += 1  # paid for, but the cache takes no more: nothing more is written
+                        continue
+                    try:
+                        cache.put(keys[index], requests[index].as_dict(), completion, latency)
+                    except CacheWriteError as exc:
+                        write_error, lost = exc, lost + 1
+                        halt()
+                        continue
+                    stored += 1
+                processed += 1
                 results[index] = (completion, latency, error, False)
                 progress.update(failed=error is not None, cached=False)
+                if breaker.record(kind) and tripped is None:
+                    tripped, tripped_after = error, breaker.run
+                    halt()
+            slots.release()
+    except BaseException:  # Ctrl-C: send nothing more; the answers stored so far are kept
+        halt()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+    not_sent = len(missing) - processed - lost
+    if write_error is not None:
+        raise SynthDistillError(
+            f"{write_error} This run stored {stored} new answers before the error; {lost} answers received "
+            f"could not be stored (they are lost) and {not_sent} requests were not sent."
+        ) from None
+    if tripped is not None:
+        raise SynthDistillError(
+            f"stopped after {tripped_after} consecutive requests failed the same way "
+            f"(annotate.max_consecutive_failures={max_consecutive_failures}): {tripped}. "
+            f"{not_sent} requests were not sent; the {stored} answers received in this run and all earlier ones "
+            f"are in the cache {cache.path}. Fix the cause and rerun: cached answers are not requested again."
+        )
     return results
 
 
@@ -160,6 +270,9 @@ def label_probabilities(completion: Completion, labels: list[str], prior: np.nda
     return probs / probs.sum()
 
 
+UNPARSED = (EMPTY, NOT_A_LABEL, INVALID_JSON)
+
+
 def annotate(
     prompts: pd.DataFrame,
     teacher: Teacher,
@@ -170,18 +283,31 @@ def annotate(
     generation: dict[str, Any],
     iteration: int,
     max_failure_share: float = 0.1,
+    retry_unparsed: bool = False,
+    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
 ) -> pd.DataFrame:
     """Label every prompt once (one self-consistency iteration).
 
     Cached answers are reused; new ones are stored as soon as they arrive, so a killed job
-    resumes with only the missing requests. A request that fails is recorded with its error;
-    if more than ``max_failure_share`` fail, the job stops after storing all the others.
+    resumes with only the missing requests. A request that fails is recorded with its error, an
+    answer that does not parse with its status (it is cached all the same: it was paid for). If more
+    than ``max_failure_share`` of the items got no label either way, the job stops after storing all
+    the answers. ``retry_unparsed`` asks again for exactly the items whose cached answer does not
+    parse and replaces their entries (a deterministic server may well answer the same again). After
+    ``max_consecutive_failures`` identical request failures in a row (None: never) the job stops
+    sending and fails, quoting the error.
     For ``label_scores`` prompts a row with split ``calibration`` (the content-free input) gives
     the prior that contextual calibration divides by; it is not part of the output.
     """
     requests = [build_request(json.loads(m), kind, labels, generation, iteration) for m in prompts["messages"]]
     keys = [cache_key(teacher.identity, r.as_dict(), iteration) for r in requests]
-    results = _collect(requests, keys, teacher, cache)
+    reask = None
+    if retry_unparsed and kind != "label_scores":  # label scores always parse
+
+        def reask(completion: Completion) -> bool:
+            return parse(kind, completion.text, labels).status != OK
+
+    results = _collect(requests, keys, teacher, cache, reask=reask, max_consecutive_failures=max_consecutive_failures)
 
     is_calibration = (prompts["split"] == CALIBRATION_SPLIT).to_numpy()
     prior = None
@@ -216,11 +342,35 @@ def annotate(
     frame = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS + prob_columns)
     for column in ("input_tokens", "output_tokens"):
         frame[column] = frame[column].astype("Int64")
-    failed = int((frame["parse_status"] == ERROR).sum())
-    if failed > max_failure_share * len(frame):
-        first = frame.loc[frame["parse_status"] == ERROR, "error"].iloc[0]
-        raise SynthDistillError(
-            f"{failed} of {len(frame)} requests failed (more than max_failure_share={max_failure_share}); "
-            f"the {len(frame) - failed} answers received are in the cache {cache.path}. First error: {first}"
-        )
+    check_failures(frame, max_failure_share, cache.path, retry_unparsed)
     return frame
+
+
+def check_failures(frame: pd.DataFrame, max_failure_share: float, cache_path: Any, retry_unparsed: bool) -> None:
+    """Fail the job when more than ``max_failure_share`` of the items got no label: failed requests
+    and answers that do not parse alike."""
+    status = frame["parse_status"]
+    request_errors = int((status == ERROR).sum())
+    unparsed = status.isin(UNPARSED)
+    failed = request_errors + int(unparsed.sum())
+    if failed <= max_failure_share * len(frame):
+        return
+    summary = (
+        f"{failed} of {len(frame)} requests failed (more than max_failure_share={max_failure_share}): "
+        f"{request_errors} request errors and {int(unparsed.sum())} unparseable answers"
+    )
+    if unparsed.any():
+        counts = status[unparsed].value_counts()
+        summary += " (" + ", ".join(f"{n} {name}" for name, n in counts.items()) + ")"
+    sentences = [f"{summary}; the {len(frame) - request_errors} answers received are in the cache {cache_path}"]
+    if request_errors:
+        sentences.append(f"First error: {frame.loc[status == ERROR, 'error'].iloc[0]}")
+    if unparsed.any():
+        example = frame.loc[unparsed].iloc[0]
+        sentences.append(f"Example unparseable answer ({example['parse_status']}): {example['raw_output']!r:.300}")
+        if not retry_unparsed:
+            sentences.append(
+                "A rerun reuses the cached unparseable answers; set annotate.retry_unparsed: true to ask again "
+                "for exactly those items (a server at temperature 0 may answer the same)"
+            )
+    raise SynthDistillError(". ".join(sentences) + ".")

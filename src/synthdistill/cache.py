@@ -15,6 +15,7 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
+from synthdistill.errors import SynthDistillError
 from synthdistill.teachers.base import Completion
 
 SCHEMA = """
@@ -31,6 +32,45 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+class CacheError(SynthDistillError):
+    """The cache file cannot be opened, read or written; the message names it and what to do."""
+
+
+class CacheWriteError(CacheError):
+    """An answer could not be stored (full disk, read-only file, ...): nothing more should be requested."""
+
+
+def _unreadable(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    problem = f"the response cache {path} cannot be read ({type(exc).__name__}: {exc})"
+    if not any(word in text for word in ("not a database", "malformed", "corrupt")):
+        return f"{problem}. Check that the path is a file you can read and write, or set cache.path to another file."
+    aside = path.with_name(path.name + ".broken")
+    return (
+        f"{problem}: the file is damaged. Move it aside (mv {path} {aside}, with its -wal and -shm files if "
+        f"present) and rerun: a new, empty cache is created and every answer is requested (and paid for) "
+        f"again. The answers in the old file are lost unless it can be recovered with "
+        f"`sqlite3 {aside} .recover | sqlite3 {path}` before the rerun."
+    )
+
+
+def _unwritable(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    if "full" in text:
+        remedy = f"free space on the disk that holds {path.parent} (df -h {path.parent})"
+    elif "readonly" in text or "read-only" in text or "read only" in text:
+        remedy = f"make {path} and its folder writable (its -wal and -shm files too)"
+    elif "locked" in text or "busy" in text:
+        remedy = "stop whatever else holds a write lock on it"
+    else:
+        remedy = "fix the file or its disk"
+    return (
+        f"cannot write to the response cache {path} ({type(exc).__name__}: {exc}). Answers stored before this "
+        f"are safe; {remedy}, or set cache.path to a file on a disk with room, then rerun: stored answers are "
+        f"not requested again."
+    )
+
+
 def cache_key(identity: dict[str, Any], request: dict[str, Any], iteration: int) -> str:
     payload = json.dumps({"teacher": identity, "request": request, "iteration": iteration}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -43,8 +83,11 @@ class ResponseCache:
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._set_up()
+        try:
+            self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            self._set_up()
+        except sqlite3.Error as exc:  # "file is not a database", "unable to open database file", ...
+            raise CacheError(_unreadable(path, exc)) from None
 
     # Switching a new file to WAL takes an exclusive lock that SQLite's busy timeout does not
     # wait for, so sharded jobs opening one fresh cache at the same moment must retry.
@@ -66,15 +109,25 @@ class ResponseCache:
             self.db.execute("ALTER TABLE responses ADD COLUMN extra TEXT")
 
     def get(self, key: str) -> tuple[Completion, float] | None:
-        row = self.db.execute(
-            "SELECT text, input_tokens, output_tokens, latency_s, extra FROM responses WHERE key = ?", (key,)
-        ).fetchone()
+        try:
+            row = self.db.execute(
+                "SELECT text, input_tokens, output_tokens, latency_s, extra FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+        except sqlite3.Error as exc:  # e.g. "database disk image is malformed" further into the file
+            raise CacheError(_unreadable(self.path, exc)) from None
         if row is None:
             return None
         extra = json.loads(row[4]) if row[4] else {}
         return Completion(text=row[0], input_tokens=row[1], output_tokens=row[2], extra=extra), row[3]
 
     def put(self, key: str, request: dict[str, Any], completion: Completion, latency_s: float) -> None:
+        """Store (or replace) one answer; raises :class:`CacheWriteError` when the file takes no more."""
+        try:
+            self._insert(key, request, completion, latency_s)
+        except sqlite3.Error as exc:  # "database or disk is full", "attempt to write a readonly database"
+            raise CacheWriteError(_unwritable(self.path, exc)) from None
+
+    def _insert(self, key: str, request: dict[str, Any], completion: Completion, latency_s: float) -> None:
         # Autocommit mode: the row is durable when this returns, so a SIGKILL loses nothing stored.
         self.db.execute(
             "INSERT OR REPLACE INTO responses (key, request, text, input_tokens, output_tokens, latency_s, extra) "
