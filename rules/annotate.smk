@@ -44,11 +44,10 @@ rule annotate:
         labels=lookup(dpath="labels", within=config),
         cache=lookup(dpath="cache/path", within=config),
         max_failure_share=lookup(dpath="annotate/max_failure_share", within=config),
-        retry_unparsed=lookup(
-            dpath="annotate/retry_unparsed", within=config, default=False
-        ),
+        # Defaults come from the schema.
+        retry_unparsed=lookup(dpath="annotate/retry_unparsed", within=config),
         max_consecutive_failures=lookup(
-            dpath="annotate/max_consecutive_failures", within=config, default=20
+            dpath="annotate/max_consecutive_failures", within=config
         ),
     script:
         "../scripts/annotate.py"
