@@ -4,7 +4,7 @@ A fault proxy runs in its own process in front of a fake upstream that answers a
 be the bottleneck, not the engine); it adds a fixed latency to every request and answers a share of
 them 429 with a short ``Retry-After``. Compared:
 
-* the engine: ``synthdistill.annotate.annotate`` with the openai backend, N parallel requests, a fresh
+* the engine: ``synthdistill.annotation.engine.annotate`` with the openai backend, N parallel requests, a fresh
   response cache (every answer stored as it arrives);
 * the reference case study's loop: one request at a time with the openai client, no cache. Its rate
   is the same for any number of items, so by default it is timed on a subset (``--sequential-items``).
@@ -34,11 +34,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.servers (the fault proxy)
 
-from synthdistill.annotate import annotate  # noqa: E402
-from synthdistill.cache import ResponseCache  # noqa: E402
-from synthdistill.parsing import ERROR  # noqa: E402
-from synthdistill.prompts import load_template, messages_for  # noqa: E402
-from synthdistill.teachers import make_teacher  # noqa: E402
+from synthdistill.annotation.cache import ResponseCache  # noqa: E402
+from synthdistill.annotation.engine import annotate  # noqa: E402
+from synthdistill.annotation.parsing import ERROR  # noqa: E402
+from synthdistill.annotation.prompts import load_template, messages_for  # noqa: E402
+from synthdistill.annotation.teachers import make_teacher  # noqa: E402
 from tests.servers import FaultPlan, proxy_stats, reset_proxy, start_proxy_process, stop_process  # noqa: E402
 
 LABELS = ["positive", "negative", "neutral"]

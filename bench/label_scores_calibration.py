@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthdistill.annotate import CALIBRATION_SPLIT, CONTENT_FREE_TEXT, annotate
-from synthdistill.cache import ResponseCache
-from synthdistill.metrics import score
-from synthdistill.prompts import load_template, messages_for
-from synthdistill.teachers import make_teacher
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.teachers import make_teacher
+from synthdistill.evaluation.metrics import score
+from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"

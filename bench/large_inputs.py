@@ -125,7 +125,7 @@ def stage_figures(workdir: Path) -> dict[str, dict[str, float]]:
 
 def train_small_student(workdir: Path, labels: list[str]) -> float:
     """A MiniLM student on 400 voted train texts, saved where the predict rule expects it."""
-    from synthdistill.student_files import train_from_files
+    from synthdistill.students.files import train_from_files
 
     start = time.perf_counter()
     votes = pd.read_parquet(workdir / "results" / "votes" / "fake" / "label.parquet")

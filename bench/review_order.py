@@ -2,7 +2,7 @@
 
 The expert labels of FPB allagree's train pool (stratified 80/20, seed 42: 1,811 texts) play a
 teacher; 10% of them are flipped at random to another label (seeded). The review order
-(synthdistill.review: cleanlab find_label_issues on cross-validated logistic-regression
+(synthdistill.labels.review: cleanlab find_label_issues on cross-validated logistic-regression
 probabilities over MiniLM sentence embeddings, then label quality) should put the flipped items
 at its top. Figure: the share of the flipped items among the first 10% of the order (goal 60%;
 a random order, measured in the same run, gets about 10%).
@@ -11,7 +11,7 @@ Then a student is trained three times and scored on the 453 expert test texts: o
 labels, after the items in the first 10% of the review order got their expert label back (what a
 reviewer would do), and on clean labels (the ceiling). The default student is the cheap one
 (logistic regression on the same MiniLM embeddings); ``--student minilm`` fine-tunes MiniLM-L6
-with synthdistill.training instead (slow on a CPU).
+with synthdistill.students.training instead (slow on a CPU).
 
     python bench/review_order.py [--features embeddings|tfidf] [--student logreg|minilm]
 """
@@ -30,8 +30,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from synthdistill.metrics import score
-from synthdistill.review import annotator_labels, review_table, score_items, text_features
+from synthdistill.evaluation.metrics import score
+from synthdistill.labels.review import annotator_labels, review_table, score_items, text_features
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"
@@ -60,7 +60,7 @@ def student_f1(
         model = LogisticRegression(max_iter=3000, C=4.0).fit(features_of["train"], train_labels)
         predicted = model.predict(features_of["test"])
     else:
-        from synthdistill.training import predict_frame, train
+        from synthdistill.students.training import predict_frame, train
 
         frame = pd.DataFrame({"text": train_texts, "label": train_labels})
         hyperparameters = {"learning_rate": 5e-5, "epochs": args.epochs, "batch_size": 16, "max_length": 128}

@@ -1,6 +1,6 @@
 """What a student costs per 1M texts: the serving path (ONNX int8) against torch fp32, same machine.
 
-Runs ``synthdistill.student_benchmark.benchmark_student`` twice on one trained student folder (with
+Runs ``synthdistill.students.benchmark.benchmark_student`` twice on one trained student folder (with
 ``model/`` and ``onnx/``, e.g. from ``snakemake`` on the default config): once with the ONNX int8
 backend the benchmark_student rule uses on a CPU, once with torch fp32 as the baseline. Prints
 latency, throughput and $ / kWh / kg CO2 per 1M texts under the default config's hardware and the
@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from synthdistill.costs import student_cost_row, student_hardware
-from synthdistill.student_benchmark import benchmark_student
+from synthdistill.students.benchmark import benchmark_student
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ Texts: the FPB allagree sentences repeated to 100,000. Student: MiniLM trained o
 labels by bench/student_quality.py (run it with --save-model bench/models/minilm_fpb first).
 
 - naive: transformers model in fp32, batches of 8 in input order, tokenized per batch.
-- fast: the ONNX int8 export read by `synthdistill.predict.predict_file` end to end, from a
+- fast: the ONNX int8 export read by `synthdistill.students.predict.predict_file` end to end, from a
   Parquet file of texts to a Parquet file of labels and probabilities (length-sorted batches,
   tokenization overlapped with inference).
 
@@ -30,8 +30,8 @@ import torch
 from sklearn.model_selection import train_test_split
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from synthdistill.inference import OnnxPredictor, export_onnx
-from synthdistill.predict import predict_file
+from synthdistill.students.inference import OnnxPredictor, export_onnx
+from synthdistill.students.predict import predict_file
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from synthdistill.metrics import score
-from synthdistill.training import predict_frame, train
+from synthdistill.evaluation.metrics import score
+from synthdistill.students.training import predict_frame, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"

@@ -12,9 +12,9 @@ os.environ.update(
 from synthdistill.costs import student_hardware
 from synthdistill.run_facts import config_hash
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
-from synthdistill.student_files import EXPERT
-from synthdistill.ensemble import ensemble_settings
-from synthdistill.review import review_settings
+from synthdistill.names import EXPERT
+from synthdistill.labels.ensemble import ensemble_settings
+from synthdistill.labels.review import review_settings
 
 RUN = check_config(config)
 TEACHERS = RUN["teachers"]

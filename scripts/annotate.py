@@ -3,11 +3,11 @@ reruns every annotate job, while the response cache keeps those reruns free."""
 
 import pandas as pd
 
-from synthdistill.annotate import annotate
-from synthdistill.cache import ResponseCache
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.shards import select_shard
+from synthdistill.annotation.teachers import make_teacher
 from synthdistill.logs import setup
-from synthdistill.shards import select_shard
-from synthdistill.teachers import make_teacher
 
 setup(snakemake.log[0])
 settings = {**snakemake.params.teacher, "n_threads": snakemake.threads}

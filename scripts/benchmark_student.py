@@ -1,7 +1,7 @@
 """Measure one student's batch-1 latency, best-batch throughput and (where readable) energy."""
 
 from synthdistill.logs import setup
-from synthdistill.student_benchmark import write_benchmark
+from synthdistill.students.benchmark import write_benchmark
 
 setup(snakemake.log[0])
 write_benchmark(

@@ -1,8 +1,8 @@
 """Render one prompt template for every item, as the teacher will read it."""
 
+from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.data import read_splits
 from synthdistill.logs import setup
-from synthdistill.prompt_files import build_prompt_frame
 
 setup(snakemake.log[0])
 build_prompt_frame(

@@ -1,6 +1,6 @@
 """Paired significance tests between teachers, and between each student and its teacher."""
 
-from synthdistill.evaluation import write_paired_tests
+from synthdistill.evaluation.scoring import write_paired_tests
 from synthdistill.logs import setup
 
 setup(snakemake.log[0])

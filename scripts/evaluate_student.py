@@ -1,6 +1,6 @@
 """Score a student on the frozen expert test split."""
 
-from synthdistill.evaluation import evaluate_student
+from synthdistill.evaluation.scoring import evaluate_student
 from synthdistill.logs import setup
 
 setup(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Score a teacher × prompt's voted labels on the frozen expert test split."""
 
-from synthdistill.evaluation import evaluate_teacher
+from synthdistill.evaluation.scoring import evaluate_teacher
 from synthdistill.logs import setup
 
 setup(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Score one teacher × prompt's labels with cleanlab and write its review files."""
 
+from synthdistill.labels.review import export_review
 from synthdistill.logs import setup
-from synthdistill.review import export_review
 
 setup(snakemake.log[0])
 export_review(

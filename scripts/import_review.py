@@ -2,7 +2,7 @@
 
 import logging
 
-from synthdistill.corrections import import_review
+from synthdistill.labels.corrections import import_review
 from synthdistill.logs import setup
 
 setup(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Label a (large) file of texts with a trained student, streamed into Parquet."""
 
 from synthdistill.logs import setup
-from synthdistill.predict import predict_file
+from synthdistill.students.predict import predict_file
 
 setup(snakemake.log[0])
 settings = snakemake.params.predict

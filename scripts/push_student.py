@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from synthdistill.logs import setup
-from synthdistill.model_card import push_student
+from synthdistill.students.model_card import push_student
 
 setup(snakemake.log[0])
 result = push_student(

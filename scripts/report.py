@@ -1,7 +1,7 @@
 """Write the decision report (Markdown, self-contained HTML, figures, CSV tables) from the run's artifacts."""
 
 from synthdistill.logs import setup
-from synthdistill.report import FIGURES, TABLES, build
+from synthdistill.reporting.report import FIGURES, TABLES, build
 
 setup(snakemake.log[0])
 build(

@@ -1,7 +1,7 @@
 """Fine-tune one student on one label source (a teacher × prompt vote, or the expert labels)."""
 
 from synthdistill.logs import setup
-from synthdistill.student_files import train_from_files
+from synthdistill.students.files import train_from_files
 
 setup(snakemake.log[0])
 train_from_files(

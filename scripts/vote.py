@@ -1,7 +1,7 @@
 """Majority vote over the self-consistency iterations of one teacher × prompt."""
 
+from synthdistill.labels.vote_files import write_votes
 from synthdistill.logs import setup
-from synthdistill.vote_files import write_votes
 
 setup(snakemake.log[0])
 write_votes(

@@ -1,6 +1,6 @@
 """Combine several teacher × prompt label sets into one ensemble vote file."""
 
-from synthdistill.ensemble import write_ensemble
+from synthdistill.labels.ensemble import write_ensemble
 from synthdistill.logs import setup
 
 setup(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Write a student's model card (README.md) from its metadata, test metrics and ONNX check."""
 
 from synthdistill.logs import setup
-from synthdistill.model_card import write_card
+from synthdistill.students.model_card import write_card
 
 setup(snakemake.log[0])
 write_card(

@@ -25,6 +25,6 @@ def copy_workflow(target: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_teacher():
-    from synthdistill.teachers import make_teacher
+    from synthdistill.annotation.teachers import make_teacher
 
     return make_teacher({"backend": "llama_cpp", "model_path": SMOLLM2, "n_threads": 2})

@@ -15,10 +15,10 @@ import time
 import pandas as pd
 import pytest
 
-from synthdistill.annotate import annotate, build_request
-from synthdistill.cache import ResponseCache
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
-from synthdistill.teachers.base import Completion, Request
 
 from .conftest import LABELS
 

@@ -12,12 +12,12 @@ import time
 import pandas as pd
 import pytest
 
-from synthdistill.annotate import CircuitBreaker, annotate, failure_kind
-from synthdistill.cache import CacheError, ResponseCache
+from synthdistill.annotation.cache import CacheError, ResponseCache
+from synthdistill.annotation.engine import CircuitBreaker, annotate, failure_kind
+from synthdistill.annotation.parsing import NOT_A_LABEL, OK
+from synthdistill.annotation.teachers import make_teacher
+from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
-from synthdistill.parsing import NOT_A_LABEL, OK
-from synthdistill.teachers import make_teacher
-from synthdistill.teachers.http_retry import TeacherRequestError
 
 from .conftest import LABELS
 from .servers import FaultPlan, FaultProxy, free_port

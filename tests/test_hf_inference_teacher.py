@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
-from synthdistill.annotate import annotate
-from synthdistill.cache import ResponseCache
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.teachers import make_teacher
+from synthdistill.annotation.teachers.base import Request
+from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
-from synthdistill.prompts import load_template, messages_for
-from synthdistill.teachers import make_teacher
-from synthdistill.teachers.base import Request
-from synthdistill.teachers.http_retry import TeacherRequestError
 
 from .conftest import LABELS, REPO, SMOLLM2
 

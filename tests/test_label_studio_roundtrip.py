@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from synthdistill.corrections import import_review
-from synthdistill.review import review_table, write_review_files
+from synthdistill.labels.corrections import import_review
+from synthdistill.labels.review import review_table, write_review_files
 
 from .conftest import REPO
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdistill.annotate import annotate, build_request
-from synthdistill.cache import ResponseCache
-from synthdistill.prompts import load_template, messages_for
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.prompts import load_template, messages_for
 
 from .conftest import LABELS, REPO
 

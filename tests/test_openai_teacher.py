@@ -20,15 +20,15 @@ import time
 import pandas as pd
 import pytest
 
-from synthdistill.annotate import annotate, build_request, label_probabilities
-from synthdistill.cache import ResponseCache
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate, build_request, label_probabilities
+from synthdistill.annotation.parsing import ERROR, OK
+from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.teachers import make_teacher
+from synthdistill.annotation.teachers.base import Request
+from synthdistill.annotation.teachers.chat_api import label_logprobs
+from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
-from synthdistill.parsing import ERROR, OK
-from synthdistill.prompts import load_template, messages_for
-from synthdistill.teachers import make_teacher
-from synthdistill.teachers.base import Request
-from synthdistill.teachers.chat_api import label_logprobs
-from synthdistill.teachers.http_retry import TeacherRequestError
 
 from .conftest import LABELS, REPO
 from .servers import FaultPlan, FaultProxy, start_llama_server, stop_process
@@ -354,9 +354,9 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     import pandas as pd
-    from synthdistill.annotate import annotate
-    from synthdistill.cache import ResponseCache
-    from synthdistill.teachers import make_teacher
+    from synthdistill.annotation.engine import annotate
+    from synthdistill.annotation.cache import ResponseCache
+    from synthdistill.annotation.teachers import make_teacher
 
     frame_path, settings_json, cache_path, out_path = sys.argv[1:]
     frame = pd.read_json(frame_path, orient="records", lines=True)

@@ -1,8 +1,8 @@
 import pytest
 
+from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, parse
+from synthdistill.annotation.prompts import load_template, messages_for, render
 from synthdistill.errors import SynthDistillError
-from synthdistill.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, parse
-from synthdistill.prompts import load_template, messages_for, render
 
 from .conftest import LABELS, REPO
 

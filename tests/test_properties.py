@@ -20,14 +20,14 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from synthdistill import data
-from synthdistill.annotate import annotate
-from synthdistill.cache import ResponseCache
-from synthdistill.corrections import apply_corrections, read_corrections
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.prompts import messages_for
+from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
-from synthdistill.prompts import messages_for
-from synthdistill.review import review_table, score_items, write_review_files
-from synthdistill.teachers.base import Completion, Request
-from synthdistill.voting import vote
+from synthdistill.labels.corrections import apply_corrections, read_corrections
+from synthdistill.labels.review import review_table, score_items, write_review_files
+from synthdistill.labels.vote import vote
 
 LABEL_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f|]([^\x00-\x1f\x7f|]*[^\s\x00-\x1f\x7f|])?$")
 SPLIT = {"test_size": 0.2, "validation_size": 0.2, "seed": 1}

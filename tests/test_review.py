@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdistill.corrections import apply_corrections, import_review, read_corrections
-from synthdistill.ensemble import ensemble_settings, ensemble_votes
 from synthdistill.errors import SynthDistillError
-from synthdistill.review import (
+from synthdistill.labels.corrections import apply_corrections, import_review, read_corrections
+from synthdistill.labels.ensemble import ensemble_settings, ensemble_votes
+from synthdistill.labels.review import (
     FORMULA_TRIGGERS,
     annotator_labels,
     argilla_records,
@@ -514,7 +514,7 @@ def test_every_label_set_gets_review_files_and_the_ensemble_is_a_teacher(finishe
 
 @pytest.mark.slow
 def test_a_corrections_file_reruns_only_downstream_and_changes_exactly_its_labels(finished_run):
-    from synthdistill.student_files import label_frames
+    from synthdistill.students.files import label_frames
 
     run = finished_run
     labels_path = run / "results" / "review" / "smollm2" / "label.labels.parquet"

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from synthdistill.evaluation import comparison_pairs, paired_tests
-from synthdistill.stats import _accuracy_f1, _codes, bootstrap_intervals, compare, mcnemar
+from synthdistill.evaluation.scoring import comparison_pairs, paired_tests
+from synthdistill.evaluation.stats import _accuracy_f1, _codes, bootstrap_intervals, compare, mcnemar
 
 LABELS = ["positive", "negative", "neutral"]
 

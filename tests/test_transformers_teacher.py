@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from synthdistill.annotate import annotate
-from synthdistill.cache import ResponseCache
-from synthdistill.prompts import load_template, messages_for
-from synthdistill.teachers import make_teacher
-from synthdistill.teachers.base import Request
+from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.teachers import make_teacher
+from synthdistill.annotation.teachers.base import Request
 
 from .conftest import LABELS, REPO
 

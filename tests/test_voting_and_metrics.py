@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.metrics import score
-from synthdistill.voting import ALL_FAILED, TIE, TIE_BROKEN, VOTED, vote, vote_one
+from synthdistill.evaluation.metrics import score
+from synthdistill.labels.vote import ALL_FAILED, TIE, TIE_BROKEN, VOTED, vote, vote_one
 
 from .conftest import LABELS
 

@@ -13,10 +13,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.names import SPLITS
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 # Characters that are no text: spreadsheets refuse them (openpyxl's ILLEGAL_CHARACTERS_RE) and an
 # LLM gains nothing from them. Tab, newline and carriage return stay.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from synthdistill.annotation.prompts import load_template
 from synthdistill.errors import SynthDistillError
-from synthdistill.prompts import load_template
 
 PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},

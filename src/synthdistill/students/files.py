@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.training import train, write_metadata
+from synthdistill.names import EXPERT
+from synthdistill.students.training import train, write_metadata
 
 log = logging.getLogger(__name__)
-EXPERT = "expert"
 
 
 # Student settings that choose the training labels rather than configure the trainer.

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.inference import load_predictor, predict_chunks
+from synthdistill.students.inference import load_predictor, predict_chunks
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000

@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.metrics import score
-from synthdistill.stats import bootstrap_intervals, compare
-from synthdistill.training import predict_frame
+from synthdistill.evaluation.metrics import score
+from synthdistill.evaluation.stats import bootstrap_intervals, compare
+from synthdistill.students.training import predict_frame
 
 
 def _write(metrics: dict[str, Any], path: str) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import tenacity
 
+from synthdistill.annotation.teachers.base import Completion, Request
+from synthdistill.annotation.teachers.http_retry import TeacherRequestError, redact, retrying, unquote
 from synthdistill.errors import SynthDistillError
-from synthdistill.teachers.base import Completion, Request
-from synthdistill.teachers.http_retry import TeacherRequestError, redact, retrying, unquote
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.cache import CacheWriteError, ResponseCache, cache_key
+from synthdistill.annotation.cache import CacheWriteError, ResponseCache, cache_key
+from synthdistill.annotation.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
+from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.errors import SynthDistillError
-from synthdistill.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
-from synthdistill.teachers.base import Completion, Request, Teacher
+from synthdistill.names import CALIBRATION_SPLIT
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_SPLIT = "calibration"
-CONTENT_FREE_TEXT = "N/A"
 ANNOTATION_COLUMNS = [
     "id",
     "split",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.errors import SynthDistillError
-from synthdistill.teachers.base import Completion, Request, Teacher
 
 BACKENDS = ("llama_cpp", "openai", "transformers", "hf_inference")
 
@@ -14,19 +14,19 @@ def make_teacher(settings: dict[str, Any], name: str = "teacher", for_rendering:
     """Build the backend a teacher's config names. ``for_rendering`` loads only the tokenizer."""
     backend = settings.get("backend")
     if backend == "llama_cpp":
-        from synthdistill.teachers.llama_cpp import LlamaCppTeacher
+        from synthdistill.annotation.teachers.llama_cpp import LlamaCppTeacher
 
         return LlamaCppTeacher(settings, vocab_only=for_rendering)
     if backend == "openai":
-        from synthdistill.teachers.openai_compat import OpenAICompatTeacher
+        from synthdistill.annotation.teachers.openai_compat import OpenAICompatTeacher
 
         return OpenAICompatTeacher(settings)
     if backend == "transformers":
-        from synthdistill.teachers.transformers_local import TransformersTeacher
+        from synthdistill.annotation.teachers.transformers_local import TransformersTeacher
 
         return TransformersTeacher(settings, vocab_only=for_rendering)
     if backend == "hf_inference":
-        from synthdistill.teachers.hf_inference import HFInferenceTeacher
+        from synthdistill.annotation.teachers.hf_inference import HFInferenceTeacher
 
         return HFInferenceTeacher(settings)
     raise SynthDistillError(f"teachers.{name}.backend: unknown backend {backend!r}; use one of {BACKENDS}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from synthdistill.costs import training_energy
 from synthdistill.errors import SynthDistillError
-from synthdistill.student_files import EXPERT
+from synthdistill.names import EXPERT
 
 
 def _read(path: str | None) -> dict[str, Any] | None:

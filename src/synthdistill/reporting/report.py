@@ -18,30 +18,12 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.costs import break_even, student_cost_row, teacher_cost_row, training_cost
+from synthdistill.names import EXPERT
+from synthdistill.reporting import figures as report_figures
 from synthdistill.run_facts import machine, stage_benchmarks, versions
-from synthdistill.student_files import EXPERT
 
 FIGURES = ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto")
 TABLES = ("quality", "label_quality", "teacher_cost", "student_cost", "break_even", "stages")
-
-
-def annotation_stats(iterations: list[pd.DataFrame]) -> dict[str, Any]:
-    """LLM calls, failures, tokens and latency over all iterations of one teacher × prompt."""
-    frame = pd.concat(iterations, ignore_index=True)
-    fresh = frame.loc[~frame["cached"]]
-    return {
-        "iterations": len(iterations),
-        "answers": len(frame),
-        "requests_made": len(fresh),
-        "cache_hits": int(frame["cached"].sum()),
-        "request_errors": int((frame["parse_status"] == "request_error").sum()),
-        "parse_failures": int(frame["parse_status"].isin(["not_a_label", "invalid_json", "empty"]).sum()),
-        "parse_status": {k: int(v) for k, v in frame["parse_status"].value_counts().items()},
-        "input_tokens": int(frame["input_tokens"].fillna(0).sum()),
-        "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
-        "latency_p50_s": float(frame["latency_s"].quantile(0.5)) if len(frame) else None,
-        "latency_p95_s": float(frame["latency_s"].quantile(0.95)) if len(frame) else None,
-    }
 
 
 def _read_json(path: str | None) -> dict[str, Any] | None:
@@ -278,8 +260,6 @@ def _html(title: str, intro: str, sections: list[Section], figures: dict[str, st
 def _placeholder(path: str, message: str) -> None:
     import matplotlib.pyplot as plt
 
-    from synthdistill import report_figures
-
     figure, axis = plt.subplots(figsize=(6, 1.5))
     axis.axis("off")
     axis.text(0.5, 0.5, message, ha="center", va="center")
@@ -327,8 +307,6 @@ def build(
     ``outputs`` has ``markdown``, ``html``, ``figures`` (name -> PNG path) and ``tables``
     (name -> CSV path) for the names in FIGURES and TABLES.
     """
-    from synthdistill import report_figures  # matplotlib only here: the vote rule imports this module too
-
     summary = _read_json(summary_path)
     quality = quality_table(teachers, students) if evaluated else pd.DataFrame()
     label_quality, by_agreement, agreement = label_quality_table(teachers)

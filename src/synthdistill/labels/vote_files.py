@@ -9,8 +9,26 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.data import read_splits
-from synthdistill.report import annotation_stats
-from synthdistill.voting import vote, vote_summary
+from synthdistill.labels.vote import vote, vote_summary
+
+
+def annotation_stats(iterations: list[pd.DataFrame]) -> dict[str, Any]:
+    """LLM calls, failures, tokens and latency over all iterations of one teacher × prompt."""
+    frame = pd.concat(iterations, ignore_index=True)
+    fresh = frame.loc[~frame["cached"]]
+    return {
+        "iterations": len(iterations),
+        "answers": len(frame),
+        "requests_made": len(fresh),
+        "cache_hits": int(frame["cached"].sum()),
+        "request_errors": int((frame["parse_status"] == "request_error").sum()),
+        "parse_failures": int(frame["parse_status"].isin(["not_a_label", "invalid_json", "empty"]).sum()),
+        "parse_status": {k: int(v) for k, v in frame["parse_status"].value_counts().items()},
+        "input_tokens": int(frame["input_tokens"].fillna(0).sum()),
+        "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
+        "latency_p50_s": float(frame["latency_s"].quantile(0.5)) if len(frame) else None,
+        "latency_p95_s": float(frame["latency_s"].quantile(0.95)) if len(frame) else None,
+    }
 
 
 def write_votes(

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.inference import OnnxPredictor, load_predictor
 from synthdistill.run_facts import cpu_name, machine
+from synthdistill.students.inference import OnnxPredictor, load_predictor
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import json
 import threading
 from typing import Any
 
+from synthdistill.annotation.teachers.base import Completion, Request, label_first_tokens
 from synthdistill.paths import resolve_model_ref
-from synthdistill.teachers.base import Completion, Request, label_first_tokens
 
 
 def _choice_grammar(choices: list[str]) -> str:

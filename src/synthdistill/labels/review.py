@@ -26,12 +26,11 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.names import REVIEW_SPLITS
 from synthdistill.paths import resolve_model_ref
 
 log = logging.getLogger(__name__)
 
-# The student learns from these splits; the test split is frozen and scored against expert labels.
-REVIEW_SPLITS = ("train", "validation")
 REVIEW_DEFAULTS: dict[str, Any] = {
     "corrections": None,
     "features": "embeddings",

@@ -1,13 +1,13 @@
 """Any OpenAI-compatible chat-completions server: OpenAI, vLLM, TGI, Ollama, llama.cpp server, HF router.
 
-One retry policy (:mod:`synthdistill.teachers.http_retry`; the openai client's own retries are switched
+One retry policy (:mod:`synthdistill.annotation.teachers.http_retry`; the openai client's own retries are switched
 off): exponential backoff with jitter on 429, 408/409, 5xx, timeouts and dropped connections, honouring
 ``Retry-After``. Every other failure (400, 401, 404, 422, a body that is not valid JSON) fails at once.
 A request that still fails raises :class:`TeacherRequestError`, which the annotation engine records per
 item.
 
 ``label_scores`` prompts are answered from the first generated token's ``top_logprobs`` (see
-:func:`synthdistill.teachers.chat_api.label_logprobs`), so the server must return them (OpenAI, vLLM
+:func:`synthdistill.annotation.teachers.chat_api.label_logprobs`), so the server must return them (OpenAI, vLLM
 and llama-cpp-python's server do).
 
 Settings (a teacher's config block), all optional except ``model``:
@@ -34,9 +34,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, InvalidResponse
+from synthdistill.annotation.teachers.http_retry import is_retryable
 from synthdistill.errors import SynthDistillError
-from synthdistill.teachers.chat_api import ChatApiSettings, ChatApiTeacher, InvalidResponse
-from synthdistill.teachers.http_retry import is_retryable
 
 DUMMY_KEY = "not-needed"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthdistill.annotate import CALIBRATION_SPLIT
 from synthdistill.errors import SynthDistillError
+from synthdistill.names import CALIBRATION_SPLIT
 
 
 def shard_bounds(n_items: int, shard: int, shards: int) -> tuple[int, int]:

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from synthdistill.evaluation import test_metrics
-from synthdistill.student_files import LABEL_OPTIONS, label_frames
-from synthdistill.training import predict_frame, train
+from synthdistill.evaluation.scoring import test_metrics
+from synthdistill.students.files import LABEL_OPTIONS, label_frames
+from synthdistill.students.training import predict_frame, train
 
 log = logging.getLogger(__name__)
 

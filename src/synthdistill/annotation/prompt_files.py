@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.annotate import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
-from synthdistill.prompts import load_template, messages_for
-from synthdistill.teachers import make_teacher
+from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.teachers import make_teacher
+from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 
 def build_prompt_frame(

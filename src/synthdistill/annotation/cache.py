@@ -15,8 +15,8 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
+from synthdistill.annotation.teachers.base import Completion
 from synthdistill.errors import SynthDistillError
-from synthdistill.teachers.base import Completion
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (

@@ -22,9 +22,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from synthdistill.annotation.teachers.base import Completion, Request, label_first_tokens
 from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
-from synthdistill.teachers.base import Completion, Request, label_first_tokens
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.review import unescape_cell, write_csv
+from synthdistill.labels.review import unescape_cell, write_csv
 
 COLUMNS = ["row", "id", "label", "reviewer"]
 

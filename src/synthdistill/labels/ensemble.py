@@ -21,7 +21,7 @@ import pandas as pd
 from synthdistill.costs import teacher_cost
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
-from synthdistill.review import (
+from synthdistill.labels.review import (
     annotator_labels,
     crowdlab,
     item_probs,
@@ -29,8 +29,8 @@ from synthdistill.review import (
     text_features,
     voted_targets,
 )
-from synthdistill.vote_files import write_vote_outputs
-from synthdistill.voting import VOTED, vote
+from synthdistill.labels.vote import VOTED, vote
+from synthdistill.labels.vote_files import write_vote_outputs
 
 log = logging.getLogger(__name__)
 METHODS = ("majority", "crowdlab")

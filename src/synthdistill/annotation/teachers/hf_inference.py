@@ -4,13 +4,13 @@ Without ``base_url`` the request goes through the Hugging Face router to ``provi
 own choice); with ``base_url`` it goes straight to that URL: a dedicated Inference Endpoint, or any
 TGI or OpenAI-compatible server (``/v1/chat/completions`` is appended as needed).
 
-One retry policy (:mod:`synthdistill.teachers.http_retry`, shared with the ``openai`` backend):
+One retry policy (:mod:`synthdistill.annotation.teachers.http_retry`, shared with the ``openai`` backend):
 exponential backoff with jitter on 429, 408/409, 5xx, timeouts and dropped connections, honouring
 ``Retry-After``. Every other failure (400, 401, 403, 404, 422, ...) fails at once. A request that still
 fails raises :class:`TeacherRequestError`, which the annotation engine records per item.
 
 ``label_scores`` prompts are answered from the first generated token's ``top_logprobs``, mapped to the
-labels as the ``openai`` backend does (:func:`synthdistill.teachers.chat_api.label_logprobs`); the
+labels as the ``openai`` backend does (:func:`synthdistill.annotation.teachers.chat_api.label_logprobs`); the
 server or provider must return them.
 
 Settings (a teacher's config block); ``model`` or ``base_url`` is required:
@@ -22,7 +22,8 @@ Settings (a teacher's config block); ``model`` or ``base_url`` is required:
                        the ``huggingface_hub`` login is used. ``null``: send no token (local servers;
                        needs ``base_url``)
 ``concurrency``, ``timeout_s``, ``max_retries``, ``retry_initial_s``, ``retry_max_wait_s``,
-``max_retry_after_s``, ``send_seed``: as for the ``openai`` backend (:mod:`synthdistill.teachers.openai_compat`)
+``max_retry_after_s``, ``send_seed``: as for the ``openai`` backend
+(:mod:`synthdistill.annotation.teachers.openai_compat`)
 ``structured_output``  how constrained decoding is requested: ``response_format`` (default: OpenAI's
                        ``{"type": "json_schema", ...}``, which ``huggingface_hub`` translates for each
                        provider and to TGI's grammar for a ``base_url``), ``json_object``
@@ -38,9 +39,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, InvalidResponse
+from synthdistill.annotation.teachers.http_retry import is_retryable
 from synthdistill.errors import SynthDistillError
-from synthdistill.teachers.chat_api import ChatApiSettings, ChatApiTeacher, InvalidResponse
-from synthdistill.teachers.http_retry import is_retryable
 
 # huggingface_hub falls back to the login token whenever none is given; a placeholder stops that.
 NO_TOKEN = "not-needed"

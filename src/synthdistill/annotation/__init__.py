@@ -1,0 +1,1 @@
+"""Annotation: prompts, the engine, parsing, the response cache, shards and teachers."""

@@ -1,0 +1,1 @@
+"""Labels: self-consistency votes, ensembles, review files and corrections."""

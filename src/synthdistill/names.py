@@ -1,0 +1,12 @@
+"""Names every stage shares. Kept here, with no imports, so that any module (and the Snakefile)
+can use them without importing a stage's code."""
+
+# The one split of the data; the test split is frozen and scored against expert labels.
+SPLITS = ("train", "validation", "test")
+# Students learn from these splits; people review and correct them.
+REVIEW_SPLITS = ("train", "validation")
+# The teacher name of the upper-bound student trained on expert labels.
+EXPERT = "expert"
+# A calibrated label_scores prompt's extra row: the template filled with a content-free text.
+CALIBRATION_SPLIT = "calibration"
+CONTENT_FREE_TEXT = "N/A"

@@ -1,0 +1,1 @@
+"""Reporting: costs, run facts, tables, figures and the decision report."""

@@ -1,0 +1,1 @@
+"""Students: training, inference (torch and ONNX), predict, benchmark, model card."""
