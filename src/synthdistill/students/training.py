@@ -15,20 +15,13 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from synthdistill.paths import resolve_model_ref
+from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "learning_rate": 2e-5,
-    "epochs": 10,
-    "batch_size": 16,
-    "max_length": 256,
-    "warmup_ratio": 0.1,
-    "weight_decay": 0.01,
-    "seed": 42,
-    "early_stopping_patience": 2,
-}
+# Student settings that choose the data or the code, not the optimisation (see students.files).
+NOT_HYPERPARAMETERS = ("model", "trust_remote_code", "min_agreement", "agreement_weighting")
 
 
 def seed_everything(seed: int) -> None:
@@ -62,7 +55,7 @@ def train(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-    hp = {**DEFAULT_HYPERPARAMETERS, **{k: v for k, v in hyperparameters.items() if v is not None}}
+    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
     seed_everything(int(hp["seed"]))
     device = torch.device(pick_device())
     label2id = {label: i for i, label in enumerate(labels)}
