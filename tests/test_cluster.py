@@ -204,6 +204,7 @@ def planned_resources(workdir, *args: str) -> list[tuple[str, dict[str, str]]]:
     return dry_run_jobs(result.stdout + result.stderr, "resources")
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_run_shows_every_job_with_the_profiles_resources(tmp_path):
     import yaml
 
@@ -246,6 +247,7 @@ def test_profile_keys_are_options_snakemake_knows():
     assert kubernetes["set-resources"]["train_student"]["gpu_manufacturer"] == "nvidia"
 
 
+@pytest.mark.slow
 def test_annotate_local_keeps_llm_calls_in_the_main_process(tmp_path):
     assert "annotate" in workflow_facts(new_workdir(tmp_path / "local", annotate={"local": True}))["local"]
     remote = workflow_facts(new_workdir(tmp_path / "remote"))["local"]

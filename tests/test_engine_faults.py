@@ -266,6 +266,7 @@ def test_breaker_off_and_failure_kinds():
 # -- through the annotate rule ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_annotate_job_against_a_dead_endpoint_stops_at_the_default_threshold(tmp_path):
     """The rule passes the breaker's default (20) to the script: the job fails quoting the error instead of
     trying every item."""

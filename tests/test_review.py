@@ -475,7 +475,7 @@ def config_with(workdir, name: str, corrections: str | None):
         workdir / "config" / name,
         {
             **TINY_CONFIG,
-            "cache": {"path": str(workdir / "cache" / "responses.sqlite")},
+            "cache": {"path": "cache/responses.sqlite"},
             "inference": {"onnx": False},
             "evaluation": {"expert_baseline": False},
             "ensembles": ENSEMBLE,
