@@ -28,6 +28,7 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import REVIEW_SPLITS
 from synthdistill.paths import resolve_model_ref
+from synthdistill.text_batches import LengthSortedBatches
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,14 @@ def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_leng
     path = resolve_model_ref(model_ref)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    batching = LengthSortedBatches(tokenizer, max_length, batch_size)
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            index = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        for index, input_ids, mask in batching.batches(batching.encode(texts)):
+            attention = torch.from_numpy(mask)
+            hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=attention).last_hidden_state
+            weights = attention.unsqueeze(-1).float()
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             out[index] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
     return out
 
