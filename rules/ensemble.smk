@@ -5,17 +5,30 @@
 ruleorder: vote_ensemble > vote
 
 
+def ensemble_stats_files(wildcards):
+    return [
+        fill(rules.vote.output.stats, teacher=t, prompt=p)
+        for t, p in ENSEMBLES[wildcards.teacher]["members"]
+    ]
+
+
+def ensemble_prices(wildcards):
+    return [
+        config["teachers"][t].get("price", {})
+        for t, p in ENSEMBLES[wildcards.teacher]["members"]
+    ]
+
+
 rule vote_ensemble:
     input:
         iterations=iteration_files,
         member_stats=ensemble_stats_files,
-        splits=expand(
-            "results/data/{split}.parquet", split=["train", "validation", "test"]
-        ),
+        splits=data_splits("train", "validation", "test"),
     output:
-        votes="results/votes/{teacher}/{prompt}.parquet",
-        train_csv="results/votes/{teacher}/{prompt}.train.csv",
-        stats="results/votes/{teacher}/{prompt}.stats.json",
+        # vote's own patterns: downstream rules read an ensemble like any teacher.
+        votes=rules.vote.output.votes,
+        train_csv=rules.vote.output.train_csv,
+        stats=rules.vote.output.stats,
     log:
         "logs/vote_ensemble/{teacher}/{prompt}.log",
     benchmark:
