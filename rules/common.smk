@@ -90,6 +90,18 @@ def member_iteration_files(teacher, prompt):
     ]
 
 
+def member_iteration_names(teacher, prompt):
+    """``teacher/prompt/iterN`` for each of member_iteration_files, in the same order."""
+    members = (
+        ENSEMBLES[teacher]["members"] if teacher in ENSEMBLES else [(teacher, prompt)]
+    )
+    return [f"{t}/{p}/iter{i}" for t, p in members for i in ITERATIONS]
+
+
+def iteration_names(wildcards):
+    return member_iteration_names(wildcards.teacher, wildcards.prompt)
+
+
 def iteration_files(wildcards):
     """Input of vote, vote_ensemble and export_review."""
     return member_iteration_files(wildcards.teacher, wildcards.prompt)

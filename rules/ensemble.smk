@@ -41,6 +41,7 @@ rule vote_ensemble:
     params:
         labels=lookup(dpath="labels", within=config),
         method=lambda wildcards: ENSEMBLES[wildcards.teacher]["method"],
+        iteration_names=iteration_names,
         prices=ensemble_prices,
         tie_policy=lookup(dpath="vote/tie_policy", within=config),
         settings=lambda wildcards: REVIEW_SCORING,

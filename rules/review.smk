@@ -10,6 +10,12 @@ def annotator_files(wildcards):
     ]
 
 
+def annotator_names(wildcards):
+    return [
+        name for t in TEACHERS for p in PROMPTS for name in member_iteration_names(t, p)
+    ]
+
+
 def review_files():
     """The review file of every label set (rule all)."""
     return [
@@ -38,6 +44,8 @@ rule export_review:
     threads: 2
     params:
         labels=lookup(dpath="labels", within=config),
+        iteration_names=iteration_names,
+        annotator_names=annotator_names,
         # Everything but the corrections path: a new corrections file must not rescore.
         settings=lambda wildcards: REVIEW_SCORING,
     script:

@@ -103,7 +103,7 @@ def ensemble_votes(
 
 
 def write_ensemble(
-    iteration_paths: list[str],
+    iteration_paths: dict[str, str],
     split_paths: list[str],
     member_stats_paths: list[str],
     prices: list[dict[str, float]],
