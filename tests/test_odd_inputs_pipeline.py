@@ -25,6 +25,7 @@ def odd_dataset(workdir) -> pd.DataFrame:
     frame.insert(0, "doc", range(101, 141))  # numeric ids, as many exports have them
     frame.loc[0, "text"] = '=HYPERLINK("http://evil.example","click") ' + frame.loc[0, "text"]
     frame.loc[1, "text"] = "Sales\x00 rose\x01 " + frame.loc[1, "text"]
+    frame.loc[2, "text"] = frame.loc[2, "text"] + " and more" * 25_000  # 200,000+ characters
     return frame
 
 
@@ -32,7 +33,13 @@ def config_for(path: str, **extra) -> dict:
     return {
         **TINY_CONFIG,
         "labels": LABELS,
-        "dataset": {"path": path, "text_column": "text", "label_column": "label", "id_column": "doc"},
+        "dataset": {
+            "path": path,
+            "text_column": "text",
+            "label_column": "label",
+            "id_column": "doc",
+            "max_chars": 400,
+        },
         "prompts": {"label": TINY_CONFIG["prompts"]["label"]},
         "self_consistency": {"iterations": 1},
         **extra,
@@ -93,6 +100,15 @@ def test_texts_are_cleaned_and_inert_in_the_spreadsheet(odd_run):
     assert not items["text"].str.contains("[\x00\x01]").any()
     sheet = openpyxl.load_workbook(workdir / "results" / "review" / "smollm2" / "label.review.xlsx").active
     assert not [c.coordinate for row in sheet.iter_rows() for c in row if c.data_type == "f"]
+
+
+def test_a_very_long_text_reaches_the_teacher_cut_to_max_chars(odd_run):
+    workdir, _, _ = odd_run
+    prompts = pd.read_parquet(workdir / "results" / "prompts" / "smollm2" / "label.parquet")
+    assert prompts["text"].str.len().max() == 400  # the 200,000-character text, truncated
+    summary = (workdir / "results" / "data" / "summary.json").read_text()
+    assert '"truncated_to_max_chars": [\n      3\n    ]' in summary
+    assert "truncated to max chars in 1 rows: rows [3]" in (workdir / "logs" / "prepare_data.log").read_text()
 
 
 def test_a_blank_id_stops_prepare_data_naming_the_row(tmp_path):
