@@ -9,7 +9,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from synthdistill.costs import student_hardware
+from synthdistill.costs import resolve_price, student_hardware
 from synthdistill.run_facts import config_hash
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
 from synthdistill.names import EXPERT
@@ -121,7 +121,14 @@ def report_entries():
                 f"results/evaluation/teachers/{t}/{p}.json" if EVALUATED else None
             ),
             # An ensemble's stats carry its members' summed cost.
-            "price": config["teachers"][t].get("price", {}) if t in TEACHERS else {},
+            "price": (
+                resolve_price(
+                    config["teachers"][t].get("price", {}),
+                    config["teachers"][t]["backend"],
+                )
+                if t in TEACHERS
+                else {}
+            ),
         }
         for t, p in labellers()
     ]
@@ -270,6 +277,8 @@ def ensemble_stats_files(wildcards):
 
 def ensemble_prices(wildcards):
     return [
-        config["teachers"][t].get("price", {})
+        resolve_price(
+            config["teachers"][t].get("price", {}), config["teachers"][t]["backend"]
+        )
         for t, p in ENSEMBLES[wildcards.teacher]["members"]
     ]
