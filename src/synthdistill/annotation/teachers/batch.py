@@ -108,6 +108,7 @@ class BatchTeacher:
         self.base_url = settings.get("base_url")
         self.key_env = settings.get("api_key_env")
         self.timeout_s = float(settings.get("timeout_s", 60.0))
+        self.client_retries = int(settings.get("max_retries", 5))  # the client's own, for polls and uploads
         if self.poll_interval_s <= 0 or self.poll_backoff < 1 or self.max_requests < 1 or self.max_bytes < 1:
             raise SynthDistillError(
                 f"teacher backend {self.provider}: poll_interval_s must be > 0, poll_backoff >= 1, "
@@ -395,7 +396,9 @@ class OpenAIBatchTeacher(BatchTeacher):
     def _new_client(self, api_key: str) -> Any:
         import openai
 
-        return openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=self.timeout_s, max_retries=5)
+        return openai.OpenAI(
+            base_url=self.base_url, api_key=api_key, timeout=self.timeout_s, max_retries=self.client_retries
+        )
 
     def line(self, key: str, request: Request) -> dict[str, Any]:
         return {
@@ -502,7 +505,9 @@ class AnthropicBatchTeacher(BatchTeacher):
     def _new_client(self, api_key: str) -> Any:
         import anthropic
 
-        return anthropic.Anthropic(base_url=self.base_url, api_key=api_key, timeout=self.timeout_s, max_retries=5)
+        return anthropic.Anthropic(
+            base_url=self.base_url, api_key=api_key, timeout=self.timeout_s, max_retries=self.client_retries
+        )
 
     def check(self, request: Request) -> None:
         if request.score_labels:
