@@ -315,6 +315,14 @@ class BatchState:
     def _paths(self, batch: dict[str, Any]) -> tuple[Path, Path]:
         return self.root / "batches" / f"{batch['id']}.out", self.root / "batches" / f"{batch['id']}.err"
 
+    def _promote(self) -> None:
+        """Batches validate at once (even while another batch is held): validating -> in_progress."""
+        with self.lock:
+            for batch in self.all_batches():
+                if batch["status"] == "validating":
+                    batch.update(status="in_progress", in_progress_at=_now())
+                    self.save(batch)
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             busy = False
@@ -340,6 +348,7 @@ class BatchState:
             if stop.is_set():
                 return
             while (self.root / "HOLD").exists() and not stop.is_set():
+                self._promote()
                 time.sleep(0.05)
             current = self.batch(batch["id"])
             if current["status"] == "cancelling":

@@ -108,13 +108,12 @@ def test_openai_batch_answers_every_iteration_and_real_time_reuses_them(llama_ur
 
 
 def test_structured_output_and_label_scores_through_openai_batch(llama_url, tmp_path):
-    frame = prompts(3)
+    frame = prompts(2)
     cache = ResponseCache(tmp_path / "cache.sqlite")
     with BatchServer(tmp_path / "state", llama_url) as server:
         batch = teacher("openai", server.base_url, structured_output="json_object")
-        structured = run(
-            frame, batch, cache, generation={**LABEL_GEN, "max_tokens": 48, "structured": True}, kind="cot_json"
-        )
+        generation = {"max_tokens": 64, "temperature": 0.0, "seed": 0, "structured": True}
+        structured = run(frame, batch, cache, kind="cot_json", generation=generation)
         scores = run(frame, batch, cache, kind="label_scores", generation={"structured": False})
     assert (structured["parse_status"] == OK).all(), structured["raw_output"].tolist()
     assert scores["parse_status"].eq(OK).all()
