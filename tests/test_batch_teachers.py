@@ -235,6 +235,33 @@ def test_queue_limit_stops_with_a_clear_message_openai_and_anthropic(tmp_path):
                 run(prompts(2), teacher(kind, server.base_url), cache)
 
 
+def test_a_batch_refused_for_the_queue_limit_waits_for_a_running_one_and_uses_no_retry(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", queue_limit=1, line_delay_s=0.3) as server:
+        # batch_max_retries=0: a refusal counted as a retry would make the second pair failures.
+        batch = teacher("openai", server.base_url, batch_max_requests=2, batch_max_retries=0)
+        result = run(prompts(4), batch, cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all()
+    assert stats["statuses"] == ["completed", "failed", "completed"]
+    assert [b["status"] for b in cache.batches()] == ["completed", "failed", "completed"]
+
+
+def test_sharded_jobs_submit_and_resume_only_their_own_requests(tmp_path):
+    from synthdistill.annotation.shards import select_shard
+
+    frame = prompts(6)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake") as server:
+        batch = teacher("openai", server.base_url)
+        shards = [run(select_shard(frame, shard, 2), batch, cache) for shard in (0, 1)]
+        stats = batch_stats(server.base_url)
+    assert sorted(pd.concat(shards)["id"]) == sorted(frame["id"])
+    held = [set(cache.batch_entries(b["batch_id"])) for b in cache.batches()]
+    assert len(held) == 2 and not held[0] & held[1]
+    assert stats["submitted_lines"] == stats["distinct_custom_ids"] == 6
+
+
 def test_anthropic_message_batches_with_errors_and_expiry(llama_url, tmp_path):
     frame = prompts(6)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -259,6 +286,31 @@ def test_anthropic_refuses_label_scores_and_structured_prompts_before_submitting
         with pytest.raises(SynthDistillError, match="structured"):
             run(prompts(2), anthropic, cache, generation={**LABEL_GEN, "structured": True})
         assert batch_stats(server.base_url)["submitted_lines"] == 0
+
+
+def test_report_teacher_cost_table_says_batch_pricing(tmp_path):
+    from synthdistill.reporting.report import teacher_cost_table
+
+    stats = tmp_path / "stats.json"
+    annotation = {"iterations": 1, "answers": 4, "input_tokens": 4000, "output_tokens": 400}
+    stats.write_text(
+        json.dumps({"annotation": {**annotation, "latency_p50_s": 1, "latency_p95_s": 1}, "vote": {"items": 4}})
+    )
+    price = {"input_per_1m_tokens": 1.0, "output_per_1m_tokens": 4.0}
+    rows = teacher_cost_table(
+        [
+            {
+                "teacher": "gpt_batch",
+                "prompt": "label",
+                "stats": str(stats),
+                "price": resolve_price(price, "openai_batch"),
+            },
+            {"teacher": "gpt", "prompt": "label", "stats": str(stats), "price": resolve_price(price, "openai")},
+        ]
+    )
+    assert rows["pricing"].tolist() == ["batch", "real-time"]
+    assert rows["cost_usd"][0] == pytest.approx(rows["cost_usd"][1] / 2)
+    assert rows["cost_usd_at_real_time_prices"][0] == pytest.approx(rows["cost_usd"][1])
 
 
 def test_batch_prices_and_the_cost_row_says_which():

@@ -233,6 +233,7 @@ class BatchTeacher:
                     tries[key] += 1
                     in_flight.add(key)
         pending = [key for key in keys if key not in in_flight]
+        deferred: list[str] = []  # refused for the queue limit: sent again when a batch finishes
         interval = self.poll_interval_s
         while True:
             if pending:
@@ -240,7 +241,7 @@ class BatchTeacher:
             if not active:
                 break
             time.sleep(interval)
-            finished = False
+            finished = freed = False
             for batch_id in list(active):
                 state = self._state(batch_id)
                 log.info(
@@ -258,8 +259,18 @@ class BatchTeacher:
                 finished = True
                 waited = time.monotonic() - active.pop(batch_id)
                 retry = self._collect_batch(batch_id, state, todo, cache, results, last_error, waited)
-                if state.queue_full and not active and not pending:
-                    raise BatchQueueFull(self._queue_message(state.error))
+                if state.queue_full:
+                    # Refused for the queue limit, not for the requests: no retry used up. They go again
+                    # once a running batch has finished; with none running the job stops and says why.
+                    mine = [key for key in retry if key in todo]
+                    for key in mine:
+                        tries[key] -= 1
+                    deferred.extend(mine)
+                    if not active:
+                        raise BatchQueueFull(self._queue_message(state.error))
+                    log.warning("%s; %d requests wait until a running batch finishes", state.error, len(mine))
+                    continue
+                freed = True
                 for key in retry:
                     if key not in todo:
                         continue  # another shard's request: that job resubmits it
@@ -267,6 +278,9 @@ class BatchTeacher:
                         pending.append(key)
                     else:
                         results[key] = (None, None, last_error.get(key, "no answer"))
+            if freed and deferred:
+                pending.extend(deferred)
+                deferred.clear()
             interval = self.poll_interval_s if finished else min(interval * self.poll_backoff, self.poll_max_interval_s)
         for key in keys:
             results.setdefault(key, (None, None, last_error.get(key, "no answer")))
