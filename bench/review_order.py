@@ -60,7 +60,8 @@ def student_f1(
         model = LogisticRegression(max_iter=3000, C=4.0).fit(features_of["train"], train_labels)
         predicted = model.predict(features_of["test"])
     else:
-        from synthdistill.students.training import predict_frame, train
+        from synthdistill.students.inference import predict_frame
+        from synthdistill.students.training import train
 
         frame = pd.DataFrame({"text": train_texts, "label": train_labels})
         hyperparameters = {"learning_rate": 5e-5, "epochs": args.epochs, "batch_size": 16, "max_length": 128}

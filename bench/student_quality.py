@@ -19,7 +19,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from synthdistill.evaluation.metrics import score
-from synthdistill.students.training import predict_frame, train
+from synthdistill.students.inference import predict_frame
+from synthdistill.students.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"

@@ -237,7 +237,7 @@ def predict_student_dir():
 
 def predict_max_length():
     student = predict_student_dir().split("/")[2]
-    return config["students"][student].get("max_length", 256)
+    return config["students"][student]["max_length"]
 
 
 def predict_student_files(wildcards):

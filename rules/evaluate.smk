@@ -34,7 +34,7 @@ rule evaluate_student:
     params:
         labels=lookup(dpath="labels", within=config),
         max_length=lookup(
-            dpath="students/{wildcards.student}/max_length", within=config, default=256
+            dpath="students/{wildcards.student}/max_length", within=config
         ),
     script:
         "../scripts/evaluate_student.py"

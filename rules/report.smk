@@ -17,7 +17,7 @@ rule benchmark_student:
     params:
         student_dir=lambda wildcards, input: str(Path(input.model).parent),
         max_length=lookup(
-            dpath="students/{wildcards.student}/max_length", within=config, default=256
+            dpath="students/{wildcards.student}/max_length", within=config
         ),
         settings=lookup(dpath="costs/benchmark", within=config),
     script:

@@ -40,7 +40,7 @@ rule export_onnx:
         runtime=60,
     params:
         max_length=lookup(
-            dpath="students/{wildcards.student}/max_length", within=config, default=256
+            dpath="students/{wildcards.student}/max_length", within=config
         ),
     script:
         "../scripts/export_onnx.py"

@@ -1,7 +1,7 @@
 """Train a student on growing subsets of its synthetic labels and score each on the test split."""
 
-from synthdistill.logs import setup
 from synthdistill.evaluation.learning_curve import write_learning_curve
+from synthdistill.logs import setup
 
 setup(snakemake.log[0])
 write_learning_curve(

@@ -9,5 +9,5 @@ write_votes(
     snakemake.input.splits,
     snakemake.params.labels,
     snakemake.params.tie_policy,
-    snakemake.output,
+    dict(snakemake.output.items()),
 )

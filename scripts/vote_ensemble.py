@@ -13,5 +13,5 @@ write_ensemble(
     snakemake.params.method,
     snakemake.params.tie_policy,
     snakemake.params.settings,
-    snakemake.output,
+    dict(snakemake.output.items()),
 )

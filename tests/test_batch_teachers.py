@@ -289,7 +289,7 @@ def test_anthropic_refuses_label_scores_and_structured_prompts_before_submitting
 
 
 def test_report_teacher_cost_table_says_batch_pricing(tmp_path):
-    from synthdistill.reporting.report import teacher_cost_table
+    from synthdistill.reporting.tables import teacher_cost_table
 
     stats = tmp_path / "stats.json"
     annotation = {"iterations": 1, "answers": 4, "input_tokens": 4000, "output_tokens": 400}

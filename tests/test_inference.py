@@ -11,11 +11,17 @@ import pytest
 from synthdistill.costs import HARDWARE_PRESETS, student_hardware, training_energy
 from synthdistill.errors import SynthDistillError
 from synthdistill.students.files import label_frames
-from synthdistill.students.inference import OnnxPredictor, TorchPredictor, load_predictor, write_onnx_export
+from synthdistill.students.inference import (
+    OnnxPredictor,
+    TorchPredictor,
+    load_predictor,
+    predict_frame,
+    write_onnx_export,
+)
 from synthdistill.students.model_card import card_text, push_student
 from synthdistill.students.predict import main as predict_main
 from synthdistill.students.predict import predict_file
-from synthdistill.students.training import predict_frame, train
+from synthdistill.students.training import train
 
 from .conftest import LABELS, MINILM, REPO
 

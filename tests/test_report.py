@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
 
 from synthdistill.costs import break_even, student_cost_row
+from synthdistill.reporting.report import FIGURES, TABLES, build
 
 from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
 
@@ -206,3 +208,159 @@ def test_snakemake_report_collects_the_annotated_figures_and_tables(run):
         names = archive.namelist()
     for name in ("report.html", "pareto.png", "quality.png", "student_cost.csv", "teacher_cost.csv"):
         assert any(n.endswith(name) for n in names), (name, names[:20])
+
+
+# --- the report from small fixture files, without running the pipeline ---------------------------
+
+LABELS3 = ["positive", "negative", "neutral"]
+
+
+def _metrics(accuracy: float, f1: float) -> dict:
+    return {
+        "accuracy": accuracy,
+        "f1_macro": f1,
+        "coverage": 0.95,
+        "n": 40,
+        "intervals": {
+            "accuracy": [accuracy - 0.1, accuracy + 0.05],
+            "f1_macro": [f1 - 0.12, f1 + 0.06],
+            "level": 0.95,
+            "method": "bootstrap",
+        },
+        "confusion_matrix": {
+            "rows_expert": LABELS3,
+            "columns_predicted": [*LABELS3, "<abstain>"],
+            "counts": [[10, 2, 1, 0], [1, 9, 2, 1], [2, 1, 10, 1]],
+        },
+        "per_class": {label: {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": 13} for label in LABELS3},
+    }
+
+
+def report_inputs(folder, evaluated: bool = True) -> dict:
+    """Fixture artifacts of a small run (two teacher prompts, their students, the expert baseline) and
+    the keyword arguments that build the report from them into ``folder / "report"``."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def dump(name: str, value: dict) -> str:
+        path = folder / name
+        path.write_text(json.dumps(value))
+        return str(path)
+
+    rng = np.random.default_rng(0)
+    summary = dump("summary.json", {"per_split": {"train": 120, "validation": 30, "test": 40}, "rows_dropped": 2})
+    device = {"name": "Some CPU"}
+    machine = {"cpu": "Some CPU", "cpu_cores": 2, "memory_gb": 8.0, "gpu": None, "platform": "Linux", "python": "3.11"}
+    teachers, students = [], []
+    for i, prompt in enumerate(("label", "cot_json")):
+        votes = pd.DataFrame(
+            {
+                "label": rng.choice([*LABELS3, None], 190),
+                "agreement": rng.choice([1 / 3, 2 / 3, 1.0], 190),
+                "expert_label": rng.choice(LABELS3, 190) if evaluated else [None] * 190,
+            }
+        )
+        votes.to_parquet(folder / f"votes_{prompt}.parquet")
+        stats = {
+            "annotation": {
+                "answers": 570,
+                "parse_failures": 12 + i,
+                "request_errors": i,
+                "iterations": 3,
+                "input_tokens": 90_000 + 1000 * i,
+                "output_tokens": 2_000 + 30_000 * i,
+                "latency_p50_s": 0.4,
+                "latency_p95_s": 1.3,
+            },
+            "vote": {"items": 190, "ties_abstained": 3, "all_failed": 1},
+        }
+        entry = {
+            "teacher": "smollm2",
+            "prompt": prompt,
+            "stats": dump(f"stats_{prompt}.json", stats),
+            "votes": str(folder / f"votes_{prompt}.parquet"),
+            "price": {"input_per_1m_tokens": 3.0, "output_per_1m_tokens": 15.0},
+        }
+        if evaluated:
+            entry["metrics"] = dump(f"metrics_{prompt}.json", _metrics(0.6 + 0.1 * i, 0.55 + 0.1 * i))
+        teachers.append(entry)
+    for i, (teacher, prompt) in enumerate((("smollm2", "label"), ("smollm2", "cot_json"), ("expert", "gold"))):
+        benchmark = {
+            "backend": "onnx_int8",
+            "device": device,
+            "latency": {"p50_ms": 4.0 + i, "p95_ms": 7.5 + i},
+            "throughput": {"best_texts_per_second": 250.0 + 10 * i, "best_batch_size": 32},
+            "energy": {"measured": False, "reason": "CPU power mode cpu_load"},
+            "machine": machine,
+        }
+        entry = {
+            "student": "minilm",
+            "teacher": teacher,
+            "prompt": prompt,
+            "metadata": dump(f"meta_{i}.json", {"train_seconds": 200.0 + i, "train_examples": 120}),
+            "benchmark": dump(f"bench_{i}.json", benchmark),
+        }
+        if evaluated:
+            entry["metrics"] = dump(f"smetrics_{i}.json", _metrics(0.7 + 0.05 * i, 0.65 + 0.05 * i))
+        students.append(entry)
+    paired = folder / "paired.csv"
+    pd.DataFrame(
+        [
+            {
+                "a": "minilm/smollm2/label",
+                "b": "smollm2/label",
+                "accuracy_a": 0.7,
+                "accuracy_b": 0.6,
+                "only_a_right": 6,
+                "only_b_right": 2,
+                "mcnemar_p": 0.289,
+                "f1_diff_low": -0.05,
+                "f1_diff_high": 0.21,
+            }
+        ]
+    ).to_csv(paired, index=False)
+    benchmarks = folder / "benchmarks"
+    for rule, seconds in (("annotate", 12.5), ("train_student", 200.0)):
+        (benchmarks / rule).mkdir(parents=True, exist_ok=True)
+        for job in range(2):
+            (benchmarks / rule / f"{job}.tsv").write_text(f"s\tmax_rss\n{seconds + job}\t{300.5 + job}\n")
+    out = folder / "report"
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    return {
+        "summary_path": summary,
+        "teachers": teachers,
+        "students": students,
+        "evaluated": evaluated,
+        "hardware": {**T4, "name": "NVIDIA T4", "preset": "t4_reference"},
+        "outputs": {
+            "markdown": str(out / "report.md"),
+            "html": str(out / "report.html"),
+            "figures": {name: str(out / "figures" / f"{name}.png") for name in FIGURES},
+            "tables": {name: str(out / "tables" / f"{name}.csv") for name in TABLES},
+        },
+        "paired_path": str(paired),
+        "benchmarks_dir": str(benchmarks),
+        "config_hash": "0" * 64,
+    }
+
+
+@pytest.mark.parametrize("evaluated", [True, False])
+def test_report_from_fixture_artifacts_has_every_section_table_and_figure(tmp_path, evaluated):
+    inputs = report_inputs(tmp_path, evaluated)
+    tables = build(**inputs)
+    markdown = Path(inputs["outputs"]["markdown"]).read_text()
+    sections = re.findall(r"^## (.+)$", markdown, re.MULTILINE)
+    assert sections == ["Decision", "Quality", "Label quality", "Teacher cost", "Student cost", "Run facts"]
+    assert set(tables) == set(TABLES)
+    assert len(tables["break_even"]) == 2  # the expert baseline has no break-even
+    page = Path(inputs["outputs"]["html"]).read_text()
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    assert page.count("src='data:image/png;base64,") == (5 if evaluated else 2)
+    if evaluated:
+        assert "0.700 [0.600, 0.750]" in _row(markdown, "Quality", "minilm/smollm2/label")
+        assert "McNemar p" in markdown
+    else:
+        assert "Not evaluated: the dataset has no expert labels." in markdown
+    assert f"config sha256: {'0' * 64}" in markdown

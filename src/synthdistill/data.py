@@ -14,13 +14,13 @@ from sklearn.model_selection import train_test_split
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import SPLITS
+from synthdistill.schema import defaults
 
 log = logging.getLogger(__name__)
 
 # Characters that are no text: spreadsheets refuse them (openpyxl's ILLEGAL_CHARACTERS_RE) and an
 # LLM gains nothing from them. Tab, newline and carriage return stay.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-DEFAULT_TEXT_SEPARATOR = "\n"
 
 
 def read_table(path: str | Path, string_columns: list[str] | None = None) -> pd.DataFrame:
@@ -186,7 +186,7 @@ def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str) -> pd.
         if id_column
         else [f"item-{i:06d}" for i in out["row"]]
     )
-    separator = settings.get("text_separator", DEFAULT_TEXT_SEPARATOR)
+    separator = settings["text_separator"]
     out["text"] = source_texts(frame, text_columns(settings), separator, source).to_numpy()
     if label_column:
         out["expert_label"] = expert_labels(frame[label_column], settings.get("label_names"), source).to_numpy()
@@ -301,11 +301,10 @@ def _more(rows: list[int]) -> str:
 
 def prepare(settings: dict[str, Any], labels: list[str], split_settings: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
     """Load, clean and split the dataset: the single source of every split in the run."""
+    settings = {**defaults("dataset"), **settings}  # an explicit null (max_chars: no cap) stays null
     source = settings["hub"]["name"] if settings.get("hub") else str(settings["path"])
     raw = load_dataset(settings)
-    kept, dropped, changed = clean(
-        raw, labels, source, settings.get("max_chars"), settings.get("over_max_chars", "truncate")
-    )
+    kept, dropped, changed = clean(raw, labels, source, settings["max_chars"], settings["over_max_chars"])
     log_changes(dropped, changed, source)
     max_items = settings.get("max_items")
     if max_items and len(kept) > max_items:

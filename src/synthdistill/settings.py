@@ -11,13 +11,13 @@ from typing import Any
 
 from synthdistill.annotation.prompts import load_template
 from synthdistill.errors import SynthDistillError
+from synthdistill.schema import defaults
 
 PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},
     "cot_json": {"max_tokens": 160, "structured": False, "system": None},
     "label_scores": {"max_tokens": 1, "structured": False, "system": None, "calibrate": False},
 }
-TEACHER_DEFAULTS = {"temperature": 0.7, "top_p": 1.0, "seed": 0}
 # Settings that do not change a teacher's answers: kept out of the annotate params so that
 # editing them reruns nothing.
 NON_GENERATION_KEYS = ("price",)
@@ -29,7 +29,7 @@ def prompt_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def teacher_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
-    settings = {**TEACHER_DEFAULTS, **config["teachers"][name]}
+    settings = {**defaults("teachers", "*"), **config["teachers"][name]}
     return {k: v for k, v in settings.items() if k not in NON_GENERATION_KEYS}
 
 

@@ -11,7 +11,8 @@ from sklearn.model_selection import train_test_split
 
 from synthdistill.evaluation.scoring import test_metrics
 from synthdistill.students.files import LABEL_OPTIONS, label_frames
-from synthdistill.students.training import predict_frame, train
+from synthdistill.students.inference import predict_frame
+from synthdistill.students.training import train
 
 log = logging.getLogger(__name__)
 

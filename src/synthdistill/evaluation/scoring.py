@@ -12,7 +12,7 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.evaluation.metrics import score
 from synthdistill.evaluation.stats import bootstrap_intervals, compare
-from synthdistill.students.training import predict_frame
+from synthdistill.students.inference import predict_frame
 
 
 def _write(metrics: dict[str, Any], path: str) -> None:

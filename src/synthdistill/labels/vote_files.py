@@ -32,7 +32,7 @@ def annotation_stats(iterations: list[pd.DataFrame]) -> dict[str, Any]:
 
 
 def write_votes(
-    iteration_paths: list[str], split_paths: list[str], labels: list[str], tie_policy: str, outputs
+    iteration_paths: list[str], split_paths: list[str], labels: list[str], tie_policy: str, outputs: dict[str, str]
 ) -> pd.DataFrame:
     iterations = [pd.read_parquet(p) for p in iteration_paths]
     votes = vote(iterations, read_splits(split_paths), labels, tie_policy)
@@ -40,10 +40,10 @@ def write_votes(
     return votes
 
 
-def write_vote_outputs(votes: pd.DataFrame, annotation: dict[str, Any], outputs) -> None:
+def write_vote_outputs(votes: pd.DataFrame, annotation: dict[str, Any], outputs: dict[str, str]) -> None:
     """The files of a vote job (a teacher's or an ensemble's): votes, trainer-ready CSV and stats."""
-    votes.to_parquet(outputs.votes, index=False)
+    votes.to_parquet(outputs["votes"], index=False)
     train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]]
-    train.to_csv(outputs.train_csv, index=False)
+    train.to_csv(outputs["train_csv"], index=False)
     stats = {"annotation": annotation, "vote": vote_summary(votes)}
-    Path(outputs.stats).write_text(json.dumps(stats, indent=2) + "\n")
+    Path(outputs["stats"]).write_text(json.dumps(stats, indent=2) + "\n")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.run_facts import cpu_name, machine
+from synthdistill.schema import with_defaults
 from synthdistill.students.inference import OnnxPredictor, load_predictor
 
 log = logging.getLogger(__name__)
@@ -175,15 +176,16 @@ def write_benchmark(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """The benchmark_student rule: one JSON per student folder."""
+    settings = with_defaults(settings, "costs", "benchmark")
     result = benchmark_student(
         student_dir,
         test_path,
         max_length,
-        texts=settings.get("texts", 2000),
-        latency_texts=settings.get("latency_texts", 100),
-        batch_sizes=tuple(settings.get("batch_sizes", (8, 32, 128))),
-        backend=settings.get("backend", "auto"),
-        codecarbon=settings.get("codecarbon", True),
+        texts=settings["texts"],
+        latency_texts=settings["latency_texts"],
+        batch_sizes=tuple(settings["batch_sizes"]),
+        backend=settings["backend"],
+        codecarbon=settings["codecarbon"],
         threads=threads,
     )
     Path(output).write_text(json.dumps(result, indent=2) + "\n")

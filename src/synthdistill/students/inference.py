@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.text_batches import LengthSortedBatches
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +45,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def _labels(config) -> list[str]:
     return [config.id2label[i] for i in range(config.num_labels)]
-
-
-class _LengthSortedBatches:
-    """Token ids for a list of texts, cut into batches of similar length, padded per batch."""
-
-    def __init__(self, tokenizer, max_length: int, batch_size: int):
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.pad_id = tokenizer.pad_token_id or 0
-
-    def encode(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-
-    def batches(self, ids: list[list[int]]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(positions in the input, input_ids, attention_mask) per batch."""
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
-            width = int(lengths[index].max())
-            input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(index), width), dtype=np.int64)
-            for row, position in enumerate(index):
-                sequence = ids[position]
-                input_ids[row, : len(sequence)] = sequence
-                mask[row, : len(sequence)] = 1
-            yield index, input_ids, mask
 
 
 class TorchPredictor:
@@ -94,7 +68,17 @@ class TorchPredictor:
         )
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.labels = _labels(self.model.config)
-        self.batching = _LengthSortedBatches(tokenizer, max_length, batch_size or (512 if on_gpu else 64))
+        self.batching = LengthSortedBatches(tokenizer, max_length, batch_size or (512 if on_gpu else 64))
+
+    @classmethod
+    def from_model(cls, model, tokenizer, max_length: int, batch_size: int = 64) -> TorchPredictor:
+        """Wrap a model in memory (a student being trained) as it is: same device, same dtype."""
+        predictor = cls.__new__(cls)
+        predictor.device = next(model.parameters()).device
+        predictor.model = model.eval()
+        predictor.labels = _labels(model.config)
+        predictor.batching = LengthSortedBatches(tokenizer, max_length, batch_size)
+        return predictor
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return self.predict_encoded(self.batching.encode(texts))
@@ -130,7 +114,7 @@ class OnnxPredictor:
             str(Path(onnx_dir) / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
         self.labels = _labels(AutoConfig.from_pretrained(onnx_dir))
-        self.batching = _LengthSortedBatches(AutoTokenizer.from_pretrained(onnx_dir), max_length, batch_size)
+        self.batching = LengthSortedBatches(AutoTokenizer.from_pretrained(onnx_dir), max_length, batch_size)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return self.predict_encoded(self.batching.encode(texts))
@@ -170,6 +154,17 @@ def load_predictor(
             raise SynthDistillError(f"{path}: not a trained student folder (no config.json in {torch_dir})")
         return TorchPredictor(torch_dir, max_length, batch_size)
     raise SynthDistillError(f"backend {backend!r}: use auto, torch or onnx")
+
+
+def predict_frame(model_dir: str | Path, items: pd.DataFrame, max_length: int) -> pd.DataFrame:
+    """id, predicted label and one probability column per label for every item, through the torch
+    serving path (the same code that serves and benchmarks the student)."""
+    predictor = TorchPredictor(model_dir, max_length)
+    probs = predictor.predict_proba(items["text"].tolist())
+    out = pd.DataFrame({"id": items["id"].to_numpy(), "label": [predictor.labels[i] for i in probs.argmax(axis=1)]})
+    for i, label in enumerate(predictor.labels):
+        out[f"prob_{label}"] = probs[:, i]
+    return out
 
 
 def predict_chunks(predictor, chunks: Iterator[list[str]]) -> Iterator[np.ndarray]:

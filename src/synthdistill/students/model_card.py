@@ -16,9 +16,19 @@ def _read(path: str | None) -> dict[str, Any] | None:
     return json.loads(Path(path).read_text()) if path else None
 
 
-def _metric_line(metrics: dict[str, Any], name: str) -> str:
-    low, high = metrics["intervals"][name]
-    return f"| {name} | {metrics[name]:.3f} | {low:.3f} – {high:.3f} |"
+# The card's prose lives in this template next to the code (as in setfit), filled from the run's data.
+TEMPLATE = Path(__file__).with_name("model_card.md.jinja")
+
+
+def _render(**values: Any) -> str:
+    import jinja2
+
+    # trim_blocks/lstrip_blocks: a line holding only a {% tag %} prints nothing; the template's last
+    # newline is the card's last newline.
+    environment = jinja2.Environment(
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined
+    )
+    return environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(**values)
 
 
 def card_text(
@@ -43,80 +53,29 @@ def card_text(
         if metadata["teacher"] == EXPERT
         else f"synthetic labels from teacher `{metadata['teacher']}` with prompt `{metadata['prompt']}`"
     )
-    hp = metadata["hyperparameters"]
-    lines = [
-        f"# {metadata.get('name', 'synthdistill student')}",
-        "",
-        f"A text classifier fine-tuned from `{base}` on {source}, trained with "
-        "synthdistill to replace calls to an LLM.",
-        "",
-        "## Labels",
-        "",
-        "| id | label |",
-        "|---|---|",
-        *(f"| {i} | {label} |" for label, i in metadata["label2id"].items()),
-        "",
-        "## Training",
-        "",
-        f"- training items: {metadata['train_examples']}, validation items: {metadata['validation_examples']}"
-        " (validation labels come from the same source; the expert test split was never used to train or select)",
-        f"- label options: {metadata.get('label_options') or 'none'}",
-        f"- learning rate {hp['learning_rate']}, batch size {hp['batch_size']}, max length {hp['max_length']},"
-        f" warmup {hp['warmup_ratio']}, weight decay {hp['weight_decay']}, seed {hp['seed']}",
-        f"- best epoch {metadata['best_epoch']} of {len(metadata['history'])} run"
-        " (early stopping on validation F1 macro)",
-        f"- training time {metadata['train_seconds']:.0f} s on {metadata['device']}"
-        f" ({metadata['train_examples_per_second']:.1f} examples/s)",
-    ]
-    energy = training_energy(metadata["train_seconds"], hardware)
-    if energy:
-        co2 = f", {energy['kg_co2'] * 1000:.2f} g CO2" if energy["kg_co2"] is not None else ""
-        lines.append(f"- training energy {energy['kwh'] * 1000:.2f} Wh{co2} ({energy['method']})")
-    else:
-        lines.append("- training energy: not estimated (no device power configured)")
-    lines += ["", "## Evaluation on the frozen expert test split", ""]
-    if metrics:
-        level = int(metrics["intervals"]["level"] * 100)
-        lines += [
-            f"{metrics['n']} items; {level}% intervals by {metrics['intervals']['method']}.",
-            "",
-            f"| metric | value | {level}% interval |",
-            "|---|---|---|",
-            _metric_line(metrics, "accuracy"),
-            _metric_line(metrics, "f1_macro"),
-            "",
-            "| label | precision | recall | F1 | support |",
-            "|---|---|---|---|---|",
-            *(
-                f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
-                for label, c in metrics["per_class"].items()
-            ),
-        ]
-    else:
-        lines.append("Not evaluated: the dataset has no expert labels.")
-    if onnx_check and onnx_check.get("accuracy_difference_points") is not None:
-        lines += [
-            "",
-            "## ONNX int8 export",
-            "",
-            f"`onnx/model.int8.onnx` ({onnx_check['size_mb']} MB) gives the same label as the torch model"
-            f" on {onnx_check['same_label_share']:.1%} of the test items; accuracy"
-            f" {onnx_check['accuracy_onnx_int8']:.3f} against {onnx_check['accuracy_torch']:.3f}"
-            f" ({onnx_check['accuracy_difference_points']:+.1f} points).",
-        ]
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        'classify = pipeline("text-classification", model="<this folder or repo>")',
-        "```",
-        "",
-        "or, for large files: `synthdistill-predict <folder> texts.parquet predictions.parquet`.",
-    ]
+    text = _render(
+        card_data=data.to_yaml(),
+        name=metadata.get("name", "synthdistill student"),
+        base_model=base,
+        source=source,
+        label2id=metadata["label2id"],
+        train_examples=metadata["train_examples"],
+        validation_examples=metadata["validation_examples"],
+        label_options=metadata.get("label_options"),
+        hp=metadata["hyperparameters"],
+        best_epoch=metadata["best_epoch"],
+        epochs_run=len(metadata["history"]),
+        train_seconds=metadata["train_seconds"],
+        device=metadata["device"],
+        train_examples_per_second=metadata["train_examples_per_second"],
+        energy=training_energy(metadata["train_seconds"], hardware),
+        metrics=metrics,
+        level=int(metrics["intervals"]["level"] * 100) if metrics else None,
+        # The ONNX section only when the check compared accuracies.
+        onnx=onnx_check if onnx_check and onnx_check.get("accuracy_difference_points") is not None else None,
+    )
     # ModelCard parses the YAML header back, so a malformed card fails here and not on the Hub.
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
+    return str(ModelCard(text))
 
 
 def write_card(

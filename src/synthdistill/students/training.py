@@ -15,19 +15,13 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from synthdistill.paths import resolve_model_ref
+from synthdistill.schema import with_defaults
+from synthdistill.students.inference import TorchPredictor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "learning_rate": 2e-5,
-    "epochs": 10,
-    "batch_size": 16,
-    "max_length": 256,
-    "warmup_ratio": 0.1,
-    "weight_decay": 0.01,
-    "seed": 42,
-    "early_stopping_patience": 2,
-}
+# Student settings that choose the data or the code, not the optimisation (see students.files).
+NOT_HYPERPARAMETERS = ("model", "trust_remote_code", "min_agreement", "agreement_weighting")
 
 
 def seed_everything(seed: int) -> None:
@@ -42,26 +36,6 @@ def pick_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities in input order; batches are length-sorted so padding stays small."""
-    import torch
-
-    device = next(model.parameters()).device
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    probs = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            index = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            ).to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**batch).logits
-            probs[index] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    return probs
 
 
 def train(
@@ -81,7 +55,7 @@ def train(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-    hp = {**DEFAULT_HYPERPARAMETERS, **{k: v for k, v in hyperparameters.items() if v is not None}}
+    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
     seed_everything(int(hp["seed"]))
     device = torch.device(pick_device())
     label2id = {label: i for i, label in enumerate(labels)}
@@ -144,7 +118,8 @@ def train(
             total_loss += loss.item()
         entry = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
         if val_texts:
-            predictions = predict_proba(model, tokenizer, val_texts, int(hp["max_length"])).argmax(axis=1)
+            predictor = TorchPredictor.from_model(model, tokenizer, int(hp["max_length"]))
+            predictions = predictor.predict_proba(val_texts).argmax(axis=1)
             entry["validation_f1_macro"] = float(
                 f1_score(val_targets, predictions, average="macro", labels=list(range(len(labels))), zero_division=0)
             )
@@ -180,26 +155,6 @@ def train(
         "device": device.type,
         "torch_threads": torch.get_num_threads(),
     }
-
-
-def load_student(model_dir: str | Path):
-    """A trained student folder: model (safetensors only) and tokenizer, on the best device."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).to(pick_device())
-    return model, tokenizer
-
-
-def predict_frame(model_dir: str | Path, items: pd.DataFrame, max_length: int) -> pd.DataFrame:
-    """id, predicted label and one probability column per label for every item."""
-    model, tokenizer = load_student(model_dir)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    probs = predict_proba(model, tokenizer, items["text"].tolist(), max_length)
-    out = pd.DataFrame({"id": items["id"].to_numpy(), "label": [labels[i] for i in probs.argmax(axis=1)]})
-    for i, label in enumerate(labels):
-        out[f"prob_{label}"] = probs[:, i]
-    return out
 
 
 def write_metadata(metadata: dict[str, Any], path: str | Path) -> None:

@@ -1,0 +1,324 @@
+"""The report's sections: one function per section, each taking only what it shows (keyword arguments).
+
+A section is a title and a list of blocks (text, table, figure) that render.py turns into Markdown
+and HTML alike; numbers are formatted here, once, so both outputs show the same digits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def format_value(value: Any, digits: int = 3) -> str:
+    """One way of showing every number in the report's tables and sentences."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:
+            return f"{value:.{digits}g}" if abs(value) < 100 else f"{value:.1f}"
+        return f"{value:.{digits}f}" if abs(value) >= 0.01 else f"{value:.3g}"
+    return str(value)
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _display(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """The chosen columns, renamed for readers, every number formatted one way."""
+    shown = frame[list(columns)].rename(columns=columns)
+    return shown.astype(object).map(format_value)
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[tuple[str, Any]] = field(default_factory=list)  # ("text", str) ("table", df) ("figure", (name, alt))
+
+    def text(self, value: str) -> Section:
+        self.blocks.append(("text", value))
+        return self
+
+    def table(self, frame: pd.DataFrame) -> Section:
+        self.blocks.append(("table", frame))
+        return self
+
+    def figure(self, name: str, alt: str) -> Section:
+        self.blocks.append(("figure", (name, alt)))
+        return self
+
+
+def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks: pd.DataFrame) -> list[str]:
+    """One plain sentence per student of a teacher: quality difference, cost ratio, break-even."""
+    lines = []
+    scores = quality.set_index("system") if len(quality) else None
+    teachers = teacher_costs.set_index("teacher_prompt")
+    for _, row in breaks.iterrows():
+        parts = [f"{row['student']} (learned from {row['teacher_prompt']}):"]
+        if scores is not None and row["student"] in scores.index and row["teacher_prompt"] in scores.index:
+            diff = scores.loc[row["student"], "f1_macro"] - scores.loc[row["teacher_prompt"], "f1_macro"]
+            parts.append(f"F1 macro {diff:+.3f} against its teacher;")
+        student_usd = row["student_usd_per_1m_texts"]
+        teacher_usd = teachers.loc[row["teacher_prompt"], "usd_per_1m_texts"]
+        if student_usd is not None and not pd.isna(student_usd):
+            parts.append(
+                f"${format_value(float(student_usd))} against ${format_value(float(teacher_usd))} per 1M texts;"
+            )
+        if row["break_even_texts"] is not None and not pd.isna(row["break_even_texts"]):
+            parts.append(f"cheaper than the teacher after {int(row['break_even_texts']):,} texts.")
+        else:
+            parts.append(f"break-even: {row['how']}.")
+        lines.append(" ".join(parts))
+    return lines
+
+
+def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks: pd.DataFrame) -> Section:
+    section = Section("Decision")
+    for line in decision_lines(quality=quality, teacher_costs=teacher_costs, breaks=breaks):
+        section.text(line)
+    section.text(
+        "Break-even: the student's fixed cost is its teacher's annotation of the whole dataset (the tokens "
+        "the API reported × the price table) plus its training time × the student hardware's price per hour; "
+        "after that it costs its measured best-batch time × the price per hour per text. "
+        "The expert-label baseline has no break-even: the pipeline does not know what expert labels cost."
+    )
+    section.figure("pareto", "cost per 1M texts against F1 macro")
+    section.table(
+        _display(
+            breaks,
+            {
+                "student": "student",
+                "teacher_prompt": "teacher / prompt",
+                "annotation_usd": "annotation $",
+                "train_usd": "training $",
+                "teacher_usd_per_1m_texts": "teacher $ / 1M texts",
+                "student_usd_per_1m_texts": "student $ / 1M texts",
+                "break_even_texts": "break-even (texts)",
+                "how": "how",
+            },
+        )
+        if len(breaks)
+        else breaks
+    )
+    return section
+
+
+def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str | None = None) -> Section:
+    if not (evaluated and len(quality)):
+        return Section("Quality").text("Not evaluated: the dataset has no expert labels.")
+    shown = pd.DataFrame(
+        {
+            "system": quality["system"],
+            "kind": quality["kind"],
+            "accuracy [95% CI]": [_interval(r.accuracy, r.accuracy_low, r.accuracy_high) for r in quality.itertuples()],
+            "F1 macro [95% CI]": [_interval(r.f1_macro, r.f1_macro_low, r.f1_macro_high) for r in quality.itertuples()],
+            "coverage": quality["coverage"].map(format_value),
+            "test items": quality["test_items"].map(format_value),
+        }
+    )
+    section = Section("Quality").text(
+        "Accuracy and F1 macro on the frozen expert test split, with 95% bootstrap intervals. "
+        "The expert baseline, the student trained on expert labels (upper bound), shows what distillation "
+        "could reach with perfect labels."
+    )
+    section.table(shown).figure("quality", "accuracy and F1 macro per system")
+    if paired_path and Path(paired_path).exists():
+        paired = pd.read_csv(paired_path)
+        section.text(
+            "Paired tests on the same test items: exact McNemar p-value and the paired-bootstrap 95% "
+            "interval of the F1 macro difference (a − b)."
+        )
+        section.table(
+            _display(
+                paired,
+                {
+                    "a": "a",
+                    "b": "b",
+                    "accuracy_a": "accuracy a",
+                    "accuracy_b": "accuracy b",
+                    "only_a_right": "only a right",
+                    "only_b_right": "only b right",
+                    "mcnemar_p": "McNemar p",
+                    "f1_diff_low": "F1 diff low",
+                    "f1_diff_high": "F1 diff high",
+                },
+            )
+        )
+    return section
+
+
+def label_quality_section(*, label_quality: pd.DataFrame, evaluated: bool) -> Section:
+    section = Section("Label quality").text(
+        "Agreement is the winning label's votes over all self-consistency iterations (failures count "
+        "against it). Accuracy by agreement compares the voted label with the expert label on every item "
+        "that has one (all splits; the teacher learns from none of them); an abstained item counts as wrong."
+    )
+    columns = {
+        "teacher_prompt": "teacher / prompt",
+        "items": "items",
+        "answers": "answers",
+        "parse_failures": "parse failures",
+        "request_errors": "request errors",
+        "failure_share": "failure share",
+        "ties_abstained": "ties abstained",
+        "all_failed": "all failed",
+        "unanimous_share": "unanimous share",
+    }
+    if "accuracy_unanimous" in label_quality:
+        columns.update(
+            {
+                "accuracy_unanimous": "accuracy (unanimous)",
+                "items_unanimous": "items (unanimous)",
+                "accuracy_split": "accuracy (split)",
+                "items_split": "items (split)",
+            }
+        )
+    section.table(_display(label_quality, columns))
+    section.figure("agreement", "agreement histogram")
+    if evaluated:
+        section.figure("accuracy_by_agreement", "accuracy by agreement level")
+        section.figure("confusion", "confusion matrices")
+    return section
+
+
+def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
+    section = Section("Teacher cost").text(
+        "Per teacher × prompt: the input and output tokens the API reported over every self-consistency "
+        "iteration (chain-of-thought output included), the latency of one call, and dollars per 1M texts "
+        "= (input tokens × input price + output tokens × output price) / texts × 1M. The price table is "
+        "`teachers.<name>.price` in the config. A batch teacher (`openai_batch`, `anthropic_batch`) is charged "
+        "at batch prices (the table's batch prices, else the real-time prices less `batch_discount`, 50% by "
+        "default); the pricing column says which prices were used and the next column what the same tokens "
+        "cost at real-time prices."
+    )
+    shown = _display(
+        teacher_costs,
+        {
+            "teacher_prompt": "teacher / prompt",
+            "texts": "texts",
+            "iterations": "iterations",
+            "calls": "calls",
+            "input_tokens": "input tokens",
+            "output_tokens": "output tokens",
+            "output_tokens_per_text": "output tokens / text",
+            "latency_p50_s": "latency p50 (s)",
+            "latency_p95_s": "latency p95 (s)",
+            "pricing": "pricing",
+            "cost_usd": "spent $",
+            "cost_usd_at_real_time_prices": "$ at real-time prices",
+            "usd_per_1m_texts": "$ / 1M texts",
+            "method": "method",
+        },
+    )
+    # Small sums keep 4 significant digits: cents matter at a few thousand calls.
+    shown["spent $"] = teacher_costs["cost_usd"].map(lambda v: f"{v:.4g}")
+    shown["$ at real-time prices"] = teacher_costs["cost_usd_at_real_time_prices"].map(lambda v: f"{v:.4g}")
+    return section.table(shown)
+
+
+def student_cost_section(*, student_costs: pd.DataFrame, hardware: dict[str, Any]) -> Section:
+    costs = student_costs
+    preset = f" (preset `{hardware['preset']}`)" if hardware.get("preset") else ""
+    section = Section("Student cost").text(
+        f"Student hardware{preset}: {hardware.get('name') or 'unnamed'}; price "
+        f"{format_value(hardware.get('price_per_hour_usd'))} $/h, power {format_value(hardware.get('power_w'))} W, "
+        f"grid {format_value(hardware.get('grid_kg_co2_per_kwh'))} kg CO2/kWh (`costs.student_hardware`; the preset "
+        "`t4_reference` holds the reference case's assumptions: T4 at $0.6/h, 70 W, 0.37 kg CO2/kWh). "
+        "Latency is one text at a time (batch 1); throughput is end to end from text at the best of the "
+        "benchmarked batch sizes; both measured by the benchmark_student rule with the serving path "
+        "(load_predictor)."
+    )
+    if len(costs):
+        devices = ", ".join(sorted(set(costs["device"])))
+        section.text(
+            f"Speed was measured on {devices}; dollars and power are those configured for "
+            f"{hardware.get('name') or 'the student hardware'}. Where the two differ, the figures say what that "
+            "hardware would cost running at the speed measured here, not what it would achieve itself."
+        )
+    section.table(
+        _display(
+            costs,
+            {
+                "student": "student",
+                "backend": "backend",
+                "device": "device",
+                "latency_batch1_p50_ms": "latency p50 (ms, batch 1)",
+                "latency_batch1_p95_ms": "latency p95 (ms, batch 1)",
+                "throughput_texts_per_s": "texts/s (best batch)",
+                "best_batch_size": "best batch",
+                "usd_per_1m_texts": "$ / 1M texts",
+                "kwh_per_1m_texts": "kWh / 1M texts",
+                "kg_co2_per_1m_texts": "kg CO2 / 1M texts",
+                "train_seconds": "training (s)",
+                "train_usd": "training $",
+            },
+        )
+    )
+    methods = costs[["student", "cost_method", "energy_method", "co2_method"]] if len(costs) else costs
+    section.text("How each number was obtained:")
+    section.table(
+        methods.rename(
+            columns={"cost_method": "$ method", "energy_method": "energy method", "co2_method": "CO2 method"}
+        )
+    )
+    return section
+
+
+@dataclass
+class RunFacts:
+    """What the run-facts section reports besides the stage table."""
+
+    config_hash: str | None
+    per_split: dict[str, int]
+    rows_dropped: int
+    report_machine: dict[str, Any] | None
+    benchmark_machine: dict[str, Any] | None
+    versions: dict[str, str | None]
+
+
+def run_facts_section(*, facts: RunFacts, stages: pd.DataFrame) -> Section:
+    section = Section("Run facts")
+    section.text(f"config sha256: {facts.config_hash or '–'}")
+    section.text(
+        "data: "
+        + ", ".join(f"{split} {count}" for split, count in facts.per_split.items())
+        + f" items; {facts.rows_dropped} rows dropped"
+    )
+    for label, where in (
+        ("report machine", facts.report_machine),
+        ("student benchmark machine", facts.benchmark_machine),
+    ):
+        if where:
+            section.text(
+                f"{label}: {where['cpu']}, {where['cpu_cores']} cores, {where.get('memory_gb')} GB RAM, "
+                f"GPU {where.get('gpu') or 'none'}; {where['platform']}, Python {where['python']}"
+            )
+    section.text("libraries: " + ", ".join(f"{k} {v}" for k, v in facts.versions.items() if v))
+    section.text("Wall time and peak resident memory per stage, from Snakemake's benchmark files:")
+    section.table(
+        _display(
+            stages,
+            {
+                "rule": "rule",
+                "jobs": "jobs",
+                "wall_s_total": "wall time, all jobs (s)",
+                "wall_s_max": "longest job (s)",
+                "peak_rss_mb": "peak memory (MB)",
+            },
+        )
+        if len(stages)
+        else stages
+    )
+    return section

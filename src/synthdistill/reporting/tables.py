@@ -1,0 +1,239 @@
+"""The report's tables, computed from the run's artifacts: quality, label quality, costs, break-even.
+
+Nothing here formats or renders; the CSV files and the figures take these frames as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthdistill.costs import break_even, student_cost_row, teacher_cost_row, training_cost
+from synthdistill.names import EXPERT
+from synthdistill.run_facts import stage_benchmarks
+
+
+def read_json(path: str | None) -> dict[str, Any] | None:
+    return json.loads(Path(path).read_text()) if path else None
+
+
+def system_name(entry: dict[str, Any]) -> str:
+    """``teacher/prompt`` for a teacher, ``student/teacher/prompt`` for a student."""
+    if "student" in entry:
+        return f"{entry['student']}/{entry['teacher']}/{entry['prompt']}"
+    return f"{entry['teacher']}/{entry['prompt']}"
+
+
+def system_kind(entry: dict[str, Any]) -> str:
+    if "student" not in entry:
+        return "teacher"
+    return "expert baseline" if entry["teacher"] == EXPERT else "student"
+
+
+def quality_table(teachers: list[dict[str, Any]], students: list[dict[str, Any]]) -> pd.DataFrame:
+    """Accuracy and F1 macro with their intervals for every teacher × prompt and every student."""
+    rows = []
+    for entry in [*teachers, *students]:
+        metrics = read_json(entry.get("metrics"))
+        if metrics is None:
+            continue
+        intervals = metrics["intervals"]
+        rows.append(
+            {
+                "system": system_name(entry),
+                "kind": system_kind(entry),
+                "accuracy": metrics["accuracy"],
+                "accuracy_low": intervals["accuracy"][0],
+                "accuracy_high": intervals["accuracy"][1],
+                "f1_macro": metrics["f1_macro"],
+                "f1_macro_low": intervals["f1_macro"][0],
+                "f1_macro_high": intervals["f1_macro"][1],
+                "coverage": metrics["coverage"],
+                "test_items": metrics["n"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def label_quality_table(teachers: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.Series]]:
+    """Failures and agreement per teacher × prompt, and accuracy of unanimous against split votes.
+
+    Accuracy by agreement uses every item with an expert label (all splits): the teacher never
+    learns from them, so they are all fair ground for judging its labels.
+    """
+    rows, by_agreement, agreement = [], [], {}
+    for entry in teachers:
+        stats = read_json(entry["stats"])
+        votes = pd.read_parquet(entry["votes"])
+        name = system_name(entry)
+        agreement[name] = votes["agreement"]
+        unanimous = votes["agreement"] == 1.0
+        annotation, vote = stats["annotation"], stats["vote"]
+        row = {
+            "teacher_prompt": name,
+            "items": vote["items"],
+            "answers": annotation["answers"],
+            "parse_failures": annotation["parse_failures"],
+            "request_errors": annotation["request_errors"],
+            "failure_share": (annotation["parse_failures"] + annotation["request_errors"]) / annotation["answers"],
+            "ties_abstained": vote["ties_abstained"],
+            "all_failed": vote["all_failed"],
+            "unanimous_share": float(unanimous.mean()),
+        }
+        if "expert_label" in votes and votes["expert_label"].notna().any():
+            known = votes.loc[votes["expert_label"].notna()]
+            # An abstained item (no label) counts as wrong, as in evaluation.
+            correct = known["label"].astype(object).eq(known["expert_label"].astype(object))
+            for group, mask in (("unanimous", known["agreement"] == 1.0), ("split", known["agreement"] < 1.0)):
+                items = int(mask.sum())
+                accuracy = float(correct[mask].mean()) if items else None
+                row[f"accuracy_{group}"] = accuracy
+                row[f"items_{group}"] = items
+                by_agreement.append({"teacher_prompt": name, "agreement": group, "items": items, "accuracy": accuracy})
+        rows.append(row)
+    return pd.DataFrame(rows), pd.DataFrame(by_agreement), agreement
+
+
+def teacher_cost_table(teachers: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"teacher_prompt": system_name(e), **teacher_cost_row(read_json(e["stats"]), e.get("price") or {})}
+            for e in teachers
+        ]
+    )
+
+
+def student_cost_table(students: list[dict[str, Any]], hardware: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for entry in students:
+        meta = read_json(entry["metadata"])
+        benchmark = read_json(entry["benchmark"])
+        train_usd = training_cost(meta["train_seconds"], hardware)
+        rows.append(
+            {
+                "student": system_name(entry),
+                "kind": system_kind(entry),
+                **student_cost_row(benchmark, hardware),
+                "train_examples": meta["train_examples"],
+                "train_seconds": meta["train_seconds"],
+                "train_usd": train_usd,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def break_even_table(
+    students: list[dict[str, Any]], student_costs: pd.DataFrame, teacher_costs: pd.DataFrame
+) -> pd.DataFrame:
+    """For each student of a teacher: its fixed cost (that teacher's annotation + training) and break-even."""
+    rows = []
+    teachers = teacher_costs.set_index("teacher_prompt")
+    costs = student_costs.set_index("student")
+    for entry in students:
+        if entry["teacher"] == EXPERT:
+            continue  # the expert labels' cost is not known to the pipeline
+        source = f"{entry['teacher']}/{entry['prompt']}"
+        teacher, student = teachers.loc[source], costs.loc[system_name(entry)]
+        annotation_usd = float(teacher["cost_usd"])
+        train_usd = student["train_usd"]
+        fixed = None if pd.isna(train_usd) else annotation_usd + float(train_usd)
+        student_per_text = None if pd.isna(student["usd_per_1m_texts"]) else student["usd_per_1m_texts"] / 1e6
+        result = break_even(fixed, float(teacher["usd_per_1m_texts"]) / 1e6, student_per_text)
+        rows.append(
+            {
+                "student": system_name(entry),
+                "teacher_prompt": source,
+                "annotation_usd": annotation_usd,
+                "train_usd": train_usd,
+                "fixed_usd": fixed,
+                "teacher_usd_per_1m_texts": float(teacher["usd_per_1m_texts"]),
+                "student_usd_per_1m_texts": student["usd_per_1m_texts"],
+                "break_even_texts": result["texts"],
+                "how": result["note"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pareto_points(quality: pd.DataFrame, teacher_costs: pd.DataFrame, student_costs: pd.DataFrame) -> pd.DataFrame:
+    """One point per teacher × prompt and per student: dollars per 1M texts and F1 macro (NaN where unknown)."""
+    points = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "system": teacher_costs["teacher_prompt"],
+                    "kind": "teacher",
+                    "cost": teacher_costs["usd_per_1m_texts"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "system": student_costs["student"],
+                    "kind": student_costs["kind"],
+                    "cost": student_costs["usd_per_1m_texts"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).rename(columns={"cost": "usd_per_1m_texts"})
+    if len(quality):
+        points = points.merge(quality[["system", "f1_macro"]], on="system", how="left")
+    else:
+        points["f1_macro"] = None
+    points["usd_per_1m_texts"] = pd.to_numeric(points["usd_per_1m_texts"], errors="coerce")
+    points["f1_macro"] = pd.to_numeric(points["f1_macro"], errors="coerce")
+    return points
+
+
+@dataclass
+class ReportTables:
+    """Every table the report shows or writes, plus what the figures need beyond them."""
+
+    quality: pd.DataFrame
+    label_quality: pd.DataFrame
+    teacher_cost: pd.DataFrame
+    student_cost: pd.DataFrame
+    break_even: pd.DataFrame
+    stages: pd.DataFrame
+    by_agreement: pd.DataFrame
+    agreement: dict[str, pd.Series]
+
+    def csv_tables(self) -> dict[str, pd.DataFrame]:
+        """The tables written as CSV, by the names in report.TABLES (in that order)."""
+        return {
+            "quality": self.quality,
+            "label_quality": self.label_quality,
+            "teacher_cost": self.teacher_cost,
+            "student_cost": self.student_cost,
+            "break_even": self.break_even,
+            "stages": self.stages,
+        }
+
+
+def compute_tables(
+    *,
+    teachers: list[dict[str, Any]],
+    students: list[dict[str, Any]],
+    evaluated: bool,
+    hardware: dict[str, Any],
+    benchmarks_dir: str | None = None,
+) -> ReportTables:
+    """All of the report's tables from the teacher and student entries' artifacts."""
+    label_quality, by_agreement, agreement = label_quality_table(teachers)
+    teacher_costs = teacher_cost_table(teachers)
+    student_costs = student_cost_table(students, hardware)
+    has_benchmarks = benchmarks_dir and Path(benchmarks_dir).is_dir()
+    return ReportTables(
+        quality=quality_table(teachers, students) if evaluated else pd.DataFrame(),
+        label_quality=label_quality,
+        teacher_cost=teacher_costs,
+        student_cost=student_costs,
+        break_even=break_even_table(students, student_costs, teacher_costs),
+        stages=stage_benchmarks(benchmarks_dir) if has_benchmarks else pd.DataFrame(),
+        by_agreement=by_agreement,
+        agreement=agreement,
+    )
