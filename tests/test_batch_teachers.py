@@ -185,7 +185,8 @@ def _request():
     return build_request(json.loads(prompts(1)["messages"][0]), "label", LABELS, LABEL_GEN, 0)
 
 
-def test_server_restart_while_a_batch_is_in_progress(llama_url, tmp_path):
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_server_restart_while_a_batch_is_in_progress(llama_url, tmp_path, kind):
     state = tmp_path / "state"
     state.mkdir()
     (state / "HOLD").touch()
@@ -195,7 +196,7 @@ def test_server_restart_while_a_batch_is_in_progress(llama_url, tmp_path):
 
     def annotate_in_thread() -> None:  # a SQLite connection belongs to the thread that opened it
         cache = ResponseCache(tmp_path / "cache.sqlite")
-        outcome["frame"] = run(prompts(4), teacher("openai", base_url, max_retries=8), cache)
+        outcome["frame"] = run(prompts(4), teacher(kind, base_url, max_retries=8), cache)
 
     worker = threading.Thread(target=annotate_in_thread)
     worker.start()
@@ -233,6 +234,40 @@ def test_queue_limit_stops_with_a_clear_message_openai_and_anthropic(tmp_path):
         for kind in ("openai", "anthropic"):
             with pytest.raises(SynthDistillError, match="batch queue limit is reached"):
                 run(prompts(2), teacher(kind, server.base_url), cache)
+
+
+def test_a_batch_created_by_a_run_killed_before_recording_its_id_is_found_not_resubmitted(tmp_path):
+    import openai
+
+    from synthdistill.annotation.cache import cache_key
+    from synthdistill.annotation.engine import build_request
+
+    frame = prompts(3)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake") as server:
+        batch = teacher("openai", server.base_url)
+        requests = [build_request(json.loads(m), "label", LABELS, LABEL_GEN, 0) for m in frame["messages"]]
+        keys = [cache_key(batch.identity, r.as_dict(), 0) for r in requests]
+        client = openai.OpenAI(base_url=server.base_url, api_key="x")
+        # What a run killed right after the create call leaves: the upload recorded as pending, the batch
+        # created at the provider, its id never written down.
+        data = "".join(json.dumps(batch.line(k, r)) + "\n" for k, r in zip(keys, requests, strict=True)).encode()
+        uploaded = client.files.create(file=("in.jsonl", data), purpose="batch")
+        entries = [(k, r.as_dict()) for k, r in zip(keys, requests, strict=True)]
+        cache.record_batch(f"pending:{uploaded.id}", "openai_batch", "creating", entries, input_file_id=uploaded.id)
+        created = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        # And an upload of the same requests whose run died before its create call: no batch holds that
+        # file, so it is marked never created; its requests are in the batch found above, not sent again.
+        orphan = client.files.create(file=("in.jsonl", data), purpose="batch")
+        cache.record_batch(f"pending:{orphan.id}", "openai_batch", "creating", entries, input_file_id=orphan.id)
+        result = run(frame, batch, cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all()
+    assert stats["submitted_lines"] == 3 and stats["batches"] == 1
+    ledger = {b["batch_id"]: b["status"] for b in cache.batches()}
+    assert ledger == {created.id: "completed", f"pending:{orphan.id}": "never_created"}
 
 
 def test_a_batch_refused_for_the_queue_limit_waits_for_a_running_one_and_uses_no_retry(tmp_path):
@@ -342,16 +377,17 @@ def test_batch_prices_and_the_cost_row_says_which():
 
 
 @pytest.mark.slow
-def test_snakemake_killed_while_polling_resubmits_nothing_and_loses_nothing(llama_url, tmp_path):
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_snakemake_killed_while_polling_resubmits_nothing_and_loses_nothing(llama_url, tmp_path, kind):
     state = tmp_path / "state"
     state.mkdir()
     (state / "HOLD").touch()
     process, base_url = start_batch_server_process(state, llama_url)
     try:
         batch_teacher = {
-            "backend": "openai_batch",
+            "backend": f"{kind}_batch",
             "model": "smollm2",
-            "base_url": base_url,
+            "base_url": base_url if kind == "openai" else base_url.removesuffix("/v1"),
             **FAST,
             "temperature": 0.7,
         }

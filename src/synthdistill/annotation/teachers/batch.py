@@ -222,7 +222,7 @@ class BatchTeacher:
                     )
                     cache.update_batch(batch_id, "never_created", handled=True)
                     continue
-                cache.rename_batch(batch_id, found)
+                cache.rename_batch(batch_id, found, "recovered")
                 batch_id = found
             log.info(
                 "%s: resuming batch %s (%d requests) recorded by an earlier run", self.provider, batch_id, len(held)
