@@ -12,6 +12,12 @@ validate(config, "schemas/config.schema.yaml")
 report: "report/workflow.rst"
 
 
+# Each self-consistency iteration is annotated as K jobs ({scatteritem} = 1-of-K ... K-of-K),
+# gathered before the vote; `--set-scatter annotate=K` overrides annotate.shards.
+scattergather:
+    annotate=config["annotate"]["shards"],
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
@@ -26,6 +32,6 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/report/report.html",
+        rules.report.output.html,
         student_release_files(),
         review_files(),

@@ -1,9 +1,22 @@
+from synthdistill.settings import prompt_settings, teacher_settings
+
+
+def prompt_template(wildcards):
+    return config["prompts"][wildcards.prompt]["template"]
+
+
+def teacher_params(wildcards):
+    return teacher_settings(config, wildcards.teacher)
+
+
+def prompt_params(wildcards):
+    return prompt_settings(config, wildcards.prompt)
+
+
 rule build_prompts:
     input:
         template=prompt_template,
-        splits=expand(
-            "results/data/{split}.parquet", split=["train", "validation", "test"]
-        ),
+        splits=data_splits("train", "validation", "test"),
     output:
         "results/prompts/{teacher}/{prompt}.parquet",
     log:
@@ -23,15 +36,23 @@ rule build_prompts:
         "../scripts/build_prompts.py"
 
 
+def scatter_position(wildcards):
+    """(shard, shards) of a scatter item: "2-of-3" is shard 1 (0-based) of 3."""
+    shard, shards = wildcards.scatteritem.split("-of-")
+    return [int(shard) - 1, int(shards)]
+
+
+# One job per scatter item of one self-consistency iteration: the job annotates its contiguous
+# slice of the prompts file. Requests (so cache keys) do not depend on the number of items.
 rule annotate:
     input:
-        "results/prompts/{teacher}/{prompt}.parquet",
+        rules.build_prompts.output[0],
     output:
-        "results/annotations/{teacher}/{prompt}/iter{iteration}/shard{shard}-of-{shards}.parquet",
+        "results/annotations/{teacher}/{prompt}/iter{iteration}/{scatteritem}.parquet",
     log:
-        "logs/annotate/{teacher}/{prompt}/iter{iteration}/shard{shard}-of-{shards}.log",
+        "logs/annotate/{teacher}/{prompt}/iter{iteration}/{scatteritem}.log",
     benchmark:
-        "benchmarks/annotate/{teacher}/{prompt}/iter{iteration}/shard{shard}-of-{shards}.tsv"
+        "benchmarks/annotate/{teacher}/{prompt}/iter{iteration}/{scatteritem}.tsv"
     conda:
         "../envs/teacher.yaml"
     resources:
@@ -39,6 +60,7 @@ rule annotate:
         mem_mb=2000,
         runtime=240,
     params:
+        shard=scatter_position,
         teacher=teacher_params,
         prompt=prompt_params,
         labels=lookup(dpath="labels", within=config),
@@ -60,8 +82,8 @@ localrules:
 
 rule gather_annotations:
     input:
-        prompts="results/prompts/{teacher}/{prompt}.parquet",
-        shards=shard_files,
+        prompts=rules.build_prompts.output[0],
+        shards=gather.annotate(rules.annotate.output[0], allow_missing=True),
     output:
         "results/annotations/{teacher}/{prompt}/iter{iteration}.parquet",
     log:
@@ -77,9 +99,7 @@ rule gather_annotations:
 rule vote:
     input:
         iterations=iteration_files,
-        splits=expand(
-            "results/data/{split}.parquet", split=["train", "validation", "test"]
-        ),
+        splits=data_splits("train", "validation", "test"),
     output:
         votes="results/votes/{teacher}/{prompt}.parquet",
         train_csv="results/votes/{teacher}/{prompt}.train.csv",

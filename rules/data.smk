@@ -1,6 +1,7 @@
 rule prepare_data:
     input:
-        dataset_input,
+        # The dataset file when dataset.path is set (a hub dataset has no local input).
+        [config["dataset"]["path"]] if config["dataset"].get("path") else [],
     output:
         train="results/data/train.parquet",
         validation="results/data/validation.parquet",

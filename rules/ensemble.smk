@@ -1,21 +1,37 @@
 # Ensemble teachers: several teacher × prompt label sets combined into one vote file.
+from synthdistill.costs import resolve_price
 
 
 # The ensemble's votes have the same path pattern as a teacher's; this rule makes them.
 ruleorder: vote_ensemble > vote
 
 
+def ensemble_stats_files(wildcards):
+    return [
+        fill(rules.vote.output.stats, teacher=t, prompt=p)
+        for t, p in ENSEMBLES[wildcards.teacher]["members"]
+    ]
+
+
+def ensemble_prices(wildcards):
+    return [
+        resolve_price(
+            config["teachers"][t].get("price", {}), config["teachers"][t]["backend"]
+        )
+        for t, p in ENSEMBLES[wildcards.teacher]["members"]
+    ]
+
+
 rule vote_ensemble:
     input:
         iterations=iteration_files,
         member_stats=ensemble_stats_files,
-        splits=expand(
-            "results/data/{split}.parquet", split=["train", "validation", "test"]
-        ),
+        splits=data_splits("train", "validation", "test"),
     output:
-        votes="results/votes/{teacher}/{prompt}.parquet",
-        train_csv="results/votes/{teacher}/{prompt}.train.csv",
-        stats="results/votes/{teacher}/{prompt}.stats.json",
+        # vote's own patterns: downstream rules read an ensemble like any teacher.
+        votes=rules.vote.output.votes,
+        train_csv=rules.vote.output.train_csv,
+        stats=rules.vote.output.stats,
     log:
         "logs/vote_ensemble/{teacher}/{prompt}.log",
     benchmark:
@@ -28,6 +44,7 @@ rule vote_ensemble:
     params:
         labels=lookup(dpath="labels", within=config),
         method=lambda wildcards: ENSEMBLES[wildcards.teacher]["method"],
+        iteration_names=iteration_names,
         prices=ensemble_prices,
         tie_policy=lookup(dpath="vote/tie_policy", within=config),
         settings=lambda wildcards: REVIEW_SCORING,

@@ -1,6 +1,6 @@
 rule evaluate_teacher:
     input:
-        "results/votes/{teacher}/{prompt}.parquet",
+        rules.vote.output.votes,
     output:
         "results/evaluation/teachers/{teacher}/{prompt}.json",
     log:
@@ -17,8 +17,8 @@ rule evaluate_teacher:
 
 rule evaluate_student:
     input:
-        model="results/students/{student}/{teacher}/{prompt}/model",
-        test="results/data/test.parquet",
+        model=rules.train_student.output.model,
+        test=rules.prepare_data.output.test,
     output:
         metrics="results/evaluation/students/{student}/{teacher}/{prompt}.json",
         predictions="results/evaluation/students/{student}/{teacher}/{prompt}.predictions.parquet",
@@ -40,10 +40,32 @@ rule evaluate_student:
         "../scripts/evaluate_student.py"
 
 
+def paired_test_models():
+    """name -> test predictions file, and which teacher each student learned from."""
+    models, students = {}, {}
+    for t, p in labellers():
+        models[f"{t}/{p}"] = fill(rules.vote.output.votes, teacher=t, prompt=p)
+    for s in STUDENTS:
+        for t, p in label_sources():
+            name = f"{s}/{t}/{p}"
+            models[name] = fill(
+                rules.evaluate_student.output.predictions,
+                student=s,
+                teacher=t,
+                prompt=p,
+            )
+            students[name] = f"{t}/{p}"
+    teachers = [f"{t}/{p}" for t, p in labellers()]
+    return {"models": models, "teachers": teachers, "students": students}
+
+
+PAIRED = paired_test_models()
+
+
 rule compare_models:
     input:
         models=lambda wildcards: list(PAIRED["models"].values()),
-        test="results/data/test.parquet",
+        test=rules.prepare_data.output.test,
     output:
         "results/evaluation/paired_tests.csv",
     log:
@@ -64,7 +86,7 @@ rule compare_models:
 rule learning_curve:
     input:
         labels=student_labels,
-        test="results/data/test.parquet",
+        test=rules.prepare_data.output.test,
     output:
         csv="results/learning_curve/{student}/{teacher}/{prompt}.csv",
         png="results/learning_curve/{student}/{teacher}/{prompt}.png",
@@ -90,7 +112,7 @@ rule learning_curve:
 rule learning_curves:
     input:
         [
-            f"results/learning_curve/{s}/{t}/{p}.csv"
+            fill(rules.learning_curve.output.csv, student=s, teacher=t, prompt=p)
             for s in STUDENTS
             for t in TEACHERS
             for p in PROMPTS

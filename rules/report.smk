@@ -1,34 +1,81 @@
-rule benchmark_student:
-    input:
-        unpack(student_model_files),
-        test="results/data/test.parquet",
-    output:
-        "results/costs/students/{student}/{teacher}/{prompt}.json",
-    log:
-        "logs/benchmark_student/{student}/{teacher}/{prompt}.log",
-    benchmark:
-        "benchmarks/benchmark_student/{student}/{teacher}/{prompt}.tsv"
-    conda:
-        "../envs/student.yaml"
-    # The machine to itself while timing, so the figures are not another job's noise: locally the
-    # claim is scaled down to --cores; cluster profiles set the node size with set-threads.
-    # (workflow.cores would fail to parse under cluster executors, which have no --cores.)
-    threads: 64
-    params:
-        student_dir=lambda wildcards, input: str(Path(input.model).parent),
-        max_length=lookup(
-            dpath="students/{wildcards.student}/max_length", within=config
-        ),
-        settings=lookup(dpath="costs/benchmark", within=config),
-    script:
-        "../scripts/benchmark_student.py"
+from synthdistill.costs import resolve_price
+from synthdistill.run_facts import config_hash
+
+
+def report_entries():
+    """The files the report reads for each teacher label set and each student, with their names."""
+    teachers = [
+        {
+            "teacher": t,
+            "prompt": p,
+            "stats": fill(rules.vote.output.stats, teacher=t, prompt=p),
+            "votes": fill(rules.vote.output.votes, teacher=t, prompt=p),
+            "metrics": (
+                fill(rules.evaluate_teacher.output[0], teacher=t, prompt=p)
+                if EVALUATED
+                else None
+            ),
+            # An ensemble's stats carry its members' summed cost.
+            # Batch backends are charged at batch prices; the entry says which (costs.resolve_price).
+            "price": (
+                resolve_price(
+                    config["teachers"][t].get("price", {}),
+                    config["teachers"][t]["backend"],
+                )
+                if t in TEACHERS
+                else {}
+            ),
+        }
+        for t, p in labellers()
+    ]
+    students = [
+        {
+            "student": s,
+            "teacher": t,
+            "prompt": p,
+            "metadata": fill(
+                rules.train_student.output.metadata, student=s, teacher=t, prompt=p
+            ),
+            "benchmark": fill(
+                rules.benchmark_student.output[0], student=s, teacher=t, prompt=p
+            ),
+            "metrics": (
+                fill(
+                    rules.evaluate_student.output.metrics,
+                    student=s,
+                    teacher=t,
+                    prompt=p,
+                )
+                if EVALUATED
+                else None
+            ),
+        }
+        for s in STUDENTS
+        for t, p in label_sources()
+    ]
+    return {"teachers": teachers, "students": students}
+
+
+def report_files(entries):
+    return [
+        path
+        for group in entries.values()
+        for entry in group
+        for key, path in entry.items()
+        if key in ("stats", "votes", "metrics", "metadata", "benchmark") and path
+    ]
+
+
+REPORT_ENTRIES = report_entries()
+# Printed in the report so two reports can be told apart; taken before any rule changes config.
+CONFIG_HASH = config_hash(config)
 
 
 rule report:
     input:
-        summary="results/data/summary.json",
+        summary=rules.prepare_data.output.summary,
         parts=report_files(REPORT_ENTRIES),
-        paired=["results/evaluation/paired_tests.csv"] if EVALUATED else [],
+        paired=rules.compare_models.output if EVALUATED else [],
     output:
         markdown="results/report/report.md",
         html=report(
@@ -100,6 +147,8 @@ rule report:
         ),
     log:
         "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
     conda:
         "../envs/report.yaml"
     params:

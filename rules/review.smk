@@ -1,11 +1,32 @@
 # Review loop: uncertain labels out to people (export_review), corrections back in (import_review).
-# Students train from results/review/{teacher}/{prompt}.labels.parquet, so a new corrections file
-# reruns import_review and what is downstream of it, never annotate or vote.
+# Students train from import_review's labels, so a new corrections file reruns import_review and
+# what is downstream of it, never annotate or vote.
+
+
+def annotator_files(wildcards):
+    """CROWDLAB annotators: every iteration of every teacher × prompt in the run."""
+    return [
+        path for t in TEACHERS for p in PROMPTS for path in member_iteration_files(t, p)
+    ]
+
+
+def annotator_names(wildcards):
+    return [
+        name for t in TEACHERS for p in PROMPTS for name in member_iteration_names(t, p)
+    ]
+
+
+def review_files():
+    """The review file of every label set (rule all)."""
+    return [
+        fill(rules.export_review.output.csv, teacher=t, prompt=p)
+        for t, p in labellers()
+    ]
 
 
 rule export_review:
     input:
-        votes="results/votes/{teacher}/{prompt}.parquet",
+        votes=rules.vote.output.votes,
         iterations=iteration_files,
         annotators=annotator_files,
     output:
@@ -23,21 +44,30 @@ rule export_review:
     threads: 2
     params:
         labels=lookup(dpath="labels", within=config),
+        iteration_names=iteration_names,
+        annotator_names=annotator_names,
         # Everything but the corrections path: a new corrections file must not rescore.
         settings=lambda wildcards: REVIEW_SCORING,
     script:
         "../scripts/export_review.py"
 
 
+def corrections_input(wildcards):
+    # An input only when configured: editing or adding the file reruns import_review and downstream.
+    return [REVIEW["corrections"]] if REVIEW["corrections"] else []
+
+
 rule import_review:
     input:
-        votes="results/votes/{teacher}/{prompt}.parquet",
+        votes=rules.vote.output.votes,
         corrections=corrections_input,
     output:
         labels="results/review/{teacher}/{prompt}.labels.parquet",
         audit="results/review/{teacher}/{prompt}.audit.csv",
     log:
         "logs/import_review/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/import_review/{teacher}/{prompt}.tsv"
     conda:
         "../envs/review.yaml"
     params:

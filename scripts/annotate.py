@@ -12,9 +12,8 @@ from synthdistill.logs import setup
 setup(snakemake.log[0])
 settings = {**snakemake.params.teacher, "n_threads": snakemake.threads}
 generation = {**settings, **snakemake.params.prompt}
-prompts = select_shard(
-    pd.read_parquet(snakemake.input[0]), int(snakemake.wildcards.shard), int(snakemake.wildcards.shards)
-)
+shard, shards = snakemake.params.shard  # from the scatter item: "2-of-3" is shard 1 of 3
+prompts = select_shard(pd.read_parquet(snakemake.input[0]), shard, shards)
 annotate(
     prompts,
     make_teacher(settings, snakemake.wildcards.teacher),

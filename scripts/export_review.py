@@ -6,8 +6,8 @@ from synthdistill.logs import setup
 setup(snakemake.log[0])
 export_review(
     snakemake.input.votes,
-    list(snakemake.input.iterations),
-    list(snakemake.input.annotators),
+    dict(zip(snakemake.params.iteration_names, snakemake.input.iterations, strict=True)),
+    dict(zip(snakemake.params.annotator_names, snakemake.input.annotators, strict=True)),
     snakemake.params.labels,
     snakemake.params.settings,
     f"synthdistill:{snakemake.wildcards.teacher}/{snakemake.wildcards.prompt}",

@@ -5,7 +5,7 @@ from synthdistill.logs import setup
 
 setup(snakemake.log[0])
 write_ensemble(
-    list(snakemake.input.iterations),
+    dict(zip(snakemake.params.iteration_names, snakemake.input.iterations, strict=True)),
     list(snakemake.input.splits),
     list(snakemake.input.member_stats),
     snakemake.params.prices,

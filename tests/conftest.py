@@ -24,6 +24,17 @@ def copy_workflow(target: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny pipeline run once for the whole session. Tests that only read it use it as it is;
+    tests that change it work on a copy (``copy_run``)."""
+    from .pipeline_helpers import make_workdir, snakemake
+
+    workdir = make_workdir(tmp_path_factory.mktemp("tiny_run"))
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
 def smollm2_teacher():
     from synthdistill.annotation.teachers import make_teacher
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,9 +59,17 @@ TINY_CONFIG = {
 
 def make_workdir(root: Path, **overrides) -> Path:
     workdir = copy_workflow(root)
-    config = {**TINY_CONFIG, "cache": {"path": str(root / "cache" / "responses.sqlite")}, **overrides}
+    # Relative to the workdir (jobs run there), so that a copied run keeps its own cache.
+    config = {**TINY_CONFIG, "cache": {"path": "cache/responses.sqlite"}, **overrides}
     write_config(workdir / "config" / "config.yaml", config)
     return workdir
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    """A copy of a finished run (results, logs, Snakemake's metadata and the response cache, with
+    their times kept so that nothing is stale) for a test that changes it."""
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    return target
 
 
 def write_config(path: Path, config: dict) -> Path:

@@ -142,19 +142,14 @@ def test_resharding_gives_identical_iterations_and_votes_and_costs_no_request(pr
     config = write_config(workdir / "config" / "k3.yaml", fake_config(proxy, shards=3, cache=cache_of(tmp_path / "a")))
     jobs = planned_jobs(workdir, *vote_targets(), "--configfile", str(config))
     assert rules_of(jobs) == {"annotate": 12, "gather_annotations": 4, "vote": 2}
-    assert sorted({(w["shard"], w["shards"]) for rule, w in jobs if rule == "annotate"}) == [
-        ("0", "3"),
-        ("1", "3"),
-        ("2", "3"),
-    ]
+    # Snakemake's scattergather items: annotate.shards = 3 gives 1-of-3, 2-of-3, 3-of-3.
+    assert sorted({w["scatteritem"] for rule, w in jobs if rule == "annotate"}) == ["1-of-3", "2-of-3", "3-of-3"]
     proxy.reset()
     snakemake(workdir, *vote_targets(), "--configfile", str(config))
     assert proxy.stats()["received"] == 0
     shard_sizes = [
-        len(
-            pd.read_parquet(workdir / "results" / "annotations" / "fake" / "label" / "iter0" / f"shard{s}-of-3.parquet")
-        )
-        for s in range(3)
+        len(pd.read_parquet(workdir / "results" / "annotations" / "fake" / "label" / "iter0" / f"{s}-of-3.parquet"))
+        for s in (1, 2, 3)
     ]
     assert shard_sizes == [10, 10, 10]
     k3 = read_iterations(workdir)
@@ -204,6 +199,7 @@ def planned_resources(workdir, *args: str) -> list[tuple[str, dict[str, str]]]:
     return dry_run_jobs(result.stdout + result.stderr, "resources")
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_run_shows_every_job_with_the_profiles_resources(tmp_path):
     import yaml
 
@@ -215,6 +211,11 @@ def test_slurm_profile_dry_run_shows_every_job_with_the_profiles_resources(tmp_p
     counts = rules_of(jobs)
     assert counts["annotate"] == 2 * 2 * 4  # prompts × iterations × shards
     assert counts["gather_annotations"] == 4
+    # Snakemake's --set-scatter overrides annotate.shards for one invocation.
+    rescattered = planned_jobs(
+        workdir, "results/annotations/smollm2/label/iter0.parquet", "--set-scatter", "annotate=2"
+    )
+    assert sorted(w["scatteritem"] for rule, w in rescattered if rule == "annotate") == ["1-of-2", "2-of-2"]
     declared = workflow_facts(workdir)["resources"]
     for rule, resources in jobs:
         # Precedence: the profile's default-resources, then the rule's own, then set-resources.
@@ -246,6 +247,7 @@ def test_profile_keys_are_options_snakemake_knows():
     assert kubernetes["set-resources"]["train_student"]["gpu_manufacturer"] == "nvidia"
 
 
+@pytest.mark.slow
 def test_annotate_local_keeps_llm_calls_in_the_main_process(tmp_path):
     assert "annotate" in workflow_facts(new_workdir(tmp_path / "local", annotate={"local": True}))["local"]
     remote = workflow_facts(new_workdir(tmp_path / "remote"))["local"]

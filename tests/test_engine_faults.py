@@ -266,6 +266,7 @@ def test_breaker_off_and_failure_kinds():
 # -- through the annotate rule ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_annotate_job_against_a_dead_endpoint_stops_at_the_default_threshold(tmp_path):
     """The rule passes the breaker's default (20) to the script: the job fails quoting the error instead of
     trying every item."""
@@ -283,10 +284,10 @@ def test_annotate_job_against_a_dead_endpoint_stops_at_the_default_threshold(tmp
         "price": {"input_per_1m_tokens": 0.0, "output_per_1m_tokens": 0.0},
     }
     workdir = make_workdir(tmp_path, teachers={"dead": teacher})
-    target = "results/annotations/dead/label/iter0/shard0-of-1.parquet"
+    target = "results/annotations/dead/label/iter0/1-of-1.parquet"
     result = snakemake(workdir, target, check=False)
     assert result.returncode != 0 and not (workdir / target).exists()
-    log = (workdir / "logs/annotate/dead/label/iter0/shard0-of-1.log").read_text()
+    log = (workdir / "logs/annotate/dead/label/iter0/1-of-1.log").read_text()
     assert "stopped after 20 consecutive requests failed the same way (annotate.max_consecutive_failures=20)" in log
     assert "connection failed" in log
     assert not_sent(log) >= len(pd.read_parquet(workdir / "results/prompts/dead/label.parquet")) - 20 - 2

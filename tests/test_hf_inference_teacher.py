@@ -91,6 +91,7 @@ def prompt_frame() -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_labels_come_back_through_the_engine_and_reruns_use_the_cache(server_url, tmp_path):
     # llama-cpp-python's server takes {"type": "json_object", "schema": ...} for constrained decoding.
     teacher = teacher_for(server_url, structured_output="json_object", concurrency=2)
@@ -112,6 +113,7 @@ def test_labels_come_back_through_the_engine_and_reruns_use_the_cache(server_url
     assert again["cached"].all() and again["raw_output"].tolist() == frame["raw_output"].tolist()
 
 
+@pytest.mark.slow
 def test_unconstrained_answers_are_parsed_strictly(server_url, tmp_path):
     frame = annotate(
         prompt_frame(),
@@ -127,6 +129,7 @@ def test_unconstrained_answers_are_parsed_strictly(server_url, tmp_path):
     assert frame["label"].dropna().isin(LABELS).all()
 
 
+@pytest.mark.slow
 def test_label_scores_match_the_openai_backend(server_url, tmp_path):
     # huggingface_hub's ChatCompletionOutput carries logprobs in OpenAI's shape, so both backends share
     # the mapping to labels and must agree on the same server.
@@ -143,6 +146,7 @@ def test_label_scores_match_the_openai_backend(server_url, tmp_path):
     assert frame["label"].tolist() == expected["label"].tolist()
 
 
+@pytest.mark.slow
 def test_http_errors_fail_at_once_and_connection_errors_are_retried(server_url):
     request = Request(messages=[{"role": "user", "content": "hi"}], max_tokens=2, temperature=0.0, top_p=1.0, seed=0)
     with pytest.raises(TeacherRequestError, match="HTTP 404") as not_found:

@@ -56,6 +56,7 @@ def student(tmp_path_factory, demo):
     return {"dir": folder, "metadata": metadata, "check": check, "test": test}
 
 
+@pytest.mark.slow
 def test_int8_export_is_checked_against_torch_on_the_test_split(student):
     check = json.loads((student["dir"] / "onnx_check.json").read_text())
     assert check == student["check"]
@@ -68,6 +69,7 @@ def test_int8_export_is_checked_against_torch_on_the_test_split(student):
     assert 0 < check["size_mb"] < 40  # int8: about a quarter of MiniLM's 90 MB of fp32 weights
 
 
+@pytest.mark.slow
 def test_onnx_and_torch_predictors_agree_and_keep_input_order(student):
     texts = student["test"]["text"].tolist()
     reversed_texts = texts[::-1]
@@ -85,6 +87,7 @@ def test_onnx_and_torch_predictors_agree_and_keep_input_order(student):
     np.testing.assert_allclose(again[::-1], torch_probs, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_auto_backend_takes_onnx_on_cpu_and_torch_without_an_export(student):
     assert isinstance(load_predictor(student["dir"]), OnnxPredictor)
     assert isinstance(load_predictor(student["dir"] / "model"), TorchPredictor)
@@ -92,6 +95,7 @@ def test_auto_backend_takes_onnx_on_cpu_and_torch_without_an_export(student):
         load_predictor(student["dir"] / "model", backend="onnx")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
 def test_predict_streams_any_format_in_small_chunks_in_input_order(student, tmp_path, suffix, demo):
     texts = demo.iloc[:53][["id", "text"]]
@@ -117,6 +121,7 @@ def test_predict_streams_any_format_in_small_chunks_in_input_order(student, tmp_
     assert not output.with_name("out.parquet.partial").exists()
 
 
+@pytest.mark.slow
 def test_predict_names_the_file_and_row_of_bad_input(student, tmp_path, capsys):
     source = tmp_path / "texts.csv"
     # "NA" is a text; the blank line is an empty text (pandas would silently skip it by default).
@@ -145,6 +150,7 @@ def test_agreement_options_filter_and_weight_only_teacher_training_labels(tmp_pa
     assert weighted["weight"].tolist() == [1.0, 0.67]
 
 
+@pytest.mark.slow
 def test_zero_weight_items_teach_nothing(tmp_path, demo):
     """Weighting is real: with every non-positive item at weight 0, the student learns 'positive'."""
     items = demo.iloc[:48].assign(weight=lambda f: (f["label"] == "positive").astype(float))
@@ -153,6 +159,7 @@ def test_zero_weight_items_teach_nothing(tmp_path, demo):
     assert (predicted == "positive").all()
 
 
+@pytest.mark.slow
 def test_model_card_carries_labels_data_size_metrics_and_energy(student):
     metrics = {
         "n": 80,
@@ -191,6 +198,7 @@ def test_student_hardware_presets_and_overrides():
         student_hardware({"preset": "a100"})
 
 
+@pytest.mark.slow
 def test_push_without_a_token_names_the_variable(student, monkeypatch):
     monkeypatch.delenv("MY_HF_TOKEN", raising=False)
     with pytest.raises(SynthDistillError, match="MY_HF_TOKEN holds no Hugging Face token"):

@@ -14,6 +14,9 @@ from synthdistill.annotation.prompts import load_template, messages_for
 
 from .conftest import LABELS, REPO
 
+# A real model in process: part of the full suite, not the inner loop.
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "Norvik Systems raised its full-year profit guidance after record third-quarter sales.",
     "Halden Foods will cut 300 jobs and close two plants as demand keeps falling.",

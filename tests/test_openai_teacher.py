@@ -162,6 +162,7 @@ def test_tokens_map_to_the_one_label_they_begin():
 # -- the real server ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_label_through_llama_server_then_rerun_is_served_from_cache(proxy, tmp_path):
     settings = teacher_settings(proxy.base_url, structured_output="json_object")
     frame = prompt_frame(10, "label", settings)
@@ -184,6 +185,7 @@ def test_label_through_llama_server_then_rerun_is_served_from_cache(proxy, tmp_p
     assert second["output_tokens"].tolist() == first["output_tokens"].tolist()
 
 
+@pytest.mark.slow
 def test_cot_json_with_json_object_schema_is_all_ok(proxy, tmp_path):
     settings = teacher_settings(proxy.base_url, structured_output="json_object")
     frame = prompt_frame(10, "cot_json", settings)
@@ -194,6 +196,7 @@ def test_cot_json_with_json_object_schema_is_all_ok(proxy, tmp_path):
     assert (out["output_tokens"] > 0).all()
 
 
+@pytest.mark.slow
 def test_llama_server_rejects_json_schema_response_format(proxy, tmp_path):
     """llama-cpp-python's server accepts only response_format {"type": "json_object" | "text"}; the
     OpenAI form {"type": "json_schema"} fails validation, reported as HTTP 500. Being a 5xx it is
@@ -208,6 +211,7 @@ def test_llama_server_rejects_json_schema_response_format(proxy, tmp_path):
     assert proxy.stats()["upstream_status"] == {"500": 6} and len(cache) == 0
 
 
+@pytest.mark.slow
 def test_label_scores_from_the_server_agree_with_in_process_llama_cpp(llama_url, smollm2_teacher, tmp_path):
     settings = teacher_settings(llama_url)
     frame = prompt_frame(5, "label", settings)
@@ -247,6 +251,7 @@ def test_label_scores_need_a_server_that_returns_top_logprobs():
             teacher.complete(request(score_labels=LABELS, max_tokens=1))
 
 
+@pytest.mark.slow
 def test_plain_text_label_from_the_server(proxy, tmp_path):
     settings = teacher_settings(proxy.base_url, structured_output="none")
     frame = prompt_frame(10, "label", settings)
@@ -270,6 +275,7 @@ FAULT_SCHEDULE = [
 ]
 
 
+@pytest.mark.slow
 def test_faults_lose_and_duplicate_nothing_and_rerun_requests_only_failures(proxy, tmp_path):
     proxy.plan = FaultPlan(
         latency_s=0.02,
@@ -334,6 +340,7 @@ def test_non_retryable_errors_fail_at_once(tmp_path):
             assert raised.value.status_code == status and fake.stats()["received"] == 1
 
 
+@pytest.mark.slow
 def test_more_failures_than_allowed_stop_the_job(proxy, tmp_path):
     proxy.plan = FaultPlan(server_error=1.0)
     settings = teacher_settings(proxy.base_url, max_retries=2)
@@ -376,6 +383,7 @@ def cache_rows(path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_job_resumes_with_only_the_missing_requests(proxy, tmp_path):
     proxy.plan = FaultPlan(latency_s=0.3)
     settings = teacher_settings(proxy.base_url, structured_output="none")

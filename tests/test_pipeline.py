@@ -10,16 +10,23 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
+from .pipeline_helpers import (
+    TINY_CONFIG,
+    copy_run,
+    make_workdir,
+    planned_jobs,
+    rules_of,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("pipeline"))
-    snakemake(workdir)
-    return workdir
+def run(tiny_run, tmp_path_factory):
+    # These tests edit prompts, iterations and results in turn: they share one copy of the run.
+    return copy_run(tiny_run, tmp_path_factory.mktemp("pipeline"))
 
 
 def cache_rows(workdir) -> int:

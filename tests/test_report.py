@@ -14,7 +14,7 @@ from PIL import Image
 from synthdistill.costs import break_even, student_cost_row
 from synthdistill.reporting.report import FIGURES, TABLES, build
 
-from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
+from .pipeline_helpers import TINY_CONFIG, copy_run, planned_jobs, rules_of, snakemake, write_config
 
 T4 = {"price_per_hour_usd": 0.6, "power_w": 70.0, "grid_kg_co2_per_kwh": 0.37}  # the t4_reference preset
 PRICE_IN, PRICE_OUT = 3.0, 15.0  # TINY_CONFIG's teacher price per 1M tokens
@@ -57,10 +57,9 @@ def test_break_even_volume():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("report"))
-    snakemake(workdir)
-    return workdir
+def run(tiny_run, tmp_path_factory):
+    # A price change and --report write into the run: a copy keeps the shared one untouched.
+    return copy_run(tiny_run, tmp_path_factory.mktemp("report"))
 
 
 def _json(path):

@@ -291,7 +291,15 @@ def export(tmp_path, votes: pd.DataFrame, labels: list[str], reason: str = "beca
     votes[["id", "label"]].assign(reason=reason).to_parquet(iteration)
     outputs = {k: str(tmp_path / f"r.{k}") for k in OUTPUT_KINDS}
     settings = {"features": "tfidf", "embedding_model": None, "cv_folds": 3, "seed": 0}
-    export_review(str(votes_path), [str(iteration)], [str(iteration)], labels, settings, "synthdistill:t/p", outputs)
+    export_review(
+        str(votes_path),
+        {"t/p/iter0": str(iteration)},
+        {"t/p/iter0": str(iteration)},
+        labels,
+        settings,
+        "synthdistill:t/p",
+        outputs,
+    )
     return outputs
 
 
@@ -475,7 +483,7 @@ def config_with(workdir, name: str, corrections: str | None):
         workdir / "config" / name,
         {
             **TINY_CONFIG,
-            "cache": {"path": str(workdir / "cache" / "responses.sqlite")},
+            "cache": {"path": "cache/responses.sqlite"},
             "inference": {"onnx": False},
             "evaluation": {"expert_baseline": False},
             "ensembles": ENSEMBLE,

@@ -15,6 +15,9 @@ from synthdistill.annotation.teachers.base import Request
 
 from .conftest import LABELS, REPO
 
+# A real model in process: part of the full suite, not the inner loop.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("gguf", reason="transformers' GGUF loader needs the gguf package")
 pytest.importorskip("accelerate", reason="transformers' GGUF loader needs accelerate")
 

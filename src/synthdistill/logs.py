@@ -12,7 +12,7 @@ QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "urllib3")
 
 def setup(log_path: str) -> None:
     """Send log records and uncaught errors of a rule script to ``log_path``."""
-    handlers = [logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)]
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
     )

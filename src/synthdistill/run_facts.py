@@ -66,7 +66,7 @@ def machine() -> dict[str, Any]:
 
 
 def versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
-    found = {}
+    found: dict[str, str | None] = {}
     for name in names:
         try:
             found[name] = metadata.version(name)

@@ -59,7 +59,7 @@ def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list
 
 def combined_annotation_stats(member_stats: list[dict[str, Any]], prices: list[dict[str, float]]) -> dict[str, Any]:
     """The members' calls, failures and tokens added up; the cost is computed per member's price."""
-    keys = ("iterations", "answers", "requests_made", "cache_hits", "request_errors", "parse_failures")
+    keys: tuple[str, ...] = ("iterations", "answers", "requests_made", "cache_hits", "request_errors", "parse_failures")
     keys += ("input_tokens", "output_tokens")
     annotation: dict[str, Any] = {k: sum(s["annotation"][k] for s in member_stats) for k in keys}
     # Members run independently, so an ensemble label waits for its slowest member.
@@ -103,7 +103,7 @@ def ensemble_votes(
 
 
 def write_ensemble(
-    iteration_paths: list[str],
+    iteration_paths: dict[str, str],
     split_paths: list[str],
     member_stats_paths: list[str],
     prices: list[dict[str, float]],

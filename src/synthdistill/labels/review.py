@@ -406,19 +406,15 @@ def write_review_files(table: pd.DataFrame, labels: list[str], source: str, outp
     Path(outputs["label_studio_config"]).write_text(label_studio_config(labels))
 
 
-def read_iterations(paths: list[str]) -> dict[str, pd.DataFrame]:
-    """``teacher/prompt/iterN`` -> iteration frame, named from results/annotations/... paths."""
-    out = {}
-    for path in paths:
-        parts = Path(path).parts
-        out["/".join([*parts[-3:-1], Path(parts[-1]).stem])] = pd.read_parquet(path)
-    return out
+def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Annotator name (``teacher/prompt/iterN``, given by the rule) -> its iteration frame."""
+    return {name: pd.read_parquet(path) for name, path in paths.items()}
 
 
 def export_review(
     votes_path: str,
-    own_iteration_paths: list[str],
-    annotator_paths: list[str],
+    own_iteration_paths: dict[str, str],
+    annotator_paths: dict[str, str],
     labels: list[str],
     settings: dict[str, Any],
     source: str,

@@ -17,7 +17,8 @@ from synthdistill.names import EXPERT
 from synthdistill.run_facts import stage_benchmarks
 
 
-def read_json(path: str | None) -> dict[str, Any] | None:
+def read_json(path: str | None) -> Any:
+    """A JSON artifact's content (None without a path): a dict for every artifact the report reads."""
     return json.loads(Path(path).read_text()) if path else None
 
 
@@ -226,14 +227,14 @@ def compute_tables(
     label_quality, by_agreement, agreement = label_quality_table(teachers)
     teacher_costs = teacher_cost_table(teachers)
     student_costs = student_cost_table(students, hardware)
-    has_benchmarks = benchmarks_dir and Path(benchmarks_dir).is_dir()
+    has_benchmarks = benchmarks_dir is not None and Path(benchmarks_dir).is_dir()
     return ReportTables(
         quality=quality_table(teachers, students) if evaluated else pd.DataFrame(),
         label_quality=label_quality,
         teacher_cost=teacher_costs,
         student_cost=student_costs,
         break_even=break_even_table(students, student_costs, teacher_costs),
-        stages=stage_benchmarks(benchmarks_dir) if has_benchmarks else pd.DataFrame(),
+        stages=stage_benchmarks(benchmarks_dir) if benchmarks_dir is not None and has_benchmarks else pd.DataFrame(),
         by_agreement=by_agreement,
         agreement=agreement,
     )

@@ -108,7 +108,7 @@ def benchmark_student(
         predictor.predict_proba([text])
         latencies.append((time.perf_counter() - start) * 1000)
 
-    runs = []
+    runs: list[dict[str, Any]] = []
     for batch_size in batch_sizes:
         predictor.batching.batch_size = batch_size
         start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ LABEL_OPTIONS = ("min_agreement", "agreement_weighting")
 
 
 def label_frames(
-    paths: str | Path | list[str], teacher: str, min_agreement: float | None = None, agreement_weighting: bool = False
+    paths: str | Path | Sequence[str | Path],
+    teacher: str,
+    min_agreement: float | None = None,
+    agreement_weighting: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, validation) frames with text and label (and a weight column when weighting), from a
     teacher's one reviewed-labels file or the expert baseline's train and validation files.

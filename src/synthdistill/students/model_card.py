@@ -12,7 +12,7 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.names import EXPERT
 
 
-def _read(path: str | None) -> dict[str, Any] | None:
+def _read(path: str | None) -> Any:
     return json.loads(Path(path).read_text()) if path else None
 
 

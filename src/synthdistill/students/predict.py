@@ -121,7 +121,7 @@ def predict_file(
     with pq.ParquetWriter(partial, schema) as writer:
         for probs in predict_chunks(predictor, texts_of_chunks()):
             chunk = frames.pop(0)
-            table = {"row": range(rows, rows + len(chunk))}
+            table: dict[str, Any] = {"row": range(rows, rows + len(chunk))}
             if id_column:
                 table[id_column] = chunk[id_column].astype(str).to_numpy()
             table["label"] = [labels[i] for i in probs.argmax(axis=1)]
