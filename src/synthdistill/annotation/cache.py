@@ -250,19 +250,6 @@ class ResponseCache:
         rows = self.db.execute("SELECT key, request FROM batch_requests WHERE batch_id = ?", (batch_id,))
         return {key: json.loads(request) for key, request in rows}
 
-    def batch_attempts(self, keys: list[str]) -> dict[str, tuple[int, str | None]]:
-        """key -> (batches it was submitted in, the last error recorded for it)."""
-        attempts: dict[str, tuple[int, str | None]] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT key, COUNT(*), MAX(error) FROM batch_requests WHERE key IN ({','.join('?' * len(chunk))}) "
-                "GROUP BY key",
-                chunk,
-            )
-            attempts.update({key: (count, error) for key, count, error in rows})
-        return attempts
-
     def batches(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT batch_id, provider, status, requests, handled, created FROM batches ORDER BY created, rowid"
