@@ -1,4 +1,5 @@
 # Ensemble teachers: several teacher × prompt label sets combined into one vote file.
+from synthdistill.costs import resolve_price
 
 
 # The ensemble's votes have the same path pattern as a teacher's; this rule makes them.
@@ -14,7 +15,9 @@ def ensemble_stats_files(wildcards):
 
 def ensemble_prices(wildcards):
     return [
-        config["teachers"][t].get("price", {})
+        resolve_price(
+            config["teachers"][t].get("price", {}), config["teachers"][t]["backend"]
+        )
         for t, p in ENSEMBLES[wildcards.teacher]["members"]
     ]
 

@@ -1,3 +1,4 @@
+from synthdistill.costs import resolve_price
 from synthdistill.run_facts import config_hash
 
 
@@ -15,7 +16,15 @@ def report_entries():
                 else None
             ),
             # An ensemble's stats carry its members' summed cost.
-            "price": config["teachers"][t].get("price", {}) if t in TEACHERS else {},
+            # Batch backends are charged at batch prices; the entry says which (costs.resolve_price).
+            "price": (
+                resolve_price(
+                    config["teachers"][t].get("price", {}),
+                    config["teachers"][t]["backend"],
+                )
+                if t in TEACHERS
+                else {}
+            ),
         }
         for t, p in labellers()
     ]

@@ -40,6 +40,44 @@ def student_hardware(settings: dict[str, Any] | None) -> dict[str, Any]:
     return resolved
 
 
+BATCH_BACKENDS = ("openai_batch", "anthropic_batch")
+# OpenAI's Batch API and Anthropic's Message Batches both cost half of real-time calls.
+DEFAULT_BATCH_DISCOUNT = 0.5
+
+
+def resolve_price(price: dict[str, Any] | None, backend: str | None) -> dict[str, Any]:
+    """The prices a teacher's tokens are charged at, and which ones: ``pricing`` is ``batch`` for a batch
+    backend (``batch_input_per_1m_tokens`` / ``batch_output_per_1m_tokens`` when set, else the real-time
+    prices × (1 − ``batch_discount``, default 0.5)), ``real-time`` otherwise. The real-time prices stay
+    in ``real_time_input_per_1m_tokens`` / ``real_time_output_per_1m_tokens`` for comparison."""
+    price = dict(price or {})
+    real_in = float(price.get("input_per_1m_tokens", 0.0))
+    real_out = float(price.get("output_per_1m_tokens", 0.0))
+    resolved: dict[str, Any] = {
+        "input_per_1m_tokens": real_in,
+        "output_per_1m_tokens": real_out,
+        "real_time_input_per_1m_tokens": real_in,
+        "real_time_output_per_1m_tokens": real_out,
+        "pricing": "real-time",
+        "pricing_note": "real-time prices",
+    }
+    if backend not in BATCH_BACKENDS:
+        return resolved
+    discount = float(price.get("batch_discount", DEFAULT_BATCH_DISCOUNT))
+    explicit = [k for k in ("batch_input_per_1m_tokens", "batch_output_per_1m_tokens") if k in price]
+    resolved["input_per_1m_tokens"] = float(price.get("batch_input_per_1m_tokens", real_in * (1 - discount)))
+    resolved["output_per_1m_tokens"] = float(price.get("batch_output_per_1m_tokens", real_out * (1 - discount)))
+    resolved["pricing"] = "batch"
+    if len(explicit) == 2:
+        resolved["pricing_note"] = "batch prices from the price table"
+    else:
+        source = "configured" if "batch_discount" in price else "provider default"
+        resolved["pricing_note"] = f"batch prices: real-time prices − {discount:.0%} batch discount ({source})"
+        if explicit:
+            resolved["pricing_note"] += f"; {', '.join(explicit)} as configured"
+    return resolved
+
+
 def teacher_cost(annotation: dict[str, Any], price: dict[str, float]) -> float:
     """Dollars for the tokens the API reported (every iteration, CoT included), per the price table."""
     if "cost_usd" in annotation:  # an ensemble: its members' tokens, each at its own price
@@ -54,6 +92,11 @@ def teacher_cost_row(stats: dict[str, Any], price: dict[str, float]) -> dict[str
     """Tokens, latency and dollars per 1M texts of one teacher × prompt, from its vote stats."""
     annotation, items = stats["annotation"], stats["vote"]["items"]
     total = teacher_cost(annotation, price)
+    real_time = {
+        "input_per_1m_tokens": price.get("real_time_input_per_1m_tokens", price.get("input_per_1m_tokens", 0.0)),
+        "output_per_1m_tokens": price.get("real_time_output_per_1m_tokens", price.get("output_per_1m_tokens", 0.0)),
+    }
+    pricing = price.get("pricing", "real-time")
     return {
         "texts": items,
         "iterations": annotation["iterations"],
@@ -66,14 +109,16 @@ def teacher_cost_row(stats: dict[str, Any], price: dict[str, float]) -> dict[str
         "latency_p95_s": annotation["latency_p95_s"],
         "price_input_per_1m_tokens": price.get("input_per_1m_tokens", 0.0),
         "price_output_per_1m_tokens": price.get("output_per_1m_tokens", 0.0),
+        "pricing": "members' prices" if "cost_usd" in annotation else pricing,
         "cost_usd": total,
+        "cost_usd_at_real_time_prices": total if "cost_usd" in annotation else teacher_cost(annotation, real_time),
         "usd_per_1m_texts": total / items * 1e6,
         "method": (
             f"measured tokens over {annotation['iterations']} member iteration(s), each at its member's price"
             if "cost_usd" in annotation
             else f"measured tokens over {annotation['iterations']} iteration(s) × price table "
-            f"(${price.get('input_per_1m_tokens', 0.0)} in / ${price.get('output_per_1m_tokens', 0.0)} out "
-            "per 1M tokens)"
+            f"(${price.get('input_per_1m_tokens', 0.0):g} in / ${price.get('output_per_1m_tokens', 0.0):g} out "
+            f"per 1M tokens, {price.get('pricing_note', 'real-time prices')})"
         ),
     }
 

@@ -43,7 +43,7 @@ def _selection(config: dict[str, Any], key: str) -> list[str]:
 
 
 # Backends whose label scores come from the first answer token's alternatives (top_logprobs).
-FIRST_TOKEN_SCORERS = ("openai", "hf_inference")
+FIRST_TOKEN_SCORERS = ("openai", "hf_inference", "openai_batch")
 
 
 def check_labels(labels: list[str]) -> None:
@@ -89,8 +89,18 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         settings = config["teachers"][name]
         if settings["backend"] == "llama_cpp" and not (settings.get("model_path") or settings.get("repo_id")):
             raise SynthDistillError(f"teachers.{name}: a llama_cpp teacher needs model_path or repo_id + filename")
-        if settings["backend"] == "openai" and not settings.get("model"):
-            raise SynthDistillError(f"teachers.{name}: an openai teacher needs model (and usually base_url)")
+        if settings["backend"] in ("openai", "openai_batch", "anthropic_batch") and not settings.get("model"):
+            raise SynthDistillError(
+                f"teachers.{name}: an {settings['backend']} teacher needs model (and usually base_url)"
+            )
+        if settings["backend"] == "anthropic_batch":
+            for prompt in prompts:
+                if config["prompts"][prompt]["kind"] == "label_scores" or config["prompts"][prompt].get("structured"):
+                    raise SynthDistillError(
+                        f"teachers.{name} with prompts.{prompt}: Anthropic's API returns no log-probabilities and "
+                        "this backend sends no constrained decoding, so label_scores and structured prompts do not "
+                        "work with anthropic_batch; use a label or cot_json prompt with structured: false"
+                    )
         if settings["backend"] in FIRST_TOKEN_SCORERS:
             for prompt in prompts:
                 if config["prompts"][prompt]["kind"] == "label_scores":

@@ -31,6 +31,31 @@ CREATE TABLE IF NOT EXISTS responses (
 )
 """
 
+# Provider batches (openai_batch, anthropic_batch), recorded the moment they are created so that a
+# killed run resumes polling them instead of submitting their requests again. ``handled`` is set
+# once every line of a batch has been stored or judged failed.
+BATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input_file_id TEXT,
+    requests INTEGER NOT NULL,
+    handled INTEGER NOT NULL DEFAULT 0,
+    created TEXT DEFAULT CURRENT_TIMESTAMP,
+    updated TEXT DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    batch_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request TEXT NOT NULL,
+    outcome TEXT,
+    error TEXT,
+    PRIMARY KEY (batch_id, key)
+);
+CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key);
+"""
+
 
 class CacheError(SynthDistillError):
     """The cache file cannot be opened, read or written; the message names it and what to do."""
@@ -104,6 +129,7 @@ class ResponseCache:
         # process (only a power cut can lose the last commits), which is what resuming needs.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)
+        self.db.executescript(BATCH_SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(responses)")}
         if "extra" not in columns:  # caches written before label scores existed
             self.db.execute("ALTER TABLE responses ADD COLUMN extra TEXT")
@@ -142,6 +168,94 @@ class ResponseCache:
                 json.dumps(completion.extra) if completion.extra else None,
             ),
         )
+
+    # The batch ledger. Every write is one transaction, durable when the call returns.
+    def record_batch(
+        self,
+        batch_id: str,
+        provider: str,
+        status: str,
+        entries: list[tuple[str, dict[str, Any]]],
+        input_file_id: str | None = None,
+    ) -> None:
+        """Record a created batch and the (key, request) pairs it holds, in one transaction."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO batches (batch_id, provider, status, input_file_id, requests) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (batch_id, provider, status, input_file_id, len(entries)),
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO batch_requests (batch_id, key, request) VALUES (?, ?, ?)",
+                    [(batch_id, key, json.dumps(request, sort_keys=True)) for key, request in entries],
+                )
+        except sqlite3.Error as exc:
+            raise CacheWriteError(_unwritable(self.path, exc)) from None
+
+    def update_batch(self, batch_id: str, status: str, handled: bool = False) -> None:
+        try:
+            self.db.execute(
+                "UPDATE batches SET status = ?, handled = ?, updated = CURRENT_TIMESTAMP WHERE batch_id = ?",
+                (status, int(handled), batch_id),
+            )
+        except sqlite3.Error as exc:
+            raise CacheWriteError(_unwritable(self.path, exc)) from None
+
+    def rename_batch(self, old_id: str, batch_id: str, status: str) -> None:
+        """A pending batch got its provider id: one transaction, so it is never recorded twice."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "UPDATE batches SET batch_id = ?, status = ?, updated = CURRENT_TIMESTAMP WHERE batch_id = ?",
+                    (batch_id, status, old_id),
+                )
+                self.db.execute("UPDATE batch_requests SET batch_id = ? WHERE batch_id = ?", (batch_id, old_id))
+        except sqlite3.Error as exc:
+            raise CacheWriteError(_unwritable(self.path, exc)) from None
+
+    def record_outcomes(self, batch_id: str, outcomes: list[tuple[str, str, str | None]]) -> None:
+        """(key, outcome, error) of lines that came back without an answer: ``errored``, ``expired``, ..."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.executemany(
+                    "UPDATE batch_requests SET outcome = ?, error = ? WHERE batch_id = ? AND key = ?",
+                    [(outcome, error, batch_id, key) for key, outcome, error in outcomes],
+                )
+        except sqlite3.Error as exc:
+            raise CacheWriteError(_unwritable(self.path, exc)) from None
+
+    def open_batches(self, provider: str, keys: list[str]) -> list[dict[str, Any]]:
+        """Batches of ``provider`` not yet handled that hold any of ``keys``, oldest first."""
+        wanted = set(keys)
+        rows = self.db.execute(
+            "SELECT batch_id, status, input_file_id, created FROM batches WHERE provider = ? AND handled = 0 "
+            "ORDER BY created, rowid",
+            (provider,),
+        ).fetchall()
+        found = []
+        for batch_id, status, input_file_id, created in rows:
+            held = self.batch_entries(batch_id)
+            if wanted.intersection(held):
+                found.append(
+                    {"batch_id": batch_id, "status": status, "input_file_id": input_file_id, "created": created}
+                )
+        return found
+
+    def batch_entries(self, batch_id: str) -> dict[str, dict[str, Any]]:
+        """key -> request of every line of a recorded batch."""
+        rows = self.db.execute("SELECT key, request FROM batch_requests WHERE batch_id = ?", (batch_id,))
+        return {key: json.loads(request) for key, request in rows}
+
+    def batches(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT batch_id, provider, status, requests, handled, created FROM batches ORDER BY created, rowid"
+        )
+        names = ("batch_id", "provider", "status", "requests", "handled", "created")
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

@@ -176,6 +176,9 @@ def _collect(
     if reasked:
         log.info("asking again for %d cached answers that did not parse (annotate.retry_unparsed)", reasked)
 
+    if hasattr(teacher, "complete_many"):  # a provider batch API: every missing request at once
+        return _collect_batched(missing, requests, keys, teacher, cache, results, progress)
+
     batch_size = getattr(teacher, "batch_size", 1) if hasattr(teacher, "complete_batch") else 1
     concurrency = max(1, teacher.max_concurrency)
     stop = threading.Event()
@@ -257,6 +260,28 @@ def _collect(
             f"{not_sent} requests were not sent; the {stored} answers received in this run and all earlier ones "
             f"are in the cache {cache.path}. Fix the cause and rerun: cached answers are not requested again."
         )
+    return results
+
+
+def _collect_batched(
+    missing: list[int],
+    requests: list[Request],
+    keys: list[str],
+    teacher: Any,
+    cache: ResponseCache,
+    results: list[Outcome],
+    progress: Progress,
+) -> list[Outcome]:
+    """Hand every missing request to a batch teacher (see :mod:`synthdistill.annotation.teachers.batch`),
+    which stores each answer in the cache as its batch's results come in and records the batches it
+    submits in the same file, so a killed run resumes them instead of submitting again."""
+    if not missing:
+        return results
+    answers = teacher.complete_many([requests[i] for i in missing], [keys[i] for i in missing], cache)
+    for index in missing:
+        completion, latency, error = answers[keys[index]]
+        results[index] = (completion, latency, error, False)
+        progress.update(failed=error is not None, cached=False)
     return results
 
 

@@ -198,7 +198,10 @@ def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
         "Per teacher × prompt: the input and output tokens the API reported over every self-consistency "
         "iteration (chain-of-thought output included), the latency of one call, and dollars per 1M texts "
         "= (input tokens × input price + output tokens × output price) / texts × 1M. The price table is "
-        "`teachers.<name>.price` in the config."
+        "`teachers.<name>.price` in the config. A batch teacher (`openai_batch`, `anthropic_batch`) is charged "
+        "at batch prices (the table's batch prices, else the real-time prices less `batch_discount`, 50% by "
+        "default); the pricing column says which prices were used and the next column what the same tokens "
+        "cost at real-time prices."
     )
     shown = _display(
         teacher_costs,
@@ -212,13 +215,16 @@ def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
             "output_tokens_per_text": "output tokens / text",
             "latency_p50_s": "latency p50 (s)",
             "latency_p95_s": "latency p95 (s)",
+            "pricing": "pricing",
             "cost_usd": "spent $",
+            "cost_usd_at_real_time_prices": "$ at real-time prices",
             "usd_per_1m_texts": "$ / 1M texts",
             "method": "method",
         },
     )
     # Small sums keep 4 significant digits: cents matter at a few thousand calls.
     shown["spent $"] = teacher_costs["cost_usd"].map(lambda v: f"{v:.4g}")
+    shown["$ at real-time prices"] = teacher_costs["cost_usd_at_real_time_prices"].map(lambda v: f"{v:.4g}")
     return section.table(shown)
 
 

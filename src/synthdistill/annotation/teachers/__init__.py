@@ -7,7 +7,7 @@ from typing import Any
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.errors import SynthDistillError
 
-BACKENDS = ("llama_cpp", "openai", "transformers", "hf_inference")
+BACKENDS = ("llama_cpp", "openai", "transformers", "hf_inference", "openai_batch", "anthropic_batch")
 
 
 def make_teacher(settings: dict[str, Any], name: str = "teacher", for_rendering: bool = False) -> Teacher:
@@ -29,6 +29,14 @@ def make_teacher(settings: dict[str, Any], name: str = "teacher", for_rendering:
         from synthdistill.annotation.teachers.hf_inference import HFInferenceTeacher
 
         return HFInferenceTeacher(settings)
+    if backend == "openai_batch":
+        from synthdistill.annotation.teachers.batch import OpenAIBatchTeacher
+
+        return OpenAIBatchTeacher(settings)
+    if backend == "anthropic_batch":
+        from synthdistill.annotation.teachers.batch import AnthropicBatchTeacher
+
+        return AnthropicBatchTeacher(settings)
     raise SynthDistillError(f"teachers.{name}.backend: unknown backend {backend!r}; use one of {BACKENDS}")
 
 

@@ -1,0 +1,593 @@
+"""Provider batch APIs: ``openai_batch`` (OpenAI's Batch API, or any server with its Files and Batches
+endpoints) and ``anthropic_batch`` (Anthropic's Message Batches). Half the price of real-time calls,
+answers within the completion window.
+
+The engine hands a batch teacher every request missing from the response cache at once
+(:meth:`BatchTeacher.complete_many`). The teacher
+
+1. resumes the batches recorded in the cache's ``batches`` table that hold any of these requests (a run
+   killed while waiting polls the same batches again and submits none of their requests twice);
+2. submits the rest, split by ``batch_max_requests`` and ``batch_max_bytes``, recording each batch and
+   its request keys in the same SQLite file the moment it is created;
+3. polls every ``poll_interval_s`` (times ``poll_backoff`` per poll up to ``poll_max_interval_s``),
+   logging each batch's status and counts;
+4. stores each answer in the response cache under the same key a real-time call would use (the
+   identity is the real-time backend's), and resubmits lines that errored or expired in a follow-up
+   batch, up to ``batch_max_retries`` times, after which they are failures with their last error.
+
+Settings besides the real-time backend's (``model``, ``base_url``, ``api_key_env``, ``timeout_s``,
+``structured_output``, ``top_logprobs``, ``send_seed``):
+
+``completion_window``    the provider's window (OpenAI: ``24h``, the only value it accepts)
+``poll_interval_s``      first wait between polls (default 10)
+``poll_backoff``         factor the wait grows by per poll while nothing finishes (default 1.5)
+``poll_max_interval_s``  longest wait between polls (default 300)
+``batch_max_requests``   requests per batch (default: the provider's limit, 50,000 / 100,000)
+``batch_max_bytes``      bytes per batch input (default: the provider's limit, 200 MB / 256 MB)
+``batch_max_retries``    follow-up batches for lines that errored or expired (default 2)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from synthdistill.annotation.teachers.base import Completion, Request
+from synthdistill.annotation.teachers.chat_api import ChatApiSettings, label_scores_completion
+from synthdistill.annotation.teachers.http_retry import redact, unquote
+from synthdistill.errors import SynthDistillError
+
+log = logging.getLogger(__name__)
+
+DUMMY_KEY = "not-needed"
+PENDING = "pending:"  # a batch being created: its input is recorded, the provider's id not yet
+
+
+class BatchQueueFull(SynthDistillError):
+    """The account's batch queue limit is reached (enqueued requests or tokens)."""
+
+
+class Ledger:
+    """Records one batch being created in the cache's ``batches`` table: first its input under a
+    pending id (before the provider's create call), then under the provider's id (right after)."""
+
+    def __init__(self, cache: Any, provider: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
+        self.cache, self.provider, self.entries = cache, provider, entries
+        self.pending_id: str | None = None
+
+    def begin(self, input_file_id: str | None) -> None:
+        self.pending_id = f"{PENDING}{input_file_id or uuid.uuid4().hex}"
+        self.cache.record_batch(self.pending_id, self.provider, "creating", self.entries, input_file_id=input_file_id)
+
+    def created(self, batch_id: str, status: str) -> None:
+        self.cache.rename_batch(self.pending_id, batch_id, status)
+
+    def not_created(self) -> None:
+        self.cache.update_batch(self.pending_id, "not_created", handled=True)
+
+
+@dataclass
+class BatchState:
+    status: str
+    done: bool  # terminal: nothing more will change
+    completed: int
+    failed: int
+    total: int
+    error: str | None = None  # why the whole batch failed, if it did
+    queue_full: bool = False
+
+
+# One line of a finished batch: key, answer (or None), outcome (succeeded, errored, expired, ...), error.
+Line = tuple[str, Completion | None, str, str | None]
+
+
+class BatchTeacher:
+    """What both batch backends share: resuming, submitting, polling, storing, resubmitting."""
+
+    provider: str
+    identity: dict[str, Any]
+    model: str
+    max_concurrency = 1
+    default_max_requests: int
+    default_max_bytes: int
+
+    def _parse_batch_settings(self, settings: dict[str, Any]) -> None:
+        self.completion_window = str(settings.get("completion_window", "24h"))
+        self.poll_interval_s = float(settings.get("poll_interval_s", 10.0))
+        self.poll_backoff = float(settings.get("poll_backoff", 1.5))
+        self.poll_max_interval_s = float(settings.get("poll_max_interval_s", 300.0))
+        self.max_requests = int(settings.get("batch_max_requests", self.default_max_requests))
+        self.max_bytes = int(settings.get("batch_max_bytes", self.default_max_bytes))
+        self.max_batch_retries = int(settings.get("batch_max_retries", 2))
+        self.base_url = settings.get("base_url")
+        self.key_env = settings.get("api_key_env")
+        self.timeout_s = float(settings.get("timeout_s", 60.0))
+        self.client_retries = int(settings.get("max_retries", 5))  # the client's own, for polls and uploads
+        if self.poll_interval_s <= 0 or self.poll_backoff < 1 or self.max_requests < 1 or self.max_bytes < 1:
+            raise SynthDistillError(
+                f"teacher backend {self.provider}: poll_interval_s must be > 0, poll_backoff >= 1, "
+                "batch_max_requests and batch_max_bytes >= 1"
+            )
+        self._client: Any = None
+        self._secret: str | None = None
+
+    # Hooks for each provider.
+    def _new_client(self, api_key: str) -> Any:
+        raise NotImplementedError
+
+    def line(self, key: str, request: Request) -> dict[str, Any]:
+        """One request as the provider's batch input wants it, ``custom_id`` = the cache key."""
+        raise NotImplementedError
+
+    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+        """Create a batch of these lines: ``ledger.begin`` right before the provider's create call,
+        ``ledger.created`` right after it. Returns the batch id."""
+        raise NotImplementedError
+
+    def _recover(self, pending: dict[str, Any]) -> str | None:
+        """The provider's id of a batch whose creation was interrupted, or None if it was not created."""
+        return None
+
+    def _state(self, batch_id: str) -> BatchState:
+        raise NotImplementedError
+
+    def _results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[Line]:
+        raise NotImplementedError
+
+    # Shared.
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return json.dumps(messages, ensure_ascii=False)
+
+    def complete(self, request: Request) -> Completion:
+        raise SynthDistillError(
+            f"teacher backend {self.provider} answers through provider batches only (the annotation engine "
+            "submits them); use the real-time backend for single requests"
+        )
+
+    def _where(self) -> str:
+        return f"{self.provider} {self.model} at {self.base_url or 'the provider default URL'}"
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            api_key = DUMMY_KEY
+            if self.key_env:
+                api_key = os.environ.get(self.key_env) or ""
+                if not api_key:
+                    raise SynthDistillError(
+                        f"teacher backend {self.provider}: environment variable {self.key_env} (named by config "
+                        "key api_key_env) is not set or empty; export it before running"
+                    )
+                self._secret = api_key
+            self._client = self._new_client(api_key)
+        return self._client
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._secret)
+
+    def check(self, request: Request) -> None:
+        """Raise before anything is submitted when the provider cannot answer this kind of request."""
+
+    def split(self, entries: list[tuple[str, Request]]) -> list[list[tuple[str, dict[str, Any]]]]:
+        """Batches within the request and byte limits, as (key, line) lists."""
+        batches: list[list[tuple[str, dict[str, Any]]]] = []
+        current: list[tuple[str, dict[str, Any]]] = []
+        size = 0
+        for key, request in entries:
+            line = self.line(key, request)
+            line_bytes = len(json.dumps(line).encode()) + 1
+            if line_bytes > self.max_bytes:
+                raise SynthDistillError(
+                    f"one request is {line_bytes} bytes, more than batch_max_bytes={self.max_bytes}; shorten the "
+                    "prompt (dataset.max_chars) or raise the limit"
+                )
+            if current and (len(current) >= self.max_requests or size + line_bytes > self.max_bytes):
+                batches.append(current)
+                current, size = [], 0
+            current.append((key, line))
+            size += line_bytes
+        if current:
+            batches.append(current)
+        return batches
+
+    def complete_many(
+        self, requests: list[Request], keys: list[str], cache: Any
+    ) -> dict[str, tuple[Completion | None, float | None, str | None]]:
+        """Answers (or errors) for every key, each answer stored in ``cache`` as its batch's results come in."""
+        for request in requests:
+            self.check(request)
+        todo: dict[str, Request] = dict(zip(keys, requests, strict=True))
+        results: dict[str, tuple[Completion | None, float | None, str | None]] = {}
+        tries: dict[str, int] = dict.fromkeys(keys, 0)
+        last_error: dict[str, str] = {}
+        active: dict[str, float] = {}  # batch id -> when this run started waiting for it
+        in_flight: set[str] = set()
+
+        for batch in cache.open_batches(self.provider, keys):
+            batch_id = batch["batch_id"]
+            held = cache.batch_entries(batch_id)
+            if batch_id.startswith(PENDING):
+                found = self._recover(batch)
+                if found is None:
+                    log.warning(
+                        "%s: batch input %s was recorded but the run stopped before the batch was created; "
+                        "submitting its requests now",
+                        self.provider,
+                        batch_id,
+                    )
+                    cache.update_batch(batch_id, "never_created", handled=True)
+                    continue
+                cache.rename_batch(batch_id, found, "recovered")
+                batch_id = found
+            log.info(
+                "%s: resuming batch %s (%d requests) recorded by an earlier run", self.provider, batch_id, len(held)
+            )
+            active[batch_id] = time.monotonic()
+            for key in held:
+                if key in tries:
+                    tries[key] += 1
+                    in_flight.add(key)
+        pending = [key for key in keys if key not in in_flight]
+        deferred: list[str] = []  # refused for the queue limit: sent again when a batch finishes
+        interval = self.poll_interval_s
+        while True:
+            if pending:
+                pending = self._submit(pending, todo, cache, active, tries)
+            if not active:
+                break
+            time.sleep(interval)
+            finished = freed = False
+            for batch_id in list(active):
+                state = self._state(batch_id)
+                log.info(
+                    "%s: batch %s %s: %d/%d completed, %d failed",
+                    self.provider,
+                    batch_id,
+                    state.status,
+                    state.completed,
+                    state.total,
+                    state.failed,
+                )
+                cache.update_batch(batch_id, state.status)
+                if not state.done:
+                    continue
+                finished = True
+                waited = time.monotonic() - active.pop(batch_id)
+                retry = self._collect_batch(batch_id, state, todo, cache, results, last_error, waited)
+                if state.queue_full:
+                    # Refused for the queue limit, not for the requests: no retry used up. They go again
+                    # once a running batch has finished; with none running the job stops and says why.
+                    mine = [key for key in retry if key in todo]
+                    for key in mine:
+                        tries[key] -= 1
+                    deferred.extend(mine)
+                    if not active:
+                        raise BatchQueueFull(self._queue_message(state.error))
+                    log.warning("%s; %d requests wait until a running batch finishes", state.error, len(mine))
+                    continue
+                freed = True
+                for key in retry:
+                    if key not in todo:
+                        continue  # another shard's request: that job resubmits it
+                    if tries[key] <= self.max_batch_retries:
+                        pending.append(key)
+                    else:
+                        results[key] = (None, None, last_error.get(key, "no answer"))
+            if freed and deferred:
+                pending.extend(deferred)
+                deferred.clear()
+            interval = self.poll_interval_s if finished else min(interval * self.poll_backoff, self.poll_max_interval_s)
+        for key in keys:
+            results.setdefault(key, (None, None, last_error.get(key, "no answer")))
+        return {key: results[key] for key in keys}
+
+    def _queue_message(self, error: str | None) -> str:
+        return self._redact(
+            f"{self._where()}: the account's batch queue limit is reached ({error or 'enqueued limit'}). Batches "
+            "already submitted are recorded in the response cache and are resumed, not resubmitted, on the next "
+            "run; wait for them to finish (or raise the limit with the provider), or split the work with "
+            "sharded annotation, then rerun"
+        )
+
+    def _submit(
+        self,
+        pending: list[str],
+        todo: dict[str, Request],
+        cache: Any,
+        active: dict[str, float],
+        tries: dict[str, int],
+    ) -> list[str]:
+        """Submit ``pending`` in batches; returns the keys left for later (queue full while batches run)."""
+        groups = self.split([(key, todo[key]) for key in pending])
+        for index, group in enumerate(groups):
+            ledger = Ledger(cache, self.provider, [(key, todo[key].as_dict()) for key, _ in group])
+            try:
+                batch_id = self._create([line for _, line in group], ledger)
+            except BatchQueueFull as exc:
+                if not active:
+                    raise
+                left = [key for rest in groups[index:] for key, _ in rest]
+                log.warning("%s; %d requests wait until a running batch finishes", exc, len(left))
+                return left
+            for key, _ in group:
+                tries[key] += 1
+            active[batch_id] = time.monotonic()
+            log.info("%s: submitted batch %s with %d requests", self.provider, batch_id, len(group))
+        return []
+
+    def _collect_batch(
+        self,
+        batch_id: str,
+        state: BatchState,
+        todo: dict[str, Request],
+        cache: Any,
+        results: dict[str, tuple[Completion | None, float | None, str | None]],
+        last_error: dict[str, str],
+        waited: float,
+    ) -> list[str]:
+        """Store a finished batch's answers; return the keys that got none."""
+        held = cache.batch_entries(batch_id)
+        requests = {key: todo.get(key) or Request(**request) for key, request in held.items()}
+        answered: set[str] = set()
+        failed: list[tuple[str, str, str | None]] = []
+        for key, completion, outcome, error in self._results(batch_id, requests):
+            if key not in held:
+                continue
+            if completion is not None:
+                cache.put(key, held[key], completion, waited)
+                answered.add(key)
+                if key in todo:
+                    results[key] = (completion, waited, None)
+            else:
+                failed.append((key, outcome, error))
+        reported = {key for key, _, _ in failed}
+        for key in held:
+            if key not in answered and key not in reported:
+                reason = state.error or f"no result for this request (batch {state.status})"
+                failed.append((key, state.status, reason))
+        for key, outcome, error in failed:
+            last_error[key] = self._redact(f"{self._where()}: batch {batch_id} {outcome}: {error}")
+        cache.record_outcomes(batch_id, failed)
+        cache.update_batch(batch_id, state.status, handled=True)
+        log.info(
+            "%s: batch %s %s: stored %d answers, %d requests without one",
+            self.provider,
+            batch_id,
+            state.status,
+            len(answered),
+            len(failed),
+        )
+        return [key for key, _, _ in failed]
+
+
+def _completion(body: dict[str, Any], request: Request, where: str) -> Completion:
+    """A real-time teacher's Completion from a chat-completion body of a batch output line."""
+    from openai.types.chat import ChatCompletion
+
+    response = ChatCompletion.model_validate(body)
+    if request.score_labels:
+        return label_scores_completion(response, request.score_labels, where)
+    message = response.choices[0].message
+    text = (message.content if message is not None else None) or ""
+    if request.choices and not request.json_schema:
+        text = unquote(text)
+    usage = response.usage
+    return Completion(
+        text=text,
+        input_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.completion_tokens if usage else None,
+    )
+
+
+QUEUE_CODES = ("token_limit_exceeded", "request_limit_exceeded", "batch_limit_exceeded")
+
+
+class OpenAIBatchTeacher(BatchTeacher):
+    """The OpenAI Batch API: a JSONL of ``/v1/chat/completions`` requests uploaded with the Files API."""
+
+    provider = "openai_batch"
+    default_max_requests = 50_000
+    default_max_bytes = 200 * 1024 * 1024
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        if not settings.get("model"):
+            raise SynthDistillError("teacher backend openai_batch: config key model is missing")
+        self.model = str(settings["model"])
+        self._parse_batch_settings(settings)
+        self.api = ChatApiSettings.parse(settings, "openai_batch")
+        # The real-time backend's identity: an answer is the same whichever way it was asked for.
+        self.identity = {"backend": "openai", "base_url": self.base_url, "model": self.model}
+        self.identity.update(self.api.identity_extras())
+
+    def __repr__(self) -> str:
+        return f"OpenAIBatchTeacher(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.key_env!r})"
+
+    def _new_client(self, api_key: str) -> Any:
+        import openai
+
+        return openai.OpenAI(
+            base_url=self.base_url, api_key=api_key, timeout=self.timeout_s, max_retries=self.client_retries
+        )
+
+    def line(self, key: str, request: Request) -> dict[str, Any]:
+        return {
+            "custom_id": key,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": self.api.chat_kwargs(request, self.model),
+        }
+
+    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+        import openai
+
+        client = self._get_client()
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        uploaded = client.files.create(file=("synthdistill-batch.jsonl", data), purpose="batch")
+        ledger.begin(uploaded.id)
+        try:
+            batch = client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window=self.completion_window,
+                metadata={"synthdistill_input": uploaded.id},
+            )
+        except openai.RateLimitError as exc:
+            ledger.not_created()
+            raise BatchQueueFull(self._queue_message(str(exc))) from None
+        ledger.created(batch.id, batch.status)
+        return batch.id
+
+    def _recover(self, pending: dict[str, Any]) -> str | None:
+        file_id = pending["input_file_id"]
+        for batch in self._get_client().batches.list(limit=100):
+            if batch.input_file_id == file_id:
+                return batch.id
+        return None
+
+    def _state(self, batch_id: str) -> BatchState:
+        batch = self._get_client().batches.retrieve(batch_id)
+        counts = batch.request_counts
+        error = None
+        queue_full = False
+        if batch.errors and batch.errors.data:
+            first = batch.errors.data[0]
+            error = f"{first.code}: {first.message}"
+            queue_full = first.code in QUEUE_CODES
+        return BatchState(
+            status=batch.status,
+            done=batch.status in ("completed", "expired", "failed", "cancelled"),
+            completed=counts.completed if counts else 0,
+            failed=counts.failed if counts else 0,
+            total=counts.total if counts else 0,
+            error=error,
+            queue_full=queue_full,
+        )
+
+    def _results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[Line]:
+        client = self._get_client()
+        batch = client.batches.retrieve(batch_id)
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            text = client.files.content(file_id).text
+            for raw in text.splitlines():
+                if not raw.strip():
+                    continue
+                item = json.loads(raw)
+                key = item.get("custom_id")
+                if key not in requests:
+                    continue
+                response = item.get("response") or {}
+                body = response.get("body") or {}
+                if item.get("error"):
+                    error = item["error"]
+                    code = error.get("code") or "error"
+                    outcome = "expired" if code == "batch_expired" else "errored"
+                    yield key, None, outcome, f"{code}: {error.get('message')}"
+                elif response.get("status_code") != 200:
+                    detail = body.get("error") if isinstance(body, dict) else body
+                    yield key, None, "errored", f"HTTP {response.get('status_code')}: {json.dumps(detail)[:300]}"
+                else:
+                    try:
+                        yield key, _completion(body, requests[key], self._where()), "succeeded", None
+                    except Exception as exc:  # a body that is no completion, no top_logprobs, ...
+                        yield key, None, "errored", f"{type(exc).__name__}: {exc}"
+
+
+class AnthropicBatchTeacher(BatchTeacher):
+    """Anthropic's Message Batches through the ``anthropic`` client."""
+
+    provider = "anthropic_batch"
+    default_max_requests = 100_000
+    default_max_bytes = 256 * 1024 * 1024
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        if not settings.get("model"):
+            raise SynthDistillError("teacher backend anthropic_batch: config key model is missing")
+        self.model = str(settings["model"])
+        self._parse_batch_settings(settings)
+        self.identity = {"backend": "anthropic", "base_url": self.base_url, "model": self.model}
+
+    def __repr__(self) -> str:
+        return f"AnthropicBatchTeacher(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.key_env!r})"
+
+    def _new_client(self, api_key: str) -> Any:
+        import anthropic
+
+        return anthropic.Anthropic(
+            base_url=self.base_url, api_key=api_key, timeout=self.timeout_s, max_retries=self.client_retries
+        )
+
+    def check(self, request: Request) -> None:
+        if request.score_labels:
+            raise SynthDistillError(
+                "teacher backend anthropic_batch: label_scores prompts need token log-probabilities, which "
+                "Anthropic's API does not return; use a label or cot_json prompt with this teacher"
+            )
+        if request.json_schema or request.choices:
+            raise SynthDistillError(
+                "teacher backend anthropic_batch: structured (constrained) decoding is not supported through "
+                "Message Batches here; set structured: false on the prompt (answers are still checked against "
+                "the label set)"
+            )
+
+    def line(self, key: str, request: Request) -> dict[str, Any]:
+        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "messages": [m for m in request.messages if m["role"] != "system"],
+            "temperature": request.temperature,
+        }
+        if system:
+            params["system"] = system
+        if request.top_p < 1.0:
+            params["top_p"] = request.top_p
+        return {"custom_id": key, "params": params}
+
+    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+        import anthropic
+
+        client = self._get_client()
+        ledger.begin(None)
+        try:
+            batch = client.messages.batches.create(requests=lines)
+        except anthropic.RateLimitError as exc:
+            ledger.not_created()
+            raise BatchQueueFull(self._queue_message(str(exc))) from None
+        ledger.created(batch.id, batch.processing_status)
+        return batch.id
+
+    def _state(self, batch_id: str) -> BatchState:
+        batch = self._get_client().messages.batches.retrieve(batch_id)
+        counts = batch.request_counts
+        total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        return BatchState(
+            status=batch.processing_status,
+            done=batch.processing_status == "ended",
+            completed=counts.succeeded,
+            failed=counts.errored + counts.canceled + counts.expired,
+            total=total,
+        )
+
+    def _results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[Line]:
+        for item in self._get_client().messages.batches.results(batch_id):
+            key = item.custom_id
+            if key not in requests:
+                continue
+            result = item.result
+            if result.type == "succeeded":
+                message = result.message
+                text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
+                usage = message.usage
+                yield key, Completion(text, usage.input_tokens, usage.output_tokens), "succeeded", None
+            elif result.type == "errored":
+                error = result.error.error
+                yield key, None, "errored", f"{error.type}: {error.message}"
+            else:
+                yield key, None, result.type, f"request {result.type}"
