@@ -179,7 +179,9 @@ def _collect(
     if hasattr(teacher, "complete_many"):  # a provider batch API: every missing request at once
         return _collect_batched(missing, requests, keys, teacher, cache, results, progress)
 
-    batch_size = getattr(teacher, "batch_size", 1) if hasattr(teacher, "complete_batch") else 1
+    # Backends that generate several sequences per step (transformers) offer complete_batch.
+    complete_batch = getattr(teacher, "complete_batch", None)
+    batch_size = getattr(teacher, "batch_size", 1) if complete_batch is not None else 1
     concurrency = max(1, teacher.max_concurrency)
     stop = threading.Event()
     # A worker sends only while fewer than ``concurrency`` answers are sent but not yet handled (stored)
@@ -193,8 +195,8 @@ def _collect(
             return None
         start = time.perf_counter()
         try:
-            if batch_size > 1:
-                completions = teacher.complete_batch([requests[i] for i in indices])
+            if complete_batch is not None and batch_size > 1:
+                completions = complete_batch([requests[i] for i in indices])
             else:
                 completions = [teacher.complete(requests[indices[0]])]
         except Exception as exc:  # recorded per item; the share check in annotate() decides the job

@@ -158,7 +158,7 @@ class ChatApiTeacher:
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The chat-completion arguments for one request (model and messages included)."""
-        return self.api.chat_kwargs(request, self.model)
+        return self.api.chat_kwargs(request, self.model or "")
 
     def _get_client(self) -> Any:
         with self._lock:
@@ -268,7 +268,7 @@ def label_scores_completion(response: Any, labels: list[str], where: str) -> Com
     scores, unseen = label_logprobs([(item.token, item.logprob) for item in alternatives], labels)
     usage = getattr(response, "usage", None)
     return Completion(
-        text=max(scores, key=scores.get),
+        text=max(scores, key=lambda label: scores[label]),
         input_tokens=getattr(usage, "prompt_tokens", None) if usage else None,
         output_tokens=getattr(usage, "completion_tokens", None) if usage else None,
         extra={"label_logprobs": scores, "unseen_labels": unseen},

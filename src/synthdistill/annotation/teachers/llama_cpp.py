@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import Any, cast
 
 from synthdistill.annotation.teachers.base import Completion, Request, label_first_tokens
 from synthdistill.paths import resolve_model_ref
@@ -54,7 +54,7 @@ class LlamaCppTeacher:
         self._grammars: dict[str, Any] = {}
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        return self._formatter(messages=messages).prompt
+        return self._formatter(messages=cast(Any, messages)).prompt
 
     def _grammar(self, request: Request):
         """The compiled grammar for a request's constraint, built once per constraint."""
@@ -78,32 +78,36 @@ class LlamaCppTeacher:
         """Log-probabilities of each label as the first answer token, from one forward pass."""
         import numpy as np
 
-        prompt = self._formatter(messages=request.messages).prompt
+        prompt = self._formatter(messages=cast(Any, request.messages)).prompt
         tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
         with self._lock:
             self.llm.reset()
             self.llm.eval(tokens)
             logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).copy()
         logprobs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
-        label_ids = self._label_token_ids(request.score_labels)
+        label_ids = self._label_token_ids(request.score_labels or [])
         scores = {label: float(np.logaddexp.reduce(logprobs[ids])) for label, ids in label_ids.items()}
-        best = max(scores, key=scores.get)
+        best = max(scores, key=lambda label: scores[label])
         return Completion(text=best, input_tokens=len(tokens), output_tokens=0, extra={"label_logprobs": scores})
 
     def complete(self, request: Request) -> Completion:
         if request.score_labels:
             return self.score_labels(request)
-        formatted = self._formatter(messages=request.messages)
+        formatted = self._formatter(messages=cast(Any, request.messages))
         with self._lock:
             grammar = self._grammar(request)
-            response = self.llm.create_completion(
-                prompt=formatted.prompt,
-                max_tokens=request.max_tokens,
-                temperature=request.temperature,
-                top_p=request.top_p,
-                seed=request.seed,
-                stop=formatted.stop,
-                grammar=grammar,
+            # Not streamed: one response dict.
+            response = cast(
+                dict[str, Any],
+                self.llm.create_completion(
+                    prompt=formatted.prompt,
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    top_p=request.top_p,
+                    seed=request.seed,
+                    stop=formatted.stop,
+                    grammar=grammar,
+                ),
             )
         usage = response.get("usage", {})
         return Completion(

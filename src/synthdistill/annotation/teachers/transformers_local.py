@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from synthdistill.annotation.teachers.base import Completion, Request, label_first_tokens
 from synthdistill.errors import SynthDistillError
@@ -65,7 +65,7 @@ def _per_row_sampler(requests: list[Request], device: Any) -> Any:
         if request.temperature <= 0:
             rows.append(None)
             continue
-        warpers = [TemperatureLogitsWarper(float(request.temperature))]
+        warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(float(request.temperature))]
         if request.top_p < 1:
             warpers.append(TopPLogitsWarper(float(request.top_p)))
         generator = None
@@ -78,7 +78,7 @@ def _per_row_sampler(requests: list[Request], device: Any) -> Any:
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
             if all(row is None for row in rows):
                 return scores
-            scores = scores.clone()
+            scores = cast(torch.FloatTensor, scores.clone())
             for index, row in enumerate(rows):
                 if row is None:
                     continue
@@ -184,7 +184,7 @@ class TransformersTeacher:
         return f"TransformersTeacher(model={self.model_ref!r}, gguf_file={self.gguf_file!r})"
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
     def complete(self, request: Request) -> Completion:
         return self.complete_batch([request])[0]
@@ -246,11 +246,11 @@ class TransformersTeacher:
             logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
         completions = []
         for row, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
-            label_ids = self._label_token_ids(request.score_labels)
+            label_ids = self._label_token_ids(request.score_labels or [])
             scores = {
                 label: float(torch.logsumexp(logprobs[row, tokens], dim=0)) for label, tokens in label_ids.items()
             }
-            best = max(scores, key=scores.get)
+            best = max(scores, key=lambda label: scores[label])
             completions.append(
                 Completion(text=best, input_tokens=len(ids), output_tokens=0, extra={"label_logprobs": scores})
             )
@@ -286,7 +286,7 @@ class TransformersTeacher:
                 length, finish = min(len(tokens), request.max_tokens), "length"
             completions.append(
                 Completion(
-                    text=self.tokenizer.decode(tokens[:length], skip_special_tokens=True),
+                    text=str(self.tokenizer.decode(tokens[:length], skip_special_tokens=True)),
                     input_tokens=len(ids),
                     output_tokens=length,
                     extra={"finish_reason": finish},
