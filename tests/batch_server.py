@@ -282,10 +282,12 @@ class BatchState:
         return self.public(batch)
 
     # processing
-    def _fails(self, custom_id: str) -> bool:
+    def _fails(self, custom_id: str, payload: dict[str, Any]) -> bool:
         if self.fail_share <= 0:
             return False
-        draw = int(hashlib.sha256(custom_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        # Drawn from the request itself, not its custom_id: the custom_id is the cache key, which holds
+        # the server's (random) port, so a draw from it would make a test's faults differ run to run.
+        draw = int(hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         if draw >= self.fail_share:
             return False
         failed = set(self._read("failed_once.json", []))
@@ -371,7 +373,7 @@ class BatchState:
         if batch["kind"] == "openai":
             status, body = (
                 (500, {"error": {"message": "The server had an error processing your request", "type": "server_error"}})
-                if self._fails(custom_id)
+                if self._fails(custom_id, line["body"])
                 else self._chat(line["body"])
             )
             record = {
@@ -382,7 +384,7 @@ class BatchState:
             }
             path = out_path if status == 200 else err_path
         else:
-            if self._fails(custom_id):
+            if self._fails(custom_id, line["params"]):
                 status, body = 500, {"error": {"message": "Internal server error"}}
             else:
                 status, body = self._chat(_anthropic_to_chat(line["params"]))
