@@ -134,10 +134,19 @@ def test_label_scores_match_the_openai_backend(server_url, tmp_path):
     # huggingface_hub's ChatCompletionOutput carries logprobs in OpenAI's shape, so both backends share
     # the mapping to labels and must agree on the same server.
     settings = dict(kind="label_scores", labels=LABELS, generation=GENERATION, iteration=0)
-    frame = annotate(prompt_frame(), teacher_for(server_url), ResponseCache(tmp_path / "hf.sqlite"), **settings)
-    openai_teacher = make_teacher(
-        {"backend": "openai", "model": "smollm2", "base_url": f"{server_url}/v1", "api_key_env": None}
+    # llama.cpp reuses the previous prompt's matching prefix, which changes the logits slightly (enough to
+    # change which alternatives make the top 20). So both backends send the same requests in the same
+    # order, one at a time, after the same warm-up request: the server is then in the same state for each.
+    warm_up = Request(
+        messages=[{"role": "user", "content": "Warm up."}], max_tokens=1, temperature=0.0, top_p=1.0, seed=None
     )
+    hf_teacher = teacher_for(server_url, concurrency=1)
+    hf_teacher.complete(warm_up)
+    frame = annotate(prompt_frame(), hf_teacher, ResponseCache(tmp_path / "hf.sqlite"), **settings)
+    openai_teacher = make_teacher(
+        {"backend": "openai", "model": "smollm2", "base_url": f"{server_url}/v1", "api_key_env": None, "concurrency": 1}
+    )
+    openai_teacher.complete(warm_up)
     expected = annotate(prompt_frame(), openai_teacher, ResponseCache(tmp_path / "openai.sqlite"), **settings)
     probs = [f"prob_{label}" for label in LABELS]
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "error"]]
