@@ -11,7 +11,7 @@ import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import EXPERT
-from synthdistill.students.training import train, write_metadata
+from synthdistill.students.training import NOT_HYPERPARAMETERS, train, write_metadata
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def train_from_files(
             " (every vote abstained, or students.*.min_agreement dropped them all)"
         )
     log.info("training on %d items, validating on %d", len(train_items), len(validation_items))
-    hyperparameters = {k: v for k, v in student.items() if k not in ("model", "trust_remote_code", *LABEL_OPTIONS)}
+    hyperparameters = {k: v for k, v in student.items() if k not in NOT_HYPERPARAMETERS}
     metadata = train(
         train_items,
         validation_items,
