@@ -96,6 +96,8 @@ def train_from_files(
         trust_remote_code=student.get("trust_remote_code", False),
     )
     metadata.update({"teacher": teacher, "prompt": prompt, "label_options": options})
+    if "labeller" in train_items:  # students_learn_from: best (results/labels/best.parquet)
+        metadata["labeller"] = str(train_items["labeller"].iloc[0])
     if "corrected" in train_items:  # reviewed labels (results/review/...labels.parquet)
         metadata["reviewed_corrections"] = {
             "train": int(train_items["corrected"].sum()),
