@@ -100,7 +100,9 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=1811, help="train-pool items used (default all 1,811)")
     parser.add_argument("--test-items", type=int, default=453, help="stratified subsample of the 453 test items")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--teacher-threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)")
+    parser.add_argument(
+        "--teacher-threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)"
+    )
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--votes", type=int, default=5, help="simulated self-consistency votes per item")
     parser.add_argument("--targets", nargs="+", default=["hard", "votes", "scores"])
