@@ -1,4 +1,3 @@
-from synthdistill.costs import resolve_price
 from synthdistill.run_facts import config_hash
 
 
@@ -15,16 +14,8 @@ def report_entries():
                 if EVALUATED
                 else None
             ),
-            # An ensemble's stats carry its members' summed cost.
-            # Batch backends are charged at batch prices; the entry says which (costs.resolve_price).
-            "price": (
-                resolve_price(
-                    config["teachers"][t].get("price", {}),
-                    config["teachers"][t]["backend"],
-                )
-                if t in TEACHERS
-                else {}
-            ),
+            # An ensemble's stats carry its members' summed costs, so it needs none of its own.
+            "costing": TEACHER_COSTING.get(t, {}),
         }
         for t, p in labellers()
     ]

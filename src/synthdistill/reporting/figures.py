@@ -142,6 +142,10 @@ def pareto(points: pd.DataFrame, path: str | Path) -> None:
     """Dollars per 1M texts against F1 macro, with the Pareto front (cheaper and better wins)."""
     frame = points.dropna(subset=["usd_per_1m_texts", "f1_macro"]).copy()
     figure, axis = plt.subplots(figsize=(9, 4.8))
+    # A system without a cost estimate is named under the chart, never drawn as free.
+    unpriced = points.loc[points["usd_per_1m_texts"].isna() & points["f1_macro"].notna(), "system"].tolist()
+    if unpriced:
+        figure.text(0.01, 0.01, "cost not estimated, not shown: " + ", ".join(unpriced), fontsize=7, color="grey")
     if frame.empty:
         axis.text(0.5, 0.5, "no system has both a cost and an F1 figure", ha="center", transform=axis.transAxes)
         _save(figure, path)
@@ -151,7 +155,7 @@ def pareto(points: pd.DataFrame, path: str | Path) -> None:
     if positive.all():
         axis.set_xscale("log")
     else:
-        # A free teacher (price 0) cannot sit on a log axis; symlog keeps it visible at 0.
+        # A teacher priced at $0 on purpose cannot sit on a log axis; symlog keeps it visible at 0.
         axis.set_xscale("symlog", linthresh=floor)
     for kind, group in frame.groupby("kind"):
         axis.scatter(group["usd_per_1m_texts"], group["f1_macro"], s=60, color=_color(kind), label=kind, zorder=3)

@@ -60,6 +60,10 @@ class Section:
         return self
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks: pd.DataFrame) -> list[str]:
     """One plain sentence per student of a teacher: quality difference, cost ratio, break-even."""
     lines = []
@@ -72,9 +76,17 @@ def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks
             parts.append(f"F1 macro {diff:+.3f} against its teacher;")
         student_usd = row["student_usd_per_1m_texts"]
         teacher_usd = teachers.loc[row["teacher_prompt"], "usd_per_1m_texts"]
-        if student_usd is not None and not pd.isna(student_usd):
+        teacher_co2 = teachers.loc[row["teacher_prompt"], "kg_co2_per_1m_texts"]
+        if teacher_usd is None or pd.isna(teacher_usd):
+            parts.append("the teacher's $ per 1M texts is not estimated;")
+        elif student_usd is not None and not pd.isna(student_usd):
             parts.append(
                 f"${format_value(float(student_usd))} against ${format_value(float(teacher_usd))} per 1M texts;"
+            )
+        student_co2 = row.get("student_kg_co2_per_1m_texts")
+        if not _missing(teacher_co2) and not _missing(student_co2):
+            parts.append(
+                f"{format_value(float(student_co2))} against {format_value(float(teacher_co2))} kg CO2 per 1M texts;"
             )
         if row["break_even_texts"] is not None and not pd.isna(row["break_even_texts"]):
             parts.append(f"cheaper than the teacher after {int(row['break_even_texts']):,} texts.")
@@ -89,9 +101,11 @@ def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, brea
     for line in decision_lines(quality=quality, teacher_costs=teacher_costs, breaks=breaks):
         section.text(line)
     section.text(
-        "Break-even: the student's fixed cost is its teacher's annotation of the whole dataset (the tokens "
-        "the API reported × the price table) plus its training time × the student hardware's price per hour; "
-        "after that it costs its measured best-batch time × the price per hour per text. "
+        "Break-even: the student's fixed cost is its teacher's annotation of the whole dataset (an API "
+        "teacher's reported tokens × its price table, a self-hosted teacher's measured busy time × its "
+        "hardware's price per hour; see Teacher cost) plus its training time × the student hardware's price "
+        "per hour; after that it costs its measured best-batch time × the price per hour per text. "
+        "A teacher whose cost is not estimated has no break-even. "
         "The expert-label baseline has no break-even: the pipeline does not know what expert labels cost."
     )
     section.figure("pareto", "cost per 1M texts against F1 macro")
@@ -105,6 +119,8 @@ def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, brea
                 "train_usd": "training $",
                 "teacher_usd_per_1m_texts": "teacher $ / 1M texts",
                 "student_usd_per_1m_texts": "student $ / 1M texts",
+                "teacher_kg_co2_per_1m_texts": "teacher kg CO2 / 1M texts",
+                "student_kg_co2_per_1m_texts": "student kg CO2 / 1M texts",
                 "break_even_texts": "break-even (texts)",
                 "how": "how",
             },
@@ -195,13 +211,17 @@ def label_quality_section(*, label_quality: pd.DataFrame, evaluated: bool) -> Se
 
 def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
     section = Section("Teacher cost").text(
-        "Per teacher × prompt: the input and output tokens the API reported over every self-consistency "
-        "iteration (chain-of-thought output included), the latency of one call, and dollars per 1M texts "
-        "= (input tokens × input price + output tokens × output price) / texts × 1M. The price table is "
-        "`teachers.<name>.price` in the config. A batch teacher (`openai_batch`, `anthropic_batch`) is charged "
-        "at batch prices (the table's batch prices, else the real-time prices less `batch_discount`, 50% by "
-        "default); the pricing column says which prices were used and the next column what the same tokens "
-        "cost at real-time prices."
+        "Per teacher × prompt, over every self-consistency iteration: the tokens reported, the latency of one "
+        "call, and dollars, energy and CO2 per 1M texts. An API teacher is charged its tokens × its price table "
+        "(`teachers.<name>.price`; a batch backend at batch prices, the table's or the real-time prices less "
+        "`batch_discount`, 50% by default); its energy is an estimate from `energy_wh_per_1k_tokens` when one is "
+        "given, as no API reports energy. A self-hosted teacher (`llama_cpp`, `transformers`, or "
+        "`self_hosted: true` on a server of your own) is charged its measured busy time × its hardware's price "
+        "per hour and power (`costs.teacher_hardware`, `teachers.<name>.hardware`). Busy time is measured when "
+        "each answer is paid for and stored with it in the response cache, so a rerun from the cache reports "
+        "the same figure; with several requests in flight each gets an equal share of the time they overlap, "
+        "so concurrent requests are not counted twice. CO2 is energy × the hardware's grid intensity. A figure "
+        "that cannot be estimated is shown as – with the reason, never as 0."
     )
     shown = _display(
         teacher_costs,
@@ -214,18 +234,35 @@ def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
             "output_tokens": "output tokens",
             "output_tokens_per_text": "output tokens / text",
             "latency_p50_s": "latency p50 (s)",
-            "latency_p95_s": "latency p95 (s)",
+            "compute_s_per_text": "busy s / text",
             "pricing": "pricing",
             "cost_usd": "spent $",
             "cost_usd_at_real_time_prices": "$ at real-time prices",
             "usd_per_1m_texts": "$ / 1M texts",
-            "method": "method",
+            "kwh_per_1m_texts": "kWh / 1M texts",
+            "kg_co2_per_1m_texts": "kg CO2 / 1M texts",
         },
     )
     # Small sums keep 4 significant digits: cents matter at a few thousand calls.
-    shown["spent $"] = teacher_costs["cost_usd"].map(lambda v: f"{v:.4g}")
-    shown["$ at real-time prices"] = teacher_costs["cost_usd_at_real_time_prices"].map(lambda v: f"{v:.4g}")
-    return section.table(shown)
+    for column, source in (("spent $", "cost_usd"), ("$ at real-time prices", "cost_usd_at_real_time_prices")):
+        shown[column] = teacher_costs[source].map(lambda v: "–" if v is None or pd.isna(v) else f"{v:.4g}")
+    section.table(shown)
+    section.text("How each number was obtained:")
+    methods = (
+        teacher_costs[["teacher_prompt", "method", "energy_method", "co2_method"]]
+        if len(teacher_costs)
+        else teacher_costs
+    )
+    return section.table(
+        methods.rename(
+            columns={
+                "teacher_prompt": "teacher / prompt",
+                "method": "$ method",
+                "energy_method": "energy method",
+                "co2_method": "CO2 method",
+            }
+        )
+    )
 
 
 def student_cost_section(*, student_costs: pd.DataFrame, hardware: dict[str, Any]) -> Section:

@@ -102,7 +102,7 @@ def label_quality_table(teachers: list[dict[str, Any]]) -> tuple[pd.DataFrame, p
 def teacher_cost_table(teachers: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"teacher_prompt": system_name(e), **teacher_cost_row(read_json(e["stats"]), e.get("price") or {})}
+            {"teacher_prompt": system_name(e), **teacher_cost_row(read_json(e["stats"]), e.get("costing") or {})}
             for e in teachers
         ]
     )
@@ -139,11 +139,13 @@ def break_even_table(
             continue  # the expert labels' cost is not known to the pipeline
         source = f"{entry['teacher']}/{entry['prompt']}"
         teacher, student = teachers.loc[source], costs.loc[system_name(entry)]
-        annotation_usd = float(teacher["cost_usd"])
+        # A teacher whose cost is not estimated stays unknown here: it is never taken as free.
+        annotation_usd = _number(teacher["cost_usd"])
+        teacher_per_1m = _number(teacher["usd_per_1m_texts"])
         train_usd = student["train_usd"]
-        fixed = None if pd.isna(train_usd) else annotation_usd + float(train_usd)
+        fixed = None if pd.isna(train_usd) or annotation_usd is None else annotation_usd + float(train_usd)
         student_per_text = None if pd.isna(student["usd_per_1m_texts"]) else student["usd_per_1m_texts"] / 1e6
-        result = break_even(fixed, float(teacher["usd_per_1m_texts"]) / 1e6, student_per_text)
+        result = break_even(fixed, None if teacher_per_1m is None else teacher_per_1m / 1e6, student_per_text)
         rows.append(
             {
                 "student": system_name(entry),
@@ -151,13 +153,19 @@ def break_even_table(
                 "annotation_usd": annotation_usd,
                 "train_usd": train_usd,
                 "fixed_usd": fixed,
-                "teacher_usd_per_1m_texts": float(teacher["usd_per_1m_texts"]),
+                "teacher_usd_per_1m_texts": teacher_per_1m,
                 "student_usd_per_1m_texts": student["usd_per_1m_texts"],
+                "teacher_kg_co2_per_1m_texts": _number(teacher["kg_co2_per_1m_texts"]),
+                "student_kg_co2_per_1m_texts": _number(student["kg_co2_per_1m_texts"]),
                 "break_even_texts": result["texts"],
                 "how": result["note"],
             }
         )
     return pd.DataFrame(rows)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def pareto_points(quality: pd.DataFrame, teacher_costs: pd.DataFrame, student_costs: pd.DataFrame) -> pd.DataFrame:
