@@ -67,6 +67,8 @@ rule report:
         summary=rules.prepare_data.output.summary,
         parts=report_files(REPORT_ENTRIES),
         paired=rules.compare_models.output if EVALUATED else [],
+        # The trivial baselines: the train pool's majority class, scored on the test split.
+        splits=data_splits("train", "test") if EVALUATED else [],
     output:
         markdown="results/report/report.md",
         html=report(
@@ -148,5 +150,6 @@ rule report:
         hardware=STUDENT_HARDWARE,
         config_hash=CONFIG_HASH,
         benchmarks_dir="benchmarks",
+        labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/report.py"

@@ -88,8 +88,18 @@ def test_quality_and_label_quality_come_from_the_metrics_and_votes(run):
     systems |= {
         f"minilm/{t}/{p}": results / "evaluation" / "students" / "minilm" / t / f"{p}.json" for t, p in STUDENTS
     }
-    assert set(quality.index) == set(systems)
+    baselines = quality.loc[quality["kind"] == "baseline"]
+    assert set(quality.index) == set(systems) | set(baselines.index) and len(baselines) == 2
     assert quality.loc["minilm/expert/gold", "kind"] == "expert baseline"
+    # The trivial baselines on the same test split, from the train pool's expert labels.
+    train, test = (pd.read_parquet(results / "data" / f"{split}.parquet") for split in ("train", "test"))
+    shares = train["expert_label"].value_counts(normalize=True)
+    majority = max(TINY_CONFIG["labels"], key=lambda c: (shares.get(c, 0.0), -TINY_CONFIG["labels"].index(c)))
+    majority_accuracy = (test["expert_label"] == majority).mean()
+    assert quality.loc[f"baseline: majority class ({majority})", "accuracy"] == pytest.approx(majority_accuracy)
+    test_shares = test["expert_label"].value_counts(normalize=True)
+    expected = sum(shares.get(c, 0.0) * test_shares.get(c, 0.0) for c in TINY_CONFIG["labels"])
+    assert quality.loc["baseline: prior-random expectation", "accuracy"] == pytest.approx(expected)
     for system, path in systems.items():
         metrics = _json(path)
         assert quality.loc[system, "accuracy"] == pytest.approx(metrics["accuracy"])
@@ -97,6 +107,19 @@ def test_quality_and_label_quality_come_from_the_metrics_and_votes(run):
         low, high = metrics["intervals"]["accuracy"]
         # The table readers see carries the same numbers, in the row of this system.
         assert f"{metrics['accuracy']:.3f} [{low:.3f}, {high:.3f}]" in _row(report, "Quality", system)
+        # Every system is checked against the majority class; a loser is named in the report.
+        beats = metrics["accuracy"] > majority_accuracy
+        assert bool(quality.loc[system, "beats_majority"]) == beats
+        if not beats:
+            assert system in report.split("Not better than always answering the majority class", 1)[1].split("\n")[0]
+        if system.startswith("minilm/"):
+            # A student's validation answers: collapsed when one class takes more than 95% of them.
+            metadata = _json(results / "students" / Path(system) / "metadata.json")
+            top = max(metadata["validation_prediction_shares"].values())
+            assert sum(metadata["validation_prediction_shares"].values()) == pytest.approx(1.0)
+            assert bool(quality.loc[system, "collapsed"]) == (top > 0.95)
+            if top > 0.95:
+                assert f"Collapsed: {system} answers" in report
 
     label_quality = pd.read_csv(results / "report" / "tables" / "label_quality.csv").set_index("teacher_prompt")
     for prompt in ("label", "cot_json"):
@@ -351,7 +374,19 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
             "student": "minilm",
             "teacher": teacher,
             "prompt": prompt,
-            "metadata": dump(f"meta_{i}.json", {"train_seconds": 200.0 + i, "train_examples": 120}),
+            # The cot_json student answers one class for 97% of the validation split: collapsed.
+            "metadata": dump(
+                f"meta_{i}.json",
+                {
+                    "train_seconds": 200.0 + i,
+                    "train_examples": 120,
+                    "validation_prediction_shares": (
+                        {"positive": 0.97, "negative": 0.02, "neutral": 0.01}
+                        if prompt == "cot_json"
+                        else {"positive": 0.5, "negative": 0.3, "neutral": 0.2}
+                    ),
+                },
+            ),
             "benchmark": dump(f"bench_{i}.json", benchmark),
         }
         if evaluated:
@@ -378,6 +413,16 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         (benchmarks / rule).mkdir(parents=True, exist_ok=True)
         for job in range(2):
             (benchmarks / rule / f"{job}.tsv").write_text(f"s\tmax_rss\n{seconds + job}\t{300.5 + job}\n")
+    # Train pool 60% neutral; test split 24 neutral, 10 positive, 6 negative.
+    splits = {}
+    for split, counts in (
+        ("train", {"neutral": 72, "positive": 30, "negative": 18}),
+        ("test", {"neutral": 24, "positive": 10, "negative": 6}),
+    ):
+        labels = [label for label, n in counts.items() for _ in range(n)]
+        frame = pd.DataFrame({"id": [f"{split}{n}" for n in range(len(labels))], "expert_label": labels})
+        frame.to_parquet(folder / f"{split}.parquet")
+        splits[split] = str(folder / f"{split}.parquet")
     out = folder / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -396,6 +441,8 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         "paired_path": str(paired),
         "benchmarks_dir": str(benchmarks),
         "config_hash": "0" * 64,
+        "splits": splits,
+        "labels": LABELS3,
     }
 
 
@@ -414,6 +461,26 @@ def test_report_from_fixture_artifacts_has_every_section_table_and_figure(tmp_pa
     if evaluated:
         assert "0.700 [0.600, 0.750]" in _row(markdown, "Quality", "minilm/smollm2/label")
         assert "McNemar p" in markdown
+        quality = tables["quality"].set_index("system")
+        # Always "neutral" (the train pool's majority) is right on 24 of 40 test items.
+        majority = quality.loc["baseline: majority class (neutral)"]
+        assert majority["accuracy"] == pytest.approx(0.6) and majority["f1_macro"] == pytest.approx(0.75 / 3)
+        prior = quality.loc["baseline: prior-random expectation"]
+        assert prior["accuracy"] == pytest.approx(0.6 * 0.6 + 0.25 * 0.25 + 0.15 * 0.15)
+        # The teachers (0.6 and 0.7 accuracy) and students (0.7 to 0.8): only the one at 0.6 does not beat it.
+        assert quality.loc["smollm2/label", "beats_majority"] == False  # noqa: E712
+        assert quality.loc["minilm/smollm2/label", "beats_majority"] == True  # noqa: E712
+        assert (
+            "Not better than always answering the majority class (accuracy at or below it): smollm2/label." in markdown
+        )
+        assert quality.loc["minilm/smollm2/cot_json", "collapsed"] == True  # noqa: E712
+        assert quality.loc["minilm/smollm2/label", "collapsed"] == False  # noqa: E712
+        assert "Collapsed: minilm/smollm2/cot_json answers 'positive' for 97% of the validation split" in markdown
+        decision = markdown.split("## Quality")[0]
+        assert (
+            "minilm/smollm2/cot_json (learned from smollm2/cot_json): F1 macro +0.050 against its teacher; COLLAPSED"
+            in decision
+        )
     else:
         assert "Not evaluated: the dataset has no expert labels." in markdown
     assert f"config sha256: {'0' * 64}" in markdown

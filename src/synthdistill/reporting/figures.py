@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -27,7 +28,10 @@ def _color(kind: str) -> str:
 
 
 def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
-    """Accuracy and F1 macro with their intervals, teachers and students side by side."""
+    """Accuracy and F1 macro with their intervals, teachers and students side by side; the majority-class
+    baseline's accuracy as a dashed line."""
+    baselines = quality.loc[quality["kind"] == "baseline"]
+    quality = quality.loc[quality["kind"] != "baseline"]
     names = quality["system"].tolist()
     x = np.arange(len(names))
     width = 0.38
@@ -53,11 +57,17 @@ def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
     axis.set_ylim(0, 1.1)
     axis.set_ylabel("score on the expert test split (0–1)")
     axis.set_title("Quality: accuracy (plain) and F1 macro (hatched), 95% bootstrap intervals")
-    handles = [
+    handles: list[Any] = [
         plt.Rectangle((0, 0), 1, 1, color=_color(kind), label=kind)
         for kind in ("teacher", "student", "expert baseline")
         if kind in set(quality["kind"])
     ]
+    majority = baselines.loc[baselines["system"].str.startswith("baseline: majority")]
+    if len(majority):
+        accuracy = float(majority["accuracy"].iloc[0])
+        handles.append(
+            axis.axhline(accuracy, color="black", linestyle="--", linewidth=1, label="majority-class accuracy")
+        )
     handles += [
         plt.Rectangle((0, 0), 1, 1, facecolor="grey", label="accuracy"),
         plt.Rectangle((0, 0), 1, 1, facecolor="grey", hatch="//", edgecolor="white", label="F1 macro"),

@@ -33,6 +33,8 @@ def format_value(value: Any, digits: int = 3) -> str:
 
 
 def _interval(value: float, low: float, high: float) -> str:
+    if _missing(low) or _missing(high):  # an expectation, not a measurement: no interval
+        return f"{value:.3f}"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
@@ -64,6 +66,11 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+def _flag(value: Any) -> bool | None:
+    """A yes/no column's value as a bool, None where it is unknown (None or NaN)."""
+    return None if _missing(value) else bool(value)
+
+
 def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks: pd.DataFrame) -> list[str]:
     """One plain sentence per student of a teacher: quality difference, cost ratio, break-even."""
     lines = []
@@ -74,6 +81,11 @@ def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks
         if scores is not None and row["student"] in scores.index and row["teacher_prompt"] in scores.index:
             diff = scores.loc[row["student"], "f1_macro"] - scores.loc[row["teacher_prompt"], "f1_macro"]
             parts.append(f"F1 macro {diff:+.3f} against its teacher;")
+            student = scores.loc[row["student"]]
+            if _flag(student.get("collapsed")):
+                parts.append(f"COLLAPSED ({student['validation_top_share']:.0%} of validation answers one class);")
+            if _flag(student.get("beats_majority")) is False:
+                parts.append("no better than always answering the majority class;")
         student_usd = row["student_usd_per_1m_texts"]
         teacher_usd = teachers.loc[row["teacher_prompt"], "usd_per_1m_texts"]
         teacher_co2 = teachers.loc[row["teacher_prompt"], "kg_co2_per_1m_texts"]
@@ -131,6 +143,34 @@ def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, brea
     return section
 
 
+def quality_flags(quality: pd.DataFrame) -> list[str]:
+    """Sentences naming every system that does not beat the majority class and every collapsed student."""
+    lines = []
+    majority = quality.loc[quality["system"].str.startswith("baseline: majority")]
+    if len(majority) and "beats_majority" in quality:
+        row = majority.iloc[0]
+        lines.append(
+            f"Trivial baselines on the same test split: always answering the train pool's majority class "
+            f"({row['system'].split('(', 1)[-1].rstrip(')')}) scores accuracy {row['accuracy']:.3f}, F1 macro "
+            f"{row['f1_macro']:.3f}; answering at random with the train pool's label shares is expected to score "
+            "the prior-random row (accuracy = Σ p_train(c) · p_test(c))."
+        )
+        losers = quality.loc[quality["beats_majority"].eq(False), "system"].tolist()
+        if losers:
+            lines.append(
+                "Not better than always answering the majority class (accuracy at or below it): "
+                + ", ".join(losers)
+                + "."
+            )
+    if "collapsed" in quality:
+        for row in quality.loc[quality["collapsed"].eq(True)].itertuples():
+            lines.append(
+                f"Collapsed: {row.system} answers {row.validation_top_label!r} for "
+                f"{row.validation_top_share:.0%} of the validation split (more than 95%): it has learned one class."
+            )
+    return lines
+
+
 def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str | None = None) -> Section:
     if not (evaluated and len(quality)):
         return Section("Quality").text("Not evaluated: the dataset has no expert labels.")
@@ -144,11 +184,22 @@ def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str 
             "test items": quality["test_items"].map(format_value),
         }
     )
+    if "beats_majority" in quality:
+        shown["beats majority"] = [
+            "–" if kind == "baseline" or _missing(beats) else ("yes" if beats else "NO")
+            for kind, beats in zip(quality["kind"], quality["beats_majority"], strict=True)
+        ]
+    if "collapsed" in quality:
+        shown["collapsed"] = [
+            "–" if _missing(flag) or flag is None else ("YES" if flag else "no") for flag in quality["collapsed"]
+        ]
     section = Section("Quality").text(
         "Accuracy and F1 macro on the frozen expert test split, with 95% bootstrap intervals. "
         "The expert baseline, the student trained on expert labels (upper bound), shows what distillation "
         "could reach with perfect labels."
     )
+    for line in quality_flags(quality):
+        section.text(line)
     section.table(shown).figure("quality", "accuracy and F1 macro per system")
     if paired_path and Path(paired_path).exists():
         paired = pd.read_csv(paired_path)
