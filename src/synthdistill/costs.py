@@ -290,6 +290,7 @@ def teacher_cost_row(stats: dict[str, Any], costing: dict[str, Any]) -> dict[str
         at_real_time = totals["usd"]
         pricing = {"members": "members' costs", TIME_BASIS: "hardware time"}.get(totals["basis"], "not priced")
     hardware = costing.get("hardware") or {}
+    timed = totals["basis"] == TIME_BASIS and annotation.get("compute_s") is not None
     return {
         "texts": items,
         "iterations": annotation["iterations"],
@@ -300,8 +301,9 @@ def teacher_cost_row(stats: dict[str, Any], costing: dict[str, Any]) -> dict[str
         "output_tokens_per_text": annotation["output_tokens"] / items,
         "latency_p50_s": annotation["latency_p50_s"],
         "latency_p95_s": annotation["latency_p95_s"],
-        "compute_s": annotation.get("compute_s"),
-        "compute_s_per_text": annotation["compute_s"] / items if annotation.get("compute_s") is not None else None,
+        # Busy time is what a self-hosted teacher is charged for; an API's latency share is not its cost.
+        "compute_s": annotation.get("compute_s") if timed else None,
+        "compute_s_per_text": annotation["compute_s"] / items if timed else None,
         "basis": totals["basis"],
         "hardware": hardware.get("name") if totals["basis"] == TIME_BASIS else None,
         "price_input_per_1m_tokens": price.get("input_per_1m_tokens"),
