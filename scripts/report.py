@@ -20,4 +20,6 @@ build(
     selection_paths=tuple(snakemake.input.selection) or None,
     benchmarks_dir=snakemake.params.benchmarks_dir,
     config_hash=snakemake.params.config_hash,
+    splits={"train": snakemake.input.splits[0], "test": snakemake.input.splits[1]} if snakemake.input.splits else None,
+    labels=snakemake.params.labels,
 )

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.evaluation.baselines import trivial_baselines
 from synthdistill.names import BEST
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
@@ -143,13 +144,16 @@ def build(
     paired_path: str | None = None,
     benchmarks_dir: str | None = None,
     config_hash: str | None = None,
+    splits: dict[str, str] | None = None,
+    labels: list[str] | None = None,
     selection_paths: tuple[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write the report's Markdown, HTML, figures and CSV tables; return the tables.
 
     ``outputs`` has ``markdown``, ``html``, ``figures`` (name -> PNG path) and ``tables``
-    (name -> CSV path) for the names in FIGURES and TABLES. ``selection_paths`` are select_labeller's
-    choice (JSON) and ranking (CSV), when the run has a gold dev split.
+    (name -> CSV path) for the names in FIGURES and TABLES. ``splits`` (``train`` and ``test`` split
+    files) and ``labels`` give the trivial baselines of the quality table. ``selection_paths`` are
+    select_labeller's choice (JSON) and ranking (CSV), when the run has a gold dev split.
     """
     selection = None
     if selection_paths:
@@ -158,8 +162,16 @@ def build(
         # Costs and the decision compare a best/on_gold_dev student with the labeller it learned from.
         students = [{**e, "source": choice["labeller"]} if e["teacher"] == BEST else e for e in students]
         selection = selection_section(choice=choice, ranking=ranking, learn_from_best=learn_from_best)
+    baselines = None
+    if evaluated and splits and labels:
+        baselines = trivial_baselines(pd.read_parquet(splits["train"]), pd.read_parquet(splits["test"]), labels)
     tables = compute_tables(
-        teachers=teachers, students=students, evaluated=evaluated, hardware=hardware, benchmarks_dir=benchmarks_dir
+        teachers=teachers,
+        students=students,
+        evaluated=evaluated,
+        hardware=hardware,
+        benchmarks_dir=benchmarks_dir,
+        baselines=baselines,
     )
     csv_tables = tables.csv_tables()
     for name, frame in csv_tables.items():
