@@ -140,3 +140,46 @@ def test_students_learn_from_the_labeller_ranked_first_on_gold_dev(tiny_run, tmp
     section = selection_section(choice=choice, ranking=ranking, learn_from_best=True)
     text = " ".join(value for kind, value in section.blocks if kind == "text")
     assert f"Ranked first: {choice['labeller']}" in text and "best/on_gold_dev" in text
+
+
+def test_report_names_the_choice_and_costs_a_best_student_against_the_chosen_labeller(tmp_path):
+    from synthdistill.reporting.report import build
+
+    from .test_report import report_inputs
+
+    inputs = report_inputs(tmp_path)
+    inputs["students"][1].update(teacher="best", prompt="on_gold_dev")  # learned from the chosen labeller
+    choice = {
+        "labeller": "smollm2/cot_json",
+        "ranked_on": "gold_dev split, 40 expert-labelled items; by F1 macro, then accuracy",
+        "versus_runner_up": {
+            "runner_up": "smollm2/label",
+            "mcnemar_p": 0.03,
+            "f1_macro_difference_interval": [0.01, 0.2],
+        },
+    }
+    (tmp_path / "best.json").write_text(json.dumps(choice))
+    ranking = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "labeller": ["smollm2/cot_json", "smollm2/label"],
+            "n": [40, 40],
+            "f1_macro": [0.6, 0.5],
+            "f1_macro_low": [0.5, 0.4],
+            "f1_macro_high": [0.7, 0.6],
+            "accuracy": [0.65, 0.55],
+            "accuracy_low": [0.55, 0.45],
+            "accuracy_high": [0.75, 0.65],
+            "coverage": [1.0, 0.95],
+            "chosen": [True, False],
+        }
+    )
+    ranking.to_csv(tmp_path / "ranking.csv", index=False)
+    tables = build(**inputs, selection_paths=(str(tmp_path / "best.json"), str(tmp_path / "ranking.csv")))
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "## Labeller selection" in markdown.split("## Label quality")[0].split("## Quality")[1]
+    assert "Ranked first: smollm2/cot_json." in markdown
+    assert "learned from smollm2/cot_json's labels" in markdown
+    breaks = tables["break_even"].set_index("student")
+    assert breaks.loc["minilm/best/on_gold_dev", "teacher_prompt"] == "smollm2/cot_json"
+    assert "minilm/best/on_gold_dev (learned from smollm2/cot_json): F1 macro" in markdown.split("## Quality")[0]
