@@ -25,6 +25,7 @@ include: "rules/review.smk"
 include: "rules/ensemble.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
+include: "rules/cascade.smk"
 include: "rules/predict.smk"
 include: "rules/report.smk"
 

@@ -19,4 +19,5 @@ build(
     paired_path=snakemake.input.paired[0] if snakemake.input.paired else None,
     benchmarks_dir=snakemake.params.benchmarks_dir,
     config_hash=snakemake.params.config_hash,
+    cascades=snakemake.params.entries["cascades"],
 )

@@ -22,6 +22,7 @@ from synthdistill.reporting import render
 from synthdistill.reporting.sections import (
     RunFacts,
     Section,
+    cascade_section,
     decision_section,
     label_quality_section,
     quality_section,
@@ -54,8 +55,8 @@ __all__ = [
     "teacher_cost_table",
 ]
 
-FIGURES = ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto")
-TABLES = ("quality", "label_quality", "teacher_cost", "student_cost", "break_even", "stages")
+FIGURES = ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto", "cascade")
+TABLES = ("quality", "label_quality", "teacher_cost", "student_cost", "break_even", "cascade", "stages")
 
 TITLE = "synthdistill decision report: keep calling the LLM, or switch to the student?"
 INTRO_EVALUATED = (
@@ -97,6 +98,7 @@ def draw_figures(
             _placeholder(paths[name], "not evaluated: the dataset has no expert labels")
     report_figures.agreement_histogram(tables.agreement, paths["agreement"])
     report_figures.pareto(pareto_points(tables.quality, tables.teacher_cost, tables.student_cost), paths["pareto"])
+    report_figures.cascade_curves(tables.cascade_curves, tables.cascade, paths["cascade"])
 
 
 def report_sections(
@@ -121,6 +123,7 @@ def report_sections(
     )
     return [
         decision_section(quality=tables.quality, teacher_costs=tables.teacher_cost, breaks=tables.break_even),
+        cascade_section(cascades=tables.cascade),
         quality_section(quality=tables.quality, evaluated=evaluated, paired_path=paired_path),
         label_quality_section(label_quality=tables.label_quality, evaluated=evaluated),
         teacher_cost_section(teacher_costs=tables.teacher_cost),
@@ -139,14 +142,21 @@ def build(
     paired_path: str | None = None,
     benchmarks_dir: str | None = None,
     config_hash: str | None = None,
+    cascades: list[dict[str, Any]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write the report's Markdown, HTML, figures and CSV tables; return the tables.
 
     ``outputs`` has ``markdown``, ``html``, ``figures`` (name -> PNG path) and ``tables``
-    (name -> CSV path) for the names in FIGURES and TABLES.
+    (name -> CSV path) for the names in FIGURES and TABLES. ``cascades`` has student, teacher,
+    prompt and the cascade rule's ``summary`` and ``curve`` files.
     """
     tables = compute_tables(
-        teachers=teachers, students=students, evaluated=evaluated, hardware=hardware, benchmarks_dir=benchmarks_dir
+        teachers=teachers,
+        students=students,
+        evaluated=evaluated,
+        hardware=hardware,
+        benchmarks_dir=benchmarks_dir,
+        cascades=cascades,
     )
     csv_tables = tables.csv_tables()
     for name, frame in csv_tables.items():

@@ -1,0 +1,34 @@
+def cascades():
+    """(student, teacher, prompt) of every cascade: each student of a teacher's labels (not the
+    expert baseline, which has no teacher to defer to)."""
+    return [(s, t, p) for s in STUDENTS for t, p in labellers()]
+
+
+rule cascade:
+    input:
+        model=rules.train_student.output.model,
+        votes=rules.vote.output.votes,
+        validation=rules.prepare_data.output.validation,
+        test=rules.prepare_data.output.test,
+    output:
+        summary="results/cascade/{student}/{teacher}/{prompt}.json",
+        curve="results/cascade/{student}/{teacher}/{prompt}.curve.csv",
+        per_item="results/cascade/{student}/{teacher}/{prompt}.items.parquet",
+    log:
+        "logs/cascade/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/cascade/{student}/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/student.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        labels=lookup(dpath="labels", within=config),
+        max_length=lookup(
+            dpath="students/{wildcards.student}/max_length", within=config
+        ),
+        confidence=lookup(dpath="cascade/confidence", within=config),
+        target=lookup(dpath="cascade/target", within=config),
+    script:
+        "../scripts/cascade.py"
