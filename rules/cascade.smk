@@ -1,13 +1,21 @@
 def cascades():
     """(student, teacher, prompt) of every cascade: each student of a teacher's labels (not the
     expert baseline, which has no teacher to defer to)."""
-    return [(s, t, p) for s in STUDENTS for t, p in labellers()]
+    return [(s, t, p) for s in STUDENTS for t, p in label_sources() if t != EXPERT]
+
+
+def teacher_answers(wildcards):
+    """The teacher's answers on every split: its votes, or for a best/on_gold_dev student the chosen
+    labeller's labels (their voted_label column)."""
+    if wildcards.teacher == BEST:
+        return rules.select_labeller.output.labels
+    return rules.vote.output.votes
 
 
 rule cascade:
     input:
         model=rules.train_student.output.model,
-        votes=rules.vote.output.votes,
+        votes=teacher_answers,
         validation=rules.prepare_data.output.validation,
         test=rules.prepare_data.output.test,
     output:

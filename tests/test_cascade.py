@@ -207,3 +207,11 @@ def test_cascade_rule_on_the_tiny_run_and_its_threshold_never_sees_the_test_spli
         return [summary["test"][s][m] for s in ("student", "cascade", "teacher") for m in ("accuracy", "f1_macro")]
 
     assert scores(after) != scores(before)
+
+
+def test_a_reviewed_labels_file_defers_to_what_the_teacher_said_not_the_correction():
+    validation, test, predictions, votes = synthetic_run(n_val=60, n_test=60)
+    reviewed = votes.rename(columns={"label": "voted_label"}).assign(label="neutral")  # every item "corrected"
+    plain, _, _ = build_cascade(validation, test, predictions, votes, LABELS, "max_prob", {"min_agreement": 0.9})
+    best, _, _ = build_cascade(validation, test, predictions, reviewed, LABELS, "max_prob", {"min_agreement": 0.9})
+    assert best == plain

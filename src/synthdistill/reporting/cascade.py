@@ -76,8 +76,9 @@ def cascade_tables(
     for entry in cascades:
         summary = json.loads(Path(entry["summary"]).read_text())
         curve = pd.read_csv(entry["curve"])
-        source = f"{entry['teacher']}/{entry['prompt']}"
-        student_name = f"{entry['student']}/{source}"
+        # A best/on_gold_dev student's teacher is the labeller select_labeller chose ("source").
+        source = entry.get("source") or f"{entry['teacher']}/{entry['prompt']}"
+        student_name = f"{entry['student']}/{entry['teacher']}/{entry['prompt']}"
         teacher_cost = teachers.loc[source] if source in teachers.index else {}
         student_cost = students.loc[student_name] if student_name in students.index else {}
         costs = {

@@ -110,7 +110,10 @@ def _probabilities(predictions: pd.DataFrame, labels: list[str], source: str) ->
 
 
 def _teacher_labels(votes: pd.DataFrame, items: pd.DataFrame, votes_path: str, split: str) -> pd.Series:
-    by_id = votes.drop_duplicates("id").set_index("id")["label"]
+    """The teacher's own answers: a votes file's ``label``, or a reviewed labels file's ``voted_label``
+    (what the teacher said before any correction: a deferred text gets the teacher's answer)."""
+    column = "voted_label" if "voted_label" in votes else "label"
+    by_id = votes.drop_duplicates("id").set_index("id")[column]
     missing = items.loc[~items["id"].isin(by_id.index), "id"]
     if len(missing):
         raise SynthDistillError(
