@@ -16,6 +16,7 @@ from synthdistill.settings import check_config
 from synthdistill.names import EXPERT
 from synthdistill.labels.ensemble import ensemble_settings
 from synthdistill.labels.review import review_settings
+from synthdistill.labels.feedback import feedback_pairs
 
 RUN = check_config(config)
 TEACHERS = RUN["teachers"]
@@ -32,6 +33,9 @@ REVIEW_SCORING = {k: v for k, v in REVIEW.items() if k != "corrections"}
 # The hardware the student cost is priced on: a preset's values with explicit keys over them
 # (the model card in rules/student.smk, the report in rules/report.smk).
 STUDENT_HARDWARE = student_hardware(config["costs"]["student_hardware"])
+# Teacher × prompts with served feedback (cascade.feedback): only their students retrain on it.
+FEEDBACK_FILES = config["cascade"]["feedback"]
+FEEDBACK_PAIRS = feedback_pairs(FEEDBACK_FILES)
 
 
 wildcard_constraints:
@@ -109,8 +113,11 @@ def iteration_files(wildcards):
 
 def student_labels(wildcards):
     """What a student learns from (train_student, learning_curve): the expert splits, or the
-    reviewed labels (the votes with the corrections file applied; equal to the votes without one).
+    reviewed labels (the votes with the corrections file applied; equal to the votes without one),
+    with the served feedback added when cascade.feedback has rows for this teacher × prompt.
     """
     if wildcards.teacher == EXPERT:
         return data_splits("train", "validation")
+    if (wildcards.teacher, wildcards.prompt) in FEEDBACK_PAIRS:
+        return rules.add_feedback.output.labels
     return rules.import_review.output.labels

@@ -84,14 +84,14 @@ def build_service(args: argparse.Namespace):
     if args.teacher and not args.prompt:
         raise SynthDistillError("--teacher needs --prompt: the prompt (from the config) the teacher is asked with")
     policy = cascade_policy(args, facts)
-    max_length = args.max_length or facts.get("max_length") or 256
-    predictor = load_predictor(
-        student_dir, args.backend, int(max_length), settings.inner_batch_size, args.threads, spinning=args.spinning
-    )
     deferral = None
     if args.teacher:
         feedback = args.feedback or with_defaults(config.get("serve"), "serve")["feedback_path"]
         deferral = TeacherDeferral(config, args.teacher, args.prompt, student, feedback)
+    max_length = args.max_length or facts.get("max_length") or 256
+    predictor = load_predictor(
+        student_dir, args.backend, int(max_length), settings.inner_batch_size, args.threads, spinning=args.spinning
+    )
     max_chars = config.get("dataset", {}).get("max_chars") if config else None
     service = ClassifierService(predictor, settings, student, policy, deferral, max_chars)
     predictor.predict_proba(["warm-up"])  # the first call allocates; no client should pay for it

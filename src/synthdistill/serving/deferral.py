@@ -96,7 +96,9 @@ class TeacherDeferral:
         self.generation = {**settings, **self.prompt}
         self.template = load_template(self.prompt["template"])
         self.teacher = teacher_backend or make_teacher(settings, teacher)
-        self.cache = ResponseCache(config["cache"]["path"])
+        self.cache_path = config["cache"]["path"]
+        ResponseCache(self.cache_path).db.close()  # a bad cache path fails at start, not on the first deferral
+        self._cache: ResponseCache | None = None  # opened on the worker thread (SQLite connections stay on theirs)
         self.iterations = int(config["self_consistency"]["iterations"])
         self.tie_policy = config["vote"]["tie_policy"]
         self.max_chars = config["dataset"].get("max_chars")
@@ -129,14 +131,17 @@ class TeacherDeferral:
         return frame
 
     def label(self, texts: list[str]) -> list[TeacherAnswer]:
-        """The teacher's voted label for each (already cleaned) text. Runs on a worker thread."""
+        """The teacher's voted label for each (already cleaned) text. Always called from the one
+        teacher worker thread (an in-process model is not shared between threads)."""
+        if self._cache is None:
+            self._cache = ResponseCache(self.cache_path)
         prompts = self._prompts(texts)
         per_iteration = []
         for iteration in range(self.iterations):
             frame = annotate(
                 prompts,
                 self.teacher,
-                self.cache,
+                self._cache,
                 kind=self.prompt["kind"],
                 labels=self.labels,
                 generation=self.generation,

@@ -115,6 +115,9 @@ class ClassifierService:
         start = time.perf_counter()
         answers = self.deferral.label(texts)
         self.metrics.teacher_latency.observe(time.perf_counter() - start)
+        failed = [answer.error for answer in answers if answer.label is None]
+        if failed:
+            log.warning("the teacher gave no label for %d of %d texts; first: %s", len(failed), len(texts), failed[0])
         self.deferral.record(texts, answers, [label for _, label, _ in items], [c for _, _, c in items])
         return answers
 
