@@ -58,6 +58,14 @@ def labellers():
     return pairs + [(name, spec["method"]) for name, spec in ENSEMBLES.items()]
 
 
+for _teacher, _prompt in sorted(FEEDBACK_PAIRS - set(labellers())):
+    print(
+        f"cascade.feedback: rows for teacher {_teacher} × prompt {_prompt}, which this run does not "
+        "label, are not used",
+        file=sys.stderr,
+    )
+
+
 def label_sources():
     """(teacher, prompt) pairs a student learns from; the expert baseline when labels exist."""
     pairs = labellers()
