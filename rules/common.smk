@@ -11,7 +11,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from synthdistill.costs import student_hardware
+from synthdistill.costs import student_hardware, teacher_costing
 from synthdistill.settings import check_config
 from synthdistill.names import EXPERT
 from synthdistill.labels.ensemble import ensemble_settings
@@ -33,6 +33,14 @@ REVIEW_SCORING = {k: v for k, v in REVIEW.items() if k != "corrections"}
 # The hardware the student cost is priced on: a preset's values with explicit keys over them
 # (the model card in rules/student.smk, the report in rules/report.smk).
 STUDENT_HARDWARE = student_hardware(config["costs"]["student_hardware"])
+# How each teacher is costed (tokens × price, or measured time × costs.teacher_hardware), checked
+# here so that a bad setting stops the run before any job (the report and ensembles use it).
+TEACHER_COSTING = {
+    t: teacher_costing(
+        t, config["teachers"][t], config["costs"].get("teacher_hardware")
+    )
+    for t in TEACHERS
+}
 # Teacher × prompts with served feedback (cascade.feedback): only their students retrain on it.
 FEEDBACK_FILES = config["cascade"]["feedback"]
 FEEDBACK_PAIRS = feedback_pairs(FEEDBACK_FILES)

@@ -19,4 +19,6 @@ build(
     paired_path=snakemake.input.paired[0] if snakemake.input.paired else None,
     benchmarks_dir=snakemake.params.benchmarks_dir,
     config_hash=snakemake.params.config_hash,
+    splits={"train": snakemake.input.splits[0], "test": snakemake.input.splits[1]} if snakemake.input.splits else None,
+    labels=snakemake.params.labels,
 )

@@ -20,7 +20,7 @@ PROMPT_DEFAULTS = {
 }
 # Settings that do not change a teacher's answers: kept out of the annotate params so that
 # editing them reruns nothing.
-NON_GENERATION_KEYS = ("price",)
+NON_GENERATION_KEYS = ("price", "self_hosted", "hardware", "energy_wh_per_1k_tokens")
 
 
 def prompt_settings(config: dict[str, Any], name: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.evaluation.baselines import trivial_baselines
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
 from synthdistill.reporting.sections import (
@@ -139,14 +140,25 @@ def build(
     paired_path: str | None = None,
     benchmarks_dir: str | None = None,
     config_hash: str | None = None,
+    splits: dict[str, str] | None = None,
+    labels: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write the report's Markdown, HTML, figures and CSV tables; return the tables.
 
     ``outputs`` has ``markdown``, ``html``, ``figures`` (name -> PNG path) and ``tables``
-    (name -> CSV path) for the names in FIGURES and TABLES.
+    (name -> CSV path) for the names in FIGURES and TABLES. ``splits`` (``train`` and ``test`` split
+    files) and ``labels`` give the trivial baselines of the quality table.
     """
+    baselines = None
+    if evaluated and splits and labels:
+        baselines = trivial_baselines(pd.read_parquet(splits["train"]), pd.read_parquet(splits["test"]), labels)
     tables = compute_tables(
-        teachers=teachers, students=students, evaluated=evaluated, hardware=hardware, benchmarks_dir=benchmarks_dir
+        teachers=teachers,
+        students=students,
+        evaluated=evaluated,
+        hardware=hardware,
+        benchmarks_dir=benchmarks_dir,
+        baselines=baselines,
     )
     csv_tables = tables.csv_tables()
     for name, frame in csv_tables.items():

@@ -116,13 +116,18 @@ def train(
             scheduler.step()
             optimizer.zero_grad()
             total_loss += loss.item()
-        entry = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
+        entry: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
         if val_texts:
             predictor = TorchPredictor.from_model(model, tokenizer, int(hp["max_length"]))
             predictions = predictor.predict_proba(val_texts).argmax(axis=1)
             entry["validation_f1_macro"] = float(
                 f1_score(val_targets, predictions, average="macro", labels=list(range(len(labels))), zero_division=0)
             )
+            # What the student answers on validation: the report flags one class for nearly every item.
+            counts = np.bincount(predictions, minlength=len(labels))
+            entry["validation_prediction_shares"] = {
+                label: float(counts[i] / len(predictions)) for i, label in enumerate(labels)
+            }
         history.append(entry)
         log.info("epoch %d: %s", epoch, entry)
         score = entry.get("validation_f1_macro", float(epoch))
@@ -150,6 +155,9 @@ def train(
         "validation_examples": len(val_texts),
         "best_epoch": best_epoch,
         "history": history,
+        "validation_prediction_shares": (
+            history[best_epoch - 1].get("validation_prediction_shares") if best_epoch else None
+        ),
         "train_seconds": train_seconds,
         "train_examples_per_second": examples_seen / train_seconds if train_seconds else None,
         "device": device.type,
