@@ -157,7 +157,11 @@ class Server:
 
 
 def median(rounds: list[dict[str, Any]]) -> dict[str, float]:
-    return {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
+    return {
+        key: float(np.median([r[key] for r in rounds]))
+        for key, value in rounds[0].items()
+        if not isinstance(value, str)
+    }
 
 
 def main() -> None:
