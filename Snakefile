@@ -24,6 +24,7 @@ include: "rules/annotate.smk"
 include: "rules/review.smk"
 include: "rules/feedback.smk"
 include: "rules/ensemble.smk"
+include: "rules/select.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
 include: "rules/predict.smk"
@@ -36,3 +37,4 @@ rule all:
         rules.report.output.html,
         student_release_files(),
         review_files(),
+        selection_files(),

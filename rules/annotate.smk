@@ -16,7 +16,7 @@ def prompt_params(wildcards):
 rule build_prompts:
     input:
         template=prompt_template,
-        splits=data_splits("train", "validation", "test"),
+        splits=data_splits(*ANNOTATED_SPLITS),
     output:
         "results/prompts/{teacher}/{prompt}.parquet",
     log:
@@ -99,7 +99,7 @@ rule gather_annotations:
 rule vote:
     input:
         iterations=iteration_files,
-        splits=data_splits("train", "validation", "test"),
+        splits=data_splits(*ANNOTATED_SPLITS),
     output:
         votes="results/votes/{teacher}/{prompt}.parquet",
         train_csv="results/votes/{teacher}/{prompt}.train.csv",

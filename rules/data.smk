@@ -3,10 +3,12 @@ rule prepare_data:
         # The dataset file when dataset.path is set (a hub dataset has no local input).
         [config["dataset"]["path"]] if config["dataset"].get("path") else [],
     output:
+        **({"gold_dev": "results/data/gold_dev.parquet"} if GOLD_DEV else {}),
         train="results/data/train.parquet",
         validation="results/data/validation.parquet",
         test="results/data/test.parquet",
         summary="results/data/summary.json",
+        # Only when split.gold_dev_size asks for one.
     log:
         "logs/prepare_data.log",
     benchmark:

@@ -67,6 +67,12 @@ rule report:
         summary=rules.prepare_data.output.summary,
         parts=report_files(REPORT_ENTRIES),
         paired=rules.compare_models.output if EVALUATED else [],
+        # The labeller ranking on the gold dev split, and the choice of students_learn_from: best.
+        selection=(
+            [rules.select_labeller.output.choice, rules.select_labeller.output.ranking]
+            if GOLD_DEV
+            else []
+        ),
         # The trivial baselines: the train pool's majority class, scored on the test split.
         splits=data_splits("train", "test") if EVALUATED else [],
     output:

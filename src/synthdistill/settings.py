@@ -72,12 +72,27 @@ def check_first_token_scores(labels: list[str], teacher: str, prompt: str) -> No
                 )
 
 
+def check_gold_dev(config: dict[str, Any]) -> None:
+    """The gold dev split needs expert labels, and students_learn_from: best needs the gold dev split."""
+    gold_dev = (config.get("split") or {}).get("gold_dev_size")
+    if gold_dev and not config["dataset"].get("label_column"):
+        raise SynthDistillError(
+            "split.gold_dev_size: the gold dev split is expert-labelled, but dataset.label_column is not set"
+        )
+    if config.get("students_learn_from") == "best" and not gold_dev:
+        raise SynthDistillError(
+            "students_learn_from: best ranks the labellers on expert labels they never trained on; "
+            "set split.gold_dev_size (e.g. 100) to carve that gold dev split from the train pool"
+        )
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate cross-references and files; return what the workflow runs."""
     check_labels(config["labels"])
     dataset = config["dataset"]
     if dataset.get("path") and not Path(dataset["path"]).exists():
         raise SynthDistillError(f"dataset.path: file {dataset['path']} does not exist")
+    check_gold_dev(config)
     prompts = _selection(config, "prompts")
     for name in prompts:
         try:

@@ -226,6 +226,40 @@ def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str 
     return section
 
 
+def selection_section(*, choice: dict[str, Any], ranking: pd.DataFrame, learn_from_best: bool) -> Section:
+    """The labeller ranking on the gold dev split and what was chosen (select_labeller)."""
+    best = choice["labeller"]
+    lines = [
+        f"Labellers ranked on the {choice['ranked_on']} (95% bootstrap intervals); "
+        "the test split plays no part in the choice. "
+        f"Ranked first: {best}."
+    ]
+    runner = choice.get("versus_runner_up")
+    if runner:
+        low, high = runner["f1_macro_difference_interval"]
+        lines.append(
+            f"Against the runner-up {runner['runner_up']} on the same gold dev items: F1 macro difference "
+            f"[{format_value(low)}, {format_value(high)}], McNemar p {format_value(runner['mcnemar_p'])}."
+        )
+    if learn_from_best:
+        lines.append(
+            f"students_learn_from: best: the students named */best/on_gold_dev learned from {best}'s labels; "
+            "their break-even counts only its annotation, not that of the labellers ranked here."
+        )
+    section = Section("Labeller selection").text(" ".join(lines))
+    shown = pd.DataFrame(
+        {
+            "rank": ranking["rank"],
+            "labeller": ranking["labeller"],
+            "F1 macro [95% CI]": [_interval(r.f1_macro, r.f1_macro_low, r.f1_macro_high) for r in ranking.itertuples()],
+            "accuracy [95% CI]": [_interval(r.accuracy, r.accuracy_low, r.accuracy_high) for r in ranking.itertuples()],
+            "coverage": ranking["coverage"].map(format_value),
+            "gold dev items": ranking["n"].map(format_value),
+        }
+    )
+    return section.table(shown)
+
+
 def label_quality_section(*, label_quality: pd.DataFrame, evaluated: bool) -> Section:
     section = Section("Label quality").text(
         "Agreement is the winning label's votes over all self-consistency iterations (failures count "

@@ -179,7 +179,8 @@ def break_even_table(
     for entry in students:
         if entry["teacher"] == EXPERT:
             continue  # the expert labels' cost is not known to the pipeline
-        source = f"{entry['teacher']}/{entry['prompt']}"
+        # A student of students_learn_from: best: the labeller select_labeller chose (build() fills it in).
+        source = entry.get("source") or f"{entry['teacher']}/{entry['prompt']}"
         teacher, student = teachers.loc[source], costs.loc[system_name(entry)]
         # A teacher whose cost is not estimated stays unknown here: it is never taken as free.
         annotation_usd = _number(teacher["cost_usd"])
