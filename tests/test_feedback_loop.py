@@ -67,6 +67,14 @@ def test_feedback_retrains_only_that_teacher_prompts_students(tiny_run, tmp_path
     assert metadata["feedback_examples"] == 5
     assert metadata["train_examples"] == summary["train_pool_after"]
 
+    from synthdistill.reporting.feedback import feedback_section, feedback_table
+
+    entry = {"student": "minilm", "teacher": "smollm2", "prompt": "label"}
+    table = feedback_table([{**entry, "summary": run / "results/feedback/smollm2/label.summary.json"}])
+    assert table.iloc[0][["added", "deferred_before"]].tolist() == [5, 1.0]
+    assert "1 test split text" in table.iloc[0]["dropped"]
+    assert feedback_section(feedback=table).title == "Served feedback"
+
     # Nothing new served: nothing reruns but what the target left stale downstream of the student.
     assert "train_student" not in rules_of(planned_jobs(run, "results/students/minilm/smollm2/label/metadata.json"))
 

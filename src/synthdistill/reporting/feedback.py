@@ -33,7 +33,7 @@ def feedback_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for entry in entries:
         summary = json.loads(Path(entry["summary"]).read_text())
-        deferral = json.loads(Path(entry["deferral"]).read_text())
+        deferral = json.loads(Path(entry["deferral"]).read_text()) if entry.get("deferral") else {}
         rows.append(
             {
                 "student": entry["student"],
@@ -42,9 +42,9 @@ def feedback_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
                 "feedback_rows": summary["feedback_rows"],
                 "added": summary["added_to_train_pool"],
                 "dropped": _dropped(summary["dropped"]),
-                "deferred_before": deferral["deferred_share_before"],
-                "deferred_after": deferral["deferred_share_after"],
-                "agreement_after": deferral["agreement_with_teacher_after"],
+                "deferred_before": 1.0 if summary["feedback_rows"] else None,
+                "deferred_after": deferral.get("deferred_share_after"),
+                "agreement_after": deferral.get("agreement_with_teacher_after"),
             }
         )
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -53,10 +53,12 @@ def feedback_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
 def feedback_section(*, feedback: pd.DataFrame) -> Section:
     section = Section("Served feedback").text(
         "Texts the served student deferred to the teacher (cascade.feedback), added to the train pool with "
-        "the teacher's labels. Before: the share of them the serving student deferred (all of them, or they "
-        "would not be in the feedback). After: the share the retrained student still defers at its new "
-        "cascade operating point, and how often its label now matches the teacher's. The retrained student "
-        "was trained on these texts, so this shows what the loop taught it; the Cascade section's test-split "
-        "figures show how it does on texts it has not seen."
+        "the teacher's labels; the dropped rows are counted by reason. Deferred before: the share of them the "
+        "serving student deferred (all of them, or they would not be in the feedback). Deferred after: the "
+        "share the retrained student still defers at its cascade operating point, and how often its label now "
+        "matches the teacher's. The retrained student was trained on these texts, so that shows what the loop "
+        "taught it, not how it does on texts it has not seen."
     )
+    if feedback["deferred_after"].isna().all():
+        section.text("Deferred after is not measured in this run: it needs the cascade rule's operating point.")
     return section.table(_display(feedback, COLUMNS))
