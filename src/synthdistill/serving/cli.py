@@ -89,9 +89,12 @@ def build_service(args: argparse.Namespace):
         feedback = args.feedback or with_defaults(config.get("serve"), "serve")["feedback_path"]
         deferral = TeacherDeferral(config, args.teacher, args.prompt, student, feedback)
     max_length = args.max_length or facts.get("max_length") or 256
-    predictor = load_predictor(
-        student_dir, args.backend, int(max_length), settings.inner_batch_size, args.threads, spinning=args.spinning
-    )
+    import torch
+
+    # Chunks of inner_batch_size save padding on a CPU; a GPU wants the whole micro-batch in one call.
+    on_gpu = args.backend != "onnx" and torch.cuda.is_available()
+    inner = settings.max_batch_size if on_gpu else settings.inner_batch_size
+    predictor = load_predictor(student_dir, args.backend, int(max_length), inner, args.threads, spinning=args.spinning)
     max_chars = config.get("dataset", {}).get("max_chars") if config else None
     service = ClassifierService(predictor, settings, student, policy, deferral, max_chars)
     predictor.predict_proba(["warm-up"])  # the first call allocates; no client should pay for it
