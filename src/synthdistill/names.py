@@ -3,6 +3,9 @@ can use them without importing a stage's code."""
 
 # The one split of the data; the test split is frozen and scored against expert labels.
 SPLITS = ("train", "validation", "test")
+# Few-shot examples carved from the expert-labelled train pool (split.shots_per_label); kept out of
+# every split above.
+SHOTS_SPLIT = "shots"
 # Students learn from these splits; people review and correct them.
 REVIEW_SPLITS = ("train", "validation")
 # The teacher name of the upper-bound student trained on expert labels.

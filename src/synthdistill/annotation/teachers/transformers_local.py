@@ -22,7 +22,13 @@ import threading
 from pathlib import Path
 from typing import Any, cast
 
-from synthdistill.annotation.teachers.base import Completion, Request, label_first_tokens
+from synthdistill.annotation.teachers.base import (
+    Completion,
+    Request,
+    label_sequences,
+    prefixes_to_score,
+    sequence_scores,
+)
 from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
 
@@ -109,9 +115,9 @@ class TransformersTeacher:
     up to floating-point differences between padded batch shapes, which on GPU can occasionally
     change a token.
 
-    A request with ``score_labels`` (``label_scores`` prompts) is answered from one forward pass:
-    ``extra["label_logprobs"]`` holds each label's log-probability as the first answer token (summed
-    over its spellings' first tokens, as in the llama.cpp backend).
+    A request with ``score_labels`` (``label_scores`` prompts) is answered from forward passes:
+    ``extra["label_logprobs"]`` holds each label's log-probability as the whole answer, teacher-forced
+    (its tokens then the end-of-turn token, summed over its spellings, as in the llama.cpp backend).
 
     Constrained decoding is not supported by this backend: ``request.choices`` and
     ``request.json_schema`` are ignored (a warning is logged once), and the answer is parsed
@@ -119,6 +125,7 @@ class TransformersTeacher:
     """
 
     max_concurrency = 1  # one model per process; batching happens inside complete_batch
+    label_scoring = "sequence"
 
     def __init__(self, settings: dict[str, Any], vocab_only: bool = False) -> None:
         from transformers import AutoTokenizer
@@ -151,7 +158,7 @@ class TransformersTeacher:
         self.model: Any = None
         self._lock = threading.Lock()
         self._warned_constraints = False
-        self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        self._label_ids: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
         if vocab_only:
             return
 
@@ -228,28 +235,48 @@ class TransformersTeacher:
             attention_mask[row, width - len(ids) :] = 1
         return input_ids.to(self.device), attention_mask.to(self.device)
 
-    def _label_token_ids(self, labels: list[str]) -> dict[str, list[int]]:
+    def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
         key = tuple(labels)
         if key not in self._label_ids:
             tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-            self._label_ids[key] = label_first_tokens(labels, tokenize)
+            # The end of the answer: the token the chat template closes an assistant turn with.
+            end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+            try:
+                self._label_ids[key] = label_sequences(labels, tokenize, end)
+            except ValueError as exc:
+                raise SynthDistillError(f"teacher {self.model_ref}: {exc}") from None
         return self._label_ids[key]
 
     def _score(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
-        """Log-probabilities of each label as the first answer token, from one forward pass per batch."""
+        """Each label's log-probability as the whole answer (its tokens, then end of turn), teacher-forced:
+        one row per request and continuation (the prompt followed by the longest spellings, whose
+        prefixes the shorter ones are), ``batch_size`` rows per forward pass."""
         import torch
 
-        input_ids, attention_mask = self._left_padded(prompts)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-            logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
+        rows: list[tuple[int, tuple[int, ...]]] = []  # (request, continuation)
+        for index, request in enumerate(requests):
+            needed = prefixes_to_score(self._label_sequences(request.score_labels or []))
+            longest = [p for p in needed if not any(len(q) > len(p) and q[: len(p)] == p for q in needed)]
+            rows.extend((index, continuation) for continuation in longest)
+        after: list[dict[tuple[int, ...], Any]] = [{} for _ in requests]
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            input_ids, attention_mask = self._left_padded([prompts[i] + list(c) for i, c in chunk])
+            position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+                ).logits
+            width = logits.shape[1]
+            for row, (index, continuation) in enumerate(chunk):
+                # The last len(continuation) + 1 positions: after the prompt, then after each token.
+                tail = torch.log_softmax(logits[row, width - len(continuation) - 1 :].float(), dim=-1).cpu()
+                for end in range(len(continuation) + 1):
+                    after[index].setdefault(continuation[:end], tail[end])
         completions = []
-        for row, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
-            label_ids = self._label_token_ids(request.score_labels or [])
-            scores = {
-                label: float(torch.logsumexp(logprobs[row, tokens], dim=0)) for label, tokens in label_ids.items()
-            }
+        for index, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
+            sequences = self._label_sequences(request.score_labels or [])
+            scores = sequence_scores(sequences, after[index].__getitem__)
             best = max(scores, key=lambda label: scores[label])
             completions.append(
                 Completion(text=best, input_tokens=len(ids), output_tokens=0, extra={"label_logprobs": scores})
