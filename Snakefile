@@ -23,6 +23,7 @@ include: "rules/data.smk"
 include: "rules/annotate.smk"
 include: "rules/review.smk"
 include: "rules/ensemble.smk"
+include: "rules/select.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
 include: "rules/predict.smk"
@@ -35,3 +36,4 @@ rule all:
         rules.report.output.html,
         student_release_files(),
         review_files(),
+        selection_files(),

@@ -26,7 +26,7 @@ def example_pool(wildcards):
 rule build_prompts:
     input:
         template=prompt_template,
-        splits=data_splits("train", "validation", "test"),
+        splits=data_splits(*ANNOTATED_SPLITS),
         examples=example_pool,
     output:
         "results/prompts/{teacher}/{prompt}.parquet",
@@ -110,7 +110,7 @@ rule gather_annotations:
 rule vote:
     input:
         iterations=iteration_files,
-        splits=data_splits("train", "validation", "test"),
+        splits=data_splits(*ANNOTATED_SPLITS),
     output:
         votes="results/votes/{teacher}/{prompt}.parquet",
         train_csv="results/votes/{teacher}/{prompt}.train.csv",

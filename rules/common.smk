@@ -11,9 +11,9 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from synthdistill.costs import student_hardware
+from synthdistill.costs import student_hardware, teacher_costing
 from synthdistill.settings import check_config
-from synthdistill.names import EXPERT
+from synthdistill.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
 from synthdistill.labels.ensemble import ensemble_settings
 from synthdistill.labels.review import review_settings
 
@@ -24,6 +24,13 @@ STUDENTS = RUN["students"]
 ITERATIONS = list(range(RUN["iterations"]))
 EVALUATED = RUN["has_expert_labels"]
 GOLD = "gold"
+# The expert-labelled gold dev split (split.gold_dev_size): annotated like the other splits, used
+# only to rank the labellers (rules/select.smk).
+GOLD_DEV = bool(config["split"].get("gold_dev_size"))
+ANNOTATED_SPLITS = ["train", "validation", "test"] + (
+    [GOLD_DEV_SPLIT] if GOLD_DEV else []
+)
+LEARN_FROM_BEST = config["students_learn_from"] == "best"
 ENSEMBLES = ensemble_settings(config, TEACHERS, PROMPTS)
 REVIEW = review_settings(config.get("review"))
 # Review scoring settings without the corrections path, so a new corrections file does not rescore
@@ -32,6 +39,14 @@ REVIEW_SCORING = {k: v for k, v in REVIEW.items() if k != "corrections"}
 # The hardware the student cost is priced on: a preset's values with explicit keys over them
 # (the model card in rules/student.smk, the report in rules/report.smk).
 STUDENT_HARDWARE = student_hardware(config["costs"]["student_hardware"])
+# How each teacher is costed (tokens × price, or measured time × costs.teacher_hardware), checked
+# here so that a bad setting stops the run before any job (the report and ensembles use it).
+TEACHER_COSTING = {
+    t: teacher_costing(
+        t, config["teachers"][t], config["costs"].get("teacher_hardware")
+    )
+    for t in TEACHERS
+}
 
 
 wildcard_constraints:
@@ -55,8 +70,9 @@ def labellers():
 
 
 def label_sources():
-    """(teacher, prompt) pairs a student learns from; the expert baseline when labels exist."""
-    pairs = labellers()
+    """(teacher, prompt) pairs a student learns from: every labeller, or (best, on_gold_dev), the
+    one select_labeller ranks first; and the expert baseline when labels exist."""
+    pairs = [(BEST, BEST_PROMPT)] if LEARN_FROM_BEST else labellers()
     if EVALUATED and config["evaluation"]["expert_baseline"]:
         pairs.append((EXPERT, GOLD))
     return pairs
@@ -113,4 +129,6 @@ def student_labels(wildcards):
     """
     if wildcards.teacher == EXPERT:
         return data_splits("train", "validation")
+    if wildcards.teacher == BEST:
+        return rules.select_labeller.output.labels
     return rules.import_review.output.labels

@@ -9,6 +9,8 @@ rule prepare_data:
             if config["split"].get("shots_per_label")
             else {}
         ),
+        # The gold dev split, only when split.gold_dev_size asks for one.
+        **({"gold_dev": "results/data/gold_dev.parquet"} if GOLD_DEV else {}),
         train="results/data/train.parquet",
         validation="results/data/validation.parquet",
         test="results/data/test.parquet",

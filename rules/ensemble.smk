@@ -1,5 +1,4 @@
 # Ensemble teachers: several teacher × prompt label sets combined into one vote file.
-from synthdistill.costs import resolve_price
 
 
 # The ensemble's votes have the same path pattern as a teacher's; this rule makes them.
@@ -13,20 +12,15 @@ def ensemble_stats_files(wildcards):
     ]
 
 
-def ensemble_prices(wildcards):
-    return [
-        resolve_price(
-            config["teachers"][t].get("price", {}), config["teachers"][t]["backend"]
-        )
-        for t, p in ENSEMBLES[wildcards.teacher]["members"]
-    ]
+def ensemble_costings(wildcards):
+    return [TEACHER_COSTING[t] for t, p in ENSEMBLES[wildcards.teacher]["members"]]
 
 
 rule vote_ensemble:
     input:
         iterations=iteration_files,
         member_stats=ensemble_stats_files,
-        splits=data_splits("train", "validation", "test"),
+        splits=data_splits(*ANNOTATED_SPLITS),
     output:
         # vote's own patterns: downstream rules read an ensemble like any teacher.
         votes=rules.vote.output.votes,
@@ -45,7 +39,7 @@ rule vote_ensemble:
         labels=lookup(dpath="labels", within=config),
         method=lambda wildcards: ENSEMBLES[wildcards.teacher]["method"],
         iteration_names=iteration_names,
-        prices=ensemble_prices,
+        costings=ensemble_costings,
         tie_policy=lookup(dpath="vote/tie_policy", within=config),
         settings=lambda wildcards: REVIEW_SCORING,
     script:

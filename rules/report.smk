@@ -1,4 +1,3 @@
-from synthdistill.costs import resolve_price
 from synthdistill.run_facts import config_hash
 
 
@@ -15,16 +14,8 @@ def report_entries():
                 if EVALUATED
                 else None
             ),
-            # An ensemble's stats carry its members' summed cost.
-            # Batch backends are charged at batch prices; the entry says which (costs.resolve_price).
-            "price": (
-                resolve_price(
-                    config["teachers"][t].get("price", {}),
-                    config["teachers"][t]["backend"],
-                )
-                if t in TEACHERS
-                else {}
-            ),
+            # An ensemble's stats carry its members' summed costs, so it needs none of its own.
+            "costing": TEACHER_COSTING.get(t, {}),
         }
         for t, p in labellers()
     ]
@@ -76,6 +67,14 @@ rule report:
         summary=rules.prepare_data.output.summary,
         parts=report_files(REPORT_ENTRIES),
         paired=rules.compare_models.output if EVALUATED else [],
+        # The labeller ranking on the gold dev split, and the choice of students_learn_from: best.
+        selection=(
+            [rules.select_labeller.output.choice, rules.select_labeller.output.ranking]
+            if GOLD_DEV
+            else []
+        ),
+        # The trivial baselines: the train pool's majority class, scored on the test split.
+        splits=data_splits("train", "test") if EVALUATED else [],
     output:
         markdown="results/report/report.md",
         html=report(
@@ -157,5 +156,6 @@ rule report:
         hardware=STUDENT_HARDWARE,
         config_hash=CONFIG_HASH,
         benchmarks_dir="benchmarks",
+        labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/report.py"

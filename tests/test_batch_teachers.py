@@ -22,7 +22,7 @@ from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, check_failures
 from synthdistill.annotation.parsing import ERROR, OK
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.costs import resolve_price, teacher_cost_row
+from synthdistill.costs import resolve_price, teacher_cost_row, teacher_costing
 from synthdistill.errors import SynthDistillError
 
 from .batch_server import BatchServer, batch_stats, start_batch_server_process
@@ -338,9 +338,14 @@ def test_report_teacher_cost_table_says_batch_pricing(tmp_path):
                 "teacher": "gpt_batch",
                 "prompt": "label",
                 "stats": str(stats),
-                "price": resolve_price(price, "openai_batch"),
+                "costing": teacher_costing("gpt_batch", {"backend": "openai_batch", "price": price}, None),
             },
-            {"teacher": "gpt", "prompt": "label", "stats": str(stats), "price": resolve_price(price, "openai")},
+            {
+                "teacher": "gpt",
+                "prompt": "label",
+                "stats": str(stats),
+                "costing": teacher_costing("gpt", {"backend": "openai", "price": price}, None),
+            },
         ]
     )
     assert rows["pricing"].tolist() == ["batch", "real-time"]
@@ -361,8 +366,8 @@ def test_batch_prices_and_the_cost_row_says_which():
         "vote": {"items": 10},
     }
     price = {"input_per_1m_tokens": 2.0, "output_per_1m_tokens": 8.0}
-    batch = teacher_cost_row(stats, resolve_price(price, "openai_batch"))
-    real = teacher_cost_row(stats, resolve_price(price, "openai"))
+    batch = teacher_cost_row(stats, teacher_costing("gpt", {"backend": "openai_batch", "price": price}, None))
+    real = teacher_cost_row(stats, teacher_costing("gpt", {"backend": "openai", "price": price}, None))
     assert real["pricing"] == "real-time" and batch["pricing"] == "batch"
     assert real["cost_usd"] == pytest.approx(2.8) and batch["cost_usd"] == pytest.approx(1.4)
     assert batch["cost_usd_at_real_time_prices"] == pytest.approx(2.8)

@@ -31,7 +31,7 @@ from .servers import FaultPlan, FaultProxy
 
 PROMPTS = ("label", "cot_json")
 ITERATIONS = (0, 1)
-VOLATILE = ["latency_s", "cached"]  # differ between a fresh request and the same one from the cache
+VOLATILE = ["latency_s", "compute_s", "cached"]  # differ between a fresh request and the same one from the cache
 
 
 # -- unit: shard bounds and selection -------------------------------------------------------------

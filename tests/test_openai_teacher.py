@@ -455,3 +455,27 @@ def test_api_key_never_appears_in_errors_logs_or_repr(monkeypatch, caplog):
     assert secret not in repr(teacher) and secret not in json.dumps(teacher.identity)
     assert secret not in caplog.text
     assert os.environ["SYNTHDISTILL_TEST_KEY"] == secret
+
+
+@pytest.mark.slow
+def test_concurrent_requests_share_their_busy_time_and_a_cached_rerun_keeps_it(proxy, tmp_path):
+    # 0.3 s added per request with 4 in flight: latencies overlap, so their sum would count the
+    # same wall time several times over; the busy-time shares must add up to at most the wall time.
+    proxy.plan = FaultPlan(latency_s=0.3)
+    settings = teacher_settings(proxy.base_url, structured_output="none", concurrency=4)
+    frame = prompt_frame(12, "label", settings)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    start = time.perf_counter()
+    first = run(frame, settings, cache)
+    wall = time.perf_counter() - start
+    assert first["compute_s"].notna().all() and not first["cached"].any()
+    assert first["compute_s"].sum() <= wall
+    assert first["compute_s"].sum() < 0.6 * first["latency_s"].sum()
+    # A request's share lies between its latency over the most requests in flight and its latency.
+    assert (first["compute_s"] >= first["latency_s"] / 4 - 1e-3).all()
+    assert (first["compute_s"] <= first["latency_s"] + 1e-3).all()
+
+    proxy.reset()
+    second = run(frame, settings, cache)  # every answer from the cache: the shares measured when paid
+    assert proxy.stats()["received"] == 0 and second["cached"].all()
+    assert second["compute_s"].tolist() == pytest.approx(first["compute_s"].tolist())

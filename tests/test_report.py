@@ -11,13 +11,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from synthdistill.costs import break_even, student_cost_row
+from synthdistill.costs import break_even, student_cost_row, teacher_costing
 from synthdistill.reporting.report import FIGURES, TABLES, build
 
 from .pipeline_helpers import TINY_CONFIG, copy_run, planned_jobs, rules_of, snakemake, write_config
 
 T4 = {"price_per_hour_usd": 0.6, "power_w": 70.0, "grid_kg_co2_per_kwh": 0.37}  # the t4_reference preset
-PRICE_IN, PRICE_OUT = 3.0, 15.0  # TINY_CONFIG's teacher price per 1M tokens
+# The schema's default costs.teacher_hardware (preset cpu_2vcpu_cloud), which the tiny config leaves unset.
+TEACHER_VM = {"price_per_hour_usd": 0.085, "power_w": 25.0, "grid_kg_co2_per_kwh": 0.37}
+PRICE_IN, PRICE_OUT = 3.0, 15.0  # an API price table, per 1M tokens
 STUDENTS = [("smollm2", "label"), ("smollm2", "cot_json"), ("expert", "gold")]
 
 
@@ -86,8 +88,18 @@ def test_quality_and_label_quality_come_from_the_metrics_and_votes(run):
     systems |= {
         f"minilm/{t}/{p}": results / "evaluation" / "students" / "minilm" / t / f"{p}.json" for t, p in STUDENTS
     }
-    assert set(quality.index) == set(systems)
+    baselines = quality.loc[quality["kind"] == "baseline"]
+    assert set(quality.index) == set(systems) | set(baselines.index) and len(baselines) == 2
     assert quality.loc["minilm/expert/gold", "kind"] == "expert baseline"
+    # The trivial baselines on the same test split, from the train pool's expert labels.
+    train, test = (pd.read_parquet(results / "data" / f"{split}.parquet") for split in ("train", "test"))
+    shares = train["expert_label"].value_counts(normalize=True)
+    majority = max(TINY_CONFIG["labels"], key=lambda c: (shares.get(c, 0.0), -TINY_CONFIG["labels"].index(c)))
+    majority_accuracy = (test["expert_label"] == majority).mean()
+    assert quality.loc[f"baseline: majority class ({majority})", "accuracy"] == pytest.approx(majority_accuracy)
+    test_shares = test["expert_label"].value_counts(normalize=True)
+    expected = sum(shares.get(c, 0.0) * test_shares.get(c, 0.0) for c in TINY_CONFIG["labels"])
+    assert quality.loc["baseline: prior-random expectation", "accuracy"] == pytest.approx(expected)
     for system, path in systems.items():
         metrics = _json(path)
         assert quality.loc[system, "accuracy"] == pytest.approx(metrics["accuracy"])
@@ -95,6 +107,19 @@ def test_quality_and_label_quality_come_from_the_metrics_and_votes(run):
         low, high = metrics["intervals"]["accuracy"]
         # The table readers see carries the same numbers, in the row of this system.
         assert f"{metrics['accuracy']:.3f} [{low:.3f}, {high:.3f}]" in _row(report, "Quality", system)
+        # Every system is checked against the majority class; a loser is named in the report.
+        beats = metrics["accuracy"] > majority_accuracy
+        assert bool(quality.loc[system, "beats_majority"]) == beats
+        if not beats:
+            assert system in report.split("Not better than always answering the majority class", 1)[1].split("\n")[0]
+        if system.startswith("minilm/"):
+            # A student's validation answers: collapsed when one class takes more than 95% of them.
+            metadata = _json(results / "students" / Path(system) / "metadata.json")
+            top = max(metadata["validation_prediction_shares"].values())
+            assert sum(metadata["validation_prediction_shares"].values()) == pytest.approx(1.0)
+            assert bool(quality.loc[system, "collapsed"]) == (top > 0.95)
+            if top > 0.95:
+                assert f"Collapsed: {system} answers" in report
 
     label_quality = pd.read_csv(results / "report" / "tables" / "label_quality.csv").set_index("teacher_prompt")
     for prompt in ("label", "cot_json"):
@@ -110,7 +135,7 @@ def test_quality_and_label_quality_come_from_the_metrics_and_votes(run):
 
 
 @pytest.mark.slow
-def test_costs_are_tokens_times_price_and_measured_time_times_hardware(run):
+def test_costs_are_measured_time_times_hardware_for_teacher_and_student(run):
     results = run / "results"
     tables = results / "report" / "tables"
     report = (results / "report" / "report.md").read_text()
@@ -118,13 +143,31 @@ def test_costs_are_tokens_times_price_and_measured_time_times_hardware(run):
     for prompt in ("label", "cot_json"):
         stats = _json(results / "votes" / "smollm2" / f"{prompt}.stats.json")
         annotation = stats["annotation"]
-        cost = (annotation["input_tokens"] * PRICE_IN + annotation["output_tokens"] * PRICE_OUT) / 1e6
+        iterations = [
+            pd.read_parquet(results / "annotations" / "smollm2" / prompt / f"iter{i}.parquet") for i in (0, 1)
+        ]
+        # The in-process teacher answers one request at a time: each answer's busy share is its latency.
+        for frame in iterations:
+            assert frame["compute_s"].to_numpy() == pytest.approx(frame["latency_s"].to_numpy(), rel=1e-3, abs=1e-3)
+        seconds = sum(frame["compute_s"].sum() for frame in iterations)
+        assert annotation["compute_s"] == pytest.approx(seconds) and seconds > 0
+        # The embedded teacher is costed on the schema's default teacher hardware: never free.
         row = teacher_costs.loc[f"smollm2/{prompt}"]
-        assert row["cost_usd"] == pytest.approx(cost) and cost > 0
-        assert row["usd_per_1m_texts"] == pytest.approx(cost / 30 * 1e6)
+        cost = seconds * TEACHER_VM["price_per_hour_usd"] / 3600
+        kwh = seconds * TEACHER_VM["power_w"] / 3600 / 1000
+        assert row["basis"] == "measured time" and row["cost_usd"] == pytest.approx(cost)
+        assert row["usd_per_1m_texts"] == pytest.approx(cost / 30 * 1e6) and row["usd_per_1m_texts"] > 0
+        assert row["kwh_per_1m_texts"] == pytest.approx(kwh / 30 * 1e6)
+        assert row["kg_co2_per_1m_texts"] == pytest.approx(kwh * 0.37 / 30 * 1e6) and row["kg_co2_per_1m_texts"] > 0
         assert row["calls"] == 60 and row["output_tokens"] == annotation["output_tokens"]
         assert row["latency_p95_s"] == pytest.approx(annotation["latency_p95_s"])
-        assert f"| {cost:.4g} " in _row(report, "Teacher cost", f"smollm2/{prompt}")
+        assert row["method"].startswith("measured time × $0.085/h (2-vCPU cloud VM")
+        assert row["energy_method"].startswith("power × time: 25 W")
+        assert row["co2_method"].startswith("energy × 0.37 kg CO2/kWh")
+        teacher_row = _row(report, "Teacher cost", f"smollm2/{prompt}")
+        assert f"| {cost:.4g} " in teacher_row
+        for method in ("method", "energy_method", "co2_method"):  # printed beside the numbers
+            assert row[method] in report
 
     student_costs = pd.read_csv(tables / "student_cost.csv").set_index("student")
     breaks = pd.read_csv(tables / "break_even.csv").set_index("student")
@@ -156,11 +199,10 @@ def test_costs_are_tokens_times_price_and_measured_time_times_hardware(run):
             source = teacher_costs.loc[f"{teacher}/{prompt}"]
             fixed = source["cost_usd"] + row["train_usd"]
             saving = (source["usd_per_1m_texts"] - row["usd_per_1m_texts"]) / 1e6
-            expected = math.ceil(fixed / saving) if saving > 0 else None
-            got = breaks.loc[name, "break_even_texts"]
-            assert (pd.isna(got) and expected is None) or got == expected
-            if expected is not None:
-                assert f"| {expected:,} " in _row(report, "Decision", name)
+            expected = math.ceil(fixed / saving)
+            # A real break-even: the student's $ per text is far below the teacher's measured one.
+            assert saving > 0 and breaks.loc[name, "break_even_texts"] == expected
+            assert f"| {expected:,} " in _row(report, "Decision", name)
         # The method is printed beside the number.
         assert row["energy_method"] in report and row["cost_method"] in report
 
@@ -187,15 +229,45 @@ def test_html_is_self_contained_with_readable_figures_and_run_facts(run):
 @pytest.mark.slow
 def test_changing_a_price_regenerates_only_the_report(run):
     costs = {**TINY_CONFIG["costs"], "student_hardware": {"preset": "t4_reference", "price_per_hour_usd": 1.2}}
-    config = write_config(run / "config" / "price.yaml", {**TINY_CONFIG, "costs": costs})
+    # The same teacher priced as an API: its reported tokens × a price table, energy from a per-token estimate.
+    as_api = {
+        "self_hosted": False,
+        "price": {"input_per_1m_tokens": PRICE_IN, "output_per_1m_tokens": PRICE_OUT},
+        "energy_wh_per_1k_tokens": {"input": 0.2, "output": 0.5},
+    }
+    teachers = {"smollm2": {**TINY_CONFIG["teachers"]["smollm2"], **as_api}}
+    config = write_config(run / "config" / "price.yaml", {**TINY_CONFIG, "costs": costs, "teachers": teachers})
     assert rules_of(planned_jobs(run, "--configfile", str(config))) == {"report": 1}
-    before = pd.read_csv(run / "results" / "report" / "tables" / "student_cost.csv")
+    tables = run / "results" / "report" / "tables"
+    before = pd.read_csv(tables / "student_cost.csv")
     snakemake(run, "--configfile", str(config))
-    after = pd.read_csv(run / "results" / "report" / "tables" / "student_cost.csv")
+    after = pd.read_csv(tables / "student_cost.csv")
     assert after["usd_per_1m_texts"].to_numpy() == pytest.approx(2 * before["usd_per_1m_texts"].to_numpy())
     assert after["throughput_texts_per_s"].tolist() == before["throughput_texts_per_s"].tolist()  # not re-measured
-    snakemake(run)  # back to the tiny config's prices
+    teacher_costs = pd.read_csv(tables / "teacher_cost.csv").set_index("teacher_prompt")
+    for prompt in ("label", "cot_json"):
+        annotation = _json(run / "results" / "votes" / "smollm2" / f"{prompt}.stats.json")["annotation"]
+        row = teacher_costs.loc[f"smollm2/{prompt}"]
+        cost = (annotation["input_tokens"] * PRICE_IN + annotation["output_tokens"] * PRICE_OUT) / 1e6
+        kwh = (annotation["input_tokens"] * 0.2 + annotation["output_tokens"] * 0.5) / 1e6
+        assert row["basis"] == "tokens" and row["cost_usd"] == pytest.approx(cost)
+        assert row["usd_per_1m_texts"] == pytest.approx(cost / 30 * 1e6)
+        assert row["kwh_per_1m_texts"] == pytest.approx(kwh / 30 * 1e6)
+        assert row["energy_method"].startswith("estimate: reported tokens × 0.2 Wh per 1k input")
+    snakemake(run)  # back to the tiny config's settings
     assert planned_jobs(run) == []
+
+
+@pytest.mark.slow
+def test_teacher_cost_survives_a_rerun_that_is_all_cache_hits(run, tmp_path):
+    copy = copy_run(run, tmp_path / "rerun")
+    stats_path = copy / "results" / "votes" / "smollm2" / "label.stats.json"
+    before = _json(stats_path)["annotation"]
+    # Annotate again from the response cache (no teacher call) and vote again; nothing downstream.
+    snakemake(copy, str(stats_path.relative_to(copy)), "--forcerun", "annotate")
+    after = _json(stats_path)["annotation"]
+    assert after["cache_hits"] == after["answers"] == 60 and after["requests_made"] == 0
+    assert after["compute_s"] == pytest.approx(before["compute_s"]) and after["compute_s"] > 0
 
 
 @pytest.mark.slow
@@ -279,7 +351,12 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
             "prompt": prompt,
             "stats": dump(f"stats_{prompt}.json", stats),
             "votes": str(folder / f"votes_{prompt}.parquet"),
-            "price": {"input_per_1m_tokens": 3.0, "output_per_1m_tokens": 15.0},
+            # Priced as an API teacher here; the tiny run's tests cover the self-hosted path.
+            "costing": teacher_costing(
+                "smollm2",
+                {"backend": "openai", "price": {"input_per_1m_tokens": 3.0, "output_per_1m_tokens": 15.0}},
+                {},
+            ),
         }
         if evaluated:
             entry["metrics"] = dump(f"metrics_{prompt}.json", _metrics(0.6 + 0.1 * i, 0.55 + 0.1 * i))
@@ -297,7 +374,19 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
             "student": "minilm",
             "teacher": teacher,
             "prompt": prompt,
-            "metadata": dump(f"meta_{i}.json", {"train_seconds": 200.0 + i, "train_examples": 120}),
+            # The cot_json student answers one class for 97% of the validation split: collapsed.
+            "metadata": dump(
+                f"meta_{i}.json",
+                {
+                    "train_seconds": 200.0 + i,
+                    "train_examples": 120,
+                    "validation_prediction_shares": (
+                        {"positive": 0.97, "negative": 0.02, "neutral": 0.01}
+                        if prompt == "cot_json"
+                        else {"positive": 0.5, "negative": 0.3, "neutral": 0.2}
+                    ),
+                },
+            ),
             "benchmark": dump(f"bench_{i}.json", benchmark),
         }
         if evaluated:
@@ -324,6 +413,16 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         (benchmarks / rule).mkdir(parents=True, exist_ok=True)
         for job in range(2):
             (benchmarks / rule / f"{job}.tsv").write_text(f"s\tmax_rss\n{seconds + job}\t{300.5 + job}\n")
+    # Train pool 60% neutral; test split 24 neutral, 10 positive, 6 negative.
+    splits = {}
+    for split, counts in (
+        ("train", {"neutral": 72, "positive": 30, "negative": 18}),
+        ("test", {"neutral": 24, "positive": 10, "negative": 6}),
+    ):
+        labels = [label for label, n in counts.items() for _ in range(n)]
+        frame = pd.DataFrame({"id": [f"{split}{n}" for n in range(len(labels))], "expert_label": labels})
+        frame.to_parquet(folder / f"{split}.parquet")
+        splits[split] = str(folder / f"{split}.parquet")
     out = folder / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -342,6 +441,8 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         "paired_path": str(paired),
         "benchmarks_dir": str(benchmarks),
         "config_hash": "0" * 64,
+        "splits": splits,
+        "labels": LABELS3,
     }
 
 
@@ -360,6 +461,26 @@ def test_report_from_fixture_artifacts_has_every_section_table_and_figure(tmp_pa
     if evaluated:
         assert "0.700 [0.600, 0.750]" in _row(markdown, "Quality", "minilm/smollm2/label")
         assert "McNemar p" in markdown
+        quality = tables["quality"].set_index("system")
+        # Always "neutral" (the train pool's majority) is right on 24 of 40 test items.
+        majority = quality.loc["baseline: majority class (neutral)"]
+        assert majority["accuracy"] == pytest.approx(0.6) and majority["f1_macro"] == pytest.approx(0.75 / 3)
+        prior = quality.loc["baseline: prior-random expectation"]
+        assert prior["accuracy"] == pytest.approx(0.6 * 0.6 + 0.25 * 0.25 + 0.15 * 0.15)
+        # The teachers (0.6 and 0.7 accuracy) and students (0.7 to 0.8): only the one at 0.6 does not beat it.
+        assert quality.loc["smollm2/label", "beats_majority"] == False  # noqa: E712
+        assert quality.loc["minilm/smollm2/label", "beats_majority"] == True  # noqa: E712
+        assert (
+            "Not better than always answering the majority class (accuracy at or below it): smollm2/label." in markdown
+        )
+        assert quality.loc["minilm/smollm2/cot_json", "collapsed"] == True  # noqa: E712
+        assert quality.loc["minilm/smollm2/label", "collapsed"] == False  # noqa: E712
+        assert "Collapsed: minilm/smollm2/cot_json answers 'positive' for 97% of the validation split" in markdown
+        decision = markdown.split("## Quality")[0]
+        assert (
+            "minilm/smollm2/cot_json (learned from smollm2/cot_json): F1 macro +0.050 against its teacher; COLLAPSED"
+            in decision
+        )
     else:
         assert "Not evaluated: the dataset has no expert labels." in markdown
     assert f"config sha256: {'0' * 64}" in markdown

@@ -20,7 +20,7 @@ PROMPT_DEFAULTS = {
 }
 # Settings that do not change a teacher's answers: kept out of the annotate params so that
 # editing them reruns nothing.
-NON_GENERATION_KEYS = ("price",)
+NON_GENERATION_KEYS = ("price", "self_hosted", "hardware", "energy_wh_per_1k_tokens")
 
 
 def prompt_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -110,12 +110,27 @@ def check_prompt_options(config: dict[str, Any], name: str) -> None:
         raise SynthDistillError(f"{where}: the shots split needs expert labels (dataset.label_column)")
 
 
+def check_gold_dev(config: dict[str, Any]) -> None:
+    """The gold dev split needs expert labels, and students_learn_from: best needs the gold dev split."""
+    gold_dev = (config.get("split") or {}).get("gold_dev_size")
+    if gold_dev and not config["dataset"].get("label_column"):
+        raise SynthDistillError(
+            "split.gold_dev_size: the gold dev split is expert-labelled, but dataset.label_column is not set"
+        )
+    if config.get("students_learn_from") == "best" and not gold_dev:
+        raise SynthDistillError(
+            "students_learn_from: best ranks the labellers on expert labels they never trained on; "
+            "set split.gold_dev_size (e.g. 100) to carve that gold dev split from the train pool"
+        )
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate cross-references and files; return what the workflow runs."""
     check_labels(config["labels"])
     dataset = config["dataset"]
     if dataset.get("path") and not Path(dataset["path"]).exists():
         raise SynthDistillError(f"dataset.path: file {dataset['path']} does not exist")
+    check_gold_dev(config)
     prompts = _selection(config, "prompts")
     for name in prompts:
         try:

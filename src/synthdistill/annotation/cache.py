@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS responses (
     output_tokens INTEGER,
     latency_s REAL,
     extra TEXT,
+    compute_s REAL,
     created TEXT DEFAULT CURRENT_TIMESTAMP
 )
 """
@@ -133,31 +134,46 @@ class ResponseCache:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(responses)")}
         if "extra" not in columns:  # caches written before label scores existed
             self.db.execute("ALTER TABLE responses ADD COLUMN extra TEXT")
+        if "compute_s" not in columns:  # caches written before teacher time was costed
+            self.db.execute("ALTER TABLE responses ADD COLUMN compute_s REAL")
 
-    def get(self, key: str) -> tuple[Completion, float] | None:
+    def get(self, key: str) -> tuple[Completion, float, float | None] | None:
+        """The stored answer, its latency and its share of the teacher's busy time (engine.BusyClock),
+        both measured when it was paid for; the share is None for answers stored without one."""
         try:
             row = self.db.execute(
-                "SELECT text, input_tokens, output_tokens, latency_s, extra FROM responses WHERE key = ?", (key,)
+                "SELECT text, input_tokens, output_tokens, latency_s, extra, compute_s FROM responses WHERE key = ?",
+                (key,),
             ).fetchone()
         except sqlite3.Error as exc:  # e.g. "database disk image is malformed" further into the file
             raise CacheError(_unreadable(self.path, exc)) from None
         if row is None:
             return None
         extra = json.loads(row[4]) if row[4] else {}
-        return Completion(text=row[0], input_tokens=row[1], output_tokens=row[2], extra=extra), row[3]
+        return Completion(text=row[0], input_tokens=row[1], output_tokens=row[2], extra=extra), row[3], row[5]
 
-    def put(self, key: str, request: dict[str, Any], completion: Completion, latency_s: float) -> None:
+    def put(
+        self,
+        key: str,
+        request: dict[str, Any],
+        completion: Completion,
+        latency_s: float,
+        compute_s: float | None = None,
+    ) -> None:
         """Store (or replace) one answer; raises :class:`CacheWriteError` when the file takes no more."""
         try:
-            self._insert(key, request, completion, latency_s)
+            self._insert(key, request, completion, latency_s, compute_s)
         except sqlite3.Error as exc:  # "database or disk is full", "attempt to write a readonly database"
             raise CacheWriteError(_unwritable(self.path, exc)) from None
 
-    def _insert(self, key: str, request: dict[str, Any], completion: Completion, latency_s: float) -> None:
+    def _insert(
+        self, key: str, request: dict[str, Any], completion: Completion, latency_s: float, compute_s: float | None
+    ) -> None:
         # Autocommit mode: the row is durable when this returns, so a SIGKILL loses nothing stored.
         self.db.execute(
-            "INSERT OR REPLACE INTO responses (key, request, text, input_tokens, output_tokens, latency_s, extra) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO responses "
+            "(key, request, text, input_tokens, output_tokens, latency_s, extra, compute_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key,
                 json.dumps(request, sort_keys=True),
@@ -166,6 +182,7 @@ class ResponseCache:
                 completion.output_tokens,
                 latency_s,
                 json.dumps(completion.extra) if completion.extra else None,
+                compute_s,
             ),
         )
 

@@ -33,6 +33,7 @@ ANNOTATION_COLUMNS = [
     "parse_status",
     "error",
     "latency_s",
+    "compute_s",
     "input_tokens",
     "output_tokens",
     "cached",
@@ -126,7 +127,48 @@ class Progress:
             )
 
 
-Outcome = tuple[Completion | None, float | None, str | None, bool]  # completion, latency, error, cached
+# completion, latency, compute share (see BusyClock), error, cached
+Outcome = tuple[Completion | None, float | None, float | None, str | None, bool]
+
+
+class BusyClock:
+    """The teacher's busy time, shared out among the requests in flight.
+
+    With several requests in flight their latencies overlap, so summing them overstates how long
+    the teacher was busy (64 concurrent one-second requests keep a server busy for one second, not
+    64). Every stretch of time during which k requests are in flight is split equally among those
+    k; a request's share is the sum of its slices, and the shares of all requests add up to the
+    wall time during which at least one was in flight. With one request at a time a share is its
+    latency. The clock keeps the running integral of 1/k, so start and stop are O(1).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._last = time.perf_counter()
+        self._integral = 0.0
+
+    def _advance(self) -> float:
+        now = time.perf_counter()
+        if self._in_flight:
+            self._integral += (now - self._last) / self._in_flight
+        self._last = now
+        return self._integral
+
+    def start(self) -> float:
+        """Mark a request as sent; returns the token to pass to :meth:`stop`."""
+        with self._lock:
+            mark = self._advance()
+            self._in_flight += 1
+            return mark
+
+    def stop(self, mark: float) -> float:
+        """Mark the request started at ``mark`` as answered; returns its share of busy seconds."""
+        with self._lock:
+            share = self._advance() - mark
+            self._in_flight -= 1
+            return share
+
 
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 20
 
@@ -174,7 +216,7 @@ def _collect(
     takes no more writes, after ``max_consecutive_failures`` identical request failures in a row,
     or on an interrupt.
     """
-    results: list[Outcome] = [(None, None, None, False)] * len(requests)
+    results: list[Outcome] = [(None, None, None, None, False)] * len(requests)
     progress = Progress(len(requests))
     missing = []
     reasked = 0
@@ -186,7 +228,9 @@ def _collect(
         if hit is None:
             missing.append(index)
         else:
-            results[index] = (hit[0], hit[1], None, True)
+            # The times stored when the answer was paid for: a cache hit costs the teacher nothing
+            # now, but the label it carries cost that much once.
+            results[index] = (hit[0], hit[1], hit[2], None, True)
             progress.update(failed=False, cached=True)
     if reasked:
         log.info("asking again for %d cached answers that did not parse (annotate.retry_unparsed)", reasked)
@@ -202,23 +246,28 @@ def _collect(
     # A worker sends only while fewer than ``concurrency`` answers are sent but not yet handled (stored)
     # here, so when the job decides to stop, at most that many requests are out.
     slots = threading.Semaphore(concurrency)
+    clock = BusyClock()
 
-    def call(indices: list[int]) -> list[tuple[int, Completion | None, float, str | None, str | None]] | None:
+    def call(indices: list[int]) -> list[tuple[int, Completion | None, float, float, str | None, str | None]] | None:
         slots.acquire()
         if stop.is_set():  # picked up between the decision to stop and the cancellation
             slots.release()
             return None
         start = time.perf_counter()
+        mark = clock.start()
         try:
             if complete_batch is not None and batch_size > 1:
                 completions = complete_batch([requests[i] for i in indices])
             else:
                 completions = [teacher.complete(requests[indices[0]])]
         except Exception as exc:  # recorded per item; the share check in annotate() decides the job
+            share = clock.stop(mark) / len(indices)
             error, kind = f"{type(exc).__name__}: {exc}", failure_kind(exc)
-            return [(i, None, time.perf_counter() - start, error, kind) for i in indices]
+            return [(i, None, time.perf_counter() - start, share, error, kind) for i in indices]
+        # A batch generated together shares its time equally among its prompts.
+        share = clock.stop(mark) / len(indices)
         latency = (time.perf_counter() - start) / len(indices)
-        return [(i, c, latency, None, None) for i, c in zip(indices, completions, strict=True)]
+        return [(i, c, latency, share, None, None) for i, c in zip(indices, completions, strict=True)]
 
     chunks = [missing[i : i + batch_size] for i in range(0, len(missing), batch_size)]
     breaker = CircuitBreaker(max_consecutive_failures)
@@ -239,20 +288,20 @@ def _collect(
         for future in as_completed(futures):
             if future.cancelled() or (outcomes := future.result()) is None:
                 continue
-            for index, completion, latency, error, kind in outcomes:
+            for index, completion, latency, share, error, kind in outcomes:
                 if completion is not None:
                     if write_error is not None:
                         lost += 1  # paid for, but the cache takes no more: nothing more is written
                         continue
                     try:
-                        cache.put(keys[index], requests[index].as_dict(), completion, latency)
+                        cache.put(keys[index], requests[index].as_dict(), completion, latency, compute_s=share)
                     except CacheWriteError as exc:
                         write_error, lost = exc, lost + 1
                         halt()
                         continue
                     stored += 1
                 processed += 1
-                results[index] = (completion, latency, error, False)
+                results[index] = (completion, latency, share, error, False)
                 progress.update(failed=error is not None, cached=False)
                 if breaker.record(kind) and tripped is None:
                     tripped, tripped_after = error, breaker.run
@@ -297,7 +346,8 @@ def _collect_batched(
     answers = teacher.complete_many([requests[i] for i in missing], [keys[i] for i in missing], cache)
     for index in missing:
         completion, latency, error = answers[keys[index]]
-        results[index] = (completion, latency, error, False)
+        # A provider batch bills tokens, not time: its hours of queueing are no compute share.
+        results[index] = (completion, latency, None, error, False)
         progress.update(failed=error is not None, cached=False)
     return results
 
@@ -358,7 +408,7 @@ def annotate(
     is_calibration = (prompts["split"] == CALIBRATION_SPLIT).to_numpy()
     prior = None
     if kind == "label_scores" and is_calibration.any():
-        completion, _, error, _ = results[int(np.flatnonzero(is_calibration)[0])]
+        completion, _, _, error, _ = results[int(np.flatnonzero(is_calibration)[0])]
         if completion is None:
             failed = sum(1 for outcome in results if outcome[0] is None)
             raise SynthDistillError(
@@ -370,12 +420,19 @@ def annotate(
         log.info("calibration prior %s", dict(zip(labels, prior.round(3).tolist(), strict=True)))
 
     rows = []
-    for (completion, latency, error, cached), item, calibration in zip(
+    for (completion, latency, compute, error, cached), item, calibration in zip(
         results, prompts.to_dict("records"), is_calibration, strict=True
     ):
         if calibration:
             continue
-        row = {"id": item["id"], "split": item["split"], "error": error, "latency_s": latency, "cached": cached}
+        row = {
+            "id": item["id"],
+            "split": item["split"],
+            "error": error,
+            "latency_s": latency,
+            "compute_s": compute,
+            "cached": cached,
+        }
         if completion is None:
             row.update(raw_output=None, label=None, reason=None, parse_status=ERROR)
         elif kind == "label_scores":

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.costs import teacher_cost
+from synthdistill.costs import teacher_totals
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.review import (
@@ -40,8 +40,8 @@ def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list
     """name -> {members: [(teacher, prompt)], method}; members must be among the run's teachers and prompts."""
     out = {}
     for name, spec in (config.get("ensembles") or {}).items():
-        if name in config["teachers"] or name == "expert":
-            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert')")
+        if name in config["teachers"] or name in ("expert", "best"):
+            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert' or 'best')")
         members = []
         for number, member in enumerate(spec["members"], start=1):
             teacher, prompt = member
@@ -57,15 +57,25 @@ def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list
     return out
 
 
-def combined_annotation_stats(member_stats: list[dict[str, Any]], prices: list[dict[str, float]]) -> dict[str, Any]:
-    """The members' calls, failures and tokens added up; the cost is computed per member's price."""
+def combined_annotation_stats(member_stats: list[dict[str, Any]], costings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The members' calls, failures, tokens and busy time added up; dollars, kWh and CO2 are each
+    member's own (tokens × price or time × hardware, costs.teacher_costing) added up, and unknown
+    when any member's is."""
     keys: tuple[str, ...] = ("iterations", "answers", "requests_made", "cache_hits", "request_errors", "parse_failures")
     keys += ("input_tokens", "output_tokens")
     annotation: dict[str, Any] = {k: sum(s["annotation"][k] for s in member_stats) for k in keys}
     # Members run independently, so an ensemble label waits for its slowest member.
     annotation["latency_p50_s"] = max((s["annotation"]["latency_p50_s"] or 0.0) for s in member_stats)
     annotation["latency_p95_s"] = max((s["annotation"].get("latency_p95_s") or 0.0) for s in member_stats)
-    annotation["cost_usd"] = sum(teacher_cost(s["annotation"], p) for s, p in zip(member_stats, prices, strict=True))
+    if all(s["annotation"].get("compute_s") is not None for s in member_stats):
+        annotation["compute_s"] = sum(s["annotation"]["compute_s"] for s in member_stats)
+    totals = [teacher_totals(s["annotation"], c) for s, c in zip(member_stats, costings, strict=True)]
+    for key, method in (("usd", "cost_method"), ("kwh", "energy_method"), ("kg_co2", "co2_method")):
+        values = [t[key] for t in totals]
+        annotation["cost_usd" if key == "usd" else key] = None if None in values else sum(values)
+        annotation[method] = "members added up: " + "; ".join(
+            f"{c['teacher']}: {t[method]}" for c, t in zip(costings, totals, strict=True)
+        )
     return annotation
 
 
@@ -106,7 +116,7 @@ def write_ensemble(
     iteration_paths: dict[str, str],
     split_paths: list[str],
     member_stats_paths: list[str],
-    prices: list[dict[str, float]],
+    costings: list[dict[str, Any]],
     labels: list[str],
     method: str,
     tie_policy: str,
@@ -117,5 +127,5 @@ def write_ensemble(
     iterations = read_iterations(iteration_paths)
     votes = ensemble_votes(iterations, read_splits(split_paths), labels, method, tie_policy, settings)
     member_stats = [json.loads(Path(p).read_text()) for p in member_stats_paths]
-    write_vote_outputs(votes, combined_annotation_stats(member_stats, prices), outputs)
+    write_vote_outputs(votes, combined_annotation_stats(member_stats, costings), outputs)
     return votes

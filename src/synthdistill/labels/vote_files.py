@@ -12,10 +12,34 @@ from synthdistill.data import read_splits
 from synthdistill.labels.vote import vote, vote_summary
 
 
+def compute_seconds(frame: pd.DataFrame) -> tuple[float, str]:
+    """The teacher's busy seconds behind every answer received, and where they come from.
+
+    Each answer carries its share of the teacher's busy time, measured when it was paid for (a cache
+    hit brings the stored share back), so the sum is the same on a rerun that is all cache hits.
+    Answers stored before shares were recorded fall back to their latency, which equals the share
+    when one request was in flight at a time (in-process teachers) and overstates it otherwise.
+    """
+    answered = frame.loc[frame["input_tokens"].notna() | frame["raw_output"].notna()]
+    share = answered["compute_s"] if "compute_s" in answered else pd.Series(float("nan"), index=answered.index)
+    missing = share.isna()
+    seconds = float(share.fillna(answered["latency_s"]).fillna(0.0).sum())
+    if not len(answered):
+        source = "no answers"
+    elif not missing.any():
+        source = "busy-time shares measured when each answer was paid for"
+    elif missing.all():
+        source = "latencies (answers cached before busy-time shares were recorded)"
+    else:
+        source = f"busy-time shares; latencies for {int(missing.sum())} answers cached before shares were recorded"
+    return seconds, source
+
+
 def annotation_stats(iterations: list[pd.DataFrame]) -> dict[str, Any]:
     """LLM calls, failures, tokens and latency over all iterations of one teacher × prompt."""
     frame = pd.concat(iterations, ignore_index=True)
     fresh = frame.loc[~frame["cached"]]
+    compute_s, compute_source = compute_seconds(frame)
     return {
         "iterations": len(iterations),
         "answers": len(frame),
@@ -28,6 +52,8 @@ def annotation_stats(iterations: list[pd.DataFrame]) -> dict[str, Any]:
         "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
         "latency_p50_s": float(frame["latency_s"].quantile(0.5)) if len(frame) else None,
         "latency_p95_s": float(frame["latency_s"].quantile(0.95)) if len(frame) else None,
+        "compute_s": compute_s,
+        "compute_source": compute_source,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -27,7 +28,10 @@ def _color(kind: str) -> str:
 
 
 def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
-    """Accuracy and F1 macro with their intervals, teachers and students side by side."""
+    """Accuracy and F1 macro with their intervals, teachers and students side by side; the majority-class
+    baseline's accuracy as a dashed line."""
+    baselines = quality.loc[quality["kind"] == "baseline"]
+    quality = quality.loc[quality["kind"] != "baseline"]
     names = quality["system"].tolist()
     x = np.arange(len(names))
     width = 0.38
@@ -53,11 +57,17 @@ def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
     axis.set_ylim(0, 1.1)
     axis.set_ylabel("score on the expert test split (0–1)")
     axis.set_title("Quality: accuracy (plain) and F1 macro (hatched), 95% bootstrap intervals")
-    handles = [
+    handles: list[Any] = [
         plt.Rectangle((0, 0), 1, 1, color=_color(kind), label=kind)
         for kind in ("teacher", "student", "expert baseline")
         if kind in set(quality["kind"])
     ]
+    majority = baselines.loc[baselines["system"].str.startswith("baseline: majority")]
+    if len(majority):
+        accuracy = float(majority["accuracy"].iloc[0])
+        handles.append(
+            axis.axhline(accuracy, color="black", linestyle="--", linewidth=1, label="majority-class accuracy")
+        )
     handles += [
         plt.Rectangle((0, 0), 1, 1, facecolor="grey", label="accuracy"),
         plt.Rectangle((0, 0), 1, 1, facecolor="grey", hatch="//", edgecolor="white", label="F1 macro"),
@@ -142,6 +152,10 @@ def pareto(points: pd.DataFrame, path: str | Path) -> None:
     """Dollars per 1M texts against F1 macro, with the Pareto front (cheaper and better wins)."""
     frame = points.dropna(subset=["usd_per_1m_texts", "f1_macro"]).copy()
     figure, axis = plt.subplots(figsize=(9, 4.8))
+    # A system without a cost estimate is named under the chart, never drawn as free.
+    unpriced = points.loc[points["usd_per_1m_texts"].isna() & points["f1_macro"].notna(), "system"].tolist()
+    if unpriced:
+        figure.text(0.01, 0.01, "cost not estimated, not shown: " + ", ".join(unpriced), fontsize=7, color="grey")
     if frame.empty:
         axis.text(0.5, 0.5, "no system has both a cost and an F1 figure", ha="center", transform=axis.transAxes)
         _save(figure, path)
@@ -151,7 +165,7 @@ def pareto(points: pd.DataFrame, path: str | Path) -> None:
     if positive.all():
         axis.set_xscale("log")
     else:
-        # A free teacher (price 0) cannot sit on a log axis; symlog keeps it visible at 0.
+        # A teacher priced at $0 on purpose cannot sit on a log axis; symlog keeps it visible at 0.
         axis.set_xscale("symlog", linthresh=floor)
     for kind, group in frame.groupby("kind"):
         axis.scatter(group["usd_per_1m_texts"], group["f1_macro"], s=60, color=_color(kind), label=kind, zorder=3)

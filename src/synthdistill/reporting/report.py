@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.evaluation.baselines import trivial_baselines
+from synthdistill.names import BEST
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
 from synthdistill.reporting.sections import (
@@ -26,6 +28,7 @@ from synthdistill.reporting.sections import (
     label_quality_section,
     quality_section,
     run_facts_section,
+    selection_section,
     student_cost_section,
     teacher_cost_section,
 )
@@ -108,6 +111,7 @@ def report_sections(
     hardware: dict[str, Any],
     paired_path: str | None = None,
     config_hash: str | None = None,
+    selection: Section | None = None,
 ) -> list[Section]:
     """The report's sections in reading order."""
     facts = RunFacts(
@@ -122,6 +126,7 @@ def report_sections(
     return [
         decision_section(quality=tables.quality, teacher_costs=tables.teacher_cost, breaks=tables.break_even),
         quality_section(quality=tables.quality, evaluated=evaluated, paired_path=paired_path),
+        *([selection] if selection else []),
         label_quality_section(label_quality=tables.label_quality, evaluated=evaluated),
         teacher_cost_section(teacher_costs=tables.teacher_cost),
         student_cost_section(student_costs=tables.student_cost, hardware=hardware),
@@ -139,14 +144,34 @@ def build(
     paired_path: str | None = None,
     benchmarks_dir: str | None = None,
     config_hash: str | None = None,
+    splits: dict[str, str] | None = None,
+    labels: list[str] | None = None,
+    selection_paths: tuple[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write the report's Markdown, HTML, figures and CSV tables; return the tables.
 
     ``outputs`` has ``markdown``, ``html``, ``figures`` (name -> PNG path) and ``tables``
-    (name -> CSV path) for the names in FIGURES and TABLES.
+    (name -> CSV path) for the names in FIGURES and TABLES. ``splits`` (``train`` and ``test`` split
+    files) and ``labels`` give the trivial baselines of the quality table. ``selection_paths`` are
+    select_labeller's choice (JSON) and ranking (CSV), when the run has a gold dev split.
     """
+    selection = None
+    if selection_paths:
+        choice, ranking = read_json(selection_paths[0]), pd.read_csv(selection_paths[1])
+        learn_from_best = any(entry["teacher"] == BEST for entry in students)
+        # Costs and the decision compare a best/on_gold_dev student with the labeller it learned from.
+        students = [{**e, "source": choice["labeller"]} if e["teacher"] == BEST else e for e in students]
+        selection = selection_section(choice=choice, ranking=ranking, learn_from_best=learn_from_best)
+    baselines = None
+    if evaluated and splits and labels:
+        baselines = trivial_baselines(pd.read_parquet(splits["train"]), pd.read_parquet(splits["test"]), labels)
     tables = compute_tables(
-        teachers=teachers, students=students, evaluated=evaluated, hardware=hardware, benchmarks_dir=benchmarks_dir
+        teachers=teachers,
+        students=students,
+        evaluated=evaluated,
+        hardware=hardware,
+        benchmarks_dir=benchmarks_dir,
+        baselines=baselines,
     )
     csv_tables = tables.csv_tables()
     for name, frame in csv_tables.items():
@@ -163,6 +188,7 @@ def build(
         hardware=hardware,
         paired_path=paired_path,
         config_hash=config_hash,
+        selection=selection,
     )
     intro = INTRO_EVALUATED if evaluated else INTRO_NOT_EVALUATED
     figure_dir = Path(figures["quality"]).parent.relative_to(Path(outputs["markdown"]).parent).as_posix()

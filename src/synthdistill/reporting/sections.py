@@ -33,6 +33,8 @@ def format_value(value: Any, digits: int = 3) -> str:
 
 
 def _interval(value: float, low: float, high: float) -> str:
+    if _missing(low) or _missing(high):  # an expectation, not a measurement: no interval
+        return f"{value:.3f}"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
@@ -60,6 +62,15 @@ class Section:
         return self
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _flag(value: Any) -> bool | None:
+    """A yes/no column's value as a bool, None where it is unknown (None or NaN)."""
+    return None if _missing(value) else bool(value)
+
+
 def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks: pd.DataFrame) -> list[str]:
     """One plain sentence per student of a teacher: quality difference, cost ratio, break-even."""
     lines = []
@@ -70,11 +81,24 @@ def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks
         if scores is not None and row["student"] in scores.index and row["teacher_prompt"] in scores.index:
             diff = scores.loc[row["student"], "f1_macro"] - scores.loc[row["teacher_prompt"], "f1_macro"]
             parts.append(f"F1 macro {diff:+.3f} against its teacher;")
+            student = scores.loc[row["student"]]
+            if _flag(student.get("collapsed")):
+                parts.append(f"COLLAPSED ({student['validation_top_share']:.0%} of validation answers one class);")
+            if _flag(student.get("beats_majority")) is False:
+                parts.append("no better than always answering the majority class;")
         student_usd = row["student_usd_per_1m_texts"]
         teacher_usd = teachers.loc[row["teacher_prompt"], "usd_per_1m_texts"]
-        if student_usd is not None and not pd.isna(student_usd):
+        teacher_co2 = teachers.loc[row["teacher_prompt"], "kg_co2_per_1m_texts"]
+        if teacher_usd is None or pd.isna(teacher_usd):
+            parts.append("the teacher's $ per 1M texts is not estimated;")
+        elif student_usd is not None and not pd.isna(student_usd):
             parts.append(
                 f"${format_value(float(student_usd))} against ${format_value(float(teacher_usd))} per 1M texts;"
+            )
+        student_co2 = row.get("student_kg_co2_per_1m_texts")
+        if not _missing(teacher_co2) and not _missing(student_co2):
+            parts.append(
+                f"{format_value(float(student_co2))} against {format_value(float(teacher_co2))} kg CO2 per 1M texts;"
             )
         if row["break_even_texts"] is not None and not pd.isna(row["break_even_texts"]):
             parts.append(f"cheaper than the teacher after {int(row['break_even_texts']):,} texts.")
@@ -89,9 +113,11 @@ def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, brea
     for line in decision_lines(quality=quality, teacher_costs=teacher_costs, breaks=breaks):
         section.text(line)
     section.text(
-        "Break-even: the student's fixed cost is its teacher's annotation of the whole dataset (the tokens "
-        "the API reported × the price table) plus its training time × the student hardware's price per hour; "
-        "after that it costs its measured best-batch time × the price per hour per text. "
+        "Break-even: the student's fixed cost is its teacher's annotation of the whole dataset (an API "
+        "teacher's reported tokens × its price table, a self-hosted teacher's measured busy time × its "
+        "hardware's price per hour; see Teacher cost) plus its training time × the student hardware's price "
+        "per hour; after that it costs its measured best-batch time × the price per hour per text. "
+        "A teacher whose cost is not estimated has no break-even. "
         "The expert-label baseline has no break-even: the pipeline does not know what expert labels cost."
     )
     section.figure("pareto", "cost per 1M texts against F1 macro")
@@ -105,6 +131,8 @@ def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, brea
                 "train_usd": "training $",
                 "teacher_usd_per_1m_texts": "teacher $ / 1M texts",
                 "student_usd_per_1m_texts": "student $ / 1M texts",
+                "teacher_kg_co2_per_1m_texts": "teacher kg CO2 / 1M texts",
+                "student_kg_co2_per_1m_texts": "student kg CO2 / 1M texts",
                 "break_even_texts": "break-even (texts)",
                 "how": "how",
             },
@@ -113,6 +141,34 @@ def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, brea
         else breaks
     )
     return section
+
+
+def quality_flags(quality: pd.DataFrame) -> list[str]:
+    """Sentences naming every system that does not beat the majority class and every collapsed student."""
+    lines = []
+    majority = quality.loc[quality["system"].str.startswith("baseline: majority")]
+    if len(majority) and "beats_majority" in quality:
+        row = majority.iloc[0]
+        lines.append(
+            f"Trivial baselines on the same test split: always answering the train pool's majority class "
+            f"({row['system'].split('(', 1)[-1].rstrip(')')}) scores accuracy {row['accuracy']:.3f}, F1 macro "
+            f"{row['f1_macro']:.3f}; answering at random with the train pool's label shares is expected to score "
+            "the prior-random row (accuracy = Σ p_train(c) · p_test(c))."
+        )
+        losers = quality.loc[quality["beats_majority"].eq(False), "system"].tolist()
+        if losers:
+            lines.append(
+                "Not better than always answering the majority class (accuracy at or below it): "
+                + ", ".join(losers)
+                + "."
+            )
+    if "collapsed" in quality:
+        for row in quality.loc[quality["collapsed"].eq(True)].itertuples():
+            lines.append(
+                f"Collapsed: {row.system} answers {row.validation_top_label!r} for "
+                f"{row.validation_top_share:.0%} of the validation split (more than 95%): it has learned one class."
+            )
+    return lines
 
 
 def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str | None = None) -> Section:
@@ -128,11 +184,22 @@ def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str 
             "test items": quality["test_items"].map(format_value),
         }
     )
+    if "beats_majority" in quality:
+        shown["beats majority"] = [
+            "–" if kind == "baseline" or _missing(beats) else ("yes" if beats else "NO")
+            for kind, beats in zip(quality["kind"], quality["beats_majority"], strict=True)
+        ]
+    if "collapsed" in quality:
+        shown["collapsed"] = [
+            "–" if _missing(flag) or flag is None else ("YES" if flag else "no") for flag in quality["collapsed"]
+        ]
     section = Section("Quality").text(
         "Accuracy and F1 macro on the frozen expert test split, with 95% bootstrap intervals. "
         "The expert baseline, the student trained on expert labels (upper bound), shows what distillation "
         "could reach with perfect labels."
     )
+    for line in quality_flags(quality):
+        section.text(line)
     section.table(shown).figure("quality", "accuracy and F1 macro per system")
     if paired_path and Path(paired_path).exists():
         paired = pd.read_csv(paired_path)
@@ -157,6 +224,40 @@ def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str 
             )
         )
     return section
+
+
+def selection_section(*, choice: dict[str, Any], ranking: pd.DataFrame, learn_from_best: bool) -> Section:
+    """The labeller ranking on the gold dev split and what was chosen (select_labeller)."""
+    best = choice["labeller"]
+    lines = [
+        f"Labellers ranked on the {choice['ranked_on']} (95% bootstrap intervals); "
+        "the test split plays no part in the choice. "
+        f"Ranked first: {best}."
+    ]
+    runner = choice.get("versus_runner_up")
+    if runner:
+        low, high = runner["f1_macro_difference_interval"]
+        lines.append(
+            f"Against the runner-up {runner['runner_up']} on the same gold dev items: F1 macro difference "
+            f"[{format_value(low)}, {format_value(high)}], McNemar p {format_value(runner['mcnemar_p'])}."
+        )
+    if learn_from_best:
+        lines.append(
+            f"students_learn_from: best: the students named */best/on_gold_dev learned from {best}'s labels; "
+            "their break-even counts only its annotation, not that of the labellers ranked here."
+        )
+    section = Section("Labeller selection").text(" ".join(lines))
+    shown = pd.DataFrame(
+        {
+            "rank": ranking["rank"],
+            "labeller": ranking["labeller"],
+            "F1 macro [95% CI]": [_interval(r.f1_macro, r.f1_macro_low, r.f1_macro_high) for r in ranking.itertuples()],
+            "accuracy [95% CI]": [_interval(r.accuracy, r.accuracy_low, r.accuracy_high) for r in ranking.itertuples()],
+            "coverage": ranking["coverage"].map(format_value),
+            "gold dev items": ranking["n"].map(format_value),
+        }
+    )
+    return section.table(shown)
 
 
 def label_quality_section(*, label_quality: pd.DataFrame, evaluated: bool) -> Section:
@@ -195,13 +296,17 @@ def label_quality_section(*, label_quality: pd.DataFrame, evaluated: bool) -> Se
 
 def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
     section = Section("Teacher cost").text(
-        "Per teacher × prompt: the input and output tokens the API reported over every self-consistency "
-        "iteration (chain-of-thought output included), the latency of one call, and dollars per 1M texts "
-        "= (input tokens × input price + output tokens × output price) / texts × 1M. The price table is "
-        "`teachers.<name>.price` in the config. A batch teacher (`openai_batch`, `anthropic_batch`) is charged "
-        "at batch prices (the table's batch prices, else the real-time prices less `batch_discount`, 50% by "
-        "default); the pricing column says which prices were used and the next column what the same tokens "
-        "cost at real-time prices."
+        "Per teacher × prompt, over every self-consistency iteration: the tokens reported, the latency of one "
+        "call, and dollars, energy and CO2 per 1M texts. An API teacher is charged its tokens × its price table "
+        "(`teachers.<name>.price`; a batch backend at batch prices, the table's or the real-time prices less "
+        "`batch_discount`, 50% by default); its energy is an estimate from `energy_wh_per_1k_tokens` when one is "
+        "given, as no API reports energy. A self-hosted teacher (`llama_cpp`, `transformers`, or "
+        "`self_hosted: true` on a server of your own) is charged its measured busy time × its hardware's price "
+        "per hour and power (`costs.teacher_hardware`, `teachers.<name>.hardware`). Busy time is measured when "
+        "each answer is paid for and stored with it in the response cache, so a rerun from the cache reports "
+        "the same figure; with several requests in flight each gets an equal share of the time they overlap, "
+        "so concurrent requests are not counted twice. CO2 is energy × the hardware's grid intensity. A figure "
+        "that cannot be estimated is shown as – with the reason, never as 0."
     )
     shown = _display(
         teacher_costs,
@@ -214,18 +319,35 @@ def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
             "output_tokens": "output tokens",
             "output_tokens_per_text": "output tokens / text",
             "latency_p50_s": "latency p50 (s)",
-            "latency_p95_s": "latency p95 (s)",
+            "compute_s_per_text": "busy s / text",
             "pricing": "pricing",
             "cost_usd": "spent $",
             "cost_usd_at_real_time_prices": "$ at real-time prices",
             "usd_per_1m_texts": "$ / 1M texts",
-            "method": "method",
+            "kwh_per_1m_texts": "kWh / 1M texts",
+            "kg_co2_per_1m_texts": "kg CO2 / 1M texts",
         },
     )
     # Small sums keep 4 significant digits: cents matter at a few thousand calls.
-    shown["spent $"] = teacher_costs["cost_usd"].map(lambda v: f"{v:.4g}")
-    shown["$ at real-time prices"] = teacher_costs["cost_usd_at_real_time_prices"].map(lambda v: f"{v:.4g}")
-    return section.table(shown)
+    for column, source in (("spent $", "cost_usd"), ("$ at real-time prices", "cost_usd_at_real_time_prices")):
+        shown[column] = teacher_costs[source].map(lambda v: "–" if v is None or pd.isna(v) else f"{v:.4g}")
+    section.table(shown)
+    section.text("How each number was obtained:")
+    methods = (
+        teacher_costs[["teacher_prompt", "method", "energy_method", "co2_method"]]
+        if len(teacher_costs)
+        else teacher_costs
+    )
+    return section.table(
+        methods.rename(
+            columns={
+                "teacher_prompt": "teacher / prompt",
+                "method": "$ method",
+                "energy_method": "energy method",
+                "co2_method": "CO2 method",
+            }
+        )
+    )
 
 
 def student_cost_section(*, student_costs: pd.DataFrame, hardware: dict[str, Any]) -> Section:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.costs import break_even, student_cost_row, teacher_cost_row, training_cost
+from synthdistill.evaluation.baselines import collapsed
 from synthdistill.names import EXPERT
 from synthdistill.run_facts import stage_benchmarks
 
@@ -35,26 +36,67 @@ def system_kind(entry: dict[str, Any]) -> str:
     return "expert baseline" if entry["teacher"] == EXPERT else "student"
 
 
-def quality_table(teachers: list[dict[str, Any]], students: list[dict[str, Any]]) -> pd.DataFrame:
-    """Accuracy and F1 macro with their intervals for every teacher × prompt and every student."""
+MAJORITY, PRIOR_RANDOM = "baseline: majority class", "baseline: prior-random expectation"
+
+
+def quality_table(
+    teachers: list[dict[str, Any]],
+    students: list[dict[str, Any]],
+    baselines: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Accuracy and F1 macro with their intervals for every teacher × prompt and every student, then
+    the trivial baselines; each system says whether it beats the majority class and each student
+    whether its validation answers collapsed onto one class."""
     rows = []
+    majority_accuracy = baselines["majority"]["accuracy"] if baselines else None
     for entry in [*teachers, *students]:
         metrics = read_json(entry.get("metrics"))
         if metrics is None:
             continue
         intervals = metrics["intervals"]
+        row = {
+            "system": system_name(entry),
+            "kind": system_kind(entry),
+            "accuracy": metrics["accuracy"],
+            "accuracy_low": intervals["accuracy"][0],
+            "accuracy_high": intervals["accuracy"][1],
+            "f1_macro": metrics["f1_macro"],
+            "f1_macro_low": intervals["f1_macro"][0],
+            "f1_macro_high": intervals["f1_macro"][1],
+            "coverage": metrics["coverage"],
+            "test_items": metrics["n"],
+            # Strictly better accuracy than always answering the train pool's majority class.
+            "beats_majority": metrics["accuracy"] > majority_accuracy if majority_accuracy is not None else None,
+        }
+        if "student" in entry:
+            shares = (read_json(entry.get("metadata")) or {}).get("validation_prediction_shares")
+            flag, label, share = collapsed(shares)
+            row.update(collapsed=flag, validation_top_label=label, validation_top_share=share)
+        rows.append(row)
+    if baselines:
+        majority, prior = baselines["majority"], baselines["prior_random"]
         rows.append(
             {
-                "system": system_name(entry),
-                "kind": system_kind(entry),
-                "accuracy": metrics["accuracy"],
-                "accuracy_low": intervals["accuracy"][0],
-                "accuracy_high": intervals["accuracy"][1],
-                "f1_macro": metrics["f1_macro"],
-                "f1_macro_low": intervals["f1_macro"][0],
-                "f1_macro_high": intervals["f1_macro"][1],
-                "coverage": metrics["coverage"],
-                "test_items": metrics["n"],
+                "system": f"{MAJORITY} ({majority['label']})",
+                "kind": "baseline",
+                "accuracy": majority["accuracy"],
+                "accuracy_low": majority["intervals"]["accuracy"][0],
+                "accuracy_high": majority["intervals"]["accuracy"][1],
+                "f1_macro": majority["f1_macro"],
+                "f1_macro_low": majority["intervals"]["f1_macro"][0],
+                "f1_macro_high": majority["intervals"]["f1_macro"][1],
+                "coverage": 1.0,
+                "test_items": majority["n"],
+            }
+        )
+        rows.append(
+            {
+                "system": PRIOR_RANDOM,
+                "kind": "baseline",
+                "accuracy": prior["accuracy"],
+                "f1_macro": prior["f1_macro"],
+                "coverage": 1.0,
+                "test_items": prior["n"],
             }
         )
     return pd.DataFrame(rows)
@@ -102,7 +144,7 @@ def label_quality_table(teachers: list[dict[str, Any]]) -> tuple[pd.DataFrame, p
 def teacher_cost_table(teachers: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"teacher_prompt": system_name(e), **teacher_cost_row(read_json(e["stats"]), e.get("price") or {})}
+            {"teacher_prompt": system_name(e), **teacher_cost_row(read_json(e["stats"]), e.get("costing") or {})}
             for e in teachers
         ]
     )
@@ -137,13 +179,16 @@ def break_even_table(
     for entry in students:
         if entry["teacher"] == EXPERT:
             continue  # the expert labels' cost is not known to the pipeline
-        source = f"{entry['teacher']}/{entry['prompt']}"
+        # A student of students_learn_from: best: the labeller select_labeller chose (build() fills it in).
+        source = entry.get("source") or f"{entry['teacher']}/{entry['prompt']}"
         teacher, student = teachers.loc[source], costs.loc[system_name(entry)]
-        annotation_usd = float(teacher["cost_usd"])
+        # A teacher whose cost is not estimated stays unknown here: it is never taken as free.
+        annotation_usd = _number(teacher["cost_usd"])
+        teacher_per_1m = _number(teacher["usd_per_1m_texts"])
         train_usd = student["train_usd"]
-        fixed = None if pd.isna(train_usd) else annotation_usd + float(train_usd)
+        fixed = None if pd.isna(train_usd) or annotation_usd is None else annotation_usd + float(train_usd)
         student_per_text = None if pd.isna(student["usd_per_1m_texts"]) else student["usd_per_1m_texts"] / 1e6
-        result = break_even(fixed, float(teacher["usd_per_1m_texts"]) / 1e6, student_per_text)
+        result = break_even(fixed, None if teacher_per_1m is None else teacher_per_1m / 1e6, student_per_text)
         rows.append(
             {
                 "student": system_name(entry),
@@ -151,13 +196,19 @@ def break_even_table(
                 "annotation_usd": annotation_usd,
                 "train_usd": train_usd,
                 "fixed_usd": fixed,
-                "teacher_usd_per_1m_texts": float(teacher["usd_per_1m_texts"]),
+                "teacher_usd_per_1m_texts": teacher_per_1m,
                 "student_usd_per_1m_texts": student["usd_per_1m_texts"],
+                "teacher_kg_co2_per_1m_texts": _number(teacher["kg_co2_per_1m_texts"]),
+                "student_kg_co2_per_1m_texts": _number(student["kg_co2_per_1m_texts"]),
                 "break_even_texts": result["texts"],
                 "how": result["note"],
             }
         )
     return pd.DataFrame(rows)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def pareto_points(quality: pd.DataFrame, teacher_costs: pd.DataFrame, student_costs: pd.DataFrame) -> pd.DataFrame:
@@ -182,7 +233,8 @@ def pareto_points(quality: pd.DataFrame, teacher_costs: pd.DataFrame, student_co
         ignore_index=True,
     ).rename(columns={"cost": "usd_per_1m_texts"})
     if len(quality):
-        points = points.merge(quality[["system", "f1_macro"]], on="system", how="left")
+        systems = quality.loc[quality["kind"] != "baseline", ["system", "f1_macro"]]
+        points = points.merge(systems, on="system", how="left")
     else:
         points["f1_macro"] = None
     points["usd_per_1m_texts"] = pd.to_numeric(points["usd_per_1m_texts"], errors="coerce")
@@ -222,14 +274,16 @@ def compute_tables(
     evaluated: bool,
     hardware: dict[str, Any],
     benchmarks_dir: str | None = None,
+    baselines: dict[str, dict[str, Any]] | None = None,
 ) -> ReportTables:
-    """All of the report's tables from the teacher and student entries' artifacts."""
+    """All of the report's tables from the teacher and student entries' artifacts (``baselines``:
+    evaluation.baselines.trivial_baselines on this run's splits)."""
     label_quality, by_agreement, agreement = label_quality_table(teachers)
     teacher_costs = teacher_cost_table(teachers)
     student_costs = student_cost_table(students, hardware)
     has_benchmarks = benchmarks_dir is not None and Path(benchmarks_dir).is_dir()
     return ReportTables(
-        quality=quality_table(teachers, students) if evaluated else pd.DataFrame(),
+        quality=quality_table(teachers, students, baselines) if evaluated else pd.DataFrame(),
         label_quality=label_quality,
         teacher_cost=teacher_costs,
         student_cost=student_costs,
