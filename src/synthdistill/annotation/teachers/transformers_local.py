@@ -249,30 +249,46 @@ class TransformersTeacher:
 
     def _score(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
         """Each label's log-probability as the whole answer (its tokens, then end of turn), teacher-forced:
-        one row per request and continuation (the prompt followed by the longest spellings, whose
-        prefixes the shorter ones are), ``batch_size`` rows per forward pass."""
+        one forward pass over the prompts, then one over every continuation (the longest spellings,
+        whose prefixes the shorter ones are) from the prompts' key-value cache, repeated per continuation."""
         import torch
 
-        rows: list[tuple[int, tuple[int, ...]]] = []  # (request, continuation)
-        for index, request in enumerate(requests):
+        continuations = []
+        for request in requests:
             needed = prefixes_to_score(self._label_sequences(request.score_labels or []))
-            longest = [p for p in needed if not any(len(q) > len(p) and q[: len(p)] == p for q in needed)]
-            rows.extend((index, continuation) for continuation in longest)
-        after: list[dict[tuple[int, ...], Any]] = [{} for _ in requests]
-        for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start : start + self.batch_size]
-            input_ids, attention_mask = self._left_padded([prompts[i] + list(c) for i, c in chunk])
-            position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
-                ).logits
-            width = logits.shape[1]
-            for row, (index, continuation) in enumerate(chunk):
-                # The last len(continuation) + 1 positions: after the prompt, then after each token.
-                tail = torch.log_softmax(logits[row, width - len(continuation) - 1 :].float(), dim=-1).cpu()
-                for end in range(len(continuation) + 1):
-                    after[index].setdefault(continuation[:end], tail[end])
+            continuations.append([p for p in needed if p and not any(q[: len(p)] == p != q for q in needed)])
+        per = max(len(c) for c in continuations)
+        # Every prompt gets ``per`` continuation rows (the last one repeated), so the cache repeats evenly.
+        rows = [(i, c) for i, conts in enumerate(continuations) for c in conts + [conts[-1]] * (per - len(conts))]
+        length = max(len(c) for _, c in rows)
+        input_ids, attention_mask = self._left_padded(prompts)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        # Continuations are right-padded: padding after a row's tokens cannot change their logits.
+        tokens = torch.full((len(rows), length), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for row, (_, continuation) in enumerate(rows):
+            tokens[row, : len(continuation)] = torch.tensor(continuation, dtype=torch.long)
+            mask[row, : len(continuation)] = 1
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True
+            )
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(per)
+            prompt_mask = attention_mask.repeat_interleave(per, dim=0)
+            positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(length, device=self.device)[None, :]
+            logits = self.model(
+                input_ids=tokens.to(self.device),
+                attention_mask=torch.cat([prompt_mask, mask.to(self.device)], dim=1),
+                position_ids=positions,
+                past_key_values=cache,
+            ).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        after: list[dict[tuple[int, ...], Any]] = [{(): first[i]} for i in range(len(requests))]
+        for row, (index, continuation) in enumerate(rows):
+            for end in range(1, len(continuation) + 1):
+                after[index].setdefault(continuation[:end], logprobs[row, end - 1])
         completions = []
         for index, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
             sequences = self._label_sequences(request.score_labels or [])
