@@ -71,7 +71,23 @@ def report_files(entries):
     ]
 
 
+def feedback_entries():
+    """The students trained on served feedback, with what add_feedback added and dropped."""
+    return [
+        {
+            "student": s,
+            "teacher": t,
+            "prompt": p,
+            "summary": fill(rules.add_feedback.output.summary, teacher=t, prompt=p),
+        }
+        for s in STUDENTS
+        for t, p in label_sources()
+        if (t, p) in FEEDBACK_PAIRS
+    ]
+
+
 REPORT_ENTRIES = report_entries()
+FEEDBACK_ENTRIES = feedback_entries()
 # Printed in the report so two reports can be told apart; taken before any rule changes config.
 CONFIG_HASH = config_hash(config)
 
@@ -89,6 +105,7 @@ rule report:
         ),
         # The trivial baselines: the train pool's majority class, scored on the test split.
         splits=data_splits("train", "test") if EVALUATED else [],
+        feedback=[entry["summary"] for entry in FEEDBACK_ENTRIES],
     output:
         markdown="results/report/report.md",
         html=report(
@@ -182,5 +199,6 @@ rule report:
         config_hash=CONFIG_HASH,
         benchmarks_dir="benchmarks",
         labels=lookup(dpath="labels", within=config),
+        feedback=FEEDBACK_ENTRIES,
     script:
         "../scripts/report.py"

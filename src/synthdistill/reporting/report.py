@@ -21,6 +21,7 @@ from synthdistill.evaluation.baselines import trivial_baselines
 from synthdistill.names import BEST
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
+from synthdistill.reporting.feedback import feedback_section, feedback_table
 from synthdistill.reporting.sections import (
     RunFacts,
     Section,
@@ -150,6 +151,7 @@ def build(
     splits: dict[str, str] | None = None,
     labels: list[str] | None = None,
     selection_paths: tuple[str, str] | None = None,
+    feedback: list[dict[str, Any]] | None = None,
     cascades: list[dict[str, Any]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write the report's Markdown, HTML, figures and CSV tables; return the tables.
@@ -158,6 +160,8 @@ def build(
     (name -> CSV path) for the names in FIGURES and TABLES. ``splits`` (``train`` and ``test`` split
     files) and ``labels`` give the trivial baselines of the quality table. ``selection_paths`` are
     select_labeller's choice (JSON) and ranking (CSV), when the run has a gold dev split.
+    ``feedback`` names the students trained on served feedback (cascade.feedback) and their
+    add_feedback summaries; they get a Served feedback section before the run facts.
     ``cascades`` has student, teacher, prompt and the cascade rule's ``summary`` and ``curve`` files.
     """
     selection = None
@@ -197,6 +201,8 @@ def build(
         config_hash=config_hash,
         selection=selection,
     )
+    if feedback:
+        sections.insert(-1, feedback_section(feedback=feedback_table(feedback)))
     intro = INTRO_EVALUATED if evaluated else INTRO_NOT_EVALUATED
     figure_dir = Path(figures["quality"]).parent.relative_to(Path(outputs["markdown"]).parent).as_posix()
     Path(outputs["markdown"]).write_text(
