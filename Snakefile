@@ -22,9 +22,12 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
 include: "rules/review.smk"
+include: "rules/feedback.smk"
 include: "rules/ensemble.smk"
+include: "rules/select.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
+include: "rules/cascade.smk"
 include: "rules/predict.smk"
 include: "rules/report.smk"
 
@@ -35,3 +38,4 @@ rule all:
         rules.report.output.html,
         student_release_files(),
         review_files(),
+        selection_files(),

@@ -13,9 +13,10 @@ os.environ.update(
 
 from synthdistill.costs import student_hardware, teacher_costing
 from synthdistill.settings import check_config
-from synthdistill.names import EXPERT
+from synthdistill.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
 from synthdistill.labels.ensemble import ensemble_settings
 from synthdistill.labels.review import review_settings
+from synthdistill.labels.feedback import feedback_pairs
 
 RUN = check_config(config)
 TEACHERS = RUN["teachers"]
@@ -24,6 +25,13 @@ STUDENTS = RUN["students"]
 ITERATIONS = list(range(RUN["iterations"]))
 EVALUATED = RUN["has_expert_labels"]
 GOLD = "gold"
+# The expert-labelled gold dev split (split.gold_dev_size): annotated like the other splits, used
+# only to rank the labellers (rules/select.smk).
+GOLD_DEV = bool(config["split"].get("gold_dev_size"))
+ANNOTATED_SPLITS = ["train", "validation", "test"] + (
+    [GOLD_DEV_SPLIT] if GOLD_DEV else []
+)
+LEARN_FROM_BEST = config["students_learn_from"] == "best"
 ENSEMBLES = ensemble_settings(config, TEACHERS, PROMPTS)
 REVIEW = review_settings(config.get("review"))
 # Review scoring settings without the corrections path, so a new corrections file does not rescore
@@ -40,6 +48,9 @@ TEACHER_COSTING = {
     )
     for t in TEACHERS
 }
+# Teacher × prompts with served feedback (cascade.feedback): only their students retrain on it.
+FEEDBACK_FILES = config["cascade"]["feedback"]
+FEEDBACK_PAIRS = feedback_pairs(FEEDBACK_FILES)
 
 
 wildcard_constraints:
@@ -62,9 +73,18 @@ def labellers():
     return pairs + [(name, spec["method"]) for name, spec in ENSEMBLES.items()]
 
 
+for _teacher, _prompt in sorted(FEEDBACK_PAIRS - set(labellers())):
+    print(
+        f"cascade.feedback: rows for teacher {_teacher} × prompt {_prompt}, which this run does not "
+        "label, are not used",
+        file=sys.stderr,
+    )
+
+
 def label_sources():
-    """(teacher, prompt) pairs a student learns from; the expert baseline when labels exist."""
-    pairs = labellers()
+    """(teacher, prompt) pairs a student learns from: every labeller, or (best, on_gold_dev), the
+    one select_labeller ranks first; and the expert baseline when labels exist."""
+    pairs = [(BEST, BEST_PROMPT)] if LEARN_FROM_BEST else labellers()
     if EVALUATED and config["evaluation"]["expert_baseline"]:
         pairs.append((EXPERT, GOLD))
     return pairs
@@ -117,8 +137,13 @@ def iteration_files(wildcards):
 
 def student_labels(wildcards):
     """What a student learns from (train_student, learning_curve): the expert splits, or the
-    reviewed labels (the votes with the corrections file applied; equal to the votes without one).
+    reviewed labels (the votes with the corrections file applied; equal to the votes without one),
+    with the served feedback added when cascade.feedback has rows for this teacher × prompt.
     """
     if wildcards.teacher == EXPERT:
         return data_splits("train", "validation")
+    if wildcards.teacher == BEST:
+        return rules.select_labeller.output.labels
+    if (wildcards.teacher, wildcards.prompt) in FEEDBACK_PAIRS:
+        return rules.add_feedback.output.labels
     return rules.import_review.output.labels

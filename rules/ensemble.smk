@@ -23,7 +23,7 @@ rule vote_ensemble:
     input:
         iterations=iteration_files,
         member_stats=ensemble_stats_files,
-        splits=data_splits("train", "validation", "test"),
+        splits=data_splits(*ANNOTATED_SPLITS),
     output:
         # vote's own patterns: downstream rules read an ensemble like any teacher.
         votes=rules.vote.output.votes,

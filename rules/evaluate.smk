@@ -45,6 +45,9 @@ def paired_test_models():
     models, students = {}, {}
     for t, p in labellers():
         models[f"{t}/{p}"] = fill(rules.vote.output.votes, teacher=t, prompt=p)
+    if LEARN_FROM_BEST:
+        # The chosen labeller's labels (its test labels are its votes: test items are never reviewed).
+        models[f"{BEST}/{BEST_PROMPT}"] = rules.select_labeller.output.labels
     for s in STUDENTS:
         for t, p in label_sources():
             name = f"{s}/{t}/{p}"

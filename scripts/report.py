@@ -17,8 +17,11 @@ build(
         "tables": {name: snakemake.output[f"table_{name}"] for name in TABLES},
     },
     paired_path=snakemake.input.paired[0] if snakemake.input.paired else None,
+    selection_paths=tuple(snakemake.input.selection) or None,
     benchmarks_dir=snakemake.params.benchmarks_dir,
     config_hash=snakemake.params.config_hash,
     splits={"train": snakemake.input.splits[0], "test": snakemake.input.splits[1]} if snakemake.input.splits else None,
     labels=snakemake.params.labels,
+    feedback=snakemake.params.feedback,
+    cascades=snakemake.params.entries["cascades"],
 )

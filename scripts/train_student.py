@@ -13,4 +13,5 @@ train_from_files(
     model_dir=snakemake.output.model,
     metadata_path=snakemake.output.metadata,
     threads=snakemake.threads,
+    name=snakemake.wildcards.student,
 )

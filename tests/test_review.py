@@ -545,6 +545,7 @@ def test_a_corrections_file_reruns_only_downstream_and_changes_exactly_its_label
         "evaluate_student": 3,
         "write_model_card": 3,
         "benchmark_student": 3,
+        "cascade": 3,
         "compare_models": 1,
         "report": 1,
     }

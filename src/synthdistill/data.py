@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import SPLITS
+from synthdistill.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 from synthdistill.schema import defaults
 
 log = logging.getLogger(__name__)
@@ -264,13 +264,65 @@ def split(frame: pd.DataFrame, test_size: float, validation_size: float, seed: i
     return pd.concat(parts).sort_values("row").reset_index(drop=True)
 
 
+def carve_shots(frame: pd.DataFrame, per_label: int, seed: int) -> pd.DataFrame:
+    """Move up to ``per_label`` train-pool items of each expert label into the ``shots`` split: the
+    few-shot example pool, which is then neither annotated, trained on, validated on nor tested on."""
+    if not per_label:
+        return frame
+    if "expert_label" not in frame:
+        raise SynthDistillError(
+            "split.shots_per_label: the shots split is carved from expert-labelled data, but the dataset has no "
+            "labels (dataset.label_column); give the examples as a file (prompts.<name>.examples.path) instead"
+        )
+    train = frame.loc[frame["split"] == "train"]
+    shuffled = train.sample(frac=1.0, random_state=seed)
+    shots = shuffled.groupby("expert_label", sort=False).head(per_label).index
+    frame = frame.copy()
+    frame.loc[shots, "split"] = SHOTS_SPLIT
+    return frame
+
+
+def carve_gold_dev(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
+    """Move ``size`` train-pool items (stratified by expert label, seeded) into the ``gold_dev``
+    split: expert labels that rank the labellers (select_labeller). Taken from the train pool, so
+    the test split and the validation split are exactly what they would be without it."""
+    if not size:
+        return frame
+    if "expert_label" not in frame:
+        raise SynthDistillError(
+            "split.gold_dev_size: the gold dev split needs expert labels, but the dataset has none "
+            "(dataset.label_column)"
+        )
+    train = frame.loc[frame["split"] == "train"]
+    if size >= len(train):
+        raise SynthDistillError(
+            f"split.gold_dev_size={size}: the train pool has only {len(train)} items; leave most of them for training"
+        )
+    counts = train["expert_label"].value_counts()
+    try:
+        gold, _ = train_test_split(
+            train, train_size=size, random_state=seed, stratify=train["expert_label"] if counts.min() >= 2 else None
+        )
+    except ValueError as exc:
+        raise SynthDistillError(f"split.gold_dev_size={size}: cannot draw it from the train pool: {exc}") from exc
+    frame = frame.copy()
+    frame.loc[gold.index, "split"] = GOLD_DEV_SPLIT
+    return frame
+
+
+def split_names(frame: pd.DataFrame) -> list[str]:
+    """The run's splits, then any extra split (gold dev, ...) the frame has."""
+    return [*SPLITS, *sorted(set(frame["split"]) - set(SPLITS))]
+
+
 def summarise(frame: pd.DataFrame, dropped: pd.DataFrame, changed: dict[str, list[int]]) -> dict[str, Any]:
     """Counts per split and label, every dropped row with its reason, and the rows whose text was changed."""
-    counts: dict[str, Any] = {name: int((frame["split"] == name).sum()) for name in SPLITS}
+    names = split_names(frame)
+    counts: dict[str, Any] = {name: int((frame["split"] == name).sum()) for name in names}
     per_label = {}
     if "expert_label" in frame:
         table = pd.crosstab(frame["split"], frame["expert_label"])
-        per_label = {s: {k: int(v) for k, v in table.loc[s].items()} for s in SPLITS if s in table.index}
+        per_label = {s: {k: int(v) for k, v in table.loc[s].items()} for s in names if s in table.index}
     return {
         "rows_kept": len(frame),
         "rows_dropped": len(dropped),
@@ -311,12 +363,15 @@ def prepare(settings: dict[str, Any], labels: list[str], split_settings: dict[st
         stratify = kept["expert_label"] if "expert_label" in kept else None
         kept, _ = train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
     items = split(kept, split_settings["test_size"], split_settings["validation_size"], split_settings["seed"])
+    items = carve_gold_dev(items, split_settings.get("gold_dev_size"), split_settings["seed"])
+    items = carve_shots(items, int(split_settings.get("shots_per_label") or 0), split_settings["seed"])
     return items, summarise(items, dropped, changed)
 
 
-def write_splits(items: pd.DataFrame, summary: dict, outputs: dict[str, str], summary_path: str) -> None:
-    """Write one Parquet file per split and the JSON summary."""
-    for name in SPLITS:
+def write_splits(items: pd.DataFrame, summary: dict, outputs: Any, summary_path: str) -> None:
+    """Write one Parquet file per split ``outputs`` names (train, validation, test, and gold_dev
+    when configured) and the JSON summary."""
+    for name in [n for n in split_names(items) if n in outputs.keys()]:
         items.loc[items["split"] == name].reset_index(drop=True).to_parquet(outputs[name], index=False)
     Path(summary_path).write_text(json.dumps(summary, indent=2, default=str) + "\n")
 

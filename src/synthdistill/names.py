@@ -3,6 +3,15 @@ can use them without importing a stage's code."""
 
 # The one split of the data; the test split is frozen and scored against expert labels.
 SPLITS = ("train", "validation", "test")
+# Few-shot examples carved from the expert-labelled train pool (split.shots_per_label); kept out of
+# every split above.
+SHOTS_SPLIT = "shots"
+# Expert-labelled items carved from the train pool (split.gold_dev_size): annotated by every
+# labeller and used only to rank them (select_labeller), never to train, validate or test.
+GOLD_DEV_SPLIT = "gold_dev"
+# The label source of students_learn_from: best (teacher and prompt wildcards of its students).
+BEST = "best"
+BEST_PROMPT = "on_gold_dev"
 # Students learn from these splits; people review and correct them.
 REVIEW_SPLITS = ("train", "validation")
 # The teacher name of the upper-bound student trained on expert labels.

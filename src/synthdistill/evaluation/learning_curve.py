@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from synthdistill.evaluation.scoring import test_metrics
 from synthdistill.students.files import LABEL_OPTIONS, label_frames
 from synthdistill.students.inference import predict_frame
-from synthdistill.students.training import train
+from synthdistill.students.training import NOT_HYPERPARAMETERS, train
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,9 @@ def learning_curve(
 
     torch.set_num_threads(threads)
     options = {k: student[k] for k in LABEL_OPTIONS if student.get(k) is not None}
-    train_items, validation_items = label_frames(label_paths, teacher, **options)
+    train_items, validation_items = label_frames(label_paths, teacher, **options, labels=labels)
     test = pd.read_parquet(test_path)
-    hyperparameters = {k: v for k, v in student.items() if k not in ("model", "trust_remote_code", *LABEL_OPTIONS)}
+    hyperparameters = {k: v for k, v in student.items() if k not in NOT_HYPERPARAMETERS}
     seed = int(student.get("seed", 42))
     rows = []
     for size in sorted({s for s in sizes if s < len(train_items)} | {len(train_items)}):

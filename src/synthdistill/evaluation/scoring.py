@@ -91,13 +91,18 @@ def paired_tests(
     return pd.DataFrame(rows)
 
 
-def comparison_pairs(teachers: list[str], students: dict[str, str]) -> list[tuple[str, str]]:
+def comparison_pairs(
+    teachers: list[str], students: dict[str, str], sources: list[str] | None = None
+) -> list[tuple[str, str]]:
     """Each student against the teacher it learned from, and every two teachers against each other.
 
-    ``students`` maps a student's name to its label source's name (absent from ``teachers`` for
-    the expert-label baseline, which has no teacher to compare with).
+    ``students`` maps a student's name to its label source's name; a student is compared with its
+    source when that is among ``sources`` (default ``teachers``; the chosen labeller of
+    students_learn_from: best is a source but no extra teacher), so not for the expert-label
+    baseline, which has no teacher to compare with.
     """
-    pairs = [(student, source) for student, source in students.items() if source in teachers]
+    known = set(teachers if sources is None else sources)
+    pairs = [(student, source) for student, source in students.items() if source in known]
     return pairs + list(itertools.combinations(teachers, 2))
 
 
@@ -109,6 +114,6 @@ def write_paired_tests(
     labels: list[str],
     output: str,
 ) -> pd.DataFrame:
-    table = paired_tests(models, comparison_pairs(teachers, students), test_path, labels)
+    table = paired_tests(models, comparison_pairs(teachers, students, list(models)), test_path, labels)
     table.to_csv(output, index=False)
     return table

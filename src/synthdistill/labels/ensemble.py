@@ -40,8 +40,8 @@ def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list
     """name -> {members: [(teacher, prompt)], method}; members must be among the run's teachers and prompts."""
     out = {}
     for name, spec in (config.get("ensembles") or {}).items():
-        if name in config["teachers"] or name == "expert":
-            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert')")
+        if name in config["teachers"] or name in ("expert", "best"):
+            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert' or 'best')")
         members = []
         for number, member in enumerate(spec["members"], start=1):
             teacher, prompt = member

@@ -48,11 +48,12 @@ def card_text(
         # Only a hub id is a base model the Hub can link; a local or packaged path is not.
         base_model=base if "://" not in base and not Path(base).exists() else None,
     )
-    source = (
-        "the expert labels of the dataset (upper-bound baseline, not distilled)"
-        if metadata["teacher"] == EXPERT
-        else f"synthetic labels from teacher `{metadata['teacher']}` with prompt `{metadata['prompt']}`"
-    )
+    if metadata["teacher"] == EXPERT:
+        source = "the expert labels of the dataset (upper-bound baseline, not distilled)"
+    elif metadata.get("labeller"):  # students_learn_from: best
+        source = f"synthetic labels from `{metadata['labeller']}`, the labeller ranked first on the gold dev split"
+    else:
+        source = f"synthetic labels from teacher `{metadata['teacher']}` with prompt `{metadata['prompt']}`"
     text = _render(
         card_data=data.to_yaml(),
         name=metadata.get("name", "synthdistill student"),

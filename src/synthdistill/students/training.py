@@ -17,11 +17,12 @@ from sklearn.metrics import f1_score
 from synthdistill.paths import resolve_model_ref
 from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
+from synthdistill.students.targets import class_weight_vector, one_hot, soft_cross_entropy, target_columns
 
 log = logging.getLogger(__name__)
 
 # Student settings that choose the data or the code, not the optimisation (see students.files).
-NOT_HYPERPARAMETERS = ("model", "trust_remote_code", "min_agreement", "agreement_weighting")
+NOT_HYPERPARAMETERS = ("model", "trust_remote_code", "min_agreement", "agreement_weighting", "targets")
 
 
 def seed_everything(seed: int) -> None:
@@ -49,8 +50,9 @@ def train(
 ) -> dict[str, Any]:
     """Train on ``train_items`` (text, label), select the epoch on ``validation_items``, save the best.
 
-    The validation split chooses the epoch and stops training early; the expert test split is
-    never seen here.
+    The student learns towards the ``target_<label>`` distributions when ``train_items`` has them
+    (students.targets), else towards the one-hot label. The validation split (its hard labels)
+    chooses the epoch and stops training early; the expert test split is never seen here.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
@@ -72,7 +74,14 @@ def train(
     ).to(device)
 
     texts = train_items["text"].tolist()
-    targets = torch.tensor([label2id[label] for label in train_items["label"]])
+    soft = target_columns(labels)
+    target_array = (
+        train_items[soft].to_numpy(dtype="float32")
+        if set(soft) <= set(train_items)
+        else one_hot(train_items["label"], labels)
+    )
+    targets = torch.tensor(target_array)
+    class_weights = torch.tensor(class_weight_vector(target_array, hp.get("class_weights")))
     # Optional per-item weights (vote agreement): a split vote teaches less than a unanimous one.
     weights = torch.tensor(
         train_items["weight"].to_numpy(dtype="float32") if "weight" in train_items else np.ones(len(texts), "float32")
@@ -108,7 +117,7 @@ def train(
             ).to(device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(**batch).logits
-            per_item = torch.nn.functional.cross_entropy(logits.float(), targets[index].to(device), reduction="none")
+            per_item = soft_cross_entropy(logits, targets[index].to(device), class_weights.to(device))
             batch_weights = weights[index].to(device)
             loss = (per_item * batch_weights).sum() / batch_weights.sum()
             loss.backward()
@@ -151,6 +160,8 @@ def train(
         "labels": labels,
         "label2id": label2id,
         "hyperparameters": hp,
+        "targets": "soft" if set(soft) <= set(train_items) else "hard",
+        "class_weight_values": dict(zip(labels, class_weights.tolist(), strict=True)),
         "train_examples": len(texts),
         "validation_examples": len(val_texts),
         "best_epoch": best_epoch,
