@@ -44,7 +44,19 @@ def report_entries():
         for s in STUDENTS
         for t, p in label_sources()
     ]
-    return {"teachers": teachers, "students": students}
+    cascade_entries = [
+        {
+            "student": s,
+            "teacher": t,
+            "prompt": p,
+            "summary": fill(
+                rules.cascade.output.summary, student=s, teacher=t, prompt=p
+            ),
+            "curve": fill(rules.cascade.output.curve, student=s, teacher=t, prompt=p),
+        }
+        for s, t, p in cascades()
+    ]
+    return {"teachers": teachers, "students": students, "cascades": cascade_entries}
 
 
 def report_files(entries):
@@ -53,7 +65,9 @@ def report_files(entries):
         for group in entries.values()
         for entry in group
         for key, path in entry.items()
-        if key in ("stats", "votes", "metrics", "metadata", "benchmark") and path
+        if key
+        in ("stats", "votes", "metrics", "metadata", "benchmark", "summary", "curve")
+        and path
     ]
 
 
@@ -125,6 +139,11 @@ rule report:
             caption="../report/pareto.rst",
             category="Decision report",
         ),
+        figure_cascade=report(
+            "results/report/figures/cascade.png",
+            caption="../report/cascade.rst",
+            category="Cascade",
+        ),
         table_quality=report(
             "results/report/tables/quality.csv",
             caption="../report/tables.rst",
@@ -154,6 +173,12 @@ rule report:
             caption="../report/tables.rst",
             category="Decision report",
             labels={"table": "break_even"},
+        ),
+        table_cascade=report(
+            "results/report/tables/cascade.csv",
+            caption="../report/tables.rst",
+            category="Cascade",
+            labels={"table": "cascade"},
         ),
         table_stages=report(
             "results/report/tables/stages.csv",

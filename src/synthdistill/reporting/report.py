@@ -25,6 +25,7 @@ from synthdistill.reporting.feedback import feedback_section, feedback_table
 from synthdistill.reporting.sections import (
     RunFacts,
     Section,
+    cascade_section,
     decision_section,
     label_quality_section,
     quality_section,
@@ -58,8 +59,8 @@ __all__ = [
     "teacher_cost_table",
 ]
 
-FIGURES = ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto")
-TABLES = ("quality", "label_quality", "teacher_cost", "student_cost", "break_even", "stages")
+FIGURES = ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto", "cascade")
+TABLES = ("quality", "label_quality", "teacher_cost", "student_cost", "break_even", "cascade", "stages")
 
 TITLE = "synthdistill decision report: keep calling the LLM, or switch to the student?"
 INTRO_EVALUATED = (
@@ -101,6 +102,7 @@ def draw_figures(
             _placeholder(paths[name], "not evaluated: the dataset has no expert labels")
     report_figures.agreement_histogram(tables.agreement, paths["agreement"])
     report_figures.pareto(pareto_points(tables.quality, tables.teacher_cost, tables.student_cost), paths["pareto"])
+    report_figures.cascade_curves(tables.cascade_curves, tables.cascade, paths["cascade"])
 
 
 def report_sections(
@@ -126,6 +128,7 @@ def report_sections(
     )
     return [
         decision_section(quality=tables.quality, teacher_costs=tables.teacher_cost, breaks=tables.break_even),
+        cascade_section(cascades=tables.cascade),
         quality_section(quality=tables.quality, evaluated=evaluated, paired_path=paired_path),
         *([selection] if selection else []),
         label_quality_section(label_quality=tables.label_quality, evaluated=evaluated),
@@ -149,6 +152,7 @@ def build(
     labels: list[str] | None = None,
     selection_paths: tuple[str, str] | None = None,
     feedback: list[dict[str, Any]] | None = None,
+    cascades: list[dict[str, Any]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write the report's Markdown, HTML, figures and CSV tables; return the tables.
 
@@ -158,6 +162,7 @@ def build(
     select_labeller's choice (JSON) and ranking (CSV), when the run has a gold dev split.
     ``feedback`` names the students trained on served feedback (cascade.feedback) and their
     add_feedback summaries; they get a Served feedback section before the run facts.
+    ``cascades`` has student, teacher, prompt and the cascade rule's ``summary`` and ``curve`` files.
     """
     selection = None
     if selection_paths:
@@ -165,6 +170,7 @@ def build(
         learn_from_best = any(entry["teacher"] == BEST for entry in students)
         # Costs and the decision compare a best/on_gold_dev student with the labeller it learned from.
         students = [{**e, "source": choice["labeller"]} if e["teacher"] == BEST else e for e in students]
+        cascades = [{**e, "source": choice["labeller"]} if e["teacher"] == BEST else e for e in cascades or []]
         selection = selection_section(choice=choice, ranking=ranking, learn_from_best=learn_from_best)
     baselines = None
     if evaluated and splits and labels:
@@ -176,6 +182,7 @@ def build(
         hardware=hardware,
         benchmarks_dir=benchmarks_dir,
         baselines=baselines,
+        cascades=cascades,
     )
     csv_tables = tables.csv_tables()
     for name, frame in csv_tables.items():
