@@ -79,6 +79,9 @@ def feedback_entries():
             "teacher": t,
             "prompt": p,
             "summary": fill(rules.add_feedback.output.summary, teacher=t, prompt=p),
+            "deferral": fill(
+                rules.feedback_deferral.output[0], student=s, teacher=t, prompt=p
+            ),
         }
         for s in STUDENTS
         for t, p in label_sources()
@@ -105,7 +108,11 @@ rule report:
         ),
         # The trivial baselines: the train pool's majority class, scored on the test split.
         splits=data_splits("train", "test") if EVALUATED else [],
-        feedback=[entry["summary"] for entry in FEEDBACK_ENTRIES],
+        feedback=[
+            path
+            for entry in FEEDBACK_ENTRIES
+            for path in (entry["summary"], entry["deferral"])
+        ],
     output:
         markdown="results/report/report.md",
         html=report(

@@ -49,7 +49,9 @@ def test_feedback_retrains_only_that_teacher_prompts_students(tiny_run, tmp_path
         counts
     ), counts
 
-    snakemake(run, "results/students/minilm/smollm2/label/metadata.json")
+    assert {"feedback_deferral", "cascade"} <= set(counts)
+    deferral_path = run / "results/feedback/minilm/smollm2/label.deferral.json"
+    snakemake(run, str(deferral_path.relative_to(run)))
     summary = json.loads((run / "results/feedback/smollm2/label.summary.json").read_text())
     assert summary["added_to_train_pool"] == 5 and summary["feedback_rows"] == 10
     assert summary["dropped"] == {
@@ -70,8 +72,15 @@ def test_feedback_retrains_only_that_teacher_prompts_students(tiny_run, tmp_path
     from synthdistill.reporting.feedback import feedback_section, feedback_table
 
     entry = {"student": "minilm", "teacher": "smollm2", "prompt": "label"}
-    table = feedback_table([{**entry, "summary": run / "results/feedback/smollm2/label.summary.json"}])
+    deferral = json.loads(deferral_path.read_text())
+    assert deferral["feedback_texts"] == 5 and deferral["deferred_share_before"] == 1.0
+    assert 0 <= deferral["deferred_share_after"] <= 1 and 0 <= deferral["agreement_with_teacher_after"] <= 1
+    cascade = json.loads((run / "results/cascade/minilm/smollm2/label.json").read_text())
+    assert deferral["policy"] == cascade["policy"]  # the retrained student's own operating point
+    summary_path = run / "results/feedback/smollm2/label.summary.json"
+    table = feedback_table([{**entry, "summary": summary_path, "deferral": deferral_path}])
     assert table.iloc[0][["added", "deferred_before"]].tolist() == [5, 1.0]
+    assert table.iloc[0]["deferred_after"] == deferral["deferred_share_after"]
     assert "1 test split text" in table.iloc[0]["dropped"]
     assert feedback_section(feedback=table).title == "Served feedback"
 

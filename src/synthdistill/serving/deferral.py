@@ -1,10 +1,10 @@
 """The teacher behind the endpoint: the pipeline's own teacher, prompt, engine and response cache.
 
 A deferred text is labelled exactly as the pipeline labels an item: the same cleaning and
-``dataset.max_chars`` cut, the same prompt rendering (``messages_for``), the same requests and cache
-keys (a text the pipeline already annotated is a cache hit), one engine call per self-consistency
-iteration and the same majority vote. Every answer the teacher was asked for is appended to the
-feedback file, failed ones with a null label.
+``dataset.max_chars`` cut, the same chat messages (``prompt_messages``, few-shot examples included),
+the same requests and cache keys (a text the pipeline already annotated is a cache hit), one
+engine call per self-consistency iteration and the same majority vote. Every answer the teacher
+was asked for is appended to the feedback file, failed ones with a null label.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import yaml
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.prompt_files import example_pool_from, prompt_messages
+from synthdistill.annotation.prompts import load_template
 from synthdistill.annotation.teachers import Teacher, make_teacher
 from synthdistill.data import CONTROL_CHARACTERS
 from synthdistill.errors import SynthDistillError
@@ -34,6 +35,8 @@ from synthdistill.settings import check_labels, prompt_settings, teacher_setting
 log = logging.getLogger(__name__)
 
 SERVE_SPLIT = "serve"
+# Where prepare_data writes the few-shot pool of prompts whose examples come from the data (rules/data.smk).
+SHOTS_SPLIT_FILE = "results/data/shots.parquet"
 
 
 def load_config(paths: list[str | Path]) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class TeacherDeferral:
         self.prompt = prompt_settings(config, prompt)
         self.generation = {**settings, **self.prompt}
         self.template = load_template(self.prompt["template"])
+        self.pool = self._example_pool()
         self.teacher = teacher_backend or make_teacher(settings, teacher)
         self.cache_path = config["cache"]["path"]
         ResponseCache(self.cache_path).db.close()  # a bad cache path fails at start, not on the first deferral
@@ -102,10 +106,24 @@ class TeacherDeferral:
         self.iterations = int(config["self_consistency"]["iterations"])
         self.tie_policy = config["vote"]["tie_policy"]
         self.max_chars = config["dataset"].get("max_chars")
+        self.retry_unparsed = bool(config["annotate"]["retry_unparsed"])
         self.max_failure_share = 1.0  # a failed text falls back to the student; it never fails the batch
         self.feedback_path = Path(feedback_path)
         self.feedback_path.parent.mkdir(parents=True, exist_ok=True)
         self._feedback_lock = threading.Lock()
+
+    def _example_pool(self) -> pd.DataFrame | None:
+        """The prompt's few-shot examples, from the same file build_prompts reads them from."""
+        examples = self.prompt.get("examples")
+        if not examples:
+            return None
+        path = Path(examples["path"]) if examples.get("path") else Path(SHOTS_SPLIT_FILE)
+        if not path.exists():
+            raise SynthDistillError(
+                f"--prompt {self.prompt_name}: its few-shot examples are read from {path}, which does not exist "
+                "(run synthdistill-serve from the workflow folder, after the pipeline)"
+            )
+        return example_pool_from([str(path)], self.prompt, self.labels)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -116,19 +134,16 @@ class TeacherDeferral:
         }
 
     def _prompts(self, texts: list[str]) -> pd.DataFrame:
-        messages = [messages_for(self.template, text, self.labels, self.prompt.get("system")) for text in texts]
-        frame = pd.DataFrame(
+        calibrate = self.prompt["kind"] == "label_scores" and self.prompt.get("calibrate")
+        shown = texts + [CONTENT_FREE_TEXT] if calibrate else texts
+        messages, _ = prompt_messages(shown, self.template, self.prompt, self.labels, self.pool)
+        return pd.DataFrame(
             {
-                "id": [f"serve-{i}" for i in range(len(texts))],
-                "split": SERVE_SPLIT,
+                "id": [f"serve-{i}" for i in range(len(texts))] + (["__content_free__"] if calibrate else []),
+                "split": [SERVE_SPLIT] * len(texts) + ([CALIBRATION_SPLIT] if calibrate else []),
                 "messages": [json.dumps(m, ensure_ascii=False) for m in messages],
             }
         )
-        if self.prompt["kind"] == "label_scores" and self.prompt.get("calibrate"):
-            content_free = messages_for(self.template, CONTENT_FREE_TEXT, self.labels, self.prompt.get("system"))
-            extra = {"id": "__content_free__", "split": CALIBRATION_SPLIT, "messages": json.dumps(content_free)}
-            frame = pd.concat([frame, pd.DataFrame([extra])], ignore_index=True)
-        return frame
 
     def label(self, texts: list[str]) -> list[TeacherAnswer]:
         """The teacher's voted label for each (already cleaned) text. Always called from the one
@@ -147,6 +162,7 @@ class TeacherDeferral:
                 generation=self.generation,
                 iteration=iteration,
                 max_failure_share=self.max_failure_share,
+                retry_unparsed=self.retry_unparsed,
                 max_consecutive_failures=None,
             )
             per_iteration.append(frame)
