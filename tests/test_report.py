@@ -218,8 +218,8 @@ def test_html_is_self_contained_with_readable_figures_and_run_facts(run):
     folder = run / "results" / "report"
     page = (folder / "report.html").read_text()
     assert page.startswith("<!doctype html>")
-    assert page.count("src='data:image/png;base64,") == 5  # every figure embedded, none linked
-    for name in ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto"):
+    assert page.count("src='data:image/png;base64,") == len(FIGURES)  # every figure embedded, none linked
+    for name in FIGURES:
         with Image.open(folder / "figures" / f"{name}.png") as image:
             assert image.width >= 600 and image.height >= 300, name
     report = (folder / "report.md").read_text()
