@@ -13,10 +13,21 @@ def prompt_params(wildcards):
     return prompt_settings(config, wildcards.prompt)
 
 
+def example_pool(wildcards):
+    """The few-shot example pool of a prompt: its examples file, or the shots split."""
+    examples = config["prompts"][wildcards.prompt].get("examples")
+    if not examples:
+        return []
+    if examples.get("path"):
+        return [examples["path"]]
+    return [rules.prepare_data.output.shots]
+
+
 rule build_prompts:
     input:
         template=prompt_template,
         splits=data_splits(*ANNOTATED_SPLITS),
+        examples=example_pool,
     output:
         "results/prompts/{teacher}/{prompt}.parquet",
     log:

@@ -30,7 +30,7 @@ def test_template_without_text_placeholder_is_rejected(tmp_path):
     "template, message",
     [
         ("Classify {text} as {label}", r"unknown placeholder\(s\) \{label\}"),
-        ("Examples: {examples}\n{text}", r"unknown placeholder\(s\) \{examples\}"),
+        ("Example: {example}\n{text}", r"unknown placeholder\(s\) \{example\}"),
         ("One of {labels.\nText: {text}", r"line 1: \{labels has no closing brace"),
     ],
 )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
@@ -143,6 +145,18 @@ def test_label_scores_come_from_one_batched_forward_pass(teacher, tmp_path):
         assert c.text == max(scores, key=scores.get) and c.output_tokens == 0 and c.input_tokens > 20
         single = teacher.complete(r).extra["label_logprobs"]
         assert all(abs(single[label] - scores[label]) < 1e-3 for label in LABELS)  # left padding changes nothing
+    # Each label is its whole answer, teacher-forced: the same as one plain forward pass over prompt + answer.
+    tokenize = lambda text: teacher.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prompt = tokenize(teacher.render(requests[0].messages))
+    for label in LABELS:
+        totals = []
+        for spelling in (label, label.capitalize()):
+            answer = tokenize(spelling) + [teacher.tokenizer.eos_token_id]
+            with torch.inference_mode():
+                logits = teacher.model(input_ids=torch.tensor([prompt + answer[:-1]])).logits[0].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            totals.append(sum(float(logprobs[len(prompt) - 1 + i, t]) for i, t in enumerate(answer)))
+        assert batched[0].extra["label_logprobs"][label] == pytest.approx(float(np.logaddexp.reduce(totals)), abs=1e-3)
     frame = annotate(
         prompts_for(TEXTS),
         teacher,

@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import GOLD_DEV_SPLIT, SPLITS
+from synthdistill.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 from synthdistill.schema import defaults
 
 log = logging.getLogger(__name__)
@@ -264,6 +264,24 @@ def split(frame: pd.DataFrame, test_size: float, validation_size: float, seed: i
     return pd.concat(parts).sort_values("row").reset_index(drop=True)
 
 
+def carve_shots(frame: pd.DataFrame, per_label: int, seed: int) -> pd.DataFrame:
+    """Move up to ``per_label`` train-pool items of each expert label into the ``shots`` split: the
+    few-shot example pool, which is then neither annotated, trained on, validated on nor tested on."""
+    if not per_label:
+        return frame
+    if "expert_label" not in frame:
+        raise SynthDistillError(
+            "split.shots_per_label: the shots split is carved from expert-labelled data, but the dataset has no "
+            "labels (dataset.label_column); give the examples as a file (prompts.<name>.examples.path) instead"
+        )
+    train = frame.loc[frame["split"] == "train"]
+    shuffled = train.sample(frac=1.0, random_state=seed)
+    shots = shuffled.groupby("expert_label", sort=False).head(per_label).index
+    frame = frame.copy()
+    frame.loc[shots, "split"] = SHOTS_SPLIT
+    return frame
+
+
 def carve_gold_dev(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
     """Move ``size`` train-pool items (stratified by expert label, seeded) into the ``gold_dev``
     split: expert labels that rank the labellers (select_labeller). Taken from the train pool, so
@@ -346,6 +364,7 @@ def prepare(settings: dict[str, Any], labels: list[str], split_settings: dict[st
         kept, _ = train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
     items = split(kept, split_settings["test_size"], split_settings["validation_size"], split_settings["seed"])
     items = carve_gold_dev(items, split_settings.get("gold_dev_size"), split_settings["seed"])
+    items = carve_shots(items, int(split_settings.get("shots_per_label") or 0), split_settings["seed"])
     return items, summarise(items, dropped, changed)
 
 

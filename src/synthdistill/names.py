@@ -3,6 +3,9 @@ can use them without importing a stage's code."""
 
 # The one split of the data; the test split is frozen and scored against expert labels.
 SPLITS = ("train", "validation", "test")
+# Few-shot examples carved from the expert-labelled train pool (split.shots_per_label); kept out of
+# every split above.
+SHOTS_SPLIT = "shots"
 # Expert-labelled items carved from the train pool (split.gold_dev_size): annotated by every
 # labeller and used only to rank them (select_labeller), never to train, validate or test.
 GOLD_DEV_SPLIT = "gold_dev"

@@ -16,7 +16,7 @@ from synthdistill.schema import defaults
 PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},
     "cot_json": {"max_tokens": 160, "structured": False, "system": None},
-    "label_scores": {"max_tokens": 1, "structured": False, "system": None, "calibrate": False},
+    "label_scores": {"max_tokens": 1, "structured": False, "system": None, "calibrate": False, "aliases": None},
 }
 # Settings that do not change a teacher's answers: kept out of the annotate params so that
 # editing them reruns nothing.
@@ -68,8 +68,46 @@ def check_first_token_scores(labels: list[str], teacher: str, prompt: str) -> No
                 raise SynthDistillError(
                     f"teachers.{teacher} with prompts.{prompt} (label_scores): label {short!r} is a prefix of "
                     f"{long!r}, so the first-token scores an HTTP teacher returns cannot tell them apart. "
-                    "Rename the labels, or use a label or cot_json prompt with this teacher"
+                    f"Set prompts.{prompt}.aliases: letters (the teacher answers A, B, C, ... listed in the prompt), "
+                    "rename the labels, or use a label or cot_json prompt with this teacher"
                 )
+
+
+def check_prompt_options(config: dict[str, Any], name: str) -> None:
+    """Few-shot examples and letter aliases: what the schema cannot check, down to the examples file's
+    rows, so that a bad file stops the run before any job."""
+    from synthdistill.annotation.examples import read_examples_file
+
+    prompt = config["prompts"][name]
+    template = Path(prompt["template"]).read_text()
+    if prompt.get("aliases"):
+        if prompt["kind"] != "label_scores":
+            raise SynthDistillError(f"prompts.{name}.aliases: only label_scores prompts answer with aliases")
+        if "{labels}" not in template:
+            raise SynthDistillError(
+                f"prompts.{name}.aliases: the template {prompt['template']} has no {{labels}} placeholder, so the "
+                "teacher would never see which letter stands for which label"
+            )
+    examples = prompt.get("examples")
+    if not examples:
+        if "{examples}" in template:
+            raise SynthDistillError(
+                f"prompts.{name}: the template {prompt['template']} has an {{examples}} placeholder but the prompt "
+                "sets no examples"
+            )
+        return
+    where = f"prompts.{name}.examples"
+    if examples.get("path"):
+        read_examples_file(examples["path"], config["labels"], where)
+    elif examples["source"] == "file":
+        raise SynthDistillError(f"{where}: source file needs path (a CSV or JSONL of text,label)")
+    elif not config.get("split", {}).get("shots_per_label"):
+        raise SynthDistillError(
+            f"{where}: source nearest needs a pool: set split.shots_per_label (expert-labelled examples carved "
+            "from the train pool) or examples.path"
+        )
+    elif not config.get("dataset", {}).get("label_column"):
+        raise SynthDistillError(f"{where}: the shots split needs expert labels (dataset.label_column)")
 
 
 def check_gold_dev(config: dict[str, Any]) -> None:
@@ -99,6 +137,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
             load_template(config["prompts"][name]["template"])
         except SynthDistillError as exc:
             raise SynthDistillError(f"prompts.{name}.template: {exc}") from exc
+        check_prompt_options(config, name)
     teachers = _selection(config, "teachers")
     for name in teachers:
         settings = config["teachers"][name]
@@ -118,7 +157,8 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
                     )
         if settings["backend"] in FIRST_TOKEN_SCORERS:
             for prompt in prompts:
-                if config["prompts"][prompt]["kind"] == "label_scores":
+                settings_of_prompt = config["prompts"][prompt]
+                if settings_of_prompt["kind"] == "label_scores" and not settings_of_prompt.get("aliases"):
                     check_first_token_scores(config["labels"], name, prompt)
     return {
         "teachers": teachers,

@@ -17,6 +17,7 @@ import pandas as pd
 
 from synthdistill.annotation.cache import CacheWriteError, ResponseCache, cache_key
 from synthdistill.annotation.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
+from synthdistill.annotation.prompts import answer_aliases
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import CALIBRATION_SPLIT
@@ -61,19 +62,33 @@ def item_seed(seed: int, iteration: int, messages: list[dict[str, str]]) -> int:
 
 
 def build_request(
-    messages: list[dict[str, str]], kind: str, labels: list[str], generation: dict[str, Any], iteration: int
+    messages: list[dict[str, str]],
+    kind: str,
+    labels: list[str],
+    generation: dict[str, Any],
+    iteration: int,
+    label_scoring: str | None = None,
 ) -> Request:
     """One request, seeded per item and per self-consistency iteration.
 
     One seed shared by every item of an iteration would draw the same random number for each
     of them, so an iteration's samples would lean the same way across all items.
+    ``label_scoring`` is the teacher's way of scoring labels (``Teacher.label_scoring``), part of
+    the request so that the cache key says how a label_scores answer was computed.
     """
     structured = generation.get("structured", False)
     seed = generation.get("seed")
     if kind == "label_scores":
-        # One deterministic forward pass: sampling settings and seeds do not apply.
+        # Deterministic scores from forward passes: sampling settings and seeds do not apply. With
+        # aliases the teacher scores the letters the prompt lists, and the request says so.
         return Request(
-            messages=messages, max_tokens=1, temperature=0.0, top_p=1.0, seed=None, score_labels=list(labels)
+            messages=messages,
+            max_tokens=1,
+            temperature=0.0,
+            top_p=1.0,
+            seed=None,
+            score_labels=answer_aliases(labels, generation.get("aliases")),
+            label_scoring=label_scoring,
         )
     return Request(
         messages=messages,
@@ -337,9 +352,12 @@ def _collect_batched(
     return results
 
 
-def label_probabilities(completion: Completion, labels: list[str], prior: np.ndarray | None) -> np.ndarray:
-    """Normalised label probabilities, divided by the content-free prior when calibrating."""
-    logprobs = np.array([completion.extra["label_logprobs"][label] for label in labels])
+def label_probabilities(
+    completion: Completion, labels: list[str], prior: np.ndarray | None, answers: list[str] | None = None
+) -> np.ndarray:
+    """Normalised label probabilities, divided by the content-free prior when calibrating.
+    ``answers`` are what the teacher scored for each label (its letter alias), when not the label."""
+    logprobs = np.array([completion.extra["label_logprobs"][answer] for answer in answers or labels])
     probs = np.exp(logprobs - logprobs.max())
     if prior is not None:
         probs = probs / prior
@@ -375,7 +393,9 @@ def annotate(
     For ``label_scores`` prompts a row with split ``calibration`` (the content-free input) gives
     the prior that contextual calibration divides by; it is not part of the output.
     """
-    requests = [build_request(json.loads(m), kind, labels, generation, iteration) for m in prompts["messages"]]
+    scoring = getattr(teacher, "label_scoring", None)
+    requests = [build_request(json.loads(m), kind, labels, generation, iteration, scoring) for m in prompts["messages"]]
+    answers = answer_aliases(labels, generation.get("aliases"))
     keys = [cache_key(teacher.identity, r.as_dict(), iteration) for r in requests]
     reask = None
     if retry_unparsed and kind != "label_scores":  # label scores always parse
@@ -388,10 +408,15 @@ def annotate(
     is_calibration = (prompts["split"] == CALIBRATION_SPLIT).to_numpy()
     prior = None
     if kind == "label_scores" and is_calibration.any():
-        completion = results[int(np.flatnonzero(is_calibration)[0])][0]
+        completion, _, _, error, _ = results[int(np.flatnonzero(is_calibration)[0])]
         if completion is None:
-            raise SynthDistillError("the content-free calibration request failed; rerun to retry it")
-        prior = label_probabilities(completion, labels, None)
+            failed = sum(1 for outcome in results if outcome[0] is None)
+            raise SynthDistillError(
+                f"the content-free calibration request (the prior that calibrate: true divides by) failed: {error}. "
+                f"{failed} of {len(results)} requests of this job failed; the answers received are in the cache "
+                f"{cache.path}. Fix the cause, then rerun (cached answers are not requested again)"
+            )
+        prior = label_probabilities(completion, labels, None, answers)
         log.info("calibration prior %s", dict(zip(labels, prior.round(3).tolist(), strict=True)))
 
     rows = []
@@ -411,7 +436,7 @@ def annotate(
         if completion is None:
             row.update(raw_output=None, label=None, reason=None, parse_status=ERROR)
         elif kind == "label_scores":
-            probs = label_probabilities(completion, labels, prior)
+            probs = label_probabilities(completion, labels, prior, answers)
             raw = json.dumps(completion.extra["label_logprobs"])
             row.update(raw_output=raw, label=labels[int(probs.argmax())], reason=None, parse_status=OK)
             row.update({f"prob_{label}": float(p) for label, p in zip(labels, probs, strict=True)})

@@ -7,9 +7,58 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.annotation.examples import (
+    example_answer,
+    examples_block,
+    read_examples_file,
+    select_examples,
+    shots_pool,
+)
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
+
+
+def example_pool_from(paths: list[str], prompt: dict[str, Any], labels: list[str]) -> pd.DataFrame | None:
+    """The example pool a prompt's ``examples`` draw from: its file, or the shots split's file."""
+    settings = prompt.get("examples")
+    if not settings:
+        return None
+    where = "prompts examples"
+    if settings.get("path"):
+        return read_examples_file(paths[0], labels, where)
+    return shots_pool(pd.read_parquet(paths[0]), where)
+
+
+def prompt_messages(
+    texts: list[str],
+    template: str,
+    prompt: dict[str, Any],
+    labels: list[str],
+    pool: pd.DataFrame | None = None,
+) -> tuple[list[list[dict[str, str]]], list[list[int]]]:
+    """The chat messages for each text, and the pool rows each was shown as examples: what
+    build_prompts writes and what synthdistill-serve sends a teacher for a deferred text."""
+    aliases = prompt.get("aliases")
+    settings = prompt.get("examples")
+    shown: list[list[int]] = [[] for _ in texts]
+    if settings:
+        if pool is None:
+            raise ValueError("build_prompt_frame: a prompt with examples needs the example pool")
+        shown = select_examples(texts, settings, pool, labels)
+    pool_rows = pool.to_dict("records") if pool is not None else []
+    messages = []
+    for text, rows in zip(texts, shown, strict=True):
+        shots = [
+            (row["text"], example_answer(prompt["kind"], row["label"], row.get("reason"), labels, aliases))
+            for row in (pool_rows[i] for i in rows)
+        ]
+        if "{examples}" in template:
+            block = examples_block(shots)
+            messages.append(messages_for(template, text, labels, prompt.get("system"), aliases, examples=block))
+        else:
+            messages.append(messages_for(template, text, labels, prompt.get("system"), aliases, shots))
+    return messages, shown
 
 
 def build_prompt_frame(
@@ -18,19 +67,26 @@ def build_prompt_frame(
     teacher: dict[str, Any],
     prompt: dict[str, Any],
     labels: list[str],
+    pool: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per item; ``rendered`` has the teacher's chat template applied where it needs one.
 
     A calibrated ``label_scores`` prompt gets one more row, split ``calibration``: the template
     filled with a content-free text, whose label distribution is the teacher's bias.
+    With ``prompt["examples"]`` each item is shown examples from ``pool`` (id, text, label, reason):
+    through the template's ``{examples}`` placeholder when it has one, else as prior user/assistant
+    turns; the ``examples`` column lists the ids and labels each item was shown.
     """
     template = load_template(template_path)
     renderer = make_teacher(teacher, for_rendering=True)
     if prompt["kind"] == "label_scores" and prompt.get("calibrate"):
         extra = pd.DataFrame({"id": ["__content_free__"], "split": [CALIBRATION_SPLIT], "text": [CONTENT_FREE_TEXT]})
         items = pd.concat([items[["id", "split", "text"]], extra], ignore_index=True)
-    messages = [messages_for(template, text, labels, prompt.get("system")) for text in items["text"]]
-    return pd.DataFrame(
+    texts = items["text"].tolist()
+    settings = prompt.get("examples")
+    messages, shown = prompt_messages(texts, template, prompt, labels, pool)
+    pool_rows = pool.to_dict("records") if pool is not None else []
+    frame = pd.DataFrame(
         {
             "id": items["id"].to_numpy(),
             "split": items["split"].to_numpy(),
@@ -39,3 +95,8 @@ def build_prompt_frame(
             "rendered": [renderer.render(m) for m in messages],
         }
     )
+    if settings:
+        frame["examples"] = [
+            json.dumps([{"id": pool_rows[i]["id"], "label": pool_rows[i]["label"]} for i in rows]) for rows in shown
+        ]
+    return frame

@@ -1,4 +1,5 @@
-"""Prompt templates: files with ``{text}`` and optionally ``{labels}``, rendered into chat messages."""
+"""Prompt templates: files with ``{text}`` and optionally ``{labels}`` and ``{examples}``, rendered into chat
+messages."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 
 from synthdistill.errors import SynthDistillError
 
-PLACEHOLDERS = ("text", "labels")
+PLACEHOLDERS = ("text", "labels", "examples")
 # ``{name}`` with a bare identifier inside is a placeholder; JSON such as {"label": ...} is not.
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_KNOWN = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 # A known name after an opening brace without its closing one: ``{labels`` or ``{text ``.
 _UNBALANCED = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")(?![A-Za-z0-9_}])")
 
@@ -41,16 +43,53 @@ def load_template(path: str | Path) -> str:
     return template
 
 
-def render(template: str, text: str, labels: list[str]) -> str:
+ALIAS_KINDS = ("letters",)
+
+
+def answer_aliases(labels: list[str], aliases: str | None) -> list[str]:
+    """What the teacher answers for each label: the label itself, or with ``aliases: letters`` a
+    single-token letter (A, B, C, ...) listed next to the label in the prompt."""
+    if not aliases:
+        return list(labels)
+    if aliases not in ALIAS_KINDS:
+        raise SynthDistillError(f"aliases: {aliases!r} is not one of {ALIAS_KINDS}")
+    if len(labels) > 26:
+        raise SynthDistillError(f"aliases: letters: {len(labels)} labels, but there are only 26 letters")
+    return [chr(ord("A") + i) for i in range(len(labels))]
+
+
+def labels_text(labels: list[str], aliases: str | None = None) -> str:
+    """What ``{labels}`` becomes: ``positive, negative`` or, with letters, ``A: positive, B: negative``."""
+    if not aliases:
+        return ", ".join(labels)
+    return ", ".join(f"{alias}: {label}" for alias, label in zip(answer_aliases(labels, aliases), labels, strict=True))
+
+
+def render(template: str, text: str, labels: list[str], aliases: str | None = None, examples: str = "") -> str:
     """Fill the placeholders.
 
-    Plain replacement rather than ``str.format`` so templates can show JSON braces unescaped.
+    One pass over the template rather than ``str.format`` or chained replaces: templates can show
+    JSON braces unescaped, and a ``{text}`` inside an example or a text is never filled in.
     """
-    return template.replace("{labels}", ", ".join(labels)).replace("{text}", text)
+    values = {"text": text, "labels": labels_text(labels, aliases), "examples": examples}
+    return _KNOWN.sub(lambda match: values[match.group(1)], template)
 
 
-def messages_for(template: str, text: str, labels: list[str], system: str | None = None) -> list[dict[str, str]]:
-    """The chat messages a teacher receives for one text."""
+def messages_for(
+    template: str,
+    text: str,
+    labels: list[str],
+    system: str | None = None,
+    aliases: str | None = None,
+    shots: list[tuple[str, str]] | None = None,
+    examples: str = "",
+) -> list[dict[str, str]]:
+    """The chat messages a teacher receives for one text. ``examples`` fills ``{examples}``;
+    ``shots`` are few-shot examples as prior (user, assistant) turns, each user turn being the
+    template filled with an example's text."""
     messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": render(template, text, labels)})
+    for user, assistant in shots or []:
+        messages.append({"role": "user", "content": render(template, user, labels, aliases)})
+        messages.append({"role": "assistant", "content": assistant})
+    messages.append({"role": "user", "content": render(template, text, labels, aliases, examples)})
     return messages

@@ -6,8 +6,22 @@ import json
 import threading
 from typing import Any, cast
 
-from synthdistill.annotation.teachers.base import Completion, Request, label_first_tokens
+from synthdistill.annotation.teachers.base import (
+    Completion,
+    Request,
+    label_sequences,
+    prefixes_to_score,
+    sequence_scores,
+)
+from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
+
+
+def _log_softmax(logits: Any) -> Any:
+    import numpy as np
+
+    top = logits.max()
+    return logits - (top + np.log(np.exp(logits - top).sum()))
 
 
 def _choice_grammar(choices: list[str]) -> str:
@@ -22,6 +36,7 @@ class LlamaCppTeacher:
     """
 
     max_concurrency = 1  # one llama.cpp context is not thread-safe
+    label_scoring = "sequence"
 
     def __init__(self, settings: dict[str, Any], vocab_only: bool = False) -> None:
         from llama_cpp import Llama
@@ -52,6 +67,7 @@ class LlamaCppTeacher:
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
+        self._sequences: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return self._formatter(messages=cast(Any, messages)).prompt
@@ -71,24 +87,48 @@ class LlamaCppTeacher:
             self._grammars[source] = build(source, verbose=False)
         return self._grammars[source]
 
-    def _label_token_ids(self, labels: list[str]) -> dict[str, list[int]]:
-        return label_first_tokens(labels, lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False))
+    def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
+        key = tuple(labels)
+        if key not in self._sequences:
+            tokenize = lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
+            try:
+                self._sequences[key] = label_sequences(labels, tokenize, [self.llm.token_eos()])
+            except ValueError as exc:
+                raise SynthDistillError(f"teacher {self.identity['model']}: {exc}") from None
+        return self._sequences[key]
 
-    def score_labels(self, request: Request) -> Completion:
-        """Log-probabilities of each label as the first answer token, from one forward pass."""
+    def _logits_row(self, index: int) -> Any:
         import numpy as np
 
+        row = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(index), shape=(self.llm.n_vocab(),))
+        return _log_softmax(row.astype(np.float64))
+
+    def score_labels(self, request: Request) -> Completion:
+        """Each label's log-probability as the whole answer (its tokens, then end of turn), teacher-forced
+        after the rendered prompt: the prompt is evaluated once, then each spelling's tokens in one batch
+        from the prompt's cached state, with logits at every position."""
+        sequences = self._label_sequences(request.score_labels or [])
         prompt = self._formatter(messages=cast(Any, request.messages)).prompt
         tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        n_prompt = len(tokens)
+        after: dict[tuple[int, ...], Any] = {}
         with self._lock:
             self.llm.reset()
             self.llm.eval(tokens)
-            logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).copy()
-        logprobs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
-        label_ids = self._label_token_ids(request.score_labels or [])
-        scores = {label: float(np.logaddexp.reduce(logprobs[ids])) for label, ids in label_ids.items()}
+            after[()] = self._logits_row(-1)
+            # The longest continuations first, so that a shorter one that is their prefix costs nothing.
+            for prefix in sorted(prefixes_to_score(sequences), key=len, reverse=True):
+                if prefix in after:
+                    continue
+                self.llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)
+                self.llm._batch.set_batch(batch=list(prefix), n_past=n_prompt, logits_all=True)
+                self.llm._ctx.decode(self.llm._batch)
+                for end in range(1, len(prefix) + 1):
+                    after.setdefault(prefix[:end], self._logits_row(end - 1))
+            self.llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)  # the state is the prompt's again, as n_tokens says
+        scores = sequence_scores(sequences, after.__getitem__)
         best = max(scores, key=lambda label: scores[label])
-        return Completion(text=best, input_tokens=len(tokens), output_tokens=0, extra={"label_logprobs": scores})
+        return Completion(text=best, input_tokens=n_prompt, output_tokens=0, extra={"label_logprobs": scores})
 
     def complete(self, request: Request) -> Completion:
         if request.score_labels:

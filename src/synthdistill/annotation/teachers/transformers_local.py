@@ -22,7 +22,13 @@ import threading
 from pathlib import Path
 from typing import Any, cast
 
-from synthdistill.annotation.teachers.base import Completion, Request, label_first_tokens
+from synthdistill.annotation.teachers.base import (
+    Completion,
+    Request,
+    label_sequences,
+    prefixes_to_score,
+    sequence_scores,
+)
 from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
 
@@ -109,9 +115,9 @@ class TransformersTeacher:
     up to floating-point differences between padded batch shapes, which on GPU can occasionally
     change a token.
 
-    A request with ``score_labels`` (``label_scores`` prompts) is answered from one forward pass:
-    ``extra["label_logprobs"]`` holds each label's log-probability as the first answer token (summed
-    over its spellings' first tokens, as in the llama.cpp backend).
+    A request with ``score_labels`` (``label_scores`` prompts) is answered from forward passes:
+    ``extra["label_logprobs"]`` holds each label's log-probability as the whole answer, teacher-forced
+    (its tokens then the end-of-turn token, summed over its spellings, as in the llama.cpp backend).
 
     Constrained decoding is not supported by this backend: ``request.choices`` and
     ``request.json_schema`` are ignored (a warning is logged once), and the answer is parsed
@@ -119,6 +125,7 @@ class TransformersTeacher:
     """
 
     max_concurrency = 1  # one model per process; batching happens inside complete_batch
+    label_scoring = "sequence"
 
     def __init__(self, settings: dict[str, Any], vocab_only: bool = False) -> None:
         from transformers import AutoTokenizer
@@ -151,7 +158,7 @@ class TransformersTeacher:
         self.model: Any = None
         self._lock = threading.Lock()
         self._warned_constraints = False
-        self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        self._label_ids: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
         if vocab_only:
             return
 
@@ -228,28 +235,64 @@ class TransformersTeacher:
             attention_mask[row, width - len(ids) :] = 1
         return input_ids.to(self.device), attention_mask.to(self.device)
 
-    def _label_token_ids(self, labels: list[str]) -> dict[str, list[int]]:
+    def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
         key = tuple(labels)
         if key not in self._label_ids:
             tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-            self._label_ids[key] = label_first_tokens(labels, tokenize)
+            # The end of the answer: the token the chat template closes an assistant turn with.
+            end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+            try:
+                self._label_ids[key] = label_sequences(labels, tokenize, end)
+            except ValueError as exc:
+                raise SynthDistillError(f"teacher {self.model_ref}: {exc}") from None
         return self._label_ids[key]
 
     def _score(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
-        """Log-probabilities of each label as the first answer token, from one forward pass per batch."""
+        """Each label's log-probability as the whole answer (its tokens, then end of turn), teacher-forced:
+        one forward pass over the prompts, then one over every continuation (the longest spellings,
+        whose prefixes the shorter ones are) from the prompts' key-value cache, repeated per continuation."""
         import torch
 
+        continuations = []
+        for request in requests:
+            needed = prefixes_to_score(self._label_sequences(request.score_labels or []))
+            continuations.append([p for p in needed if p and not any(q[: len(p)] == p != q for q in needed)])
+        per = max(len(c) for c in continuations)
+        # Every prompt gets ``per`` continuation rows (the last one repeated), so the cache repeats evenly.
+        rows = [(i, c) for i, conts in enumerate(continuations) for c in conts + [conts[-1]] * (per - len(conts))]
+        length = max(len(c) for _, c in rows)
         input_ids, attention_mask = self._left_padded(prompts)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        # Continuations are right-padded: padding after a row's tokens cannot change their logits.
+        tokens = torch.full((len(rows), length), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for row, (_, continuation) in enumerate(rows):
+            tokens[row, : len(continuation)] = torch.tensor(continuation, dtype=torch.long)
+            mask[row, : len(continuation)] = 1
         with torch.inference_mode():
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-            logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
+            out = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True
+            )
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(per)
+            prompt_mask = attention_mask.repeat_interleave(per, dim=0)
+            positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(length, device=self.device)[None, :]
+            logits = self.model(
+                input_ids=tokens.to(self.device),
+                attention_mask=torch.cat([prompt_mask, mask.to(self.device)], dim=1),
+                position_ids=positions,
+                past_key_values=cache,
+            ).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        after: list[dict[tuple[int, ...], Any]] = [{(): first[i]} for i in range(len(requests))]
+        for row, (index, continuation) in enumerate(rows):
+            for end in range(1, len(continuation) + 1):
+                after[index].setdefault(continuation[:end], logprobs[row, end - 1])
         completions = []
-        for row, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
-            label_ids = self._label_token_ids(request.score_labels or [])
-            scores = {
-                label: float(torch.logsumexp(logprobs[row, tokens], dim=0)) for label, tokens in label_ids.items()
-            }
+        for index, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
+            sequences = self._label_sequences(request.score_labels or [])
+            scores = sequence_scores(sequences, after[index].__getitem__)
             best = max(scores, key=lambda label: scores[label])
             completions.append(
                 Completion(text=best, input_tokens=len(ids), output_tokens=0, extra={"label_logprobs": scores})

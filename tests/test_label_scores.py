@@ -1,0 +1,148 @@
+"""Label scores for any label set: whole-sequence scores in-process (real SmolLM2), letter aliases
+for HTTP teachers (real llama.cpp server), and a calibration failure that says why."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthdistill.annotation.cache import ResponseCache, cache_key
+from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.parsing import OK
+from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.teachers import make_teacher
+from synthdistill.annotation.teachers.base import label_sequences
+from synthdistill.errors import SynthDistillError
+from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
+
+from .conftest import REPO
+from .test_openai_teacher import llama_url, teacher_settings  # noqa: F401 (the session fixture)
+
+MARKET = ["bearish", "bullish", "neutral"]
+TEXTS = [
+    "Shares of Norvik Systems soared after it doubled its profit forecast.",
+    "Halden Foods plunged 20% as losses widened and it cut 300 jobs.",
+    "The annual general meeting of Corvel Oyj will be held in Espoo on 3 May.",
+]
+SCORES = {"max_tokens": 1, "temperature": 0.0}
+
+
+def frame(template: str, labels: list[str], calibrate: bool = True, aliases: str | None = None) -> pd.DataFrame:
+    tpl = load_template(REPO / "config" / "prompts" / template)
+    texts = [*TEXTS, CONTENT_FREE_TEXT] if calibrate else TEXTS
+    return pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(texts))],
+            "split": ["train"] * len(TEXTS) + ([CALIBRATION_SPLIT] if calibrate else []),
+            "messages": [json.dumps(messages_for(tpl, t, labels, aliases=aliases)) for t in texts],
+        }
+    )
+
+
+def forced_logprob(llm, prompt_tokens: list[int], answer: list[int]) -> float:
+    """log P(answer | prompt) from one fresh forward pass over prompt + answer with logits at every
+    position: an independent check of the teacher's cached-prompt scoring. (Feeding the answer one token
+    at a time instead differs by up to ~0.07 nats: llama.cpp's quantized kernels round differently for
+    one token than for a batch.)"""
+    llm.reset()
+    llm._ctx.kv_cache_seq_rm(0, 0, -1)
+    llm._batch.set_batch(batch=prompt_tokens + answer[:-1], n_past=0, logits_all=True)
+    llm._ctx.decode(llm._batch)
+    total = 0.0
+    for position, token in enumerate(answer):
+        row = llm._ctx.get_logits_ith(len(prompt_tokens) - 1 + position)
+        logits = np.ctypeslib.as_array(row, shape=(llm.n_vocab(),)).astype(float)
+        total += logits[token] - (logits.max() + math.log(np.exp(logits - logits.max()).sum()))
+    return total
+
+
+@pytest.mark.slow
+def test_labels_sharing_a_first_token_are_scored_by_their_whole_sequence(smollm2_teacher, tmp_path):
+    tokenize = lambda text: smollm2_teacher.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
+    assert tokenize("Bearish")[0] == tokenize("Bullish")[0]  # the case the issue hit: both start with "B"
+    eos = smollm2_teacher.llm.token_eos()
+    messages = json.loads(frame("label.txt", MARKET, calibrate=False)["messages"][0])
+    completion = smollm2_teacher.complete(build_request(messages, "label_scores", MARKET, SCORES, 0, "sequence"))
+    prompt = smollm2_teacher.llm.tokenize(smollm2_teacher.render(messages).encode(), add_bos=True, special=True)
+    for label in MARKET:
+        spellings = [tokenize(s) + [eos] for s in (label, label.capitalize())]
+        expected = np.logaddexp.reduce([forced_logprob(smollm2_teacher.llm, prompt, s) for s in spellings])
+        assert completion.extra["label_logprobs"][label] == pytest.approx(expected, abs=1e-3)
+    assert completion.text == max(MARKET, key=completion.extra["label_logprobs"].get)
+
+    # Through the engine, calibrated: the run the issue reported as failing works, one distribution per item.
+    out = annotate(
+        frame("label.txt", MARKET),
+        smollm2_teacher,
+        ResponseCache(tmp_path / "c.sqlite"),
+        kind="label_scores",
+        labels=MARKET,
+        generation=SCORES,
+        iteration=0,
+    )
+    probs = out[[f"prob_{label}" for label in MARKET]].to_numpy()
+    assert (out["parse_status"] == OK).all() and probs.sum(axis=1) == pytest.approx([1.0] * 3)
+    assert len(set(np.round(probs[:, 0], 6))) == 3  # not one constant answer
+
+
+def test_a_prefix_label_is_told_apart_by_the_end_of_turn_token():
+    vocab = {"neg": [7], "negative": [7, 8], "Neg": [9], "Negative": [9, 8]}
+    sequences = label_sequences(["neg", "negative"], lambda text: vocab[text], end=[2])
+    assert sequences == {"neg": [(7, 2), (9, 2)], "negative": [(7, 8, 2), (9, 8, 2)]}
+    with pytest.raises(ValueError, match="'up' and 'UP!' tokenize to the same tokens"):
+        label_sequences(["up", "UP!"], lambda text: [5], end=[2])
+
+
+def test_the_cache_key_says_how_label_scores_were_computed():
+    messages = [{"role": "user", "content": "x"}]
+    first_token = build_request(messages, "label_scores", MARKET, SCORES, 0)
+    sequence = build_request(messages, "label_scores", MARKET, SCORES, 0, "sequence")
+    letters = build_request(messages, "label_scores", MARKET, {**SCORES, "aliases": "letters"}, 0)
+    assert letters.score_labels == ["A", "B", "C"]
+    identity = {"backend": "llama_cpp", "model": "m"}
+    keys = {cache_key(identity, r.as_dict(), 0) for r in (first_token, sequence, letters)}
+    assert len(keys) == 3
+
+
+def test_a_failed_calibration_request_carries_the_backends_reason(tmp_path):
+    # A real HTTP teacher at a port where nothing listens: every request fails, the calibration one too.
+    settings = teacher_settings("http://127.0.0.1:9/v1", max_retries=0)
+    with pytest.raises(SynthDistillError) as error:
+        annotate(
+            frame("label.txt", MARKET),
+            make_teacher(settings),
+            ResponseCache(tmp_path / "c.sqlite"),
+            kind="label_scores",
+            labels=MARKET,
+            generation=SCORES,
+            iteration=0,
+        )
+    message = str(error.value)
+    assert "content-free calibration request" in message and "connection failed" in message
+    assert "4 of 4 requests of this job failed" in message and "rerun to retry it" not in message
+
+
+@pytest.mark.slow
+def test_letter_aliases_let_an_http_teacher_score_labels_sharing_a_first_token(llama_url, tmp_path):  # noqa: F811
+    settings = teacher_settings(llama_url)
+    prompts = frame("label_letters.txt", MARKET, aliases="letters")
+    assert "A: bearish, B: bullish, C: neutral" in json.loads(prompts["messages"][0])[-1]["content"]
+    generation = {**SCORES, "aliases": "letters"}
+    out = annotate(
+        prompts,
+        make_teacher(settings),
+        ResponseCache(tmp_path / "c.sqlite"),
+        kind="label_scores",
+        labels=MARKET,
+        generation=generation,
+        iteration=0,
+    )
+    assert (out["parse_status"] == OK).all() and out["label"].isin(MARKET).all()
+    raw = [json.loads(r) for r in out["raw_output"]]
+    assert all(set(r) == {"A", "B", "C"} for r in raw)  # the letters are what the server scored
+    probs = out[[f"prob_{label}" for label in MARKET]].to_numpy()
+    assert probs.sum(axis=1) == pytest.approx([1.0] * 3)
