@@ -26,6 +26,8 @@ include: "rules/ensemble.smk"
 include: "rules/select.smk"
 include: "rules/student.smk"
 include: "rules/evaluate.smk"
+include: "rules/cascade.smk"
+include: "rules/feedback.smk"
 include: "rules/predict.smk"
 include: "rules/report.smk"
 

@@ -122,6 +122,7 @@ def main() -> None:
     if args.test_items < len(test):
         test, _ = train_test_split(test, train_size=args.test_items, random_state=42, stratify=test["label"])
     pool, test = pool.reset_index(drop=True), test.reset_index(drop=True)
+    test = test.assign(id=[f"test{i}" for i in range(len(test))])
 
     started = time.perf_counter()
     answers = teacher_scores([*pool["text"], *test["text"]], args.teacher_threads)
@@ -162,7 +163,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
         "students": {},
     }
-    print(json.dumps({k: figures[k] for k in ("teacher_on_test", "teacher_train_pool_accuracy")}, indent=2))
+    print(json.dumps({k: figures[k] for k in ("teacher_on_test", "teacher_train_pool_accuracy")}, indent=2), flush=True)
     for targets in args.targets:
         items = train_part.assign(label=train_part["teacher_label"])
         if soft[targets] is not None:
@@ -193,9 +194,10 @@ def main() -> None:
             ],
         }
         figures["students"][targets] = result
-        print(targets, json.dumps(result))
-    figures["machine"]["load_average_at_end"] = os.getloadavg()
-    Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
+        print(targets, json.dumps(result), flush=True)
+        # Written after every student, so a long run that is stopped keeps what it measured.
+        figures["machine"]["load_average_at_end"] = os.getloadavg()
+        Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {args.output}")
 
 

@@ -16,6 +16,7 @@ from synthdistill.settings import check_config
 from synthdistill.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
 from synthdistill.labels.ensemble import ensemble_settings
 from synthdistill.labels.review import review_settings
+from synthdistill.labels.feedback import feedback_pairs
 
 RUN = check_config(config)
 TEACHERS = RUN["teachers"]
@@ -47,6 +48,9 @@ TEACHER_COSTING = {
     )
     for t in TEACHERS
 }
+# Teacher × prompts with served feedback (cascade.feedback): only their students retrain on it.
+FEEDBACK_FILES = config["cascade"]["feedback"]
+FEEDBACK_PAIRS = feedback_pairs(FEEDBACK_FILES)
 
 
 wildcard_constraints:
@@ -67,6 +71,14 @@ def labellers():
     """Every (teacher, prompt) with a vote file: each teacher × prompt, then each ensemble × method."""
     pairs = [(t, p) for t in TEACHERS for p in PROMPTS]
     return pairs + [(name, spec["method"]) for name, spec in ENSEMBLES.items()]
+
+
+for _teacher, _prompt in sorted(FEEDBACK_PAIRS - set(labellers())):
+    print(
+        f"cascade.feedback: rows for teacher {_teacher} × prompt {_prompt}, which this run does not "
+        "label, are not used",
+        file=sys.stderr,
+    )
 
 
 def label_sources():
@@ -125,10 +137,13 @@ def iteration_files(wildcards):
 
 def student_labels(wildcards):
     """What a student learns from (train_student, learning_curve): the expert splits, or the
-    reviewed labels (the votes with the corrections file applied; equal to the votes without one).
+    reviewed labels (the votes with the corrections file applied; equal to the votes without one),
+    with the served feedback added when cascade.feedback has rows for this teacher × prompt.
     """
     if wildcards.teacher == EXPERT:
         return data_splits("train", "validation")
     if wildcards.teacher == BEST:
         return rules.select_labeller.output.labels
+    if (wildcards.teacher, wildcards.prompt) in FEEDBACK_PAIRS:
+        return rules.add_feedback.output.labels
     return rules.import_review.output.labels

@@ -13,7 +13,10 @@ def ensemble_stats_files(wildcards):
 
 
 def ensemble_costings(wildcards):
-    return [TEACHER_COSTING[t] for t, p in ENSEMBLES[wildcards.teacher]["members"]]
+    return [
+        {**TEACHER_COSTING[t], "member": f"{t}/{p}"}
+        for t, p in ENSEMBLES[wildcards.teacher]["members"]
+    ]
 
 
 rule vote_ensemble:

@@ -44,7 +44,19 @@ def report_entries():
         for s in STUDENTS
         for t, p in label_sources()
     ]
-    return {"teachers": teachers, "students": students}
+    cascade_entries = [
+        {
+            "student": s,
+            "teacher": t,
+            "prompt": p,
+            "summary": fill(
+                rules.cascade.output.summary, student=s, teacher=t, prompt=p
+            ),
+            "curve": fill(rules.cascade.output.curve, student=s, teacher=t, prompt=p),
+        }
+        for s, t, p in cascades()
+    ]
+    return {"teachers": teachers, "students": students, "cascades": cascade_entries}
 
 
 def report_files(entries):
@@ -53,11 +65,32 @@ def report_files(entries):
         for group in entries.values()
         for entry in group
         for key, path in entry.items()
-        if key in ("stats", "votes", "metrics", "metadata", "benchmark") and path
+        if key
+        in ("stats", "votes", "metrics", "metadata", "benchmark", "summary", "curve")
+        and path
+    ]
+
+
+def feedback_entries():
+    """The students trained on served feedback, with what add_feedback added and dropped."""
+    return [
+        {
+            "student": s,
+            "teacher": t,
+            "prompt": p,
+            "summary": fill(rules.add_feedback.output.summary, teacher=t, prompt=p),
+            "deferral": fill(
+                rules.feedback_deferral.output[0], student=s, teacher=t, prompt=p
+            ),
+        }
+        for s in STUDENTS
+        for t, p in label_sources()
+        if (t, p) in FEEDBACK_PAIRS
     ]
 
 
 REPORT_ENTRIES = report_entries()
+FEEDBACK_ENTRIES = feedback_entries()
 # Printed in the report so two reports can be told apart; taken before any rule changes config.
 CONFIG_HASH = config_hash(config)
 
@@ -75,6 +108,11 @@ rule report:
         ),
         # The trivial baselines: the train pool's majority class, scored on the test split.
         splits=data_splits("train", "test") if EVALUATED else [],
+        feedback=[
+            path
+            for entry in FEEDBACK_ENTRIES
+            for path in (entry["summary"], entry["deferral"])
+        ],
     output:
         markdown="results/report/report.md",
         html=report(
@@ -108,6 +146,11 @@ rule report:
             caption="../report/pareto.rst",
             category="Decision report",
         ),
+        figure_cascade=report(
+            "results/report/figures/cascade.png",
+            caption="../report/cascade.rst",
+            category="Cascade",
+        ),
         table_quality=report(
             "results/report/tables/quality.csv",
             caption="../report/tables.rst",
@@ -138,6 +181,12 @@ rule report:
             category="Decision report",
             labels={"table": "break_even"},
         ),
+        table_cascade=report(
+            "results/report/tables/cascade.csv",
+            caption="../report/tables.rst",
+            category="Cascade",
+            labels={"table": "cascade"},
+        ),
         table_stages=report(
             "results/report/tables/stages.csv",
             caption="../report/tables.rst",
@@ -157,5 +206,6 @@ rule report:
         config_hash=CONFIG_HASH,
         benchmarks_dir="benchmarks",
         labels=lookup(dpath="labels", within=config),
+        feedback=FEEDBACK_ENTRIES,
     script:
         "../scripts/report.py"

@@ -22,4 +22,6 @@ build(
     config_hash=snakemake.params.config_hash,
     splits={"train": snakemake.input.splits[0], "test": snakemake.input.splits[1]} if snakemake.input.splits else None,
     labels=snakemake.params.labels,
+    feedback=snakemake.params.feedback,
+    cascades=snakemake.params.entries["cascades"],
 )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -39,3 +40,21 @@ def smollm2_teacher():
     from synthdistill.annotation.teachers import make_teacher
 
     return make_teacher({"backend": "llama_cpp", "model_path": SMOLLM2, "n_threads": 2})
+
+
+# Checked without importing llama_cpp here: the server runs in its own process.
+SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
+
+
+@pytest.fixture(scope="session")
+def llama_url(tmp_path_factory):
+    """SmolLM2 behind llama.cpp's OpenAI-compatible server, for the whole session (teacher and serving tests)."""
+    from .servers import start_llama_server, stop_process
+
+    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"llama-cpp-python[server] cannot run: {', '.join(missing)} not installed")
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    process, base_url = start_llama_server(log_path=log)
+    yield base_url
+    stop_process(process)

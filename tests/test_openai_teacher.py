@@ -5,7 +5,6 @@ on 127.0.0.1.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -32,25 +31,10 @@ from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
 
 from .conftest import LABELS, REPO
-from .servers import FaultPlan, FaultProxy, start_llama_server, stop_process
-
-# Checked without importing llama_cpp here: the server runs in its own process.
-SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
+from .servers import FaultPlan, FaultProxy
 
 DEMO = REPO / "data" / "demo" / "financial_news_sentiment.csv"
 LABEL_GEN = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": False}
-
-
-@pytest.fixture(scope="session")
-def llama_url(tmp_path_factory):
-    """SmolLM2 behind llama.cpp's OpenAI-compatible server, for the whole session."""
-    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
-    if missing:
-        pytest.skip(f"llama-cpp-python[server] cannot run: {', '.join(missing)} not installed")
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    process, base_url = start_llama_server(log_path=log)
-    yield base_url
-    stop_process(process)
 
 
 @pytest.fixture

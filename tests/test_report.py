@@ -13,8 +13,10 @@ from PIL import Image
 
 from synthdistill.costs import break_even, student_cost_row, teacher_costing
 from synthdistill.reporting.report import FIGURES, TABLES, build
+from synthdistill.students.cascade import build_cascade
 
 from .pipeline_helpers import TINY_CONFIG, copy_run, planned_jobs, rules_of, snakemake, write_config
+from .test_cascade import synthetic_run
 
 T4 = {"price_per_hour_usd": 0.6, "power_w": 70.0, "grid_kg_co2_per_kwh": 0.37}  # the t4_reference preset
 # The schema's default costs.teacher_hardware (preset cpu_2vcpu_cloud), which the tiny config leaves unset.
@@ -66,6 +68,10 @@ def run(tiny_run, tmp_path_factory):
 
 def _json(path):
     return json.loads(path.read_text())
+
+
+def _section(markdown: str, section: str) -> str:
+    return markdown.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def _row(markdown: str, section: str, first_cell: str) -> str:
@@ -212,8 +218,8 @@ def test_html_is_self_contained_with_readable_figures_and_run_facts(run):
     folder = run / "results" / "report"
     page = (folder / "report.html").read_text()
     assert page.startswith("<!doctype html>")
-    assert page.count("src='data:image/png;base64,") == 5  # every figure embedded, none linked
-    for name in ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto"):
+    assert page.count("src='data:image/png;base64,") == len(FIGURES)  # every figure embedded, none linked
+    for name in FIGURES:
         with Image.open(folder / "figures" / f"{name}.png") as image:
             assert image.width >= 600 and image.height >= 300, name
     report = (folder / "report.md").read_text()
@@ -392,6 +398,19 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         if evaluated:
             entry["metrics"] = dump(f"smetrics_{i}.json", _metrics(0.7 + 0.05 * i, 0.65 + 0.05 * i))
         students.append(entry)
+    cascades = []
+    for i, prompt in enumerate(("label", "cot_json")):
+        # Real cascade artifacts, fitted on synthetic student predictions and teacher votes.
+        validation, test, predictions, votes = synthetic_run(n_val=150, n_test=150, seed=i)
+        if not evaluated:
+            test = test.drop(columns="expert_label")
+        summary_json, curve, _ = build_cascade(
+            validation, test, predictions, votes, LABELS3, "max_prob", {"min_agreement": 0.97}
+        )
+        curve.to_csv(folder / f"cascade_{prompt}.curve.csv", index=False)
+        names = {"student": "minilm", "teacher": "smollm2", "prompt": prompt}
+        entry = {**names, "summary": dump(f"cascade_{prompt}.json", {**names, **summary_json})}
+        cascades.append({**entry, "curve": str(folder / f"cascade_{prompt}.curve.csv")})
     paired = folder / "paired.csv"
     pd.DataFrame(
         [
@@ -443,6 +462,7 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         "config_hash": "0" * 64,
         "splits": splits,
         "labels": LABELS3,
+        "cascades": cascades,
     }
 
 
@@ -452,14 +472,38 @@ def test_report_from_fixture_artifacts_has_every_section_table_and_figure(tmp_pa
     tables = build(**inputs)
     markdown = Path(inputs["outputs"]["markdown"]).read_text()
     sections = re.findall(r"^## (.+)$", markdown, re.MULTILINE)
-    assert sections == ["Decision", "Quality", "Label quality", "Teacher cost", "Student cost", "Run facts"]
+    assert sections == [
+        "Decision",
+        "Cascade",
+        "Quality",
+        "Label quality",
+        "Teacher cost",
+        "Student cost",
+        "Run facts",
+    ]
     assert set(tables) == set(TABLES)
     assert len(tables["break_even"]) == 2  # the expert baseline has no break-even
     page = Path(inputs["outputs"]["html"]).read_text()
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    assert page.count("src='data:image/png;base64,") == (5 if evaluated else 2)
+    assert page.count("src='data:image/png;base64,") == (6 if evaluated else 3)
+    cascade = tables["cascade"].set_index("cascade")
+    assert list(cascade.index) == ["minilm/smollm2/label", "minilm/smollm2/cot_json"]
+    students = tables["student_cost"].set_index("student")
+    teachers = tables["teacher_cost"].set_index("teacher_prompt")
+    for name, row in cascade.iterrows():
+        share = row["test_deferred_share"] if evaluated else row["validation_deferred_share"]
+        expected = (
+            students.at[name, "usd_per_1m_texts"] + share * teachers.at[row["teacher_prompt"], "usd_per_1m_texts"]
+        )
+        assert row["cascade_usd_per_1m_texts"] == pytest.approx(expected)
+        assert f"{name}: **{row['decision']}**" in _section(markdown, "Cascade")
     if evaluated:
         assert "0.700 [0.600, 0.750]" in _row(markdown, "Quality", "minilm/smollm2/label")
+        # the synthetic student guesses on 30% of items: it never matches the 94%-right teacher
+        assert not cascade["student_matches"].any()
+        for _, row in cascade.iterrows():
+            assert row["decision"] == ("run the cascade" if row["cascade_matches"] else "keep the teacher")
+        assert "McNemar p (cascade vs teacher)" in _section(markdown, "Cascade")
         assert "McNemar p" in markdown
         quality = tables["quality"].set_index("system")
         # Always "neutral" (the train pool's majority) is right on 24 of 40 test items.

@@ -30,6 +30,37 @@ def example_pool_from(paths: list[str], prompt: dict[str, Any], labels: list[str
     return shots_pool(pd.read_parquet(paths[0]), where)
 
 
+def prompt_messages(
+    texts: list[str],
+    template: str,
+    prompt: dict[str, Any],
+    labels: list[str],
+    pool: pd.DataFrame | None = None,
+) -> tuple[list[list[dict[str, str]]], list[list[int]]]:
+    """The chat messages for each text, and the pool rows each was shown as examples: what
+    build_prompts writes and what synthdistill-serve sends a teacher for a deferred text."""
+    aliases = prompt.get("aliases")
+    settings = prompt.get("examples")
+    shown: list[list[int]] = [[] for _ in texts]
+    if settings:
+        if pool is None:
+            raise ValueError("build_prompt_frame: a prompt with examples needs the example pool")
+        shown = select_examples(texts, settings, pool, labels)
+    pool_rows = pool.to_dict("records") if pool is not None else []
+    messages = []
+    for text, rows in zip(texts, shown, strict=True):
+        shots = [
+            (row["text"], example_answer(prompt["kind"], row["label"], row.get("reason"), labels, aliases))
+            for row in (pool_rows[i] for i in rows)
+        ]
+        if "{examples}" in template:
+            block = examples_block(shots)
+            messages.append(messages_for(template, text, labels, prompt.get("system"), aliases, examples=block))
+        else:
+            messages.append(messages_for(template, text, labels, prompt.get("system"), aliases, shots))
+    return messages, shown
+
+
 def build_prompt_frame(
     items: pd.DataFrame,
     template_path: str,
@@ -52,25 +83,9 @@ def build_prompt_frame(
         extra = pd.DataFrame({"id": ["__content_free__"], "split": [CALIBRATION_SPLIT], "text": [CONTENT_FREE_TEXT]})
         items = pd.concat([items[["id", "split", "text"]], extra], ignore_index=True)
     texts = items["text"].tolist()
-    aliases = prompt.get("aliases")
     settings = prompt.get("examples")
-    shown: list[list[int]] = [[] for _ in texts]
-    if settings:
-        if pool is None:
-            raise ValueError("build_prompt_frame: a prompt with examples needs the example pool")
-        shown = select_examples(texts, settings, pool, labels)
+    messages, shown = prompt_messages(texts, template, prompt, labels, pool)
     pool_rows = pool.to_dict("records") if pool is not None else []
-    messages = []
-    for text, rows in zip(texts, shown, strict=True):
-        shots = [
-            (row["text"], example_answer(prompt["kind"], row["label"], row.get("reason"), labels, aliases))
-            for row in (pool_rows[i] for i in rows)
-        ]
-        if "{examples}" in template:
-            block = examples_block(shots)
-            messages.append(messages_for(template, text, labels, prompt.get("system"), aliases, examples=block))
-        else:
-            messages.append(messages_for(template, text, labels, prompt.get("system"), aliases, shots))
     frame = pd.DataFrame(
         {
             "id": items["id"].to_numpy(),

@@ -74,7 +74,7 @@ def combined_annotation_stats(member_stats: list[dict[str, Any]], costings: list
         values = [t[key] for t in totals]
         annotation["cost_usd" if key == "usd" else key] = None if None in values else sum(values)
         annotation[method] = "members added up: " + "; ".join(
-            f"{c['teacher']}: {t[method]}" for c, t in zip(costings, totals, strict=True)
+            f"{c.get('member', c.get('teacher'))}: {t[method]}" for c, t in zip(costings, totals, strict=True)
         )
     return annotation
 

@@ -198,3 +198,39 @@ def pareto(points: pd.DataFrame, path: str | Path) -> None:
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axis.grid(alpha=0.3, which="both")
     _save(figure, path)
+
+
+def cascade_curves(curves: dict[str, pd.DataFrame], cascades: pd.DataFrame, path: str | Path) -> None:
+    """Quality against cost for every threshold of each cascade, with the student alone, the teacher
+    and the chosen operating point marked. Dollars on the x axis where both prices are known and the
+    teacher costs something; otherwise the share of texts sent to the teacher."""
+    count = max(1, len(curves))
+    columns = min(2, count)
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 4.4 * rows), squeeze=False)
+    if not curves:
+        axes[0, 0].axis("off")
+        axes[0, 0].text(0.5, 0.5, "no cascade in this run", ha="center", va="center")
+    for axis, (name, curve), (_, row) in zip(axes.flat, curves.items(), cascades.iterrows(), strict=False):
+        tested = "test_f1_macro" in curve
+        share = curve["test_deferred_share" if tested else "validation_deferred_share"]
+        y = curve["test_f1_macro" if tested else "validation_agreement"]
+        teacher_usd = row["teacher_usd_per_1m_texts"]
+        by_cost = curve["usd_per_1m_texts"].notna().all() and teacher_usd is not None and teacher_usd > 0
+        x = curve["usd_per_1m_texts"] if by_cost else share
+        axis.plot(x, y, color="grey", marker=".", markersize=3, linewidth=1, label="every threshold")
+        chosen = curve.index[curve["chosen"]][0]
+        axis.scatter(x[0], y[0], s=70, color=STUDENT_COLOR, zorder=3, label="student alone")
+        teacher_x = teacher_usd if by_cost else 1.0
+        teacher_y = row["teacher_f1_macro"] if tested else 1.0
+        axis.scatter(teacher_x, teacher_y, s=70, color=TEACHER_COLOR, zorder=3, label="teacher")
+        axis.scatter(x[chosen], y[chosen], s=110, marker="*", color="black", zorder=4, label="chosen (validation)")
+        axis.set_xlabel("cost per 1M texts (USD)" if by_cost else "share of texts sent to the teacher")
+        axis.set_ylabel("F1 macro on the expert test split" if tested else "agreement with the teacher (validation)")
+        axis.set_title(name, fontsize=10)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="best")
+    for axis in list(axes.flat)[len(curves) :]:
+        axis.axis("off")
+    figure.suptitle("Cascade: quality against cost per threshold (test curve shown, threshold chosen on validation)")
+    _save(figure, path)

@@ -21,9 +21,11 @@ from synthdistill.evaluation.baselines import trivial_baselines
 from synthdistill.names import BEST
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
+from synthdistill.reporting.feedback import feedback_section, feedback_table
 from synthdistill.reporting.sections import (
     RunFacts,
     Section,
+    cascade_section,
     decision_section,
     label_quality_section,
     quality_section,
@@ -57,8 +59,8 @@ __all__ = [
     "teacher_cost_table",
 ]
 
-FIGURES = ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto")
-TABLES = ("quality", "label_quality", "teacher_cost", "student_cost", "break_even", "stages")
+FIGURES = ("quality", "agreement", "accuracy_by_agreement", "confusion", "pareto", "cascade")
+TABLES = ("quality", "label_quality", "teacher_cost", "student_cost", "break_even", "cascade", "stages")
 
 TITLE = "synthdistill decision report: keep calling the LLM, or switch to the student?"
 INTRO_EVALUATED = (
@@ -100,6 +102,7 @@ def draw_figures(
             _placeholder(paths[name], "not evaluated: the dataset has no expert labels")
     report_figures.agreement_histogram(tables.agreement, paths["agreement"])
     report_figures.pareto(pareto_points(tables.quality, tables.teacher_cost, tables.student_cost), paths["pareto"])
+    report_figures.cascade_curves(tables.cascade_curves, tables.cascade, paths["cascade"])
 
 
 def report_sections(
@@ -125,6 +128,7 @@ def report_sections(
     )
     return [
         decision_section(quality=tables.quality, teacher_costs=tables.teacher_cost, breaks=tables.break_even),
+        cascade_section(cascades=tables.cascade),
         quality_section(quality=tables.quality, evaluated=evaluated, paired_path=paired_path),
         *([selection] if selection else []),
         label_quality_section(label_quality=tables.label_quality, evaluated=evaluated),
@@ -147,6 +151,8 @@ def build(
     splits: dict[str, str] | None = None,
     labels: list[str] | None = None,
     selection_paths: tuple[str, str] | None = None,
+    feedback: list[dict[str, Any]] | None = None,
+    cascades: list[dict[str, Any]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write the report's Markdown, HTML, figures and CSV tables; return the tables.
 
@@ -154,6 +160,9 @@ def build(
     (name -> CSV path) for the names in FIGURES and TABLES. ``splits`` (``train`` and ``test`` split
     files) and ``labels`` give the trivial baselines of the quality table. ``selection_paths`` are
     select_labeller's choice (JSON) and ranking (CSV), when the run has a gold dev split.
+    ``feedback`` names the students trained on served feedback (cascade.feedback) and their
+    add_feedback summaries; they get a Served feedback section before the run facts.
+    ``cascades`` has student, teacher, prompt and the cascade rule's ``summary`` and ``curve`` files.
     """
     selection = None
     if selection_paths:
@@ -161,6 +170,7 @@ def build(
         learn_from_best = any(entry["teacher"] == BEST for entry in students)
         # Costs and the decision compare a best/on_gold_dev student with the labeller it learned from.
         students = [{**e, "source": choice["labeller"]} if e["teacher"] == BEST else e for e in students]
+        cascades = [{**e, "source": choice["labeller"]} if e["teacher"] == BEST else e for e in cascades or []]
         selection = selection_section(choice=choice, ranking=ranking, learn_from_best=learn_from_best)
     baselines = None
     if evaluated and splits and labels:
@@ -172,6 +182,7 @@ def build(
         hardware=hardware,
         benchmarks_dir=benchmarks_dir,
         baselines=baselines,
+        cascades=cascades,
     )
     csv_tables = tables.csv_tables()
     for name, frame in csv_tables.items():
@@ -190,6 +201,8 @@ def build(
         config_hash=config_hash,
         selection=selection,
     )
+    if feedback:
+        sections.insert(-1, feedback_section(feedback=feedback_table(feedback)))
     intro = INTRO_EVALUATED if evaluated else INTRO_NOT_EVALUATED
     figure_dir = Path(figures["quality"]).parent.relative_to(Path(outputs["markdown"]).parent).as_posix()
     Path(outputs["markdown"]).write_text(

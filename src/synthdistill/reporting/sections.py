@@ -444,3 +444,81 @@ def run_facts_section(*, facts: RunFacts, stages: pd.DataFrame) -> Section:
         else stages
     )
     return section
+
+
+def _scored(frame: pd.DataFrame, system: str, metric: str) -> list[str]:
+    return [
+        "–"
+        if pd.isna(r[f"{system}_{metric}"])
+        else _interval(r[f"{system}_{metric}"], r[f"{system}_{metric}_low"], r[f"{system}_{metric}_high"])
+        for _, r in frame.iterrows()
+    ]
+
+
+def cascade_section(*, cascades: pd.DataFrame) -> Section:
+    section = Section("Cascade").text(
+        "The student answers a text when its confidence (`cascade.confidence`, after temperature scaling "
+        "fitted on the validation split against the teacher's labels) reaches the threshold, and the "
+        "teacher answers the rest. The threshold is chosen on the validation split only (`cascade.target`); "
+        "the frozen expert test split only measures it. Deferred test items take the label the teacher gave "
+        "them in this run, so scoring the cascade made no new LLM call. Cost per 1M texts = the student on "
+        "every text + the teacher on the deferred share of the test texts."
+    )
+    if not len(cascades):
+        return section.text("No cascade in this run (every student learned from expert labels).")
+    for _, row in cascades.iterrows():
+        section.text(f"{row['cascade']}: **{row['decision']}**: {row['why']}.")
+    section.figure("cascade", "cascade quality against cost for every threshold")
+    section.text("Operating point, chosen on the validation split:")
+    point = _display(
+        cascades,
+        {
+            "cascade": "cascade",
+            "confidence": "confidence",
+            "temperature": "temperature",
+            "threshold": "threshold",
+            "target": "target",
+            "validation_deferred_share": "deferred (validation)",
+            "validation_agreement": "agreement with teacher (validation)",
+            "test_deferred_share": "deferred (test)",
+            "test_agreement": "agreement with teacher (test)",
+        },
+    )
+    # Thresholds differ in the third decimal (1.001 defers everything): more digits than elsewhere.
+    point["threshold"] = cascades["threshold"].map(lambda v: f"{v:.4f}")
+    section.table(point)
+    if cascades["test_items"].notna().any():
+        section.text(
+            "On the frozen expert test split, with 95% bootstrap intervals; the paired test compares the "
+            "cascade with the teacher on the same items (exact McNemar p, paired-bootstrap interval of the F1 "
+            "macro difference cascade − teacher)."
+        )
+        quality = pd.DataFrame(
+            {
+                "cascade": cascades["cascade"],
+                "student F1 macro": _scored(cascades, "student", "f1_macro"),
+                "cascade F1 macro": _scored(cascades, "cascade", "f1_macro"),
+                "teacher F1 macro": _scored(cascades, "teacher", "f1_macro"),
+                "cascade accuracy": _scored(cascades, "cascade", "accuracy"),
+                "McNemar p (cascade vs teacher)": cascades["cascade_vs_teacher_mcnemar_p"].map(format_value),
+                "F1 diff low": cascades["cascade_vs_teacher_f1_diff_low"].map(format_value),
+                "F1 diff high": cascades["cascade_vs_teacher_f1_diff_high"].map(format_value),
+            }
+        )
+        section.table(quality)
+    section.text("Cost per 1M texts (– where a price or an energy estimate is missing on either side):")
+    section.table(
+        _display(
+            cascades,
+            {
+                "cascade": "cascade",
+                "student_usd_per_1m_texts": "student $",
+                "cascade_usd_per_1m_texts": "cascade $",
+                "teacher_usd_per_1m_texts": "teacher $",
+                "student_kg_co2_per_1m_texts": "student kg CO2",
+                "cascade_kg_co2_per_1m_texts": "cascade kg CO2",
+                "teacher_kg_co2_per_1m_texts": "teacher kg CO2",
+            },
+        )
+    )
+    return section

@@ -6,7 +6,7 @@ Nothing here formats or renders; the CSV files and the figures take these frames
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pandas as pd
 from synthdistill.costs import break_even, student_cost_row, teacher_cost_row, training_cost
 from synthdistill.evaluation.baselines import collapsed
 from synthdistill.names import EXPERT
+from synthdistill.reporting.cascade import cascade_tables
 from synthdistill.run_facts import stage_benchmarks
 
 
@@ -254,6 +255,8 @@ class ReportTables:
     stages: pd.DataFrame
     by_agreement: pd.DataFrame
     agreement: dict[str, pd.Series]
+    cascade: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cascade_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def csv_tables(self) -> dict[str, pd.DataFrame]:
         """The tables written as CSV, by the names in report.TABLES (in that order)."""
@@ -263,6 +266,7 @@ class ReportTables:
             "teacher_cost": self.teacher_cost,
             "student_cost": self.student_cost,
             "break_even": self.break_even,
+            "cascade": self.cascade,
             "stages": self.stages,
         }
 
@@ -275,6 +279,7 @@ def compute_tables(
     hardware: dict[str, Any],
     benchmarks_dir: str | None = None,
     baselines: dict[str, dict[str, Any]] | None = None,
+    cascades: list[dict[str, Any]] | None = None,
 ) -> ReportTables:
     """All of the report's tables from the teacher and student entries' artifacts (``baselines``:
     evaluation.baselines.trivial_baselines on this run's splits)."""
@@ -282,6 +287,7 @@ def compute_tables(
     teacher_costs = teacher_cost_table(teachers)
     student_costs = student_cost_table(students, hardware)
     has_benchmarks = benchmarks_dir is not None and Path(benchmarks_dir).is_dir()
+    cascade, cascade_curves = cascade_tables(cascades or [], teacher_costs, student_costs)
     return ReportTables(
         quality=quality_table(teachers, students, baselines) if evaluated else pd.DataFrame(),
         label_quality=label_quality,
@@ -291,4 +297,6 @@ def compute_tables(
         stages=stage_benchmarks(benchmarks_dir) if benchmarks_dir is not None and has_benchmarks else pd.DataFrame(),
         by_agreement=by_agreement,
         agreement=agreement,
+        cascade=cascade,
+        cascade_curves=cascade_curves,
     )

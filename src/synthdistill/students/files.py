@@ -103,5 +103,7 @@ def train_from_files(
             "train": int(train_items["corrected"].sum()),
             "validation": int(validation_items["corrected"].sum()),
         }
+    if "feedback" in train_items:  # served feedback added (results/feedback/...labels.parquet)
+        metadata["feedback_examples"] = int(train_items["feedback"].sum())
     write_metadata(metadata, metadata_path)
     return metadata

@@ -102,13 +102,22 @@ class OnnxPredictor:
     """The int8 ONNX export, run by onnxruntime on the CPU."""
 
     def __init__(
-        self, onnx_dir: str | Path, max_length: int = 256, batch_size: int = 32, threads: int | None = None
+        self,
+        onnx_dir: str | Path,
+        max_length: int = 256,
+        batch_size: int = 32,
+        threads: int | None = None,
+        spinning: bool = True,
     ) -> None:
         import onnxruntime
         from transformers import AutoConfig, AutoTokenizer
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        if not spinning:
+            # Idle worker threads sleep instead of busy-waiting for the next batch: a server's event
+            # loop needs those cycles between batches.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(
             str(Path(onnx_dir) / ONNX_FILE), options, providers=["CPUExecutionProvider"]
@@ -133,10 +142,12 @@ def load_predictor(
     max_length: int = 256,
     batch_size: int | None = None,
     threads: int | None = None,
+    spinning: bool = True,
 ) -> TorchPredictor | OnnxPredictor:
     """A predictor for a student folder (``model/`` and optionally ``onnx/``) or a bare model folder.
 
-    ``auto`` takes the ONNX int8 export when there is one and no GPU, else torch.
+    ``auto`` takes the ONNX int8 export when there is one and no GPU, else torch. ``spinning``
+    False makes ONNX worker threads sleep between runs (for a server sharing the cores).
     """
     import torch
 
@@ -148,7 +159,7 @@ def load_predictor(
     if backend == "onnx":
         if onnx_dir is None:
             raise SynthDistillError(f"{path}: no {ONNX_FILE} here or in onnx/; run the export_onnx rule first")
-        return OnnxPredictor(onnx_dir, max_length, batch_size or 32, threads)
+        return OnnxPredictor(onnx_dir, max_length, batch_size or 32, threads, spinning)
     if backend == "torch":
         if not (torch_dir / "config.json").exists():
             raise SynthDistillError(f"{path}: not a trained student folder (no config.json in {torch_dir})")

@@ -1,0 +1,122 @@
+"""Micro-batching: work items that arrive together run as one batch on one worker thread.
+
+A batch starts when it holds ``max_batch_size`` items or when its oldest item has waited
+``max_wait_s``, whichever comes first; an item that waited while the worker was busy with the
+previous batch goes at once. The batch function runs on its own thread, so the event loop keeps
+accepting requests (and filling the next batch) meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class _Pending:
+    items: Sequence[Any]
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher:
+    """``await submit(items)`` returns ``run(batch)``'s results for those items, in order.
+
+    ``run`` takes a list and returns a sequence (list or array) of the same length. A request with
+    more items than ``max_batch_size`` runs as one batch of its own (the function batches inside).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[Any]], Any],  # a list or an array, sliced per request
+        max_batch_size: int,
+        max_wait_s: float,
+        name: str = "batcher",
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self.run, self.max_batch_size, self.max_wait_s = run, max_batch_size, max(0.0, max_wait_s)
+        self.on_batch = on_batch
+        self._pending: deque[_Pending] = deque()
+        self.pending_items = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._task: asyncio.Task | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+
+    def start(self) -> None:
+        self._wakeup, self._full = asyncio.Event(), asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for pending in self._pending:
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    def submit(self, items: Sequence[Any]) -> asyncio.Future:
+        """A future of the results for ``items``; never blocks."""
+        assert self._wakeup is not None and self._full is not None, "start() the batcher first"
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(items, future))
+        self.pending_items += len(items)
+        self._wakeup.set()
+        if self.pending_items >= self.max_batch_size:
+            self._full.set()
+        return future
+
+    def _take(self) -> list[_Pending]:
+        """Whole requests from the front of the queue, up to max_batch_size items (at least one request)."""
+        batch = [self._pending.popleft()]
+        size = len(batch[0].items)
+        while self._pending and size + len(self._pending[0].items) <= self.max_batch_size:
+            batch.append(self._pending.popleft())
+            size += len(batch[-1].items)
+        self.pending_items -= size
+        return batch
+
+    async def _loop(self) -> None:
+        assert self._wakeup is not None and self._full is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            wait = self._pending[0].arrived + self.max_wait_s - time.monotonic()
+            if self.pending_items < self.max_batch_size and wait > 0:
+                self._full.clear()
+                try:
+                    await asyncio.wait_for(self._full.wait(), wait)
+                except TimeoutError:
+                    pass
+            batch = self._take()
+            if self.pending_items < self.max_batch_size:
+                self._full.clear()
+            items = [item for pending in batch for item in pending.items]
+            if self.on_batch is not None:
+                self.on_batch(len(items))
+            try:
+                results = await loop.run_in_executor(self._executor, self.run, items)
+            except Exception as exc:  # every request of the batch learns why; the loop carries on
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            start = 0
+            for pending in batch:
+                end = start + len(pending.items)
+                if not pending.future.done():  # a client that went away cancelled its future
+                    pending.future.set_result(results[start:end])
+                start = end

@@ -1,0 +1,157 @@
+"""Serve one student over HTTP, optionally as a cascade that defers unsure texts to the teacher.
+
+    synthdistill-serve results/students/minilm/smollm2/label              # the student alone
+    synthdistill-serve results/students/minilm/smollm2/label \\
+        --teacher smollm2 --prompt label                                  # the cascade
+
+Run it from the workflow folder: the config (``--configfile``, default config/config.yaml, merged in
+order like Snakemake's) gives the teacher, the prompt template, the response cache and the ``serve``
+settings; the cascade's threshold is read from results/cascade/<student>/<teacher>/<prompt>.json
+unless ``--cascade FILE`` or ``--threshold`` says otherwise. See docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.logs import QUIET_LOGGERS
+from synthdistill.schema import with_defaults
+from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy
+
+log = logging.getLogger("synthdistill.serve")
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def student_facts(student_dir: Path) -> dict[str, Any]:
+    """Name, teacher, prompt and max_length of a student folder (results/students/<s>/<t>/<p>)."""
+    facts: dict[str, Any] = {"student": student_dir.resolve().name, "teacher": None, "prompt": None}
+    parts = student_dir.resolve().parts
+    if len(parts) >= 3 and "students" in parts[:-3]:
+        facts.update(student=parts[-3], teacher=parts[-2], prompt=parts[-1])
+    metadata = student_dir / "metadata.json"
+    if metadata.exists():
+        data = json.loads(metadata.read_text())
+        facts["teacher"] = data.get("teacher", facts["teacher"])
+        facts["prompt"] = data.get("prompt", facts["prompt"])
+        facts["max_length"] = (data.get("hyperparameters") or {}).get("max_length")
+    return facts
+
+
+def cascade_policy(args: argparse.Namespace, facts: dict[str, Any]) -> CascadePolicy | None:
+    if args.threshold is not None:
+        return CascadePolicy(args.confidence, args.temperature, args.threshold)
+    if args.cascade:
+        return CascadePolicy.from_file(args.cascade)
+    if args.teacher:
+        path = Path("results/cascade") / facts["student"] / str(facts["teacher"]) / f"{facts['prompt']}.json"
+        if not path.exists():
+            raise SynthDistillError(
+                f"--teacher {args.teacher}: deferring needs the cascade's threshold, and {path} does not exist; "
+                "build it (snakemake), or give --cascade FILE or --threshold"
+            )
+        return CascadePolicy.from_file(path)
+    return None
+
+
+def build_service(args: argparse.Namespace):
+    from synthdistill.serving.deferral import TeacherDeferral, load_config
+    from synthdistill.serving.service import ClassifierService, ServeSettings
+    from synthdistill.students.inference import load_predictor
+
+    student_dir = Path(args.student_dir)
+    if not student_dir.exists():
+        raise SynthDistillError(f"{student_dir}: no such student folder")
+    facts = student_facts(student_dir)
+    student = args.student_name or facts["student"]
+    config_files = args.configfile or ([DEFAULT_CONFIG] if Path(DEFAULT_CONFIG).exists() else [])
+    if args.teacher and not config_files:
+        raise SynthDistillError("--teacher needs the pipeline's config (--configfile): it defines the teacher")
+    config = load_config(config_files) if config_files else {}
+    overrides = {
+        "max_batch_size": args.max_batch_size,
+        "inner_batch_size": args.inner_batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "teacher_timeout_s": args.teacher_timeout_s,
+        "teacher_max_pending": args.teacher_max_pending,
+    }
+    settings = ServeSettings.from_config(config.get("serve"), **overrides)
+    if args.teacher and not args.prompt:
+        raise SynthDistillError("--teacher needs --prompt: the prompt (from the config) the teacher is asked with")
+    policy = cascade_policy(args, facts)
+    deferral = None
+    if args.teacher:
+        feedback = args.feedback or with_defaults(config.get("serve"), "serve")["feedback_path"]
+        deferral = TeacherDeferral(config, args.teacher, args.prompt, student, feedback)
+    max_length = args.max_length or facts.get("max_length") or 256
+    import torch
+
+    # Chunks of inner_batch_size save padding on a CPU; a GPU wants the whole micro-batch in one call.
+    on_gpu = args.backend != "onnx" and torch.cuda.is_available()
+    inner = settings.max_batch_size if on_gpu else settings.inner_batch_size
+    predictor = load_predictor(student_dir, args.backend, int(max_length), inner, args.threads, spinning=args.spinning)
+    max_chars = config.get("dataset", {}).get("max_chars") if config else None
+    service = ClassifierService(predictor, settings, student, policy, deferral, max_chars)
+    predictor.predict_proba(["warm-up"])  # the first call allocates; no client should pay for it
+    return service
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="synthdistill-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("student_dir", help="a trained student folder (results/students/<student>/<teacher>/<prompt>)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    p.add_argument("--threads", type=int, default=None, help="ONNX intra-op threads (default: every core)")
+    p.add_argument(
+        "--spinning", action="store_true", help="ONNX threads busy-wait between batches (default: they sleep)"
+    )
+    p.add_argument("--max-length", type=int, default=None, help="tokens per text (default: the student's)")
+    p.add_argument("--student-name", default=None, help="the name in feedback and /health (default: from the path)")
+    p.add_argument("--configfile", action="append", help=f"pipeline config, repeatable (default {DEFAULT_CONFIG})")
+    p.add_argument("--teacher", default=None, help="defer unsure texts to this teacher of the config")
+    p.add_argument("--prompt", default=None, help="with the prompt of this name from the config")
+    p.add_argument("--cascade", default=None, help="cascade artifact whose policy to apply")
+    p.add_argument("--threshold", type=float, default=None, help="defer below this confidence (instead of --cascade)")
+    p.add_argument("--confidence", choices=CONFIDENCES, default="max_prob", help="with --threshold")
+    p.add_argument("--temperature", type=float, default=1.0, help="with --threshold")
+    p.add_argument("--feedback", default=None, help="feedback file (default serve.feedback_path)")
+    p.add_argument("--max-batch-size", type=int, default=None, help="default serve.max_batch_size")
+    p.add_argument("--inner-batch-size", type=int, default=None, help="default serve.inner_batch_size")
+    p.add_argument("--max-wait-ms", type=float, default=None, help="default serve.max_wait_ms")
+    p.add_argument("--teacher-timeout-s", type=float, default=None, help="default serve.teacher_timeout_s")
+    p.add_argument("--teacher-max-pending", type=int, default=None, help="default serve.teacher_max_pending")
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        service = build_service(args)
+    except SynthDistillError as exc:
+        print(f"synthdistill-serve: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from synthdistill.serving.app import create_app
+
+    log.info("serving %s", json.dumps(service.describe()))
+    uvicorn.run(
+        create_app(service), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The classification service: the student answers, the teacher takes what the student is unsure of.
+
+Every text goes through the student (micro-batched). With a cascade policy and a teacher, texts whose
+confidence is under the threshold go to the teacher (batched too, on its own worker, so a slow
+teacher never holds up the student's answers to other requests). A text the teacher cannot answer in
+time (error, unparseable answer, outage, ``teacher_timeout_s``, or more than ``teacher_max_pending``
+texts already waiting) gets the student's answer, marked ``student-fallback``: a teacher outage
+degrades answers, it does not fail requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from synthdistill.schema import with_defaults
+from synthdistill.serving.batcher import MicroBatcher
+from synthdistill.serving.deferral import TeacherAnswer, TeacherDeferral, clean_text
+from synthdistill.serving.metrics import ServiceMetrics
+from synthdistill.students.cascade_policy import CascadePolicy, confidence_of
+
+log = logging.getLogger(__name__)
+
+STUDENT, TEACHER, FALLBACK = "student", "teacher", "student-fallback"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The ``serve`` section of the config (defaults in the schema: :meth:`from_config`)."""
+
+    max_batch_size: int
+    inner_batch_size: int
+    max_wait_ms: float
+    max_texts_per_request: int
+    max_text_chars: int
+    teacher_batch_size: int
+    teacher_timeout_s: float
+    teacher_max_pending: int
+
+    @classmethod
+    def from_config(cls, serve: dict[str, Any] | None, **overrides: Any) -> ServeSettings:
+        values = with_defaults(serve, "serve")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
+
+
+class ClassifierService:
+    def __init__(
+        self,
+        predictor: Any,
+        settings: ServeSettings,
+        student: str,
+        policy: CascadePolicy | None = None,
+        deferral: TeacherDeferral | None = None,
+        max_chars: int | None = None,
+    ) -> None:
+        self.predictor, self.settings, self.student = predictor, settings, student
+        self.labels: list[str] = list(predictor.labels)
+        self.policy, self.deferral = policy, deferral
+        self.max_chars = max_chars
+        self.metrics = ServiceMetrics()
+        self.started = time.time()
+        self.student_batcher = MicroBatcher(
+            self._predict,
+            settings.max_batch_size,
+            settings.max_wait_ms / 1000,
+            name="student",
+            on_batch=self.metrics.batch_size.observe,
+        )
+        self.teacher_batcher = (
+            MicroBatcher(self._ask_teacher, settings.teacher_batch_size, 0.0, name="teacher")
+            if deferral is not None
+            else None
+        )
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.student_batcher.start()
+        if self.teacher_batcher is not None:
+            self.teacher_batcher.start()
+
+    async def stop(self) -> None:
+        await self.student_batcher.stop()
+        if self.teacher_batcher is not None:
+            await self.teacher_batcher.stop()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "student": self.student,
+            "backend": type(self.predictor).__name__,
+            "labels": self.labels,
+            "policy": self.policy.to_dict() if self.policy else None,
+            "teacher": self.deferral.describe() if self.deferral else None,
+            "settings": self.settings.__dict__,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    # -- workers (run on the batchers' threads) --------------------------------------------------
+    def _predict(self, texts: list[str]) -> np.ndarray:
+        start = time.perf_counter()
+        probs = self.predictor.predict_proba(texts)
+        self.metrics.student_latency.observe(time.perf_counter() - start)
+        return probs
+
+    def _ask_teacher(self, items: list[tuple[str, str, float]]) -> list[TeacherAnswer]:
+        """(text, student label, confidence) items: the teacher's answers, recorded as feedback."""
+        assert self.deferral is not None
+        texts = [clean_text(text, self.max_chars) for text, _, _ in items]
+        start = time.perf_counter()
+        answers = self.deferral.label(texts)
+        self.metrics.teacher_latency.observe(time.perf_counter() - start)
+        failed = [answer.error for answer in answers if answer.label is None]
+        if failed:
+            log.warning("the teacher gave no label for %d of %d texts; first: %s", len(failed), len(texts), failed[0])
+        self.deferral.record(texts, answers, [label for _, label, _ in items], [c for _, _, c in items])
+        return answers
+
+    # -- one request -----------------------------------------------------------------------------
+    async def classify(self, texts: list[str]) -> list[dict[str, Any]]:
+        probs = await self.student_batcher.submit(texts)
+        if self.policy is not None:
+            # The probabilities returned are the temperature-scaled ones the threshold was chosen on.
+            probs = self.policy.scaled(probs)
+            confidences = confidence_of(probs, self.policy.confidence)
+            defer = confidences < self.policy.threshold
+        else:
+            confidences = probs.max(axis=1)
+            defer = np.zeros(len(texts), dtype=bool)
+        student_labels = [self.labels[i] for i in probs.argmax(axis=1)]
+        results = [
+            {
+                "label": label,
+                "probabilities": dict(zip(self.labels, map(float, row), strict=True)),
+                "model": STUDENT,
+                "confidence": float(confidence),
+            }
+            for label, row, confidence in zip(student_labels, probs, confidences, strict=True)
+        ]
+        deferred = np.flatnonzero(defer)
+        if len(deferred) and self.teacher_batcher is not None:
+            await self._defer(texts, deferred, results, student_labels, confidences)
+        counts = {STUDENT: 0, TEACHER: 0, FALLBACK: 0}
+        for result in results:
+            counts[result["model"]] += 1
+        self.metrics.answered(counts, len(deferred))
+        return results
+
+    async def _defer(self, texts, deferred, results, student_labels, confidences) -> None:
+        assert self.teacher_batcher is not None
+        waiting = self.teacher_batcher.pending_items
+        if waiting + len(deferred) > self.settings.teacher_max_pending:
+            self.metrics.teacher_errors.labels(reason="overload").inc(len(deferred))
+            for i in deferred:
+                results[i]["model"] = FALLBACK
+            return
+        items = [(texts[i], student_labels[i], float(confidences[i])) for i in deferred]
+        future = self.teacher_batcher.submit(items)
+        try:
+            # shield: a timed-out request stops waiting, but the teacher's answer still reaches the
+            # cache and the feedback file.
+            answers = await asyncio.wait_for(asyncio.shield(future), self.settings.teacher_timeout_s)
+        except TimeoutError:
+            self.metrics.teacher_errors.labels(reason="timeout").inc(len(deferred))
+            future.add_done_callback(_consume)
+            answers = [None] * len(deferred)
+        except Exception as exc:  # the teacher call itself raised (cache unwritable, client bug, ...)
+            log.warning("teacher failed for %d texts: %s", len(deferred), exc)
+            self.metrics.teacher_errors.labels(reason="exception").inc(len(deferred))
+            answers = [None] * len(deferred)
+        for i, answer in zip(deferred, answers, strict=True):
+            if answer is not None and answer.label is not None:
+                results[i].update(
+                    label=answer.label,
+                    probabilities=answer.vote_shares,
+                    model=TEACHER,
+                    student_label=student_labels[i],
+                )
+            else:
+                if answer is not None:
+                    self.metrics.teacher_errors.labels(reason="request").inc()
+                results[i]["model"] = FALLBACK
+
+
+def _consume(future: asyncio.Future) -> None:
+    """Retrieve a result nobody waits for any more, so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

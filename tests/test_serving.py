@@ -1,0 +1,314 @@
+"""synthdistill-serve as a user runs it: its own process, called over HTTP on 127.0.0.1.
+
+The student is MiniLM-L6 exported to ONNX int8 with a fresh 3-label head (its answers are near
+uniform, so a threshold picks exactly which texts defer); the teacher is SmolLM2 behind llama.cpp's
+OpenAI-compatible server, reached through the real annotation engine, or the fault proxy for an
+outage. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import LABELS, MINILM, REPO
+from .pipeline_helpers import TINY_CONFIG
+from .servers import FaultPlan, FaultProxy, free_port, stop_process, wait_for_http
+
+pytestmark = pytest.mark.slow
+
+TEXTS = pd.read_csv(REPO / "data" / "demo" / "financial_news_sentiment.csv")["text"].tolist()
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> Path:
+    """A student folder (model/ + onnx/) laid out as the pipeline writes it."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from synthdistill.paths import resolve_model_ref
+    from synthdistill.students.inference import export_onnx
+
+    folder = tmp_path_factory.mktemp("serve") / "results" / "students" / "minilm" / "smollm2" / "label"
+    torch.manual_seed(0)
+    source = resolve_model_ref(MINILM)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)}
+    )
+    model.save_pretrained(folder / "model")
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder / "model")
+    export_onnx(folder / "model", folder / "onnx")
+    return folder
+
+
+def write_config(workdir: Path, teacher_url: str | None = None, **serve) -> Path:
+    """The tiny pipeline config, its teacher an OpenAI-compatible server (one vote per text, no retries)."""
+    config = {**TINY_CONFIG, "cache": {"path": str(workdir / "cache.sqlite")}, "serve": serve}
+    config["prompts"] = {
+        "label": {**TINY_CONFIG["prompts"]["label"], "template": str(REPO / "config/prompts/label.txt")}
+    }
+    config["self_consistency"] = {"iterations": 1}
+    if teacher_url:
+        config["teachers"] = {
+            "smollm2": {
+                "backend": "openai",
+                "base_url": teacher_url,
+                "model": "smollm2",
+                "structured_output": "json_object",
+                "temperature": 0.0,
+                "seed": 0,
+                "max_retries": 0,
+                "timeout_s": 120,  # SmolLM2 on two busy cores
+                "concurrency": 2,
+            }
+        }
+    path = workdir / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class Service:
+    def __init__(self, student: Path, workdir: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "synthdistill.serving.cli", str(student), "--port", str(self.port), *args]
+        self.log = workdir / f"serve-{self.port}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_http(f"{self.url}/health", 120, self.process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def post(self, payload, raw: bytes | None = None) -> tuple[int, dict]:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self.url}/v1/classify", data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        values = {}
+        for line in text.splitlines():
+            match = re.match(r"^(\w+(?:\{[^}]*\})?) (\S+)$", line)
+            if match:
+                values[match.group(1)] = float(match.group(2))
+        return values
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture
+def service_factory(tmp_path):
+    started: list[Service] = []
+
+    def start(student: Path, *args: str) -> Service:
+        started.append(Service(student, tmp_path, *args))
+        return started[-1]
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def student_probabilities(student: Path, texts: list[str]) -> np.ndarray:
+    from synthdistill.students.inference import load_predictor
+
+    # Batches of 8 like the service's (serve.inner_batch_size): int8 activations are quantized per batch.
+    return load_predictor(student, "onnx", 64, batch_size=8).predict_proba(texts)
+
+
+def test_student_alone_over_http_with_micro_batching_metrics_and_bad_requests(student, service_factory, tmp_path):
+    config = write_config(tmp_path, max_texts_per_request=8, max_wait_ms=50)
+    service = service_factory(student, "--configfile", str(config), "--max-length", "64")
+    health = json.loads(urllib.request.urlopen(f"{service.url}/health").read())
+    assert health["backend"] == "OnnxPredictor" and health["labels"] == LABELS and health["teacher"] is None
+
+    status, body = service.post({"texts": TEXTS[:3]})
+    assert status == 200
+    expected = student_probabilities(student, TEXTS[:3])
+    for result, row in zip(body["results"], expected, strict=True):
+        assert result["model"] == "student"
+        assert result["label"] == LABELS[int(row.argmax())]  # the same predictor code as `predict`
+        assert np.allclose([result["probabilities"][k] for k in LABELS], row, atol=1e-5)
+    status, body = service.post({"text": TEXTS[3]})
+    assert status == 200 and len(body["results"]) == 1
+
+    # 24 one-text requests at once: the 50 ms wait gathers them into fewer, larger batches.
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(lambda text: service.post({"texts": [text]}), TEXTS[10:34]))
+    assert all(status == 200 for status, _ in answers)
+    # int8 activations are quantized per batch, so batch companions move the fresh head's near-uniform
+    # probabilities by a little: compared with a tolerance, not by argmax.
+    served = np.array([[body["results"][0]["probabilities"][k] for k in LABELS] for _, body in answers])
+    assert np.allclose(served, student_probabilities(student, TEXTS[10:34]), atol=0.01)
+
+    bad = [
+        ({"texts": []}, 422, '"texts" is empty'),
+        ({"texts": ["fine", "  "]}, 422, "texts[1] is empty"),
+        ({"texts": ["fine", 7]}, 422, "texts[1] must be a string, not int"),
+        ({"texts": "one"}, 422, '"texts" must be a list of strings'),
+        ({"texts": ["a"] * 9}, 413, "at most 8 per request (serve.max_texts_per_request)"),
+        ({"query": "x"}, 422, "unknown field 'query'"),
+        ({"text": "a", "texts": ["b"]}, 422, "exactly one of"),
+    ]
+    for payload, code, message in bad:
+        status, body = service.post(payload)
+        assert (status, message in body["error"]) == (code, True), (payload, status, body)
+    status, body = service.post(None, raw=b"{not json")
+    assert status == 400 and "not valid JSON" in body["error"]
+
+    metrics = service.metrics()
+    assert metrics['synthdistill_requests_total{status="200"}'] == 26
+    assert metrics['synthdistill_requests_total{status="422"}'] == 6
+    assert metrics['synthdistill_requests_total{status="413"}'] == 1
+    assert metrics['synthdistill_texts_total{model="student"}'] == 3 + 1 + 24
+    assert metrics["synthdistill_request_latency_seconds_count"] == 34
+    batches = metrics["synthdistill_student_batch_size_count"]
+    assert metrics["synthdistill_student_batch_size_sum"] == 28
+    assert batches < 2 + 24, "concurrent requests were not batched together"
+    assert metrics["synthdistill_deferred_share"] == 0
+
+
+def cache_keys(path: Path) -> set[str]:
+    with sqlite3.connect(path) as connection:
+        return {row[0] for row in connection.execute("SELECT key FROM responses")}
+
+
+def pipeline_cache_keys(config_path: Path, texts: list[str]) -> set[str]:
+    """The keys the pipeline's annotate job would use for these texts (build_prompts + engine)."""
+    from synthdistill.annotation.cache import cache_key
+    from synthdistill.annotation.engine import build_request
+    from synthdistill.annotation.prompt_files import build_prompt_frame
+    from synthdistill.annotation.teachers import make_teacher
+    from synthdistill.serving.deferral import load_config
+    from synthdistill.settings import prompt_settings, teacher_settings
+
+    config = load_config([config_path])
+    teacher, prompt = teacher_settings(config, "smollm2"), prompt_settings(config, "label")
+    items = pd.DataFrame({"id": range(len(texts)), "split": "train", "text": texts})
+    frame = build_prompt_frame(items, prompt["template"], teacher, prompt, LABELS)
+    identity = make_teacher(teacher).identity
+    return {
+        cache_key(identity, build_request(json.loads(m), "label", LABELS, {**teacher, **prompt}, 0).as_dict(), 0)
+        for m in frame["messages"]
+    }
+
+
+def test_unsure_texts_go_to_the_llama_server_and_into_the_feedback_file(student, llama_url, service_factory, tmp_path):
+    texts = TEXTS[40:52]
+    confidence = student_probabilities(student, texts).max(axis=1)
+    # Halfway across the widest gap between the middle confidences, so no text sits on the threshold.
+    ordered = np.sort(confidence)
+    gap = int(np.argmax(np.diff(ordered)[3:-3])) + 3
+    threshold = float((ordered[gap] + ordered[gap + 1]) / 2)
+    unsure = [text for text, c in zip(texts, confidence, strict=True) if c < threshold]
+    assert 0 < len(unsure) < len(texts)
+    feedback = tmp_path / "feedback.jsonl"
+    with FaultProxy(llama_url) as proxy:
+        config = write_config(tmp_path, teacher_url=proxy.base_url, teacher_timeout_s=300)
+        service = service_factory(
+            student, "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label",
+            "--threshold", str(threshold), "--feedback", str(feedback), "--max-length", "64",
+        )  # fmt: skip
+        status, body = service.post({"texts": texts})
+        assert status == 200
+        by_model = {r["model"] for r, c in zip(body["results"], confidence, strict=True) if c < threshold}
+        assert by_model == {"teacher"}, body
+        assert all(r["model"] == "student" for r, c in zip(body["results"], confidence, strict=True) if c >= threshold)
+        for result in body["results"]:
+            assert result["label"] in LABELS
+            if result["model"] == "teacher":
+                assert result["student_label"] in LABELS and sum(result["probabilities"].values()) == 1
+        assert proxy.stats()["ok"] == len(unsure)
+
+        # The same texts again: the teacher's answers come from the response cache, no new request.
+        status, again = service.post({"texts": unsure})
+        assert status == 200 and proxy.stats()["received"] == len(unsure)
+        assert [r["label"] for r in again["results"]] == [
+            r["label"] for r, c in zip(body["results"], confidence, strict=True) if c < threshold
+        ]
+
+    # The pipeline's own prompt rendering and request for these texts: the very cache entries.
+    assert cache_keys(tmp_path / "cache.sqlite") == pipeline_cache_keys(config, unsure)
+
+    lines = [json.loads(line) for line in feedback.read_text().splitlines()]
+    assert [line["text"] for line in lines] == unsure * 2
+    teacher_labels = {r["label"] for r in body["results"] if r["model"] == "teacher"}
+    for line in lines:
+        assert set(line) == {"text", "label", "teacher", "prompt", "student", "student_label", "confidence", "time"}
+        assert (line["teacher"], line["prompt"], line["student"]) == ("smollm2", "label", "minilm")
+        assert line["label"] in teacher_labels and line["confidence"] < threshold
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+    metrics = service.metrics()
+    assert metrics["synthdistill_deferred_texts_total"] == 2 * len(unsure)
+    assert metrics['synthdistill_texts_total{model="teacher"}'] == 2 * len(unsure)
+    assert metrics["synthdistill_deferred_share"] == pytest.approx(2 * len(unsure) / (len(texts) + len(unsure)))
+
+
+def test_teacher_outage_degrades_to_the_student_without_server_errors(student, service_factory, tmp_path):
+    """The first teacher call hangs past serve.teacher_timeout_s, then every call gets a 500."""
+    feedback = tmp_path / "feedback.jsonl"
+    plan = FaultPlan(schedule=["timeout"], slow_s=10.0, server_error=1.0)
+    with FaultProxy("fake", plan) as proxy:
+        config = write_config(tmp_path, teacher_url=proxy.base_url, teacher_timeout_s=4.0)
+        service = service_factory(
+            student, "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label",
+            "--threshold", "1.01", "--feedback", str(feedback), "--max-length", "64",
+        )  # fmt: skip
+        start = time.monotonic()
+        status, body = service.post({"texts": TEXTS[:2]})
+        assert status == 200 and 4 <= time.monotonic() - start < 8
+        assert [r["model"] for r in body["results"]] == ["student-fallback"] * 2
+        proxy.wait_idle()
+        time.sleep(0.5)  # the timed-out call's feedback is written when it returns
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda text: service.post({"texts": [text]}), TEXTS[2:10]))
+    assert [status for status, _ in answers] == [200] * 8
+    assert all(body["results"][0]["model"] == "student-fallback" for _, body in answers)
+    served = np.array([[body["results"][0]["probabilities"][k] for k in LABELS] for _, body in answers])
+    assert np.allclose(served, student_probabilities(student, TEXTS[2:10]), atol=0.01)
+
+    metrics = service.metrics()
+    assert metrics['synthdistill_teacher_errors_total{reason="timeout"}'] == 2
+    assert metrics['synthdistill_teacher_errors_total{reason="request"}'] == 8
+    assert metrics['synthdistill_texts_total{model="student-fallback"}'] == 10
+    assert metrics.get('synthdistill_requests_total{status="500"}', 0) == 0
+    lines = [json.loads(line) for line in feedback.read_text().splitlines()]
+    assert sorted(line["text"] for line in lines) == sorted(TEXTS[:10])
+    assert all(line["label"] is None for line in lines)
+
+
+def test_deferring_needs_a_threshold_and_names_what_is_missing(student, tmp_path, monkeypatch, capsys):
+    from synthdistill.serving.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, teacher_url="http://127.0.0.1:9/v1")
+    arguments = [str(student), "--configfile", str(config), "--prompt", "label"]
+    assert main([*arguments, "--teacher", "smollm2"]) == 2
+    assert "results/cascade/minilm/smollm2/label.json does not exist" in capsys.readouterr().err
+    assert main([*arguments, "--teacher", "gpt", "--threshold", "0.5"]) == 2
+    assert "--teacher gpt: not in teachers of the config (['smollm2'])" in capsys.readouterr().err
+    (tmp_path / "summary.json").write_text('{"student": "minilm"}')
+    assert main([*arguments, "--cascade", "summary.json"]) == 2
+    assert "summary.json: no 'policy' object; is this a cascade file?" in capsys.readouterr().err
