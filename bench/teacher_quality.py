@@ -25,6 +25,7 @@ import pandas as pd
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.examples import DEFAULT_EMBEDDING_MODEL, nearest_examples
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.data import carve_shots, split
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=None, help="a fixed random subsample of the test split")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--shots-per-label", type=int, default=10)
-    parser.add_argument("--only", nargs="*", help="run only these conditions")
+    parser.add_argument("--only", nargs="*", help="run only these conditions (none: only the baselines)")
     # On a busy machine one llama.cpp thread is several times faster than two fighting for the cores.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "teacher_quality.json"))
@@ -145,10 +146,14 @@ def main() -> None:
         "label prompt": {"kind": "label", "template": label},
         "label prompt, nearest examples (turns)": {"kind": "label", "template": label, "examples": nearest},
     }
-    if args.only:
+    if args.only is not None:
         conditions = {name: c for name, c in conditions.items() if name in args.only}
     TEACHER["n_threads"] = args.threads
     teacher = make_teacher(TEACHER)
+    # What the examples alone carry: each test text gets the majority label of its k nearest shots.
+    shown = nearest_examples(test["text"].tolist(), pool, args.k, False, LABELS, DEFAULT_EMBEDDING_MODEL)
+    knn = pd.Series([pool["label"].iloc[rows].value_counts().index[0] for rows in shown])
+    knn_metrics = score(test["expert_label"], knn, LABELS)
     figures: dict = {
         "model": f"SmolLM2-135M-Instruct Q4_1 (llama.cpp, in-process, {args.threads} thread(s))",
         "data": "FPB allagree, reference split (stratified 80/20, seed 42)",
@@ -163,6 +168,10 @@ def main() -> None:
         "load_average_at_start": os.getloadavg()[0],
         "expert": test["expert_label"].value_counts().to_dict(),
         "majority_class_accuracy": round(float((test["expert_label"] == "neutral").mean()), 4),
+        "nearest_examples_vote_no_teacher": {
+            "accuracy": round(knn_metrics["accuracy"], 4),
+            "f1_macro": round(knn_metrics["f1_macro"], 4),
+        },
         "conditions": {},
     }
     with tempfile.TemporaryDirectory() as folder:
@@ -172,6 +181,7 @@ def main() -> None:
             figures["load_average_at_end"] = os.getloadavg()[0]
             # Written after every condition, so that a long run killed halfway keeps what it measured.
             Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
+    Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
     print(f"written to {args.output}")
 
 

@@ -20,7 +20,7 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 from .conftest import REPO
-from .test_openai_teacher import llama_url, teacher_settings  # noqa: F401 (the session fixture)
+from .test_openai_teacher import teacher_settings
 
 MARKET = ["bearish", "bullish", "neutral"]
 TEXTS = [
@@ -127,7 +127,7 @@ def test_a_failed_calibration_request_carries_the_backends_reason(tmp_path):
 
 
 @pytest.mark.slow
-def test_letter_aliases_let_an_http_teacher_score_labels_sharing_a_first_token(llama_url, tmp_path):  # noqa: F811
+def test_letter_aliases_let_an_http_teacher_score_labels_sharing_a_first_token(llama_url, tmp_path):
     settings = teacher_settings(llama_url)
     prompts = frame("label_letters.txt", MARKET, aliases="letters")
     assert "A: bearish, B: bullish, C: neutral" in json.loads(prompts["messages"][0])[-1]["content"]
