@@ -3,12 +3,12 @@ measured busy time × hardware; and what is not known is said, never printed as 
 
 from __future__ import annotations
 
-import threading
-import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from synthdistill.annotation import engine
 from synthdistill.annotation.engine import BusyClock
 from synthdistill.costs import break_even, teacher_cost_row, teacher_costing
 from synthdistill.errors import SynthDistillError
@@ -130,30 +130,31 @@ def test_ensemble_adds_its_members_costs_each_costed_its_own_way():
     assert row["method"].startswith("members added up: smol: measured time") and "gpt: measured tokens" in row["method"]
 
 
-def test_busy_clock_shares_overlapping_requests_and_adds_up_to_the_busy_wall_time():
-    clock, shares, lock = BusyClock(), [], threading.Lock()
-
-    def request(delay: float, seconds: float) -> None:
-        time.sleep(delay)
-        mark = clock.start()
-        time.sleep(seconds)
-        share = clock.stop(mark)
-        with lock:
-            shares.append(share)
-
-    start = time.perf_counter()
-    # Four overlapping 0.3 s requests, then a gap, then one alone.
-    threads = [threading.Thread(target=request, args=(0.02 * i, 0.3)) for i in range(4)]
-    threads.append(threading.Thread(target=request, args=(0.6, 0.2)))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - start
-    busy = 0.3 + 0.06 + 0.2  # the four overlap for 0.36 s in all; the last one runs alone
-    assert sum(shares) == pytest.approx(busy, abs=0.08) and sum(shares) < wall
-    assert max(shares) == pytest.approx(0.2, abs=0.05)  # alone: its share is its latency
-    assert sum(sorted(shares)[:4]) == pytest.approx(0.36, abs=0.08)
+def test_busy_clock_shares_overlapping_requests_and_adds_up_to_the_busy_wall_time(monkeypatch):
+    # A scripted clock, so the figures are exact whatever the machine's load.
+    now = [0.0]
+    monkeypatch.setattr(engine, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    clock = BusyClock()
+    events = [  # (time, request, start or stop): four overlapping 0.3 s requests, a gap, one alone
+        (0.00, "a", "start"), (0.02, "b", "start"), (0.04, "c", "start"), (0.06, "d", "start"),
+        (0.30, "a", "stop"), (0.32, "b", "stop"), (0.34, "c", "stop"), (0.36, "d", "stop"),
+        (0.60, "e", "start"), (0.80, "e", "stop"),
+    ]  # fmt: skip
+    marks: dict[str, float] = {}
+    shares: dict[str, float] = {}
+    for at, name, what in events:
+        now[0] = at
+        if what == "start":
+            marks[name] = clock.start()
+        else:
+            shares[name] = clock.stop(marks[name])
+    # 0.36 s with at least one of the four in flight, then 0.2 s alone: 0.56 s busy of 0.8 s wall.
+    assert sum(shares.values()) == pytest.approx(0.36 + 0.2)
+    assert shares["e"] == pytest.approx(0.2)  # alone: its share is its latency
+    overlap = 0.24 / 4  # 0.06 to 0.30: all four in flight
+    assert shares["a"] == pytest.approx(0.02 + 0.02 / 2 + 0.02 / 3 + overlap)
+    assert shares["d"] == pytest.approx(overlap + 0.02 / 3 + 0.02 / 2 + 0.02)
+    assert shares["b"] == pytest.approx(shares["c"]) == pytest.approx(0.02 / 2 + 0.02 / 3 + overlap + 0.02 / 3)
 
 
 def test_compute_seconds_use_stored_shares_and_fall_back_to_latency_for_old_cache_entries():

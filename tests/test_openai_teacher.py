@@ -200,9 +200,7 @@ def test_llama_server_rejects_json_schema_response_format(proxy, tmp_path):
 def test_label_scores_from_the_server_agree_with_in_process_llama_cpp(llama_url, smollm2_teacher, tmp_path):
     settings = teacher_settings(llama_url)
     frame = prompt_frame(5, "label", settings)
-    start = time.monotonic()
     out = run(frame, settings, ResponseCache(tmp_path / "cache.sqlite"), kind="label_scores")
-    assert time.monotonic() - start < 30
     probs = out[[f"prob_{label}" for label in LABELS]].to_numpy()
     assert (out["parse_status"] == OK).all(), out[["raw_output", "error"]]
     assert probs.sum(axis=1) == pytest.approx(1.0)
