@@ -5,6 +5,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Derandomized by default so that a CI run is reproducible and a red run can be rerun as it was;
+# `pytest --hypothesis-profile explore` searches with fresh random examples (and finds what to add
+# as an @example).
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parents[1]
 FPB = REPO.parent / "shared" / "datasets" / "financial_phrasebank"

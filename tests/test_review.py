@@ -145,6 +145,17 @@ def test_review_files_in_every_format(tmp_path):
     assert '<Choices name="label" toName="text"' in open(outputs["label_studio_config"]).read()
 
 
+def test_xlsx_corrections_are_read_as_the_text_in_each_cell_never_evaluated(tmp_path):
+    # A script (pandas, openpyxl) saves a label "=0" as a formula with no computed value; a reviewer's
+    # typed id 17 is stored as a number. Both come back as the text in the cell.
+    frame = pd.DataFrame({"id": ["i1", 17, "'-3"], "label": ["=0", "0", "=A2"]})
+    frame.to_excel(tmp_path / "c.xlsx", index=False)
+    read = read_corrections(tmp_path / "c.xlsx")
+    assert read["id"].tolist() == ["i1", "17", "-3"]
+    assert read["label"].tolist() == ["=0", "0", "=A2"]
+    assert read["row"].tolist() == [1, 2, 3]
+
+
 def test_reading_csv_xlsx_label_studio_and_argilla_corrections(tmp_path):
     frame = pd.DataFrame({"id": ["i1", "i2"], "label": ["negative", "neutral"], "reviewer": ["ann", None]})
     frame.to_csv(tmp_path / "c.csv", index=False)

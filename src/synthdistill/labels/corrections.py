@@ -107,6 +107,29 @@ def _argilla(records: list[dict[str, Any]], question: str) -> list[dict[str, Any
     return rows
 
 
+def _xlsx_text(value: Any) -> str:
+    # A spreadsheet stores a typed id 17 as the number 17.0; the id is "17".
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_xlsx_as_text(path: Path) -> pd.DataFrame:
+    """The first sheet with every cell as the text it holds. A formula is read as its text, never
+    evaluated: a label ``=0`` saved by a script has no computed value to read, and a computed value is
+    not what a reviewer typed as a label (an unknown label then stops naming the row)."""
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(path, read_only=True, data_only=False).worksheets[0]
+    rows = [[_xlsx_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+    if not rows:
+        return pd.DataFrame(columns=["id", "label"])
+    header, body = rows[0], [row for row in rows[1:] if any(cell != "" for cell in row)]
+    return pd.DataFrame(body, columns=header, dtype=str)
+
+
 def read_corrections(path: str | Path, question: str = "label") -> pd.DataFrame:
     """``row, id, label, reviewer`` from any accepted corrections file."""
     path = Path(path)
@@ -119,7 +142,7 @@ def read_corrections(path: str | Path, question: str = "label") -> pd.DataFrame:
         sep = "\t" if suffix == ".tsv" else ","
         return _table(pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False), source)
     if suffix in (".xlsx", ".xlsm"):
-        return _table(pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl"), source)
+        return _table(_read_xlsx_as_text(path), source)
     if suffix == ".json":
         try:
             data = json.loads(path.read_text())
