@@ -21,21 +21,30 @@ scattergather:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
-include: "rules/review.smk"
-include: "rules/ensemble.smk"
-include: "rules/select.smk"
-include: "rules/student.smk"
-include: "rules/evaluate.smk"
-include: "rules/cascade.smk"
-include: "rules/feedback.smk"
-include: "rules/predict.smk"
-include: "rules/report.smk"
 
 
-rule all:
-    default_target: True
-    input:
-        rules.report.output.html,
-        student_release_files(),
-        review_files(),
-        selection_files(),
+# The stages after the vote follow the task kind (src/synthdistill/tasks.py): single_label is
+# the whole pipeline below; multi_label and spans have their own stages in rules/<task>.smk.
+if TASK == "single_label":
+
+    include: "rules/review.smk"
+    include: "rules/ensemble.smk"
+    include: "rules/select.smk"
+    include: "rules/student.smk"
+    include: "rules/evaluate.smk"
+    include: "rules/cascade.smk"
+    include: "rules/feedback.smk"
+    include: "rules/predict.smk"
+    include: "rules/report.smk"
+
+    rule all:
+        default_target: True
+        input:
+            rules.report.output.html,
+            student_release_files(),
+            review_files(),
+            selection_files(),
+
+else:
+
+    include: f"rules/{TASK}.smk"

@@ -19,6 +19,7 @@ from synthdistill.labels.review import review_settings
 from synthdistill.labels.feedback import feedback_pairs
 
 RUN = check_config(config)
+TASK = RUN["task"]
 TEACHERS = RUN["teachers"]
 PROMPTS = RUN["prompts"]
 STUDENTS = RUN["students"]

@@ -28,5 +28,6 @@ rule prepare_data:
         dataset=lookup(dpath="dataset", within=config),
         labels=lookup(dpath="labels", within=config),
         split=lookup(dpath="split", within=config),
+        task=lookup(dpath="task", within=config),
     script:
         "../scripts/prepare_data.py"

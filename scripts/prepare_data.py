@@ -4,5 +4,7 @@ from synthdistill import data
 from synthdistill.logs import setup
 
 setup(snakemake.log[0])
-items, summary = data.prepare(snakemake.params.dataset, snakemake.params.labels, snakemake.params.split)
+items, summary = data.prepare(
+    snakemake.params.dataset, snakemake.params.labels, snakemake.params.split, snakemake.params.task
+)
 data.write_splits(items, summary, snakemake.output, snakemake.output.summary)

@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 from synthdistill.schema import defaults
+from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def text_columns(settings: dict[str, Any]) -> list[str]:
     return list(settings.get("text_columns") or [settings["text_column"]])
 
 
-def load_dataset(settings: dict[str, Any]) -> pd.DataFrame:
+def load_dataset(settings: dict[str, Any], task: str = SINGLE_LABEL) -> pd.DataFrame:
     """Load the raw table described by the ``dataset`` config section."""
     hub = settings.get("hub")
     if hub:
@@ -84,7 +85,7 @@ def load_dataset(settings: dict[str, Any]) -> pd.DataFrame:
     else:
         string_columns = [c for c in (settings.get("id_column"), *text_columns(settings)) if c]
         frame = read_table(settings["path"], string_columns)
-    return normalise(frame, settings, source=hub["name"] if hub else str(settings["path"]))
+    return normalise(frame, settings, source=hub["name"] if hub else str(settings["path"]), task=task)
 
 
 def _row_of(frame: pd.DataFrame, mask: pd.Series) -> int:
@@ -167,7 +168,7 @@ def expert_labels(labels: pd.Series, label_names: list[str] | dict | None, sourc
     return keys.map(mapping)
 
 
-def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str) -> pd.DataFrame:
+def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: str = SINGLE_LABEL) -> pd.DataFrame:
     """Rename the configured columns to ``id``, ``text`` and ``expert_label``; map stored labels to names."""
     label_column = settings.get("label_column")
     id_column = settings.get("id_column")
@@ -188,13 +189,36 @@ def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str) -> pd.
     )
     separator = settings["text_separator"]
     out["text"] = source_texts(frame, text_columns(settings), separator, source).to_numpy()
-    if label_column:
+    if label_column and task != SINGLE_LABEL:
+        # Lists, dicts or JSON text as stored; clean() turns them into the task's canonical JSON.
+        out["expert_label"] = frame[label_column].to_numpy()
+    elif label_column:
         out["expert_label"] = expert_labels(frame[label_column], settings.get("label_names"), source).to_numpy()
     return out
 
 
+def expert_answers(
+    task: str, frame: pd.DataFrame, labels: list[str], settings: dict[str, Any], source: str
+) -> pd.Series:
+    """The expert answers of a multi_label or spans dataset in their canonical JSON form (None where
+    a row has none); a malformed answer stops naming its row."""
+    if task == MULTI_LABEL:
+        from synthdistill.data_multi_label import expert_label_sets
+
+        return expert_label_sets(frame, labels, settings["label_delimiter"], source)
+    from synthdistill.data_spans import expert_spans
+
+    return expert_spans(frame, labels, source)
+
+
 def clean(
-    frame: pd.DataFrame, labels: list[str], source: str, max_chars: int | None = None, over_max_chars: str = "truncate"
+    frame: pd.DataFrame,
+    labels: list[str],
+    source: str,
+    max_chars: int | None = None,
+    over_max_chars: str = "truncate",
+    task: str = SINGLE_LABEL,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[int]]]:
     """Drop rows that cannot be used and say why; stop on a label outside the configured set.
 
@@ -215,7 +239,11 @@ def clean(
     elif too_long.any():
         text[too_long] = text[too_long].str.slice(0, max_chars)
     frame["text"] = text
-    if "expert_label" in frame:
+    if "expert_label" in frame and task != SINGLE_LABEL:
+        # A JSON answer per row (synthdistill.tasks), or None where the row has no expert answer.
+        frame["expert_label"] = expert_answers(task, frame, labels, settings or {}, source)
+        reasons[reasons.isna() & frame["expert_label"].isna()] = "missing label"
+    elif "expert_label" in frame:
         label = frame["expert_label"].astype("string").str.strip()
         reasons[reasons.isna() & label.isna()] = "missing label"
         unknown = label.notna() & ~label.isin(labels)
@@ -243,9 +271,11 @@ def clean(
     return kept, dropped.reset_index(drop=True), changed
 
 
-def split(frame: pd.DataFrame, test_size: float, validation_size: float, seed: int) -> pd.DataFrame:
+def split(
+    frame: pd.DataFrame, test_size: float, validation_size: float, seed: int, stratified: bool = True
+) -> pd.DataFrame:
     """Add a ``split`` column: stratified by the expert label when there is one, seeded."""
-    stratify = frame["expert_label"] if "expert_label" in frame else None
+    stratify = frame["expert_label"] if "expert_label" in frame and stratified else None
     try:
         rest, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
         relative = validation_size / (1.0 - test_size)
@@ -351,18 +381,29 @@ def _more(rows: list[int]) -> str:
     return f" and {len(rows) - 20} more (all in summary.json)" if len(rows) > 20 else ""
 
 
-def prepare(settings: dict[str, Any], labels: list[str], split_settings: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
-    """Load, clean and split the dataset: the single source of every split in the run."""
+def prepare(
+    settings: dict[str, Any], labels: list[str], split_settings: dict[str, Any], task: str = SINGLE_LABEL
+) -> tuple[pd.DataFrame, dict]:
+    """Load, clean and split the dataset: the single source of every split in the run. Splits are
+    stratified by the expert label for task single_label only (a JSON answer is no stratum)."""
     settings = {**defaults("dataset"), **settings}  # an explicit null (max_chars: no cap) stays null
     source = settings["hub"]["name"] if settings.get("hub") else str(settings["path"])
-    raw = load_dataset(settings)
-    kept, dropped, changed = clean(raw, labels, source, settings["max_chars"], settings["over_max_chars"])
+    raw = load_dataset(settings, task)
+    kept, dropped, changed = clean(
+        raw, labels, source, settings["max_chars"], settings["over_max_chars"], task=task, settings=settings
+    )
     log_changes(dropped, changed, source)
     max_items = settings.get("max_items")
     if max_items and len(kept) > max_items:
-        stratify = kept["expert_label"] if "expert_label" in kept else None
+        stratify = kept["expert_label"] if "expert_label" in kept and task == SINGLE_LABEL else None
         kept, _ = train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
-    items = split(kept, split_settings["test_size"], split_settings["validation_size"], split_settings["seed"])
+    items = split(
+        kept,
+        split_settings["test_size"],
+        split_settings["validation_size"],
+        split_settings["seed"],
+        stratified=task == SINGLE_LABEL,
+    )
     items = carve_gold_dev(items, split_settings.get("gold_dev_size"), split_settings["seed"])
     items = carve_shots(items, int(split_settings.get("shots_per_label") or 0), split_settings["seed"])
     return items, summarise(items, dropped, changed)

@@ -12,6 +12,7 @@ from typing import Any
 from synthdistill.annotation.prompts import load_template
 from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults
+from synthdistill.tasks import check_task
 
 PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},
@@ -126,6 +127,7 @@ def check_gold_dev(config: dict[str, Any]) -> None:
 
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate cross-references and files; return what the workflow runs."""
+    task = check_task(config)
     check_labels(config["labels"])
     dataset = config["dataset"]
     if dataset.get("path") and not Path(dataset["path"]).exists():
@@ -161,6 +163,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
                 if settings_of_prompt["kind"] == "label_scores" and not settings_of_prompt.get("aliases"):
                     check_first_token_scores(config["labels"], name, prompt)
     return {
+        "task": task,
         "teachers": teachers,
         "prompts": prompts,
         "students": _selection(config, "students"),

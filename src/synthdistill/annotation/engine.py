@@ -41,7 +41,15 @@ ANNOTATION_COLUMNS = [
 
 
 def output_schema(kind: str, labels: list[str], reason_max_chars: int = 120) -> dict[str, Any] | None:
-    """The JSON schema a ``cot_json`` answer must follow when decoding is constrained."""
+    """The JSON schema an answer must follow when decoding is constrained (None: not JSON)."""
+    if kind == "labels_json":
+        from synthdistill.annotation.multi_label_parsing import labels_json_schema
+
+        return labels_json_schema(labels)
+    if kind == "spans_json":
+        from synthdistill.annotation.span_parsing import spans_json_schema
+
+        return spans_json_schema(labels)
     if kind != "cot_json":
         return None
     return {
@@ -206,7 +214,7 @@ def _collect(
     teacher: Teacher,
     cache: ResponseCache,
     *,
-    reask: Callable[[Completion], bool] | None = None,
+    reask: Callable[[int, Completion], bool] | None = None,
     max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
 ) -> list[Outcome]:
     """Answers for every request: from the cache, else from the teacher, stored as they arrive.
@@ -222,7 +230,7 @@ def _collect(
     reasked = 0
     for index, key in enumerate(keys):
         hit = cache.get(key)
-        if hit is not None and reask is not None and reask(hit[0]):
+        if hit is not None and reask is not None and reask(index, hit[0]):
             reasked += 1
             hit = None
         if hit is None:
@@ -399,9 +407,10 @@ def annotate(
     keys = [cache_key(teacher.identity, r.as_dict(), iteration) for r in requests]
     reask = None
     if retry_unparsed and kind != "label_scores":  # label scores always parse
+        texts = prompts["text"].tolist()
 
-        def reask(completion: Completion) -> bool:
-            return parse(kind, completion.text, labels).status != OK
+        def reask(index: int, completion: Completion) -> bool:
+            return parse(kind, completion.text, labels, texts[index]).status != OK
 
     results = _collect(requests, keys, teacher, cache, reask=reask, max_consecutive_failures=max_consecutive_failures)
 
@@ -441,7 +450,7 @@ def annotate(
             row.update(raw_output=raw, label=labels[int(probs.argmax())], reason=None, parse_status=OK)
             row.update({f"prob_{label}": float(p) for label, p in zip(labels, probs, strict=True)})
         else:
-            parsed = parse(kind, completion.text, labels)
+            parsed = parse(kind, completion.text, labels, item["text"])
             row.update(raw_output=completion.text, label=parsed.label, reason=parsed.reason, parse_status=parsed.status)
         row["input_tokens"] = completion.input_tokens if completion else None
         row["output_tokens"] = completion.output_tokens if completion else None

@@ -69,6 +69,15 @@ def parse_cot_json(output: str, labels: list[str]) -> Parsed:
 PARSERS = {"label": parse_label, "cot_json": parse_cot_json}
 
 
-def parse(kind: str, output: str, labels: list[str]) -> Parsed:
-    """Parse one output with the parser of its prompt kind."""
+def parse(kind: str, output: str, labels: list[str], text: str | None = None) -> Parsed:
+    """Parse one output with the parser of its prompt kind. ``text`` is the item's text (spans are
+    located in it). The structured kinds' ``Parsed.label`` is their canonical JSON (synthdistill.tasks)."""
+    if kind == "labels_json":
+        from synthdistill.annotation.multi_label_parsing import parse_labels_json
+
+        return parse_labels_json(output, labels)
+    if kind == "spans_json":
+        from synthdistill.annotation.span_parsing import parse_spans_json
+
+        return parse_spans_json(output, labels, text or "")
     return PARSERS[kind](output, labels)
