@@ -48,3 +48,7 @@ if TASK == "single_label":
 else:
 
     include: f"rules/{TASK}.smk"
+
+    # include() puts Snakemake's default target back as it was before the file, so the task
+    # file's `rule all` (default_target: True) is made the default here.
+    workflow.default_target = "all"
