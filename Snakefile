@@ -49,6 +49,6 @@ else:
 
     include: f"rules/{TASK}.smk"
 
-    # include() puts Snakemake's default target back as it was before the file, so the task
-    # file's `rule all` (default_target: True) is made the default here.
+    # Snakemake restores the default target after an include, so the default_target of the task
+    # file's `rule all` is lost: name it here.
     workflow.default_target = "all"

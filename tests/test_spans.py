@@ -241,17 +241,3 @@ def test_bio_tags_that_do_not_fit_their_tokens_stop_naming_the_row(tmp_path):
     write_jsonl(tmp_path / "d.jsonl", rows)
     with pytest.raises(SynthDistillError, match="row 7: tag 'ORG' of token 'Acme' is not O, B-TYPE or I-TYPE"):
         prepare(tmp_path / "d.jsonl", tokens_column="tokens", tags_column="tags")
-
-
-def test_an_example_config_merged_over_the_default_checks_only_the_prompts_it_runs():
-    from synthdistill.tasks import check_task
-
-    config = {
-        "task": "spans",
-        "prompts": {"label": {"kind": "label"}, "spans": {"kind": "spans_json"}},
-        "run": {"prompts": ["spans"]},
-        "students": {},
-    }
-    assert check_task(config) == "spans"
-    with pytest.raises(SynthDistillError, match="prompts.label.kind: 'label' is a single_label prompt"):
-        check_task({**config, "run": {}})

@@ -18,6 +18,7 @@ PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},
     "cot_json": {"max_tokens": 160, "structured": False, "system": None},
     "label_scores": {"max_tokens": 1, "structured": False, "system": None, "calibrate": False, "aliases": None},
+    "labels_json": {"max_tokens": 48, "structured": False, "system": None},
     "spans_json": {"max_tokens": 256, "structured": False, "system": None},
 }
 # Settings that do not change a teacher's answers: kept out of the annotate params so that

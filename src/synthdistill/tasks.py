@@ -47,7 +47,7 @@ def _single_label_only(config: dict[str, Any]) -> list[str]:
         used.append("students_learn_from")
     if (config.get("split") or {}).get("shots_per_label"):
         used.append("split.shots_per_label")
-    for name, prompt in _run_prompts(config).items():
+    for name, prompt in (config.get("prompts") or {}).items():
         if prompt.get("examples"):
             used.append(f"prompts.{name}.examples")
     if (config.get("dataset") or {}).get("label_names"):
@@ -58,20 +58,12 @@ def _single_label_only(config: dict[str, Any]) -> list[str]:
     return used
 
 
-def _run_prompts(config: dict[str, Any]) -> dict[str, Any]:
-    """The prompts the run uses: run.prompts when set, else all. An example config is merged over
-    config/config.yaml, so prompts it does not run (the default run's) may be of another task."""
-    prompts = config.get("prompts") or {}
-    chosen = (config.get("run") or {}).get("prompts") or list(prompts)
-    return {name: prompts[name] for name in chosen if name in prompts}
-
-
 def check_task(config: dict[str, Any]) -> str:
     """Stop when a setting belongs to another task kind, naming the key; return the task."""
     task = task_of(config)
     if task not in TASKS:
         raise SynthDistillError(f"task: {task!r} is not one of {list(TASKS)}")
-    for name, prompt in _run_prompts(config).items():
+    for name, prompt in (config.get("prompts") or {}).items():
         if prompt["kind"] not in PROMPT_KINDS[task]:
             other = next(t for t, kinds in PROMPT_KINDS.items() if prompt["kind"] in kinds)
             raise SynthDistillError(
