@@ -227,21 +227,21 @@ def predict_chunks(predictor, chunks: Iterator[list[str]]) -> Iterator[np.ndarra
             yield predictor.predict_encoded(pending.result())
 
 
-def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17) -> Path:
+def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, per_token: bool = False) -> Path:
     """Export a trained student to ONNX and quantize its weights to int8 (dynamic quantization).
 
-    The folder gets the tokenizer and config too, so it deploys on its own.
+    The folder gets the tokenizer and config too, so it deploys on its own. ``per_token``: a
+    token-classification student (task spans), whose logits have a sequence axis.
     """
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     # Eager attention traces into plain ops every ONNX runtime supports.
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, use_safetensors=True, attn_implementation="eager"
-    ).eval()
+    auto_class = AutoModelForTokenClassification if per_token else AutoModelForSequenceClassification
+    model = auto_class.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     example = tokenizer(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
     float_path = output_dir / ONNX_FLOAT_FILE
@@ -253,7 +253,11 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17) 
             str(float_path),
             input_names=["input_ids", "attention_mask"],
             output_names=["logits"],
-            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "logits": {0: "batch"}},
+            dynamic_axes={
+                "input_ids": dynamic,
+                "attention_mask": dynamic,
+                "logits": dynamic if per_token else {0: "batch"},
+            },
             opset_version=opset,
             dynamo=False,
         )
