@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "spans.json"))
+    parser.add_argument("--save-model", default=None, help="keep the trained torch student here")
     args = parser.parse_args()
 
     config = yaml.safe_load(CONFIG.read_text())
@@ -67,7 +68,7 @@ def main() -> None:
     test_texts = parts["test"]["text"].tolist()
     gold = [from_json(a) for a in parts["test"]["label"]]
     with tempfile.TemporaryDirectory() as scratch:
-        model_dir, onnx_dir = Path(scratch) / "model", Path(scratch) / "onnx"
+        model_dir, onnx_dir = Path(args.save_model or Path(scratch) / "model"), Path(scratch) / "onnx"
         metadata = train(
             parts["train"],
             parts["validation"],

@@ -157,6 +157,8 @@ ROWS = [
 def test_demo_data_spans_cover_their_words():
     items, summary = prepare(REPO / "data/demo/business_news_entities.jsonl", label_column="spans", id_column="id")
     assert summary["rows_kept"] == 150 and summary["rows_dropped"] == 0
+    per_type = [split["ORG"] for split in summary["per_split_and_label"].values()]
+    assert sum(per_type) == 166 and set(summary["per_split_and_label"]) == {"train", "validation", "test"}
     row = items.set_index("id").loc["bn-104"]
     assert [(row["text"][s.start : s.end], s.label) for s in from_json(row["expert_label"])] == [
         ("Westfield Mutual", "ORG"),

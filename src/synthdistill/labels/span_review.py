@@ -47,7 +47,7 @@ def label_studio_span_tasks(votes: pd.DataFrame, model_version: str) -> list[dic
                     "from_name": "label",
                     "to_name": "text",
                     "type": "labels",
-                    "score": float(agreement.get(tuple(span), 0.0)),
+                    "score": float(agreement.get((span.start, span.end, span.label), 0.0)),
                     "value": {
                         "start": span.start,
                         "end": span.end,
