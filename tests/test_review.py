@@ -549,6 +549,7 @@ def test_a_corrections_file_reruns_only_downstream_and_changes_exactly_its_label
     assert rules_of(jobs) == {
         "import_review": 3,
         "train_student": 3,
+        "export_onnx": 3,
         "evaluate_student": 3,
         "write_model_card": 3,
         "benchmark_student": 3,
