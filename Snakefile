@@ -48,3 +48,7 @@ if TASK == "single_label":
 else:
 
     include: f"rules/{TASK}.smk"
+
+    # Snakemake restores the default target after an include, so the default_target of the task
+    # file's `rule all` is lost: name it here.
+    workflow.default_target = "all"

@@ -1,0 +1,108 @@
+"""Per-label self-consistency vote (task multi_label).
+
+A label is kept when at least ``vote.min_share`` of the iterations that answered chose it; an
+iteration that failed (no parsable answer) neither chooses nor rejects. Each label's agreement is the
+share of the answering iterations that agree with the vote on it (chose a kept label, left out a
+dropped one). The item's ``agreement`` is the share of ALL iterations whose whole set equals the
+voted set: a failed answer counts as dissent, as in the single-label vote. An item that no iteration
+answered has no vote (``voted_label`` None, status all_failed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthdistill.data import read_splits
+from synthdistill.errors import SynthDistillError
+from synthdistill.label_sets import indicator_matrix, label_sets_of
+from synthdistill.labels.vote import ALL_FAILED, VOTED
+from synthdistill.labels.vote_files import annotation_stats
+
+# A share is a ratio of small counts; the tolerance keeps 2/3 >= 0.6667-style configs exact enough.
+_TOLERANCE = 1e-9
+
+
+def vote_label_sets(
+    iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str], min_share: float
+) -> pd.DataFrame:
+    """One row per item: the voted set, its agreement, and each label's share and agreement.
+
+    ``items`` carries id, split, text (and expert_label when known); every iteration must cover
+    exactly the same ids, or the votes would be misaligned.
+    """
+    if not 0 < min_share <= 1:
+        raise SynthDistillError(f"vote.min_share: {min_share} is not in (0, 1]")
+    ids = items["id"].tolist()
+    answers = []
+    for number, frame in enumerate(iterations):
+        if sorted(frame["id"]) != sorted(ids):
+            raise SynthDistillError(f"annotation iteration {number} does not cover the same items as the prompts")
+        answers.append(frame.set_index("id")["label"].reindex(ids))
+    out = items[[c for c in ("id", "split", "text", "expert_label") if c in items]].copy().reset_index(drop=True)
+    answered = np.stack([a.notna().to_numpy() for a in answers])  # iterations × items
+    # iterations × items × labels, 0 where an iteration did not answer
+    chosen = np.stack([indicator_matrix(a.fillna("[]"), labels) for a in answers]).astype(float)
+    n_answered = answered.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = chosen.sum(axis=0) / n_answered[:, None]
+    kept = shares >= min_share - _TOLERANCE
+    voted = np.array(label_sets_of(kept, labels), dtype=object)
+    has_vote = n_answered > 0
+    voted[~has_vote] = None
+    out["voted_label"] = voted
+    out["vote_status"] = np.where(has_vote, VOTED, ALL_FAILED)
+    same_set = np.stack([(a.to_numpy() == voted) & answered[i] for i, a in enumerate(answers)])
+    out["agreement"] = np.where(has_vote, same_set.sum(axis=0) / len(iterations), 0.0)
+    for j, label in enumerate(labels):
+        share = shares[:, j]
+        out[f"share_{label}"] = np.where(has_vote, share, np.nan)
+        out[f"agreement_{label}"] = np.where(has_vote, np.where(kept[:, j], share, 1.0 - share), np.nan)
+    out["n_answered"] = n_answered
+    out["n_failed"] = len(iterations) - n_answered
+    out["n_iterations"] = len(iterations)
+    return out
+
+
+def vote_summary(votes: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
+    """Counts the report shows: labelled, all-failed, unanimous share, and per label how often it was
+    kept and how much the iterations agreed on it."""
+    labelled = votes.loc[votes["voted_label"].notna()]
+    voted = indicator_matrix(labelled["voted_label"], labels)
+    sizes = voted.sum(axis=1)
+    return {
+        "items": len(votes),
+        "labelled": len(labelled),
+        "all_failed": int((votes["vote_status"] == ALL_FAILED).sum()),
+        "empty_sets": int((sizes == 0).sum()),
+        "mean_labels_per_item": float(sizes.mean()) if len(sizes) else None,
+        "unanimous_share": float((votes["agreement"] == 1.0).mean()) if len(votes) else None,
+        "per_label": {
+            label: {
+                "kept": int(voted[:, j].sum()),
+                "mean_agreement": float(labelled[f"agreement_{label}"].mean()) if len(labelled) else None,
+            }
+            for j, label in enumerate(labels)
+        },
+    }
+
+
+def write_votes(
+    iteration_paths: list[str], split_paths: list[str], labels: list[str], min_share: float, outputs: dict[str, str]
+) -> pd.DataFrame:
+    """The files of a vote job: votes, the trainer-ready CSV (text, label set, one 0/1 column per
+    label) of the train split, and the stats."""
+    iterations = [pd.read_parquet(p) for p in iteration_paths]
+    votes = vote_label_sets(iterations, read_splits(split_paths), labels, min_share)
+    votes.to_parquet(outputs["votes"], index=False)
+    train = votes.loc[(votes["split"] == "train") & votes["voted_label"].notna(), ["text", "voted_label"]]
+    train = train.rename(columns={"voted_label": "label"}).reset_index(drop=True)
+    onehot = pd.DataFrame(indicator_matrix(train["label"], labels), columns=labels)
+    pd.concat([train, onehot], axis=1).to_csv(outputs["train_csv"], index=False)
+    stats = {"annotation": annotation_stats(iterations), "vote": vote_summary(votes, labels)}
+    Path(outputs["stats"]).write_text(json.dumps(stats, indent=2) + "\n")
+    return votes
