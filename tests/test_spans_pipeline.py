@@ -53,6 +53,8 @@ SPANS_CONFIG = {
     "self_consistency": {"iterations": 2},
     # SmolLM2 names text that is not in the sentence most of the time: counted, not fatal here.
     "annotate": {"max_failure_share": 1.0},
+    # One student (on the teacher's votes) keeps the run short; bench/spans.py trains on expert spans.
+    "evaluation": {"expert_baseline": False},
 }
 
 
@@ -93,3 +95,34 @@ def test_spans_run_splits_expert_spans_and_votes_located_spans(spans_run):
     train_csv = pd.read_csv(spans_run / "results/votes/smollm2/spans.train.csv")
     assert list(train_csv.columns) == ["text", "label"]
     assert len(train_csv) == int(((votes["split"] == "train") & votes["voted_label"].notna()).sum())
+
+
+def test_spans_run_trains_scores_and_reports_teacher_and_student_on_one_test_split(spans_run):
+    results = spans_run / "results"
+    metadata = json.loads((results / "students/minilm/smollm2/spans/metadata.json").read_text())
+    votes = pd.read_parquet(results / "votes/smollm2/spans.parquet")
+    voted_train = votes.loc[(votes["split"] == "train") & votes["voted_label"].notna()]
+    assert metadata["train_examples"] == len(voted_train) > 0
+    assert metadata["tags"][:3] == ["O", "B-ORG", "I-ORG"] and metadata["best_epoch"] == 1
+    assert (results / "students/minilm/smollm2/spans/model/model.safetensors").exists()
+
+    test_ids = sorted(pd.read_parquet(results / "data/test.parquet")["id"])
+    teacher = json.loads((results / "evaluation/teachers/smollm2/spans.json").read_text())
+    student = json.loads((results / "evaluation/students/minilm/smollm2/spans.json").read_text())
+    for metrics in (teacher, student):
+        assert metrics["test_ids"] == test_ids and metrics["items"] == 6
+        assert set(metrics["per_label"]) == set(LABELS)
+        assert metrics["expert_spans"] == sum(m["support"] for m in metrics["per_label"].values())
+        low, high = metrics["intervals"]["f1"]
+        assert 0.0 <= low <= metrics["f1"] <= high <= 1.0
+    predictions = pd.read_parquet(results / "evaluation/students/minilm/smollm2/spans.predictions.parquet")
+    assert sorted(predictions["id"]) == test_ids
+    for text, answer in zip(predictions["text"], predictions["label"], strict=True):
+        assert all(0 <= s.start < s.end <= len(text) for s in from_json(answer))
+    assert student["predicted_spans"] == sum(len(from_json(a)) for a in predictions["label"])
+
+    report = (results / "report/report.md").read_text()
+    assert "6 test texts with" in report
+    assert f"| smollm2 / spans (votes) | teacher | {teacher['precision']:.3f}" in report
+    assert f"| minilm | smollm2 / spans | {student['precision']:.3f}" in report
+    assert f"| minilm | smollm2 / spans | {metadata['train_examples']} | {metadata['train_spans']} | 1 |" in report
