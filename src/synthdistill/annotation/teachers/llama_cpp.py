@@ -55,7 +55,7 @@ class LlamaCppTeacher:
         if self.batch_size < 1:
             raise SynthDistillError("teacher backend llama_cpp: batch_size must be >= 1")
         self.n_ctx = int(settings.get("n_ctx", 2048))
-        common = dict(
+        common: dict[str, Any] = dict(
             n_ctx=self.n_ctx,
             n_threads=settings.get("n_threads") or None,
             # llama.cpp defaults batch threads to every core; two jobs would then fight over them.
@@ -191,8 +191,8 @@ class LlamaCppTeacher:
                     grammar = self._grammar(request)
                 # As create_completion: the answer is cut to what fits the context.
                 max_tokens = min(request.max_tokens, self.n_ctx - len(prompt))
-                settings = dict(temperature=request.temperature, top_p=request.top_p, seed=request.seed)
-                batch.append((index, Generation(prompt=prompt, max_tokens=max_tokens, grammar=grammar, **settings)))
+                generation = Generation(prompt, max_tokens, request.temperature, request.top_p, request.seed, grammar)
+                batch.append((index, generation))
             except Exception as exc:  # this request's failure, recorded by the engine for its item alone
                 answers[index] = exc
         with self._lock:
@@ -201,7 +201,7 @@ class LlamaCppTeacher:
             answers[index] = Completion(
                 text=generation.text, input_tokens=len(generation.prompt), output_tokens=len(generation.tokens or [])
             )
-        return [answer for answer in answers if answer is not None]
+        return cast(list[Completion | Exception], answers)
 
 
 def _stop_list(stop: Any) -> list[str]:
