@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 from synthdistill.schema import defaults
-from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL
+from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ def load_dataset(settings: dict[str, Any], task: str = SINGLE_LABEL) -> pd.DataF
         if label_column in class_names and not settings.get("label_names"):
             settings = {**settings, "label_names": class_names[label_column]}
     else:
-        string_columns = [c for c in (settings.get("id_column"), *text_columns(settings)) if c]
+        texts = [] if settings.get("tokens_column") else text_columns(settings)
+        string_columns = [c for c in (settings.get("id_column"), *texts) if c]
         frame = read_table(settings["path"], string_columns)
     return normalise(frame, settings, source=hub["name"] if hub else str(settings["path"]), task=task)
 
@@ -172,7 +173,12 @@ def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: 
     """Rename the configured columns to ``id``, ``text`` and ``expert_label``; map stored labels to names."""
     label_column = settings.get("label_column")
     id_column = settings.get("id_column")
-    columns = [("text_columns" if settings.get("text_columns") else "text_column", c) for c in text_columns(settings)]
+    tokens_form = task == SPANS and bool(settings.get("tokens_column"))
+    columns = (
+        []
+        if tokens_form
+        else [("text_columns" if settings.get("text_columns") else "text_column", c) for c in text_columns(settings)]
+    )
     for key, column in (*columns, ("label_column", label_column), ("id_column", id_column)):
         if column is not None and column not in frame.columns:
             raise SynthDistillError(
@@ -187,8 +193,16 @@ def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: 
         if id_column
         else [f"item-{i:06d}" for i in out["row"]]
     )
-    separator = settings["text_separator"]
-    out["text"] = source_texts(frame, text_columns(settings), separator, source).to_numpy()
+    if tokens_form:
+        # The tokens + BIO tags form: the text is the tokens joined by single spaces.
+        from synthdistill.data_spans import bio_columns
+
+        texts, answers = bio_columns(frame, settings, source)
+        out["text"] = pd.array(texts, dtype="string")
+        if answers is not None:
+            out["expert_label"] = answers
+    else:
+        out["text"] = source_texts(frame, text_columns(settings), settings["text_separator"], source).to_numpy()
     if label_column and task != SINGLE_LABEL:
         # Lists, dicts or JSON text as stored; clean() turns them into the task's canonical JSON.
         out["expert_label"] = frame[label_column].to_numpy()
@@ -230,9 +244,14 @@ def clean(
     frame = frame.copy()
     text = frame["text"].astype("string")
     has_control = text.str.contains(CONTROL_CHARACTERS, na=False)
-    text = text.str.replace(CONTROL_CHARACTERS, "", regex=True).str.strip()
+    if task == SPANS:
+        # Span offsets count the characters of the text as stored: a control character becomes a
+        # space and nothing is stripped, so that every expert span still covers its words.
+        text = text.str.replace(CONTROL_CHARACTERS, " ", regex=True)
+    else:
+        text = text.str.replace(CONTROL_CHARACTERS, "", regex=True).str.strip()
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
-    reasons[text.isna() | (text == "")] = "empty text"
+    reasons[text.isna() | (text.str.strip() == "")] = "empty text"
     too_long = (text.str.len() > max_chars).fillna(False) if max_chars else pd.Series(False, index=frame.index)
     if over_max_chars == "drop":
         reasons[reasons.isna() & too_long] = f"longer than dataset.max_chars={max_chars}"

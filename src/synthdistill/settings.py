@@ -19,6 +19,7 @@ PROMPT_DEFAULTS = {
     "cot_json": {"max_tokens": 160, "structured": False, "system": None},
     "label_scores": {"max_tokens": 1, "structured": False, "system": None, "calibrate": False, "aliases": None},
     "labels_json": {"max_tokens": 48, "structured": False, "system": None},
+    "spans_json": {"max_tokens": 256, "structured": False, "system": None},
 }
 # Settings that do not change a teacher's answers: kept out of the annotate params so that
 # editing them reruns nothing.
@@ -169,5 +170,6 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         "prompts": prompts,
         "students": _selection(config, "students"),
         "iterations": config["self_consistency"]["iterations"],
-        "has_expert_labels": bool(dataset.get("label_column")),
+        # tags_column: the expert spans of the tokens + BIO tags form (task spans).
+        "has_expert_labels": bool(dataset.get("label_column") or dataset.get("tags_column")),
     }

@@ -43,8 +43,26 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
 def _labels(config) -> list[str]:
     return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def _is_multi_label(config) -> bool:
+    """A multi_label student scores each label on its own (sigmoid), a single-label one softmaxes."""
+    return getattr(config, "problem_type", None) == "multi_label_classification"
+
+
+def _thresholds(config) -> np.ndarray | None:
+    """A multi_label student's per-label decision thresholds, tuned on the validation split and saved
+    in its config.json (``label_thresholds``), so they travel with the ONNX export; 0.5 where unset."""
+    if not _is_multi_label(config):
+        return None
+    saved = getattr(config, "label_thresholds", None) or {}
+    return np.array([float(saved.get(label, 0.5)) for label in _labels(config)], dtype=np.float32)
 
 
 class TorchPredictor:
@@ -68,6 +86,8 @@ class TorchPredictor:
         )
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.labels = _labels(self.model.config)
+        self.multi_label = _is_multi_label(self.model.config)
+        self.thresholds = _thresholds(self.model.config)
         self.batching = LengthSortedBatches(tokenizer, max_length, batch_size or (512 if on_gpu else 64))
 
     @classmethod
@@ -77,6 +97,8 @@ class TorchPredictor:
         predictor.device = next(model.parameters()).device
         predictor.model = model.eval()
         predictor.labels = _labels(model.config)
+        predictor.multi_label = _is_multi_label(model.config)
+        predictor.thresholds = _thresholds(model.config)
         predictor.batching = LengthSortedBatches(tokenizer, max_length, batch_size)
         return predictor
 
@@ -93,8 +115,9 @@ class TorchPredictor:
                     "input_ids": torch.from_numpy(input_ids).to(self.device, non_blocking=True),
                     "attention_mask": torch.from_numpy(mask).to(self.device, non_blocking=True),
                 }
-                logits = self.model(**inputs).logits
-                probs[index] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                logits = self.model(**inputs).logits.float()
+                scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+                probs[index] = scores.cpu().numpy()
         return probs
 
 
@@ -122,7 +145,10 @@ class OnnxPredictor:
         self.session = onnxruntime.InferenceSession(
             str(Path(onnx_dir) / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
-        self.labels = _labels(AutoConfig.from_pretrained(onnx_dir))
+        config = AutoConfig.from_pretrained(onnx_dir)
+        self.labels = _labels(config)
+        self.multi_label = _is_multi_label(config)
+        self.thresholds = _thresholds(config)
         self.batching = LengthSortedBatches(AutoTokenizer.from_pretrained(onnx_dir), max_length, batch_size)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -132,7 +158,7 @@ class OnnxPredictor:
         probs = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
         for index, input_ids, mask in self.batching.batches(ids):
             (logits,) = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})
-            probs[index] = _softmax(logits)
+            probs[index] = _sigmoid(logits) if self.multi_label else _softmax(logits)
         return probs
 
 
@@ -172,10 +198,20 @@ def predict_frame(model_dir: str | Path, items: pd.DataFrame, max_length: int) -
     serving path (the same code that serves and benchmarks the student)."""
     predictor = TorchPredictor(model_dir, max_length)
     probs = predictor.predict_proba(items["text"].tolist())
-    out = pd.DataFrame({"id": items["id"].to_numpy(), "label": [predictor.labels[i] for i in probs.argmax(axis=1)]})
+    out = pd.DataFrame({"id": items["id"].to_numpy(), "label": predicted_labels(predictor, probs)})
     for i, label in enumerate(predictor.labels):
         out[f"prob_{label}"] = probs[:, i]
     return out
+
+
+def predicted_labels(predictor, probs: np.ndarray) -> list[str]:
+    """Each text's answer: the argmax label, or for a multi_label student the canonical JSON set of
+    the labels at or above their thresholds."""
+    if predictor.multi_label:
+        from synthdistill.label_sets import label_sets_of
+
+        return label_sets_of(probs >= predictor.thresholds, predictor.labels)
+    return [predictor.labels[i] for i in probs.argmax(axis=1)]
 
 
 def predict_chunks(predictor, chunks: Iterator[list[str]]) -> Iterator[np.ndarray]:
@@ -231,18 +267,32 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17) 
 def onnx_agreement(
     model_dir: str | Path, onnx_dir: str | Path, texts: list[str], expert: list[str] | None, max_length: int
 ) -> dict[str, Any]:
-    """How the int8 model differs from the torch model on the same texts (the test split)."""
-    torch_probs = TorchPredictor(model_dir, max_length, device="cpu").predict_proba(texts)
+    """How the int8 model differs from the torch model on the same texts (the test split): the share
+    of texts with the same answer (label, or whole label set for a multi_label student), the largest
+    probability difference, and the quality of both against the expert answers (accuracy; micro F1
+    for a multi_label student)."""
+    torch_model = TorchPredictor(model_dir, max_length, device="cpu")
+    torch_probs = torch_model.predict_proba(texts)
     onnx_model = OnnxPredictor(onnx_dir, max_length)
     onnx_probs = onnx_model.predict_proba(texts)
-    labels = np.array(onnx_model.labels)
-    torch_labels, onnx_labels = labels[torch_probs.argmax(1)], labels[onnx_probs.argmax(1)]
+    torch_labels = np.array(predicted_labels(torch_model, torch_probs), dtype=object)
+    onnx_labels = np.array(predicted_labels(onnx_model, onnx_probs), dtype=object)
     check: dict[str, Any] = {
         "items": len(texts),
         "same_label_share": float((torch_labels == onnx_labels).mean()) if texts else None,
         "max_probability_difference": float(np.abs(torch_probs - onnx_probs).max()) if texts else None,
     }
-    if expert is not None and texts:
+    if expert is not None and texts and onnx_model.multi_label:
+        from sklearn.metrics import f1_score
+
+        from synthdistill.label_sets import indicator_matrix
+
+        truth = indicator_matrix(expert, onnx_model.labels)
+        for name, answers in (("torch", torch_labels), ("onnx_int8", onnx_labels)):
+            guess = indicator_matrix(answers, onnx_model.labels)
+            check[f"f1_micro_{name}"] = float(f1_score(truth, guess, average="micro", zero_division=0))
+        check["f1_micro_difference_points"] = 100 * (check["f1_micro_onnx_int8"] - check["f1_micro_torch"])
+    elif expert is not None and texts:
         truth = np.array(expert)
         check["accuracy_torch"] = float((torch_labels == truth).mean())
         check["accuracy_onnx_int8"] = float((onnx_labels == truth).mean())

@@ -1,0 +1,125 @@
+# Task spans (docs/spans.md): the stages after the vote. A token-classification student learns the
+# voted spans (or the expert spans: the baseline); teachers and students are scored on the same
+# frozen expert test split; a short report compares them.
+
+
+def span_student_labels(wildcards):
+    """The teacher's votes, or the expert train and validation splits for the baseline."""
+    if wildcards.teacher == EXPERT:
+        return data_splits("train", "validation")
+    return rules.vote.output.votes
+
+
+rule train_student:
+    input:
+        span_student_labels,
+    output:
+        model=directory("results/students/{student}/{teacher}/{prompt}/model"),
+        metadata="results/students/{student}/{teacher}/{prompt}/metadata.json",
+    log:
+        "logs/train_student/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/train_student/{student}/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/student.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        student=lookup(dpath="students/{wildcards.student}", within=config),
+        labels=lookup(dpath="labels", within=config),
+    script:
+        "../scripts/spans_train_student.py"
+
+
+rule evaluate_teacher:
+    input:
+        rules.vote.output.votes,
+    output:
+        "results/evaluation/teachers/{teacher}/{prompt}.json",
+    log:
+        "logs/evaluate_teacher/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/evaluate_teacher/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/report.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
+    script:
+        "../scripts/spans_evaluate_teacher.py"
+
+
+rule evaluate_student:
+    input:
+        model=rules.train_student.output.model,
+        test=rules.prepare_data.output.test,
+    output:
+        metrics="results/evaluation/students/{student}/{teacher}/{prompt}.json",
+        predictions="results/evaluation/students/{student}/{teacher}/{prompt}.predictions.parquet",
+    log:
+        "logs/evaluate_student/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/evaluate_student/{student}/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/student.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        labels=lookup(dpath="labels", within=config),
+        max_length=lookup(
+            dpath="students/{wildcards.student}/max_length", within=config
+        ),
+    script:
+        "../scripts/spans_evaluate_student.py"
+
+
+def span_report_files():
+    """Per teacher × prompt its vote stats (and test scores); per student its metadata (and scores)."""
+    files = {}
+    for t, p in labellers():
+        files[f"stats/{t}/{p}"] = fill(rules.vote.output.stats, teacher=t, prompt=p)
+        if EVALUATED:
+            files[f"teacher/{t}/{p}"] = fill(
+                rules.evaluate_teacher.output[0], teacher=t, prompt=p
+            )
+    for s in STUDENTS:
+        for t, p in label_sources():
+            files[f"metadata/{s}/{t}/{p}"] = fill(
+                rules.train_student.output.metadata, student=s, teacher=t, prompt=p
+            )
+            if EVALUATED:
+                files[f"student/{s}/{t}/{p}"] = fill(
+                    rules.evaluate_student.output.metrics,
+                    student=s,
+                    teacher=t,
+                    prompt=p,
+                )
+    return files
+
+
+rule report:
+    input:
+        **span_report_files(),
+    output:
+        report(
+            "results/report/report.md",
+            category="Report",
+            labels={"task": "spans"},
+        ),
+    log:
+        "logs/report.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
+    script:
+        "../scripts/spans_report.py"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output[0],

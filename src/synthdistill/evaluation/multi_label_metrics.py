@@ -1,0 +1,201 @@
+"""Scores of label sets on the frozen expert test split (task multi_label), identical for teachers
+and students, with percentile bootstrap intervals over test items (evaluation.stats) and a paired
+bootstrap between two models on the same items.
+
+An item without a prediction (no teacher iteration answered) counts as the empty set, so a teacher
+cannot look better by failing; ``coverage`` says how often that happened.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.evaluation.stats import LEVEL, RESAMPLES, _interval, _resample_index
+from synthdistill.label_sets import indicator_matrix
+from synthdistill.students.inference import predict_frame
+
+SCORES = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
+
+
+def _matrices(expert: pd.Series, predicted: pd.Series, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    if len(expert) != len(predicted):
+        raise ValueError("expert and predicted label sets differ in length")
+    filled = [p if isinstance(p, str) else "[]" for p in predicted]
+    return indicator_matrix(expert, labels).astype(bool), indicator_matrix(filled, labels).astype(bool)
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros(tp.shape, dtype=float), where=denominator > 0)
+
+
+def _scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """The SCORES for a stack of resamples: arrays of shape (..., items, labels) -> (...)."""
+    tp = (truth & predicted).sum(axis=-2)
+    fp = (~truth & predicted).sum(axis=-2)
+    fn = (truth & ~predicted).sum(axis=-2)
+    return {
+        "f1_micro": _f1(tp.sum(axis=-1), fp.sum(axis=-1), fn.sum(axis=-1)),
+        # scikit-learn's average="macro" with zero_division=0: a label absent and never predicted scores 0
+        "f1_macro": _f1(tp, fp, fn).mean(axis=-1),
+        "subset_accuracy": (truth == predicted).all(axis=-1).mean(axis=-1),
+        "hamming_loss": (truth != predicted).mean(axis=(-2, -1)),
+    }
+
+
+def score_label_sets(expert: pd.Series, predicted: pd.Series, labels: list[str]) -> dict[str, Any]:
+    """Micro and macro F1, subset accuracy, Hamming loss, per-label precision/recall/F1, coverage."""
+    truth, guess = _matrices(expert, predicted, labels)
+    tp, fp, fn = (truth & guess).sum(axis=0), (~truth & guess).sum(axis=0), (truth & ~guess).sum(axis=0)
+    precision = np.divide(tp, tp + fp, out=np.zeros(len(labels)), where=(tp + fp) > 0)
+    recall = np.divide(tp, tp + fn, out=np.zeros(len(labels)), where=(tp + fn) > 0)
+    micro_precision, micro_recall = tp.sum() / max(tp.sum() + fp.sum(), 1), tp.sum() / max(tp.sum() + fn.sum(), 1)
+    return {
+        "n": len(truth),
+        **{name: float(value) for name, value in _scores(truth, guess).items()},
+        "precision_micro": float(micro_precision),
+        "recall_micro": float(micro_recall),
+        "coverage": float(np.mean([isinstance(p, str) for p in predicted])) if len(truth) else 0.0,
+        "per_label": {
+            label: {
+                "precision": float(precision[j]),
+                "recall": float(recall[j]),
+                "f1": float(_f1(tp[j], fp[j], fn[j])),
+                "support": int(truth[:, j].sum()),
+                "predicted": int(guess[:, j].sum()),
+            }
+            for j, label in enumerate(labels)
+        },
+    }
+
+
+def bootstrap_label_set_intervals(
+    expert: pd.Series,
+    predicted: pd.Series,
+    labels: list[str],
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Percentile bootstrap intervals of every score in SCORES and of each label's F1."""
+    truth, guess = _matrices(expert, predicted, labels)
+    if len(truth) == 0:
+        raise ValueError("no test items to resample")
+    index = _resample_index(len(truth), resamples, seed)
+    scores = _scores(truth[index], guess[index])
+    t, g = truth[index], guess[index]
+    per_label = _f1((t & g).sum(axis=1), (~t & g).sum(axis=1), (t & ~g).sum(axis=1))  # resamples × labels
+    return {
+        "method": f"percentile bootstrap over test items, {resamples} resamples, seed {seed}",
+        "level": level,
+        **{name: _interval(values, level) for name, values in scores.items()},
+        "per_label_f1": {label: _interval(per_label[:, j], level) for j, label in enumerate(labels)},
+    }
+
+
+def paired_bootstrap(
+    expert: pd.Series,
+    a: pd.Series,
+    b: pd.Series,
+    labels: list[str],
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Micro F1 of a and b on the same resampled items: the interval of their difference and a
+    two-sided bootstrap p-value."""
+    truth, guess_a = _matrices(expert, a, labels)
+    _, guess_b = _matrices(expert, b, labels)
+    index = _resample_index(len(truth), resamples, seed)
+    difference = _scores(truth[index], guess_a[index])["f1_micro"] - _scores(truth[index], guess_b[index])["f1_micro"]
+    return {
+        "n": len(truth),
+        "f1_micro_a": float(_scores(truth, guess_a)["f1_micro"]),
+        "f1_micro_b": float(_scores(truth, guess_b)["f1_micro"]),
+        "f1_micro_difference_interval": _interval(difference, level),
+        "p_value": float(min(1.0, 2 * min((difference <= 0).mean(), (difference >= 0).mean()))),
+    }
+
+
+def test_metrics(expert: pd.Series, predicted: pd.Series, ids: pd.Series, labels: list[str]) -> dict[str, Any]:
+    """Scores, their 95% intervals and the test ids (so runs can prove they used one split)."""
+    return {
+        "task": "multi_label",
+        **score_label_sets(expert, predicted, labels),
+        "intervals": bootstrap_label_set_intervals(expert, predicted, labels),
+        "test_ids": sorted(ids),
+    }
+
+
+def _write(metrics: dict[str, Any], path: str) -> None:
+    Path(path).write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> dict[str, Any]:
+    """A teacher × prompt's voted sets on the test split."""
+    votes = pd.read_parquet(votes_path)
+    test = votes.loc[votes["split"] == "test"]
+    metrics = test_metrics(test["expert_label"], test["voted_label"], test["id"], labels)
+    _write(metrics, output_path)
+    return metrics
+
+
+def evaluate_student(
+    model_dir: str, test_path: str, labels: list[str], max_length: int, metrics_path: str, predictions_path: str
+) -> dict[str, Any]:
+    """A student's predicted sets on the test split, through the torch serving path."""
+    test = pd.read_parquet(test_path)
+    predictions = predict_frame(model_dir, test, max_length)
+    predictions.to_parquet(predictions_path, index=False)
+    metrics = test_metrics(test["expert_label"], predictions["label"], test["id"], labels)
+    _write(metrics, metrics_path)
+    return metrics
+
+
+def _test_sets(path: str) -> pd.Series:
+    frame = pd.read_parquet(path)
+    if "split" in frame:  # a teacher's votes
+        frame = frame.loc[frame["split"] == "test"].rename(columns={"voted_label": "label"})
+    return frame.set_index("id")["label"]
+
+
+def write_paired_tests(
+    models: dict[str, str], students: dict[str, str], test_path: str, labels: list[str], output: str
+) -> pd.DataFrame:
+    """Each student against the teacher it learned from (``students``: student -> source name), on the
+    same test ids (a mismatch is an error: it would compare different items)."""
+    test = pd.read_parquet(test_path).set_index("id")
+    rows = []
+    for student, source in students.items():
+        if source not in models:
+            continue
+        pair = {}
+        for name in (student, source):
+            series = _test_sets(models[name])
+            if set(series.index) != set(test.index):
+                raise SynthDistillError(f"{models[name]}: predicted test ids differ from {test_path}")
+            pair[name] = series.reindex(test.index)
+        result = paired_bootstrap(test["expert_label"], pair[student], pair[source], labels)
+        low, high = result["f1_micro_difference_interval"]
+        rows.append(
+            {
+                "a": student,
+                "b": source,
+                "n": result["n"],
+                "f1_micro_a": result["f1_micro_a"],
+                "f1_micro_b": result["f1_micro_b"],
+                "f1_micro_diff_low": low,
+                "f1_micro_diff_high": high,
+                "bootstrap_p": result["p_value"],
+            }
+        )
+    columns = ["a", "b", "n", "f1_micro_a", "f1_micro_b", "f1_micro_diff_low", "f1_micro_diff_high", "bootstrap_p"]
+    table = pd.DataFrame(rows, columns=columns)
+    table.to_csv(output, index=False)
+    return table

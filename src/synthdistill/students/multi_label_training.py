@@ -1,0 +1,252 @@
+"""Fine-tune a multi-label student (task multi_label): one sigmoid per label, binary cross-entropy.
+
+It learns the voted label sets of the train split (or the expert sets, for the expert baseline). On
+the validation split (the same kind of labels, never the expert test split) each epoch gets its
+per-label thresholds tuned, and the best epoch by micro F1 is kept; its thresholds are saved in the
+model's config.json (``label_thresholds``), where the predictors of students.inference read them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from synthdistill.errors import SynthDistillError
+from synthdistill.label_sets import indicator_matrix
+from synthdistill.names import EXPERT
+from synthdistill.paths import resolve_model_ref
+from synthdistill.schema import with_defaults
+from synthdistill.students.inference import TorchPredictor
+from synthdistill.students.training import NOT_HYPERPARAMETERS, pick_device, seed_everything, write_metadata
+
+log = logging.getLogger(__name__)
+
+# Candidate thresholds; a tie keeps the one nearest 0.5, so a flat validation curve changes nothing.
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def label_set_frames(
+    paths: str | Path | Sequence[str | Path],
+    teacher: str,
+    min_agreement: float | None = None,
+    agreement_weighting: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, validation) frames with text and label (the canonical JSON set): a teacher's voted
+    sets (items without a vote left out), or the expert baseline's train and validation splits.
+    ``min_agreement`` drops training items whose whole-set agreement is below it;
+    ``agreement_weighting`` weights each training item by it."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    if teacher == EXPERT:
+        train_items, validation_items = (pd.read_parquet(p).rename(columns={"expert_label": "label"}) for p in paths)
+        return train_items, validation_items
+    votes = pd.read_parquet(paths[0])
+    labelled = votes.loc[votes["voted_label"].notna()].rename(columns={"voted_label": "label"})
+    train_items = labelled.loc[labelled["split"] == "train"]
+    if min_agreement is not None:
+        train_items = train_items.loc[train_items["agreement"] >= min_agreement]
+    if agreement_weighting:
+        train_items = train_items.assign(weight=train_items["agreement"])
+    return train_items, labelled.loc[labelled["split"] == "validation"]
+
+
+def tune_thresholds(probs: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per label, the threshold of THRESHOLD_GRID with the best F1 on (probs, truth); 0.5 for a
+    label the validation split never has (nothing to tune on)."""
+    thresholds = np.full(probs.shape[1], 0.5, dtype=np.float32)
+    preference = -np.abs(THRESHOLD_GRID - 0.5)
+    for j in range(probs.shape[1]):
+        positives = truth[:, j].astype(bool)
+        if not positives.any():
+            continue
+        predicted = probs[:, j][:, None] >= THRESHOLD_GRID[None, :]  # items × thresholds
+        tp = (predicted & positives[:, None]).sum(axis=0)
+        fp = (predicted & ~positives[:, None]).sum(axis=0)
+        fn = (~predicted & positives[:, None]).sum(axis=0)
+        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+        best = np.lexsort((preference, f1))[-1]
+        thresholds[j] = THRESHOLD_GRID[best]
+    return thresholds
+
+
+def positive_weights(targets: np.ndarray, class_weights: str | None) -> np.ndarray:
+    """balanced: each label's positive term weighted by its negatives over its positives (a rare label
+    is not drowned out by the items without it); None: 1."""
+    if class_weights != "balanced":
+        return np.ones(targets.shape[1], dtype=np.float32)
+    positives = targets.sum(axis=0)
+    negatives = len(targets) - positives
+    return np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0).astype(np.float32)
+
+
+def train_multi_label(
+    train_items: pd.DataFrame,
+    validation_items: pd.DataFrame,
+    labels: list[str],
+    model_ref: str,
+    hyperparameters: dict[str, Any],
+    output_dir: str | Path,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Train on ``train_items`` (text, label set), keep the best epoch on ``validation_items`` by
+    micro F1 at its tuned thresholds, save the model with them."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
+    seed_everything(int(hp["seed"]))
+    device = torch.device(pick_device())
+    path = resolve_model_ref(model_ref)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification",
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        ignore_mismatched_sizes=True,
+    ).to(device)
+
+    texts = train_items["text"].tolist()
+    target_array = indicator_matrix(train_items["label"], labels).astype("float32")
+    targets = torch.tensor(target_array)
+    pos_weight = torch.tensor(positive_weights(target_array, hp.get("class_weights"))).to(device)
+    weights = torch.tensor(
+        train_items["weight"].to_numpy(dtype="float32") if "weight" in train_items else np.ones(len(texts), "float32")
+    )
+    generator = torch.Generator().manual_seed(int(hp["seed"]))
+    batch_size = int(hp["batch_size"])
+    steps_per_epoch = max(1, -(-len(texts) // batch_size))
+    epochs = int(hp["epochs"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(float(hp["warmup_ratio"]) * steps_per_epoch * epochs), steps_per_epoch * epochs
+    )
+    val_texts = validation_items["text"].tolist()
+    val_truth = indicator_matrix(validation_items["label"], labels)
+
+    best_score, best_state, best_epoch, stale = -1.0, None, 0, 0
+    best_thresholds = np.full(len(labels), 0.5, dtype=np.float32)
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        permutation = torch.randperm(len(texts), generator=generator)
+        total_loss = 0.0
+        for step in range(steps_per_epoch):
+            index = permutation[step * batch_size : (step + 1) * batch_size]
+            batch = tokenizer(
+                [texts[i] for i in index],
+                truncation=True,
+                max_length=int(hp["max_length"]),
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(**batch).logits
+            per_item = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits.float(), targets[index].to(device), pos_weight=pos_weight, reduction="none"
+            ).mean(dim=1)
+            batch_weights = weights[index].to(device)
+            loss = (per_item * batch_weights).sum() / batch_weights.sum()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total_loss += loss.item()
+        entry: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
+        thresholds = np.full(len(labels), 0.5, dtype=np.float32)
+        if val_texts:
+            probs = TorchPredictor.from_model(model, tokenizer, int(hp["max_length"])).predict_proba(val_texts)
+            thresholds = tune_thresholds(probs, val_truth)
+            entry["validation_f1_micro"] = float(
+                f1_score(val_truth, probs >= thresholds, average="micro", zero_division=0)
+            )
+            entry["validation_f1_micro_at_0.5"] = float(
+                f1_score(val_truth, probs >= 0.5, average="micro", zero_division=0)
+            )
+        history.append(entry)
+        log.info("epoch %d: %s", epoch, entry)
+        score = entry.get("validation_f1_micro", float(epoch))
+        if score > best_score:
+            best_score, best_epoch, stale, best_thresholds = score, epoch, 0, thresholds
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            stale += 1
+            if stale >= int(hp["early_stopping_patience"]):
+                log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
+                break
+    train_seconds = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    model.config.label_thresholds = {
+        label: round(float(t), 4) for label, t in zip(labels, best_thresholds, strict=True)
+    }
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    return {
+        "task": "multi_label",
+        "base_model": model_ref,
+        "labels": labels,
+        "hyperparameters": hp,
+        "label_thresholds": model.config.label_thresholds,
+        "positive_weights": dict(zip(labels, pos_weight.tolist(), strict=True)),
+        "train_examples": len(texts),
+        "validation_examples": len(val_texts),
+        "best_epoch": best_epoch,
+        "history": history,
+        "train_seconds": train_seconds,
+        "train_examples_per_second": len(texts) * len(history) / train_seconds if train_seconds else None,
+        "device": device.type,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def train_from_files(
+    paths: str | list[str],
+    *,
+    teacher: str,
+    prompt: str,
+    student: dict[str, Any],
+    labels: list[str],
+    model_dir: str,
+    metadata_path: str,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """The train_student rule of task multi_label: one student on one label source."""
+    import torch
+
+    torch.set_num_threads(threads)
+    options = {k: student[k] for k in ("min_agreement", "agreement_weighting") if student.get(k) is not None}
+    train_items, validation_items = label_set_frames(paths, teacher, **options)
+    if train_items.empty:
+        raise SynthDistillError(
+            f"teacher {teacher} / prompt {prompt}: no labelled training items"
+            " (no iteration answered, or students.*.min_agreement dropped them all)"
+        )
+    log.info("training on %d items, validating on %d", len(train_items), len(validation_items))
+    hyperparameters = {k: v for k, v in student.items() if k not in NOT_HYPERPARAMETERS}
+    metadata = train_multi_label(
+        train_items,
+        validation_items,
+        labels,
+        student["model"],
+        hyperparameters,
+        model_dir,
+        trust_remote_code=student.get("trust_remote_code", False),
+    )
+    metadata.update({"teacher": teacher, "prompt": prompt, "label_options": options})
+    write_metadata(metadata, metadata_path)
+    return metadata

@@ -1,0 +1,226 @@
+"""A token-classification student for task spans: BIO tags over the tokenizer's subword tokens,
+aligned to character spans through the offset mapping, and decoded back to character spans.
+
+Every subword of a mention is tagged (B- on its first token, I- on the rest), so a mention split
+into word pieces is learnt and decoded as one span; special and padding tokens are -100 (no loss).
+A token is inside a span when its first character is. Decoding joins a B- token with the I- tokens
+of the same type that follow it (an I- after O or another type starts a span, as conlleval reads
+it) and the span runs from the first token's start to the last token's end.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthdistill.paths import resolve_model_ref
+from synthdistill.schema import with_defaults
+from synthdistill.spans import Span, from_json
+from synthdistill.students.training import NOT_HYPERPARAMETERS, pick_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+IGNORED = -100  # the label index torch's cross-entropy skips
+
+
+def bio_tags(labels: list[str]) -> list[str]:
+    """The student's classes: O, then B- and I- of each label in config order."""
+    return ["O", *[f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]]
+
+
+def align(offsets: list[tuple[int, int]], spans: list[Span], tag_ids: dict[str, int]) -> list[int]:
+    """The class of every token given its (start, end) character offsets; (0, 0) marks a special token."""
+    ordered = sorted(spans)
+    classes = []
+    opened: set[Span] = set()
+    for start, end in offsets:
+        if start == end:
+            classes.append(IGNORED)
+            continue
+        inside = next((s for s in ordered if s.start <= start < s.end), None)
+        if inside is None:
+            classes.append(tag_ids["O"])
+        else:
+            classes.append(tag_ids[f"{'I' if inside in opened else 'B'}-{inside.label}"])
+            opened.add(inside)
+    return classes
+
+
+def decode(offsets: list[tuple[int, int]], classes: list[int], tags: list[str]) -> list[Span]:
+    """Character spans of predicted token classes (special tokens skipped)."""
+    spans: list[Span] = []
+    current: list[Any] | None = None  # [start, end, label]
+    for (start, end), cls in zip(offsets, classes, strict=True):
+        if start == end:
+            continue
+        tag = tags[cls]
+        if tag == "O":
+            current = None
+            continue
+        prefix, label = tag.split("-", 1)
+        if prefix == "I" and current is not None and current[2] == label:
+            current[1] = end
+            spans[-1] = Span(current[0], end, label)
+            continue
+        current = [start, end, label]
+        spans.append(Span(start, end, label))
+    return spans
+
+
+class SpanPredictor:
+    """Spans of texts from a saved (or in-memory) token-classification model, in batches."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_length: int, batch_size: int = 32) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.max_length, self.batch_size = max_length, batch_size
+        config = model.config
+        self.tags = [config.id2label[i] for i in range(config.num_labels)]
+
+    @classmethod
+    def load(cls, model_dir: str | Path, max_length: int) -> SpanPredictor:
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        model = AutoModelForTokenClassification.from_pretrained(model_dir, use_safetensors=True)
+        return cls(model.to(pick_device()).eval(), AutoTokenizer.from_pretrained(model_dir), max_length)
+
+    def predict(self, texts: list[str]) -> list[list[Span]]:
+        import torch
+
+        device = next(self.model.parameters()).device
+        self.model.eval()
+        out: list[list[Span]] = []
+        for begin in range(0, len(texts), self.batch_size):
+            chunk = texts[begin : begin + self.batch_size]
+            batch = self.tokenizer(
+                chunk,
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            offsets = batch.pop("offset_mapping").tolist()
+            with torch.inference_mode():
+                classes = self.model(**batch.to(device)).logits.argmax(-1).tolist()
+            mask = batch["attention_mask"].tolist()
+            for row_offsets, row_classes, row_mask in zip(offsets, classes, mask, strict=True):
+                kept = [(tuple(o), c) for o, c, m in zip(row_offsets, row_classes, row_mask, strict=True) if m]
+                out.append(decode([o for o, _ in kept], [c for _, c in kept], self.tags))
+        return out
+
+
+def _encode(tokenizer: Any, texts: list[str], answers: list[str], tag_ids: dict[str, int], max_length: int) -> Any:
+    """Tokenized texts with their aligned class ids (padding positions -100)."""
+    import torch
+
+    batch = tokenizer(
+        texts, truncation=True, max_length=max_length, padding=True, return_offsets_mapping=True, return_tensors="pt"
+    )
+    offsets = batch.pop("offset_mapping").tolist()
+    classes = [align([tuple(o) for o in row], from_json(a), tag_ids) for row, a in zip(offsets, answers, strict=True)]
+    labels = torch.tensor(classes)
+    labels[batch["attention_mask"] == 0] = IGNORED
+    batch["labels"] = labels
+    return batch
+
+
+def train(
+    train_items: pd.DataFrame,
+    validation_items: pd.DataFrame,
+    labels: list[str],
+    model_ref: str,
+    hyperparameters: dict[str, Any],
+    output_dir: str | Path,
+) -> dict[str, Any]:
+    """Train on ``train_items`` (text, label: canonical span JSON), choose the epoch by entity F1 on
+    ``validation_items``, save the best. The expert test split is never seen here."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from synthdistill.evaluation.span_metrics import entity_scores
+
+    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
+    seed_everything(int(hp["seed"]))
+    device = torch.device(pick_device())
+    tags = bio_tags(labels)
+    tag_ids = {tag: i for i, tag in enumerate(tags)}
+    path = resolve_model_ref(model_ref)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"student {model_ref}: token classification needs a fast tokenizer (offset mapping)")
+    model = AutoModelForTokenClassification.from_pretrained(
+        path,
+        num_labels=len(tags),
+        id2label=dict(enumerate(tags)),
+        label2id=tag_ids,
+        use_safetensors=True,
+        ignore_mismatched_sizes=True,
+    ).to(device)
+    texts, answers = train_items["text"].tolist(), train_items["label"].tolist()
+    max_length, batch_size, epochs = int(hp["max_length"]), int(hp["batch_size"]), int(hp["epochs"])
+    steps_per_epoch = max(1, -(-len(texts) // batch_size))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(float(hp["warmup_ratio"]) * steps_per_epoch * epochs), steps_per_epoch * epochs
+    )
+    generator = torch.Generator().manual_seed(int(hp["seed"]))
+    val_texts = validation_items["text"].tolist()
+    val_spans = [from_json(a) for a in validation_items["label"]]
+    predictor = SpanPredictor(model, tokenizer, max_length)
+    best, best_state, best_epoch, stale = -1.0, None, 0, 0
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        permutation = torch.randperm(len(texts), generator=generator).tolist()
+        total_loss = 0.0
+        for step in range(steps_per_epoch):
+            index = permutation[step * batch_size : (step + 1) * batch_size]
+            batch = _encode(tokenizer, [texts[i] for i in index], [answers[i] for i in index], tag_ids, max_length)
+            loss = model(**batch.to(device)).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total_loss += loss.item()
+        entry: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
+        if val_texts:
+            entry["validation_entity_f1"] = entity_scores(val_spans, predictor.predict(val_texts), labels)["f1"]
+        history.append(entry)
+        log.info("epoch %d: %s", epoch, entry)
+        score = entry.get("validation_entity_f1", float(epoch))
+        if score > best:
+            best, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            stale += 1
+            if stale >= int(hp["early_stopping_patience"]):
+                log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
+                break
+    train_seconds = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    return {
+        "base_model": model_ref,
+        "labels": labels,
+        "tags": tags,
+        "hyperparameters": hp,
+        "train_examples": len(texts),
+        "train_spans": int(sum(len(from_json(a)) for a in answers)),
+        "validation_examples": len(val_texts),
+        "best_epoch": best_epoch,
+        "history": history,
+        "train_seconds": train_seconds,
+        "device": device.type,
+        "torch_threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,177 @@
+"""Task multi_label end to end: the Snakefile on a tiny config with the embedded teacher (SmolLM2)
+and student (MiniLM), every artifact checked against what it must hold."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from synthdistill.label_sets import indicator_matrix
+from synthdistill.students.inference import write_onnx_export
+from synthdistill.students.predict import predict_file
+
+from .conftest import MINILM, SMOLLM2, copy_workflow
+from .pipeline_helpers import snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+LABELS = ["billing", "bug", "feature_request", "account", "praise"]
+CONFIG = {
+    "task": "multi_label",
+    "labels": LABELS,
+    "dataset": {
+        "path": "data/demo/support_tickets.csv",
+        "text_column": "text",
+        "label_column": "labels",
+        "max_items": 30,
+    },
+    "split": {"test_size": 0.3, "validation_size": 0.2, "seed": 1},
+    "prompts": {
+        "labels_json": {
+            "template": "config/prompts/labels_json.txt",
+            "kind": "labels_json",
+            "max_tokens": 64,
+            "structured": True,
+        }
+    },
+    "teachers": {"smollm2": {"backend": "llama_cpp", "model_path": SMOLLM2, "temperature": 0.7, "seed": 0}},
+    "students": {"minilm": {"model": MINILM, "learning_rate": 1.0e-4, "epochs": 1, "batch_size": 8, "max_length": 64}},
+    "self_consistency": {"iterations": 1},
+    # One export, in test_onnx_int8_export_and_predict, rather than one per student in the run.
+    "inference": {"onnx": False},
+    "cache": {"path": "cache/responses.sqlite"},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("multi_label_run"))
+    write_config(workdir / "config" / "config.yaml", CONFIG)
+    snakemake(workdir)  # no target: the task file's rule all
+    return workdir
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def test_data_and_votes(run):
+    splits = {name: pd.read_parquet(run / "results" / "data" / f"{name}.parquet") for name in ("train", "test")}
+    for frame in splits.values():  # canonical JSON sets in label order
+        assert all(json.dumps([x for x in LABELS if x in json.loads(v)]) == v for v in frame["expert_label"])
+    votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "labels_json.parquet")
+    assert len(votes) == 30 and {f"share_{label}" for label in LABELS} <= set(votes.columns)
+    iteration = pd.read_parquet(run / "results" / "annotations" / "smollm2" / "labels_json" / "iter0.parquet")
+    answered = iteration.set_index("id")["label"].dropna()
+    # one iteration: the vote is its answer, and agreement is 1 wherever it answered
+    assert votes.set_index("id").loc[answered.index, "voted_label"].tolist() == answered.tolist()
+    assert (votes.set_index("id").loc[answered.index, "agreement"] == 1.0).all()
+    stats = read_json(run / "results" / "votes" / "smollm2" / "labels_json.stats.json")
+    assert stats["annotation"]["answers"] == 30 and stats["vote"]["labelled"] == len(answered)
+    train_csv = pd.read_csv(run / "results" / "votes" / "smollm2" / "labels_json.train.csv")
+    assert train_csv.columns.tolist() == ["text", "label", *LABELS]
+
+
+@pytest.mark.parametrize("source", ["smollm2/labels_json", "expert/gold"])
+def test_students_predict_their_thresholded_sets(run, source):
+    student = run / "results" / "students" / "minilm" / source
+    config = read_json(student / "model" / "config.json")
+    assert config["problem_type"] == "multi_label_classification"
+    thresholds = np.array([config["label_thresholds"][label] for label in LABELS])
+    metadata = read_json(student / "metadata.json")
+    assert metadata["label_thresholds"] == config["label_thresholds"] and metadata["best_epoch"] == 1
+    predictions = pd.read_parquet(
+        run / "results" / "evaluation" / "students" / "minilm" / f"{source}.predictions.parquet"
+    )
+    probs = predictions[[f"prob_{label}" for label in LABELS]].to_numpy()
+    assert ((probs > 0) & (probs < 1)).all()  # sigmoid scores, not one distribution
+    assert not np.allclose(probs.sum(axis=1), 1.0)
+    assert (indicator_matrix(predictions["label"], LABELS) == (probs >= thresholds)).all()
+
+
+def test_teacher_and_students_are_scored_on_the_same_test_split(run):
+    test = pd.read_parquet(run / "results" / "data" / "test.parquet")
+    evaluation = run / "results" / "evaluation"
+    votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "labels_json.parquet").set_index("id")
+    files = {
+        "smollm2/labels_json": (evaluation / "teachers" / "smollm2" / "labels_json.json", votes["voted_label"]),
+    }
+    for source in ("smollm2/labels_json", "expert/gold"):
+        predictions = pd.read_parquet(evaluation / "students" / "minilm" / f"{source}.predictions.parquet")
+        files[f"minilm/{source}"] = (
+            evaluation / "students" / "minilm" / f"{source}.json",
+            predictions.set_index("id")["label"],
+        )
+    truth = indicator_matrix(test["expert_label"], LABELS)
+    for path, predicted in files.values():
+        metrics = read_json(path)
+        assert metrics["test_ids"] == sorted(test["id"])
+        guess = indicator_matrix(predicted.reindex(test["id"]).fillna("[]"), LABELS)
+        assert metrics["f1_micro"] == pytest.approx(f1_score(truth, guess, average="micro", zero_division=0))
+        assert metrics["f1_macro"] == pytest.approx(f1_score(truth, guess, average="macro", zero_division=0))
+        assert metrics["hamming_loss"] == pytest.approx((truth != guess).mean())
+        assert metrics["subset_accuracy"] == pytest.approx((truth == guess).all(axis=1).mean())
+        for name in ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss"):
+            low, high = metrics["intervals"][name]
+            assert low <= metrics[name] + 1e-9 and metrics[name] <= high + 1e-9
+        assert set(metrics["per_label"]) == set(LABELS)
+    paired = pd.read_csv(evaluation / "paired_tests.csv")
+    assert paired[["a", "b"]].values.tolist() == [["minilm/smollm2/labels_json", "smollm2/labels_json"]]
+
+
+def test_the_report_shows_teacher_and_students_with_intervals(run):
+    markdown = (run / "results" / "report" / "report.md").read_text()
+    teacher = read_json(run / "results" / "evaluation" / "teachers" / "smollm2" / "labels_json.json")
+    low, high = teacher["intervals"]["f1_micro"]
+    assert f"{teacher['f1_micro']:.3f} [{low:.3f}, {high:.3f}]" in markdown
+    assert "| minilm " in markdown and "expert/gold" in markdown
+    assert "<table" in (run / "results" / "report" / "report.html").read_text()
+
+
+def test_review_files_offer_the_voted_sets_least_agreed_first(run):
+    review = run / "results" / "review" / "smollm2"
+    votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "labels_json.parquet").set_index("id")
+    table = pd.read_csv(review / "labels_json.review.csv")
+    assert set(table["split"]) <= {"train", "validation"}
+    assert len(table) == int(votes["split"].isin(["train", "validation"]).sum())
+    voted = table.loc[table["voted_label"].notna()]
+    assert voted["agreement"].is_monotonic_increasing
+    argilla = read_json(review / "labels_json.argilla.json")
+    assert argilla["settings"]["questions"][0]["type"] == "multi_label_selection"
+    tasks = read_json(review / "labels_json.label_studio.json")
+    assert 'choice="multiple"' in (review / "labels_json.label_studio.xml").read_text()
+    for record, task in zip(argilla["records"], tasks, strict=True):
+        expected = votes.loc[record["id"], "voted_label"]
+        if isinstance(expected, str):
+            assert record["suggestions"]["labels"]["value"] == json.loads(expected)
+            assert task["predictions"][0]["result"][0]["value"]["choices"] == json.loads(expected)
+
+
+def test_onnx_int8_export_and_predict(run, tmp_path):
+    student = run / "results" / "students" / "minilm" / "expert" / "gold"
+    test = run / "results" / "data" / "test.parquet"
+    check = write_onnx_export(str(student / "model"), str(test), 64, str(tmp_path / "onnx"), str(tmp_path / "c.json"))
+    # the int8 model keeps the thresholds (config.json) and answers nearly the same sets as torch
+    assert (
+        read_json(tmp_path / "onnx" / "config.json")["label_thresholds"]
+        == read_json(student / "model" / "config.json")["label_thresholds"]
+    )
+    # a 1-epoch student's scores sit near its thresholds, so whole sets may flip: the scores must not move
+    assert check["max_probability_difference"] < 0.05 and 0 <= check["same_label_share"] <= 1
+    assert {"f1_micro_torch", "f1_micro_onnx_int8", "f1_micro_difference_points"} <= set(check)
+    texts = pd.DataFrame({"text": ["I was charged twice", "The app crashes", "Thanks a lot!"]})
+    texts.to_csv(tmp_path / "texts.csv", index=False)
+    predict_file(
+        tmp_path, tmp_path / "texts.csv", tmp_path / "out.parquet", backend="onnx", max_length=64, progress=False
+    )
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    thresholds = np.array([read_json(tmp_path / "onnx" / "config.json")["label_thresholds"][x] for x in LABELS])
+    probs = out[[f"prob_{label}" for label in LABELS]].to_numpy()
+    assert [list(v) for v in out["labels"]] == [
+        [x for x, on in zip(LABELS, row, strict=True) if on] for row in probs >= thresholds
+    ]
+    assert [json.loads(v) for v in out["label"]] == [list(v) for v in out["labels"]]

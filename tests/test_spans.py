@@ -1,0 +1,243 @@
+"""Task spans: expert spans in, teacher answers located in the text, the per-span vote."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from synthdistill import data
+from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.annotation.span_parsing import locate, parse_spans_json, spans_json_schema
+from synthdistill.errors import SynthDistillError
+from synthdistill.labels.span_vote import vote, vote_one
+from synthdistill.schema import defaults
+from synthdistill.spans import Span, from_json, to_json
+
+from .conftest import REPO
+
+LABELS = ["ORG", "PERSON", "MONEY", "LOCATION"]
+TEXT = "Acme said Acme Bank paid Acme EUR 5 million."
+
+
+def spans_of(parsed_label: str) -> list[tuple[str, str]]:
+    return [(TEXT[s.start : s.end], s.label) for s in from_json(parsed_label)]
+
+
+# --- locating a teacher's answer -------------------------------------------------------------
+
+
+def test_repeated_mentions_take_the_next_occurrence_in_order():
+    spans, failure = locate([("Acme", "ORG"), ("Acme", "ORG"), ("Acme Bank", "ORG")], TEXT)
+    assert failure is None
+    assert spans == [Span(0, 4, "ORG"), Span(10, 14, "ORG"), Span(10, 19, "ORG")]
+    # Each occurrence is used once: a fourth "Acme" exists (in "Acme EUR"), a fifth does not.
+    spans, failure = locate([("Acme", "ORG")] * 3, TEXT)
+    assert [s.start for s in spans] == [0, 10, 25] and failure is None
+    spans, failure = locate([("Acme", "ORG")] * 4, TEXT)
+    assert spans == [] and failure == "span 4 'Acme' occurs 3 time(s) in the text, fewer than it is named"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        '{"spans": [{"text": "Acme Bank", "label": "ORG"}, {"text": "EUR 5 million", "label": "money"}]}',
+        'Here: ```json\n[{"label": "ORG", "text": " Acme Bank "}, {"text": "EUR 5 million", "label": "MONEY"}]```',
+    ],
+)
+def test_an_object_or_a_bare_list_parses_to_canonical_spans(output):
+    parsed = parse_spans_json(output, LABELS, TEXT)
+    assert parsed.status == OK
+    assert parsed.label == '[{"start": 10, "end": 19, "label": "ORG"}, {"start": 30, "end": 43, "label": "MONEY"}]'
+    assert spans_of(parsed.label) == [("Acme Bank", "ORG"), ("EUR 5 million", "MONEY")]
+
+
+@pytest.mark.parametrize(
+    ("output", "status", "reason"),
+    [
+        ('{"spans": []}', OK, None),
+        ("", EMPTY, None),
+        ("no entities here", INVALID_JSON, None),
+        ('{"spans": [{"text": "Globex", "label": "ORG"}]}', NOT_A_LABEL, "span 1 'Globex' is not in the text"),
+        ('{"spans": [{"text": "acme", "label": "ORG"}]}', NOT_A_LABEL, "span 1 'acme' is not in the text"),
+        ('{"spans": [{"text": "Acme", "label": "COMPANY"}]}', NOT_A_LABEL, "label 'COMPANY', not in the label set"),
+        ('{"spans": [{"text": "Acme"}]}', NOT_A_LABEL, "not an object with a text and a label"),
+    ],
+)
+def test_failures_are_counted_never_guessed(output, status, reason):
+    parsed = parse_spans_json(output, LABELS, TEXT)
+    assert parsed.status == status
+    assert parsed.label == ("[]" if status == OK else None)
+    if reason:
+        assert reason in parsed.reason
+
+
+def test_the_schema_roots_an_object_with_the_closed_label_set():
+    schema = spans_json_schema(LABELS)
+    assert schema["required"] == ["spans"]
+    assert schema["properties"]["spans"]["items"]["properties"]["label"]["enum"] == LABELS
+
+
+# --- the vote ----------------------------------------------------------------------------------
+
+
+def answer(*spans: tuple[int, int, str]) -> str:
+    return to_json([Span(*s) for s in spans])
+
+
+def test_a_span_is_kept_when_enough_answering_iterations_found_it():
+    acme, bank = (0, 4, "ORG"), (10, 19, "ORG")
+    result = vote_one([answer(acme, bank), answer(acme), None, answer(acme)], min_share=0.5)
+    # bank: 1 of the 3 that answered (the failed iteration is not counted) < 0.5.
+    assert from_json(result["label"]) == [Span(*acme)]
+    assert {(d["start"], d["agreement"], d["kept"]) for d in result["spans"]} == {(0, 1.0, True), (10, 1 / 3, False)}
+    # Agreement: iterations whose whole answer is the voted set, over all four (failure = dissent).
+    assert result["agreement"] == 0.5 and result["answered"] == 3
+    assert from_json(vote_one([answer(acme, bank), answer(acme)], 0.5)["label"]) == [Span(*acme), Span(*bank)]
+    assert vote_one([answer(acme, bank), answer(acme)], 0.75)["label"] == answer(acme)
+
+
+def test_an_empty_answer_is_a_vote_for_no_span_and_all_failed_is_no_label():
+    assert vote_one(["[]", "[]", answer((0, 4, "ORG"))], 0.5) == {
+        "label": "[]",
+        "status": "voted",
+        "agreement": 2 / 3,
+        "spans": [{"start": 0, "end": 4, "label": "ORG", "agreement": 1 / 3, "kept": False}],
+        "answered": 3,
+    }
+    assert vote_one([None, None], 0.5)["label"] is None
+
+
+def test_overlapping_kept_spans_leave_the_better_supported_one():
+    bank, acme, acme_person = (10, 19, "ORG"), (10, 14, "ORG"), (10, 14, "PERSON")
+    result = vote_one([answer(bank), answer(bank), answer(acme), answer(acme_person)], 0.25)
+    assert from_json(result["label"]) == [Span(*bank)]
+    # A tie in votes: the longer span stays.
+    assert from_json(vote_one([answer(bank), answer(acme)], 0.5)["label"]) == [Span(*bank)]
+
+
+def test_vote_frame_keeps_expert_spans_next_to_the_voted_ones():
+    items = pd.DataFrame(
+        {"id": ["a", "b"], "split": ["train", "test"], "text": [TEXT, "x"], "expert_label": ["[]", None]}
+    )
+    iterations = [
+        pd.DataFrame({"id": ["b", "a"], "label": [None, answer((0, 4, "ORG"))]}),
+        pd.DataFrame({"id": ["a", "b"], "label": [answer((0, 4, "ORG")), "[]"]}),
+    ]
+    votes = vote(iterations, items, 0.5)
+    assert votes["voted_label"].tolist() == [answer((0, 4, "ORG")), "[]"]
+    assert votes["n_failed"].tolist() == [0, 1] and votes["agreement"].tolist() == [1.0, 0.5]
+    assert votes["expert_label"].iloc[0] == "[]" and pd.isna(votes["expert_label"].iloc[1])
+    with pytest.raises(SynthDistillError, match="iteration 1 does not cover the same items"):
+        vote([iterations[0], iterations[1].head(1)], items, 0.5)
+
+
+# --- expert spans in the data -----------------------------------------------------------------
+
+
+def prepare(path, split=None, **dataset):
+    settings = {"path": str(path), **dataset}
+    if "tokens_column" not in dataset:
+        settings.setdefault("text_column", "text")
+    split = split or {"test_size": 0.2, "validation_size": 0.2, "seed": 1}
+    return data.prepare(settings, LABELS, {**defaults("split"), **split}, task="spans")
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+ROWS = [
+    {"text": f"Acme {i} paid EUR {i} million.", "spans": [{"start": 0, "end": 4, "label": "ORG"}]} for i in range(10)
+]
+
+
+def test_demo_data_spans_cover_their_words():
+    items, summary = prepare(REPO / "data/demo/business_news_entities.jsonl", label_column="spans", id_column="id")
+    assert summary["rows_kept"] == 150 and summary["rows_dropped"] == 0
+    row = items.set_index("id").loc["bn-104"]
+    assert [(row["text"][s.start : s.end], s.label) for s in from_json(row["expert_label"])] == [
+        ("Westfield Mutual", "ORG"),
+        ("Grace Liu", "PERSON"),
+    ]
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet", "csv"])
+def test_span_columns_of_every_format_become_canonical_json(tmp_path, suffix):
+    frame = pd.DataFrame(ROWS)
+    path = tmp_path / f"d.{suffix}"
+    if suffix == "jsonl":
+        write_jsonl(path, ROWS)
+    elif suffix == "parquet":
+        frame.to_parquet(path)
+    else:
+        frame.assign(spans=frame["spans"].map(json.dumps)).to_csv(path, index=False)
+    items, _ = prepare(path, label_column="spans")
+    assert set(items["expert_label"]) == {'[{"start": 0, "end": 4, "label": "ORG"}]'}
+
+
+def test_control_characters_become_spaces_so_offsets_still_hold(tmp_path):
+    rows = [*ROWS[1:], {"text": "\x07Acme\x00 paid\tGlobex.", "spans": [{"start": 1, "end": 5, "label": "ORG"}]}]
+    items, summary = prepare(write_jsonl(tmp_path / "d.jsonl", rows), label_column="spans")
+    row = items.loc[items["row"] == 10].iloc[0]
+    assert row["text"] == " Acme  paid\tGlobex."
+    assert [row["text"][s.start : s.end] for s in from_json(row["expert_label"])] == ["Acme"]
+    assert summary["changed_rows"]["control_characters_removed"] == [10]
+
+
+def test_tokens_and_bio_tags_become_text_and_spans(tmp_path):
+    rows = [
+        {
+            "tokens": ["Acme", "Bank", "hired", "Ann", "Lee", str(i)],
+            "tags": ["B-ORG", "I-ORG", "O", "B-PERSON", "I-PERSON", "O"],
+        }
+        for i in range(9)
+    ]
+    # An I- tag after O starts an entity (as conlleval reads it); B- after B- starts a new one.
+    rows.append({"tokens": ["Acme", "Globex", "paid"], "tags": ["I-ORG", "B-ORG", "O"]})
+    path = tmp_path / "d.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    items, _ = prepare(path, tokens_column="tokens", tags_column="tags")
+    first = items.loc[items["row"] == 1].iloc[0]
+    assert first["text"] == "Acme Bank hired Ann Lee 0"
+    assert [(first["text"][s.start : s.end], s.label) for s in from_json(first["expert_label"])] == [
+        ("Acme Bank", "ORG"),
+        ("Ann Lee", "PERSON"),
+    ]
+    last = items.loc[items["row"] == 10].iloc[0]
+    assert from_json(last["expert_label"]) == [Span(0, 4, "ORG"), Span(5, 11, "ORG")]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            [{"start": 5, "end": 11, "label": "MONEY"}, {"start": 0, "end": 6, "label": "ORG"}],
+            r"row 4: spans 'Acme 3' \[0, 6\) ORG and '3 paid' \[5, 11\) MONEY overlap",
+        ),
+        ([{"start": 20, "end": 40, "label": "ORG"}], r"row 4: span 1 \[20, 40\) ends past the text \(26 characters"),
+        ([{"start": 0, "end": 4, "label": "COMPANY"}], r"row 4: span 1 has label 'COMPANY', not one of"),
+        ([{"start": 4, "end": 4, "label": "ORG"}], r"row 4: span 1 \[4, 4\) is empty"),
+        ([{"start": "0", "end": 4, "label": "ORG"}], r"row 4: span 1 has non-integer offsets"),
+        ('[{"start": 0, ', r"row 4: the spans are not valid JSON"),
+    ],
+)
+def test_bad_expert_spans_stop_naming_the_row(tmp_path, bad, message):
+    rows = [dict(row) for row in ROWS]
+    rows[3]["spans"] = bad
+    with pytest.raises(SynthDistillError, match=message):
+        prepare(write_jsonl(tmp_path / "d.jsonl", rows), label_column="spans")
+
+
+def test_bio_tags_that_do_not_fit_their_tokens_stop_naming_the_row(tmp_path):
+    rows = [{"tokens": ["Acme", str(i)], "tags": ["B-ORG", "O"]} for i in range(10)]
+    rows[6]["tags"] = ["B-ORG"]
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(SynthDistillError, match="row 7: 2 tokens but 1 tags"):
+        prepare(tmp_path / "d.jsonl", tokens_column="tokens", tags_column="tags")
+    rows[6]["tags"] = ["ORG", "O"]
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(SynthDistillError, match="row 7: tag 'ORG' of token 'Acme' is not O, B-TYPE or I-TYPE"):
+        prepare(tmp_path / "d.jsonl", tokens_column="tokens", tags_column="tags")

