@@ -42,7 +42,7 @@ def test_a_batch_of_label_prompts_under_the_choices_grammar_answers_only_labels(
 def test_a_cot_json_batch_parses_and_matches_the_one_at_a_time_answers(smollm2_teacher):
     """Each request keeps its seed and gets the logits a lone decode gives, so batching changes no
     answer: the same texts and token counts as complete(), and the same again on a second run."""
-    requests = requests_for("cot_json", 32)
+    requests = requests_for("cot_json", 64)
     batched = smollm2_teacher.complete_batch(requests)
     for answer, text in zip(batched, TEXTS, strict=True):
         assert isinstance(answer, Completion)
@@ -75,7 +75,7 @@ def test_annotate_with_batches_stores_every_answer_and_a_rerun_makes_no_call(smo
     settings = dict(
         kind="cot_json",
         labels=LABELS,
-        generation={"temperature": 0.7, "top_p": 0.95, "seed": 0, "max_tokens": 40, "structured": True},
+        generation={"temperature": 0.7, "top_p": 0.95, "seed": 0, "max_tokens": 64, "structured": True},
         iteration=0,
     )
     sizes = []
