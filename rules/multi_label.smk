@@ -5,6 +5,34 @@
 # expert test split.
 
 
+if (config.get("review") or {}).get("corrections"):
+    raise ValueError(
+        "review.corrections: importing corrections is not available for task multi_label yet; "
+        "the review files (results/review/) are written, but students learn the votes as they are"
+    )
+
+
+rule export_review:
+    input:
+        votes=rules.vote.output.votes,
+    output:
+        csv="results/review/{teacher}/{prompt}.review.csv",
+        xlsx="results/review/{teacher}/{prompt}.review.xlsx",
+        argilla="results/review/{teacher}/{prompt}.argilla.json",
+        label_studio="results/review/{teacher}/{prompt}.label_studio.json",
+        label_studio_config="results/review/{teacher}/{prompt}.label_studio.xml",
+    log:
+        "logs/export_review/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/export_review/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/review.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
+    script:
+        "../scripts/multi_label_export_review.py"
+
+
 def multi_label_student_labels(wildcards):
     """A student's labels: a teacher's votes, or the expert train and validation splits."""
     if wildcards.teacher == EXPERT:
@@ -34,6 +62,32 @@ rule train_student:
         labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/multi_label_train_student.py"
+
+
+# The same export as single-label students (scripts/export_onnx.py): the int8 model's config.json
+# carries the thresholds, and the check compares whole label sets and micro F1 with torch.
+rule export_onnx:
+    input:
+        model=rules.train_student.output.model,
+        test=rules.prepare_data.output.test,
+    output:
+        onnx=directory("results/students/{student}/{teacher}/{prompt}/onnx"),
+        check="results/students/{student}/{teacher}/{prompt}/onnx_check.json",
+    log:
+        "logs/export_onnx/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/export_onnx/{student}/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/student.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        max_length=lookup(
+            dpath="students/{wildcards.student}/max_length", within=config
+        ),
+    script:
+        "../scripts/export_onnx.py"
 
 
 rule evaluate_teacher:
@@ -145,6 +199,11 @@ def multi_label_report_entries():
             "metadata": fill(
                 rules.train_student.output.metadata, student=s, teacher=t, prompt=p
             ),
+            "onnx_check": (
+                fill(rules.export_onnx.output.check, student=s, teacher=t, prompt=p)
+                if config["inference"]["onnx"]
+                else None
+            ),
             "metrics": (
                 fill(
                     rules.evaluate_student.output.metrics,
@@ -172,7 +231,7 @@ rule report:
             for group in MULTI_LABEL_REPORT.values()
             for entry in group
             for key, path in entry.items()
-            if key in ("stats", "metrics", "metadata") and path
+            if key in ("stats", "metrics", "metadata", "onnx_check") and path
         ],
         paired=rules.compare_models.output if EVALUATED else [],
     output:
@@ -200,3 +259,12 @@ rule all:
     default_target: True
     input:
         rules.report.output.html,
+        [
+            fill(rules.export_review.output.csv, teacher=t, prompt=p)
+            for t, p in labellers()
+        ],
+
+
+# `snakemake predict_all`: label your own files with a student (predict.files); a multi_label
+# student writes each text's set (label: its JSON, labels: a list) and one sigmoid score per label.
+include: "predict.smk"

@@ -276,4 +276,6 @@ def test_the_example_config_plans_the_multi_label_stages(tmp_path):
         "evaluate_student": 2,
         "compare_models": 1,
         "report": 1,
+        "export_onnx": 2,
+        "export_review": 1,
     }

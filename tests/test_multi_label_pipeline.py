@@ -11,6 +11,8 @@ import pytest
 from sklearn.metrics import f1_score
 
 from synthdistill.label_sets import indicator_matrix
+from synthdistill.students.inference import write_onnx_export
+from synthdistill.students.predict import predict_file
 
 from .conftest import MINILM, SMOLLM2, copy_workflow
 from .pipeline_helpers import snakemake, write_config
@@ -39,6 +41,8 @@ CONFIG = {
     "teachers": {"smollm2": {"backend": "llama_cpp", "model_path": SMOLLM2, "temperature": 0.7, "seed": 0}},
     "students": {"minilm": {"model": MINILM, "learning_rate": 1.0e-4, "epochs": 1, "batch_size": 8, "max_length": 64}},
     "self_consistency": {"iterations": 1},
+    # One export, in test_onnx_int8_export_and_predict, rather than one per student in the run.
+    "inference": {"onnx": False},
     "cache": {"path": "cache/responses.sqlite"},
 }
 
@@ -126,3 +130,48 @@ def test_the_report_shows_teacher_and_students_with_intervals(run):
     assert f"{teacher['f1_micro']:.3f} [{low:.3f}, {high:.3f}]" in markdown
     assert "| minilm " in markdown and "expert/gold" in markdown
     assert "<table" in (run / "results" / "report" / "report.html").read_text()
+
+
+def test_review_files_offer_the_voted_sets_least_agreed_first(run):
+    review = run / "results" / "review" / "smollm2"
+    votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "labels_json.parquet").set_index("id")
+    table = pd.read_csv(review / "labels_json.review.csv")
+    assert set(table["split"]) <= {"train", "validation"}
+    assert len(table) == int(votes["split"].isin(["train", "validation"]).sum())
+    voted = table.loc[table["voted_label"].notna()]
+    assert voted["agreement"].is_monotonic_increasing
+    argilla = read_json(review / "labels_json.argilla.json")
+    assert argilla["settings"]["questions"][0]["type"] == "multi_label_selection"
+    tasks = read_json(review / "labels_json.label_studio.json")
+    assert 'choice="multiple"' in (review / "labels_json.label_studio.xml").read_text()
+    for record, task in zip(argilla["records"], tasks, strict=True):
+        expected = votes.loc[record["id"], "voted_label"]
+        if isinstance(expected, str):
+            assert record["suggestions"]["labels"]["value"] == json.loads(expected)
+            assert task["predictions"][0]["result"][0]["value"]["choices"] == json.loads(expected)
+
+
+def test_onnx_int8_export_and_predict(run, tmp_path):
+    student = run / "results" / "students" / "minilm" / "expert" / "gold"
+    test = run / "results" / "data" / "test.parquet"
+    check = write_onnx_export(str(student / "model"), str(test), 64, str(tmp_path / "onnx"), str(tmp_path / "c.json"))
+    # the int8 model keeps the thresholds (config.json) and answers nearly the same sets as torch
+    assert (
+        read_json(tmp_path / "onnx" / "config.json")["label_thresholds"]
+        == read_json(student / "model" / "config.json")["label_thresholds"]
+    )
+    # a 1-epoch student's scores sit near its thresholds, so whole sets may flip: the scores must not move
+    assert check["max_probability_difference"] < 0.05 and 0 <= check["same_label_share"] <= 1
+    assert {"f1_micro_torch", "f1_micro_onnx_int8", "f1_micro_difference_points"} <= set(check)
+    texts = pd.DataFrame({"text": ["I was charged twice", "The app crashes", "Thanks a lot!"]})
+    texts.to_csv(tmp_path / "texts.csv", index=False)
+    predict_file(
+        tmp_path, tmp_path / "texts.csv", tmp_path / "out.parquet", backend="onnx", max_length=64, progress=False
+    )
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    thresholds = np.array([read_json(tmp_path / "onnx" / "config.json")["label_thresholds"][x] for x in LABELS])
+    probs = out[[f"prob_{label}" for label in LABELS]].to_numpy()
+    assert [list(v) for v in out["labels"]] == [
+        [x for x, on in zip(LABELS, row, strict=True) if on] for row in probs >= thresholds
+    ]
+    assert [json.loads(v) for v in out["label"]] == [list(v) for v in out["labels"]]

@@ -30,7 +30,7 @@ from synthdistill.labels.review import (
 )
 
 from .conftest import LABELS
-from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, rules_of, snakemake, write_config
+from .pipeline_helpers import TINY_CONFIG, copy_run, planned_jobs, rules_of, snakemake, write_config
 
 WORDS = {
     "positive": "profit rose strongly growth gains record",
@@ -478,30 +478,26 @@ def test_label_studio_config_is_valid_xml_whose_choices_are_exactly_the_labels()
 ENSEMBLE = {"both": {"members": [["smollm2", "label"], ["smollm2", "cot_json"]], "method": "majority"}}
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = make_workdir(
-        tmp_path_factory.mktemp("review"),
-        inference={"onnx": False},
-        evaluation={"expert_baseline": False},
-        ensembles=ENSEMBLE,
-    )
-    snakemake(workdir)
-    return workdir
-
-
 def config_with(workdir, name: str, corrections: str | None):
     return write_config(
         workdir / "config" / name,
         {
             **TINY_CONFIG,
             "cache": {"path": "cache/responses.sqlite"},
-            "inference": {"onnx": False},
-            "evaluation": {"expert_baseline": False},
             "ensembles": ENSEMBLE,
             "review": {"corrections": corrections},
         },
     )
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_run, tmp_path_factory):
+    """The tiny run with an ensemble of its two prompts added: only the ensemble's jobs (and the
+    report) run, from the iterations already there."""
+    workdir = copy_run(tiny_run, tmp_path_factory.mktemp("review"))
+    config_with(workdir, "config.yaml", None)
+    snakemake(workdir)
+    return workdir
 
 
 @pytest.mark.slow
@@ -553,6 +549,7 @@ def test_a_corrections_file_reruns_only_downstream_and_changes_exactly_its_label
     assert rules_of(jobs) == {
         "import_review": 3,
         "train_student": 3,
+        "export_onnx": 3,
         "evaluate_student": 3,
         "write_model_card": 3,
         "benchmark_student": 3,

@@ -73,6 +73,18 @@ def bootstrap_intervals(
     }
 
 
+def with_intervals(
+    metrics: dict[str, Any], intervals: dict[str, list[float]], names: tuple[str, ...]
+) -> dict[str, Any]:
+    """``{name, name_low, name_high}`` for each metric name: the flat row shape the ranking,
+    quality table and report share."""
+    row: dict[str, Any] = {}
+    for name in names:
+        row[name] = metrics[name]
+        row[f"{name}_low"], row[f"{name}_high"] = intervals[name]
+    return row
+
+
 def mcnemar(expert: pd.Series | list, a: pd.Series | list, b: pd.Series | list, labels: list[str]) -> dict[str, Any]:
     """Exact McNemar test on the items where exactly one of two models is right."""
     y_true = _codes(expert, labels)

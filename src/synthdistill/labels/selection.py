@@ -17,7 +17,7 @@ import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.evaluation.metrics import score
-from synthdistill.evaluation.stats import bootstrap_intervals, compare
+from synthdistill.evaluation.stats import bootstrap_intervals, compare, with_intervals
 from synthdistill.names import GOLD_DEV_SPLIT
 
 RANKING_COLUMNS = [
@@ -63,12 +63,7 @@ def rank_labellers(votes: dict[str, pd.DataFrame], gold_dev: pd.DataFrame, label
                 "labeller": name,
                 "order": order,
                 "n": len(gold),
-                "f1_macro": metrics["f1_macro"],
-                "f1_macro_low": intervals["f1_macro"][0],
-                "f1_macro_high": intervals["f1_macro"][1],
-                "accuracy": metrics["accuracy"],
-                "accuracy_low": intervals["accuracy"][0],
-                "accuracy_high": intervals["accuracy"][1],
+                **with_intervals(metrics, intervals, ("f1_macro", "accuracy")),
                 "coverage": float(predicted.notna().mean()),
             }
         )

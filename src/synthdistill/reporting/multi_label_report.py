@@ -106,6 +106,11 @@ def student_table(students: list[dict[str, Any]]) -> pd.DataFrame:
                 "training s": f"{metadata['train_seconds']:.0f}",
             }
         )
+        check = _read(entry.get("onnx_check"))
+        if check:
+            rows[-1]["ONNX int8: same sets"] = f"{check['same_label_share']:.3f}"
+            if "f1_micro_difference_points" in check:
+                rows[-1]["ONNX int8: F1 micro - torch (points)"] = f"{check['f1_micro_difference_points']:+.1f}"
     return pd.DataFrame(rows)
 
 

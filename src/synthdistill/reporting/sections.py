@@ -38,6 +38,11 @@ def _interval(value: float, low: float, high: float) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def _interval_column(frame: pd.DataFrame, metric: str) -> list[str]:
+    """A metric with its interval per row, from the ``metric``, ``metric_low``, ``metric_high`` columns."""
+    return [_interval(*row) for row in frame[[metric, f"{metric}_low", f"{metric}_high"]].itertuples(index=False)]
+
+
 def _display(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """The chosen columns, renamed for readers, every number formatted one way."""
     shown = frame[list(columns)].rename(columns=columns)
@@ -178,8 +183,8 @@ def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str 
         {
             "system": quality["system"],
             "kind": quality["kind"],
-            "accuracy [95% CI]": [_interval(r.accuracy, r.accuracy_low, r.accuracy_high) for r in quality.itertuples()],
-            "F1 macro [95% CI]": [_interval(r.f1_macro, r.f1_macro_low, r.f1_macro_high) for r in quality.itertuples()],
+            "accuracy [95% CI]": _interval_column(quality, "accuracy"),
+            "F1 macro [95% CI]": _interval_column(quality, "f1_macro"),
             "coverage": quality["coverage"].map(format_value),
             "test items": quality["test_items"].map(format_value),
         }
@@ -251,8 +256,8 @@ def selection_section(*, choice: dict[str, Any], ranking: pd.DataFrame, learn_fr
         {
             "rank": ranking["rank"],
             "labeller": ranking["labeller"],
-            "F1 macro [95% CI]": [_interval(r.f1_macro, r.f1_macro_low, r.f1_macro_high) for r in ranking.itertuples()],
-            "accuracy [95% CI]": [_interval(r.accuracy, r.accuracy_low, r.accuracy_high) for r in ranking.itertuples()],
+            "F1 macro [95% CI]": _interval_column(ranking, "f1_macro"),
+            "accuracy [95% CI]": _interval_column(ranking, "accuracy"),
             "coverage": ranking["coverage"].map(format_value),
             "gold dev items": ranking["n"].map(format_value),
         }

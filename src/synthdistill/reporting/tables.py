@@ -14,6 +14,7 @@ import pandas as pd
 
 from synthdistill.costs import break_even, student_cost_row, teacher_cost_row, training_cost
 from synthdistill.evaluation.baselines import collapsed
+from synthdistill.evaluation.stats import with_intervals
 from synthdistill.names import EXPERT
 from synthdistill.reporting.cascade import cascade_tables
 from synthdistill.run_facts import stage_benchmarks
@@ -54,16 +55,10 @@ def quality_table(
         metrics = read_json(entry.get("metrics"))
         if metrics is None:
             continue
-        intervals = metrics["intervals"]
         row = {
             "system": system_name(entry),
             "kind": system_kind(entry),
-            "accuracy": metrics["accuracy"],
-            "accuracy_low": intervals["accuracy"][0],
-            "accuracy_high": intervals["accuracy"][1],
-            "f1_macro": metrics["f1_macro"],
-            "f1_macro_low": intervals["f1_macro"][0],
-            "f1_macro_high": intervals["f1_macro"][1],
+            **with_intervals(metrics, metrics["intervals"], ("accuracy", "f1_macro")),
             "coverage": metrics["coverage"],
             "test_items": metrics["n"],
             # Strictly better accuracy than always answering the train pool's majority class.

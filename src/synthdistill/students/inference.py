@@ -274,18 +274,32 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
 def onnx_agreement(
     model_dir: str | Path, onnx_dir: str | Path, texts: list[str], expert: list[str] | None, max_length: int
 ) -> dict[str, Any]:
-    """How the int8 model differs from the torch model on the same texts (the test split)."""
-    torch_probs = TorchPredictor(model_dir, max_length, device="cpu").predict_proba(texts)
+    """How the int8 model differs from the torch model on the same texts (the test split): the share
+    of texts with the same answer (label, or whole label set for a multi_label student), the largest
+    probability difference, and the quality of both against the expert answers (accuracy; micro F1
+    for a multi_label student)."""
+    torch_model = TorchPredictor(model_dir, max_length, device="cpu")
+    torch_probs = torch_model.predict_proba(texts)
     onnx_model = OnnxPredictor(onnx_dir, max_length)
     onnx_probs = onnx_model.predict_proba(texts)
-    labels = np.array(onnx_model.labels)
-    torch_labels, onnx_labels = labels[torch_probs.argmax(1)], labels[onnx_probs.argmax(1)]
+    torch_labels = np.array(predicted_labels(torch_model, torch_probs), dtype=object)
+    onnx_labels = np.array(predicted_labels(onnx_model, onnx_probs), dtype=object)
     check: dict[str, Any] = {
         "items": len(texts),
         "same_label_share": float((torch_labels == onnx_labels).mean()) if texts else None,
         "max_probability_difference": float(np.abs(torch_probs - onnx_probs).max()) if texts else None,
     }
-    if expert is not None and texts:
+    if expert is not None and texts and onnx_model.multi_label:
+        from sklearn.metrics import f1_score
+
+        from synthdistill.label_sets import indicator_matrix
+
+        truth = indicator_matrix(expert, onnx_model.labels)
+        for name, answers in (("torch", torch_labels), ("onnx_int8", onnx_labels)):
+            guess = indicator_matrix(answers, onnx_model.labels)
+            check[f"f1_micro_{name}"] = float(f1_score(truth, guess, average="micro", zero_division=0))
+        check["f1_micro_difference_points"] = 100 * (check["f1_micro_onnx_int8"] - check["f1_micro_torch"])
+    elif expert is not None and texts:
         truth = np.array(expert)
         check["accuracy_torch"] = float((torch_labels == truth).mean())
         check["accuracy_onnx_int8"] = float((onnx_labels == truth).mean())

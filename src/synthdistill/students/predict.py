@@ -3,8 +3,10 @@
     synthdistill-predict MODEL_DIR INPUT OUTPUT.parquet [--text-column text] [--id-column id]
 
 INPUT is CSV, TSV, Parquet or JSONL; OUTPUT is Parquet with the row number, the id column when
-given, the label and one probability column per label, in input order (for a spans student: the
-span JSON as label and the number of spans).
+given, the label and one probability column per label, in input order. For a multi_label student
+``label`` is the canonical JSON of the set, ``labels`` the same set as a list, and each probability
+is that label's own sigmoid score (the set holds the labels at or above their thresholds). A spans student writes the
+span JSON as ``label`` and the number of spans.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.students.inference import load_predictor, predict_chunks
+from synthdistill.students.inference import load_predictor, predict_chunks, predicted_labels
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
@@ -122,6 +125,8 @@ def predict_file(
         [("row", pa.int64())]
         + ([(id_column, pa.string())] if id_column else [])
         + [("label", pa.string())]
+        # A multi_label student's set as a list too (``label`` holds its canonical JSON).
+        + ([("labels", pa.list_(pa.string()))] if predictor.multi_label else [])
         + [(f"prob_{label}", pa.float32()) for label in labels]
     )
     frames: list[pd.DataFrame] = []
@@ -141,7 +146,9 @@ def predict_file(
             table: dict[str, Any] = {"row": range(rows, rows + len(chunk))}
             if id_column:
                 table[id_column] = chunk[id_column].astype(str).to_numpy()
-            table["label"] = [labels[i] for i in probs.argmax(axis=1)]
+            table["label"] = predicted_labels(predictor, probs)
+            if predictor.multi_label:
+                table["labels"] = [[labels[i] for i in np.flatnonzero(row)] for row in probs >= predictor.thresholds]
             for i, label in enumerate(labels):
                 table[f"prob_{label}"] = probs[:, i]
             writer.write_table(pa.Table.from_pydict(table, schema=schema))

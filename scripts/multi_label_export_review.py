@@ -1,0 +1,12 @@
+"""Write one teacher × prompt's multi-label review files (least agreed first)."""
+
+from synthdistill.labels.multi_label_review import export_review
+from synthdistill.logs import setup
+
+setup(snakemake.log[0])
+export_review(
+    snakemake.input.votes,
+    snakemake.params.labels,
+    f"synthdistill:{snakemake.wildcards.teacher}/{snakemake.wildcards.prompt}",
+    dict(snakemake.output.items()),
+)
