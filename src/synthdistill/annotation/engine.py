@@ -256,7 +256,9 @@ def _collect(
     slots = threading.Semaphore(concurrency)
     clock = BusyClock()
 
-    def call(indices: list[int]) -> list[tuple[int, Completion | None, float, float, str | None, str | None]] | None:
+    CallOutcome = tuple[int, Completion | None, float, float, str | None, str | None]
+
+    def call(indices: list[int]) -> list[CallOutcome] | None:
         slots.acquire()
         if stop.is_set():  # picked up between the decision to stop and the cancellation
             slots.release()
@@ -275,7 +277,13 @@ def _collect(
         # A batch generated together shares its time equally among its prompts.
         share = clock.stop(mark) / len(indices)
         latency = (time.perf_counter() - start) / len(indices)
-        return [(i, c, latency, share, None, None) for i, c in zip(indices, completions, strict=True)]
+        outcomes: list[CallOutcome] = []
+        for i, answer in zip(indices, completions, strict=True):
+            if isinstance(answer, Exception):  # complete_batch may fail one request and answer the others
+                outcomes.append((i, None, latency, share, f"{type(answer).__name__}: {answer}", failure_kind(answer)))
+            else:
+                outcomes.append((i, answer, latency, share, None, None))
+        return outcomes
 
     chunks = [missing[i : i + batch_size] for i in range(0, len(missing), batch_size)]
     breaker = CircuitBreaker(max_consecutive_failures)

@@ -58,6 +58,8 @@ class Teacher(Protocol):
         first answer token's alternatives.
         Backends that generate in batches also offer ``complete_batch(requests)`` and
         ``batch_size``; the engine then sends them batches instead of single requests.
+        ``complete_batch`` returns one answer per request, in order; an exception in a request's
+        place records that request as failed and keeps the others' answers.
         """
 
 

@@ -13,6 +13,7 @@ from synthdistill.annotation.teachers.base import (
     prefixes_to_score,
     sequence_scores,
 )
+from synthdistill.annotation.teachers.llama_cpp_batch import Generation, MultiSequenceContext
 from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
 
@@ -24,6 +25,10 @@ def _log_softmax(logits: Any) -> Any:
     return logits - (top + np.log(np.exp(logits - top).sum()))
 
 
+# Measured on 2 cores with SmolLM2 (bench/teacher_speed.py): see bench/README.md.
+DEFAULT_BATCH_SIZE = 1
+
+
 def _choice_grammar(choices: list[str]) -> str:
     return "root ::= " + " | ".join(json.dumps(choice) for choice in choices)
 
@@ -33,17 +38,25 @@ class LlamaCppTeacher:
 
     The chat template stored in the GGUF is applied here, so the prompt artifact shows the
     exact string the model reads; generation is a plain completion of that string.
+    With ``batch_size`` > 1 the engine hands over that many requests at a time
+    (:meth:`complete_batch`), generated together in one multi-sequence context; each request keeps
+    its own seed, so its answer does not depend on the batch it is in. ``n_ctx`` is the context of
+    one request (prompt and answer), batched or not.
     """
 
-    max_concurrency = 1  # one llama.cpp context is not thread-safe
+    max_concurrency = 1  # one llama.cpp context is not thread-safe; batching happens in complete_batch
     label_scoring = "sequence"
 
     def __init__(self, settings: dict[str, Any], vocab_only: bool = False) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        common = dict(
-            n_ctx=settings.get("n_ctx", 2048),
+        self.batch_size = int(settings.get("batch_size") or DEFAULT_BATCH_SIZE)
+        if self.batch_size < 1:
+            raise SynthDistillError("teacher backend llama_cpp: batch_size must be >= 1")
+        self.n_ctx = int(settings.get("n_ctx", 2048))
+        common: dict[str, Any] = dict(
+            n_ctx=self.n_ctx,
             n_threads=settings.get("n_threads") or None,
             # llama.cpp defaults batch threads to every core; two jobs would then fight over them.
             n_threads_batch=settings.get("n_threads") or None,
@@ -68,6 +81,7 @@ class LlamaCppTeacher:
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         self._sequences: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
+        self._multi = MultiSequenceContext(self.llm)
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return self._formatter(messages=cast(Any, messages)).prompt
@@ -155,3 +169,42 @@ class LlamaCppTeacher:
             input_tokens=usage.get("prompt_tokens"),
             output_tokens=usage.get("completion_tokens"),
         )
+
+    def complete_batch(self, requests: list[Request]) -> list[Completion | Exception]:
+        """Answers in the order of ``requests``; a request that cannot run (its prompt does not fit
+        ``n_ctx``) gets its exception in its place, and the others are answered. label_scores requests
+        are scored one by one as in :meth:`complete`; the rest are generated together."""
+        answers: list[Completion | Exception | None] = [None] * len(requests)
+        batch: list[tuple[int, Generation]] = []
+        stop: list[str] = []
+        for index, request in enumerate(requests):
+            try:
+                if request.score_labels:
+                    answers[index] = self.score_labels(request)
+                    continue
+                formatted = self._formatter(messages=cast(Any, request.messages))
+                stop = _stop_list(formatted.stop)
+                prompt = self.llm.tokenize(formatted.prompt.encode(), add_bos=True, special=True)
+                if len(prompt) >= self.n_ctx:
+                    raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {self.n_ctx}")
+                with self._lock:
+                    grammar = self._grammar(request)
+                # As create_completion: the answer is cut to what fits the context.
+                max_tokens = min(request.max_tokens, self.n_ctx - len(prompt))
+                generation = Generation(prompt, max_tokens, request.temperature, request.top_p, request.seed, grammar)
+                batch.append((index, generation))
+            except Exception as exc:  # this request's failure, recorded by the engine for its item alone
+                answers[index] = exc
+        with self._lock:
+            self._multi.generate([generation for _, generation in batch], stop)
+        for index, generation in batch:
+            answers[index] = Completion(
+                text=generation.text, input_tokens=len(generation.prompt), output_tokens=len(generation.tokens or [])
+            )
+        return cast(list[Completion | Exception], answers)
+
+
+def _stop_list(stop: Any) -> list[str]:
+    if stop is None:
+        return []
+    return [stop] if isinstance(stop, str) else list(stop)
