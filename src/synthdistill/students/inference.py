@@ -227,11 +227,23 @@ def predict_chunks(predictor, chunks: Iterator[list[str]]) -> Iterator[np.ndarra
             yield predictor.predict_encoded(pending.result())
 
 
-def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, per_token: bool = False) -> Path:
+def export_onnx(
+    model_dir: str | Path,
+    output_dir: str | Path,
+    opset: int = 17,
+    per_channel: bool | None = None,
+    per_token: bool = False,
+) -> Path:
     """Export a trained student to ONNX and quantize its weights to int8 (dynamic quantization).
 
-    The folder gets the tokenizer and config too, so it deploys on its own. ``per_token``: a
-    token-classification student (task spans), whose logits have a sequence axis.
+    The folder gets the tokenizer and config too, so it deploys on its own. ``per_channel`` (default:
+    for multi_label and spans students) quantizes each weight column on its own scale, with reduce_range
+    (7-bit weights, no saturation on CPUs without VNNI): a sigmoid score is compared with a threshold,
+    so the per-tensor error that leaves an argmax alone flips label decisions. Measured on the
+    support-tickets demo student (bench/README.md): 11 of 195 test decisions flipped per tensor, 1 per
+    channel. ``per_token``: a token-classification student (task spans), whose logits have a
+    sequence axis; it is quantized per channel too (argmax per token over 9 tags: per tensor, its
+    entity F1 fell 7.3 points on the spans demo, bench/README.md).
     """
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -243,6 +255,8 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
     auto_class = AutoModelForTokenClassification if per_token else AutoModelForSequenceClassification
     model = auto_class.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if per_channel is None:
+        per_channel = per_token or _is_multi_label(model.config)
     example = tokenizer(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
     float_path = output_dir / ONNX_FLOAT_FILE
     dynamic = {0: "batch", 1: "sequence"}
@@ -261,10 +275,12 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
             opset_version=opset,
             dynamo=False,
         )
-    # Per-token logits (spans) lose more to one int8 scale per weight matrix than a sentence's pooled
-    # logits: a scale per output channel kept the spans student's validation spans equal to torch's
-    # (bench/README.md, spans); sentence classifiers keep the per-tensor export they were measured with.
-    quantize_dynamic(str(float_path), str(output_dir / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=per_token)
+    quantize_dynamic(
+        str(float_path),
+        str(output_dir / ONNX_FILE),
+        weight_type=QuantType.QInt8,
+        **({"per_channel": True, "reduce_range": True} if per_channel else {}),
+    )
     float_path.unlink()  # the int8 file is what deploys; the float one is 4x larger
     tokenizer.save_pretrained(output_dir)
     model.config.save_pretrained(output_dir)
