@@ -8,9 +8,7 @@ model's config.json (``label_thresholds``), where the predictors of students.inf
 
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,16 @@ from synthdistill.names import EXPERT
 from synthdistill.paths import resolve_model_ref
 from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
-from synthdistill.students.training import NOT_HYPERPARAMETERS, pick_device, seed_everything, write_metadata
+from synthdistill.students.training import (
+    NOT_HYPERPARAMETERS,
+    fit,
+    item_weights,
+    pick_device,
+    save_model,
+    seed_everything,
+    text_encoder,
+    write_metadata,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +105,7 @@ def train_multi_label(
     """Train on ``train_items`` (text, label set), keep the best epoch on ``validation_items`` by
     micro F1 at its tuned thresholds, save the model with them."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
     seed_everything(int(hp["seed"]))
@@ -118,84 +125,37 @@ def train_multi_label(
 
     texts = train_items["text"].tolist()
     target_array = indicator_matrix(train_items["label"], labels).astype("float32")
-    targets = torch.tensor(target_array)
     pos_weight = torch.tensor(positive_weights(target_array, hp.get("class_weights"))).to(device)
-    weights = torch.tensor(
-        train_items["weight"].to_numpy(dtype="float32") if "weight" in train_items else np.ones(len(texts), "float32")
-    )
-    generator = torch.Generator().manual_seed(int(hp["seed"]))
-    batch_size = int(hp["batch_size"])
-    steps_per_epoch = max(1, -(-len(texts) // batch_size))
-    epochs = int(hp["epochs"])
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
-    )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(float(hp["warmup_ratio"]) * steps_per_epoch * epochs), steps_per_epoch * epochs
-    )
+    max_length = int(hp["max_length"])
     val_texts = validation_items["text"].tolist()
     val_truth = indicator_matrix(validation_items["label"], labels)
 
-    best_score, best_state, best_epoch, stale = -1.0, None, 0, 0
-    best_thresholds = np.full(len(labels), 0.5, dtype=np.float32)
-    history = []
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        permutation = torch.randperm(len(texts), generator=generator)
-        total_loss = 0.0
-        for step in range(steps_per_epoch):
-            index = permutation[step * batch_size : (step + 1) * batch_size]
-            batch = tokenizer(
-                [texts[i] for i in index],
-                truncation=True,
-                max_length=int(hp["max_length"]),
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**batch).logits
-            per_item = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits.float(), targets[index].to(device), pos_weight=pos_weight, reduction="none"
-            ).mean(dim=1)
-            batch_weights = weights[index].to(device)
-            loss = (per_item * batch_weights).sum() / batch_weights.sum()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            total_loss += loss.item()
-        entry: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
-        thresholds = np.full(len(labels), 0.5, dtype=np.float32)
-        if val_texts:
-            probs = TorchPredictor.from_model(model, tokenizer, int(hp["max_length"])).predict_proba(val_texts)
-            thresholds = tune_thresholds(probs, val_truth)
-            entry["validation_f1_micro"] = float(
-                f1_score(val_truth, probs >= thresholds, average="micro", zero_division=0)
-            )
-            entry["validation_f1_micro_at_0.5"] = float(
-                f1_score(val_truth, probs >= 0.5, average="micro", zero_division=0)
-            )
-        history.append(entry)
-        log.info("epoch %d: %s", epoch, entry)
-        score = entry.get("validation_f1_micro", float(epoch))
-        if score > best_score:
-            best_score, best_epoch, stale, best_thresholds = score, epoch, 0, thresholds
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        else:
-            stale += 1
-            if stale >= int(hp["early_stopping_patience"]):
-                log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
-                break
-    train_seconds = time.perf_counter() - start
-    model.load_state_dict(best_state)
+    def per_item_loss(logits: Any, targets: Any) -> Any:
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, targets, pos_weight=pos_weight, reduction="none"
+        ).mean(dim=1)
+
+    def validate(model: Any) -> tuple[float, dict[str, Any], Any]:
+        probs = TorchPredictor.from_model(model, tokenizer, max_length).predict_proba(val_texts)
+        thresholds = tune_thresholds(probs, val_truth)
+        f1 = float(f1_score(val_truth, probs >= thresholds, average="micro", zero_division=0))
+        at_half = float(f1_score(val_truth, probs >= 0.5, average="micro", zero_division=0))
+        return f1, {"validation_f1_micro": f1, "validation_f1_micro_at_0.5": at_half}, thresholds
+
+    fitted = fit(
+        model,
+        text_encoder(tokenizer, texts, torch.tensor(target_array), max_length, device),
+        per_item_loss,
+        item_weights(train_items),
+        hp,
+        validate if val_texts else None,
+    )
+    best_thresholds = fitted.best_extra if fitted.best_extra is not None else np.full(len(labels), 0.5)
     model.config.label_thresholds = {
         label: round(float(t), 4) for label, t in zip(labels, best_thresholds, strict=True)
     }
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
+    save_model(model, tokenizer, output_dir)
+    history, best_epoch, train_seconds = fitted.history, fitted.best_epoch, fitted.seconds
     return {
         "task": "multi_label",
         "base_model": model_ref,

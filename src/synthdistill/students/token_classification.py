@@ -10,9 +10,7 @@ it) and the span runs from the first token's start to the last token's end.
 
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,14 @@ import pandas as pd
 from synthdistill.paths import resolve_model_ref
 from synthdistill.schema import with_defaults
 from synthdistill.spans import Span, from_json
-from synthdistill.students.training import NOT_HYPERPARAMETERS, pick_device, seed_everything
+from synthdistill.students.training import (
+    NOT_HYPERPARAMETERS,
+    fit,
+    item_weights,
+    pick_device,
+    save_model,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +145,7 @@ def train(
     """Train on ``train_items`` (text, label: canonical span JSON), choose the epoch by entity F1 on
     ``validation_items``, save the best. The expert test split is never seen here."""
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from synthdistill.evaluation.span_metrics import entity_scores
 
@@ -162,54 +167,32 @@ def train(
         ignore_mismatched_sizes=True,
     ).to(device)
     texts, answers = train_items["text"].tolist(), train_items["label"].tolist()
-    max_length, batch_size, epochs = int(hp["max_length"]), int(hp["batch_size"]), int(hp["epochs"])
-    steps_per_epoch = max(1, -(-len(texts) // batch_size))
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
-    )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(float(hp["warmup_ratio"]) * steps_per_epoch * epochs), steps_per_epoch * epochs
-    )
-    generator = torch.Generator().manual_seed(int(hp["seed"]))
+    max_length = int(hp["max_length"])
     val_texts = validation_items["text"].tolist()
     val_spans = [from_json(a) for a in validation_items["label"]]
     predictor = SpanPredictor(model, tokenizer, max_length)
-    best, best_state, best_epoch, stale = -1.0, None, 0, 0
-    history = []
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        permutation = torch.randperm(len(texts), generator=generator).tolist()
-        total_loss = 0.0
-        for step in range(steps_per_epoch):
-            index = permutation[step * batch_size : (step + 1) * batch_size]
-            batch = _encode(tokenizer, [texts[i] for i in index], [answers[i] for i in index], tag_ids, max_length)
-            loss = model(**batch.to(device)).loss
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            total_loss += loss.item()
-        entry: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
-        if val_texts:
-            entry["validation_entity_f1"] = entity_scores(val_spans, predictor.predict(val_texts), labels)["f1"]
-        history.append(entry)
-        log.info("epoch %d: %s", epoch, entry)
-        score = entry.get("validation_entity_f1", float(epoch))
-        if score > best:
-            best, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        else:
-            stale += 1
-            if stale >= int(hp["early_stopping_patience"]):
-                log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
-                break
-    train_seconds = time.perf_counter() - start
-    model.load_state_dict(best_state)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
+
+    def encode(index: Any) -> tuple[Any, Any]:
+        chosen = [int(i) for i in index]
+        batch = _encode(tokenizer, [texts[i] for i in chosen], [answers[i] for i in chosen], tag_ids, max_length)
+        targets = batch.pop("labels")
+        return batch.to(device), targets.to(device)
+
+    def per_item_loss(logits: Any, targets: Any) -> Any:
+        # Each text's mean over its tagged tokens, so a long text counts as much as a short one.
+        per_token = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), targets, ignore_index=IGNORED, reduction="none"
+        )
+        tagged = (targets != IGNORED).sum(dim=1).clamp(min=1)
+        return per_token.sum(dim=1) / tagged
+
+    def validate(model: Any) -> tuple[float, dict[str, Any], Any]:
+        f1 = entity_scores(val_spans, predictor.predict(val_texts), labels)["f1"]
+        return f1, {"validation_entity_f1": f1}, None
+
+    fitted = fit(model, encode, per_item_loss, item_weights(train_items), hp, validate if val_texts else None)
+    save_model(model, tokenizer, output_dir)
+    history, best_epoch, train_seconds = fitted.history, fitted.best_epoch, fitted.seconds
     return {
         "base_model": model_ref,
         "labels": labels,

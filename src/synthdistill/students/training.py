@@ -7,6 +7,8 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,116 @@ def pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@dataclass
+class Fitted:
+    """What ``fit`` leaves: the per-epoch history, the kept epoch and what its validation returned."""
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_extra: Any
+    seconds: float
+
+
+def fit(
+    model: Any,
+    encode: Callable[[Any], tuple[Any, Any]],
+    per_item_loss: Callable[[Any, Any], Any],
+    weights: Any,
+    hp: dict[str, Any],
+    validate: Callable[[Any], tuple[float, dict[str, Any], Any]] | None,
+) -> Fitted:
+    """The training loop every student kind shares: AdamW with linear warmup and decay, shuffled
+    batches (seeded), loss weighted per item, the best epoch by the validation score kept (and
+    loaded back into ``model``), early stopping after ``early_stopping_patience`` worse epochs.
+
+    ``encode(indices)`` gives a batch's model inputs and targets on the model's device;
+    ``per_item_loss(logits, targets)`` one loss per item; ``validate(model)`` the epoch's score
+    (higher is better), history entries, and anything to keep with the best epoch (thresholds).
+    Without validation items the last epoch is kept.
+    """
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    device = next(model.parameters()).device
+    n = len(weights)
+    generator = torch.Generator().manual_seed(int(hp["seed"]))
+    batch_size = int(hp["batch_size"])
+    steps_per_epoch = max(1, -(-n // batch_size))
+    epochs = int(hp["epochs"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(float(hp["warmup_ratio"]) * steps_per_epoch * epochs), steps_per_epoch * epochs
+    )
+    best_score, best_state, best_epoch, best_extra, stale = -float("inf"), None, 0, None, 0
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        permutation = torch.randperm(n, generator=generator)
+        total_loss = 0.0
+        for step in range(steps_per_epoch):
+            index = permutation[step * batch_size : (step + 1) * batch_size]
+            inputs, targets = encode(index)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(**inputs).logits
+            per_item = per_item_loss(logits.float(), targets)
+            batch_weights = weights[index].to(device)
+            loss = (per_item * batch_weights).sum() / batch_weights.sum()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total_loss += loss.item()
+        entry: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
+        score, extra = float(epoch), None
+        if validate is not None:
+            score, details, extra = validate(model)
+            entry.update(details)
+        history.append(entry)
+        log.info("epoch %d: %s", epoch, entry)
+        if score > best_score:
+            best_score, best_epoch, best_extra, stale = score, epoch, extra, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            stale += 1
+            if stale >= int(hp["early_stopping_patience"]):
+                log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
+                break
+    seconds = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    return Fitted(history, best_epoch, best_extra, seconds)
+
+
+def text_encoder(tokenizer: Any, texts: list[str], targets: Any, max_length: int, device: Any) -> Callable:
+    """``encode`` for ``fit`` of a sequence-classification student: the batch's texts tokenized
+    (padded, truncated to ``max_length``) and its rows of ``targets``."""
+
+    def encode(index: Any) -> tuple[Any, Any]:
+        batch = tokenizer(
+            [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        ).to(device)
+        return batch, targets[index].to(device)
+
+    return encode
+
+
+def item_weights(items: pd.DataFrame) -> Any:
+    """Per-item loss weights: the ``weight`` column (vote agreement) when there is one, else ones."""
+    import torch
+
+    weights = items["weight"].to_numpy(dtype="float32") if "weight" in items else np.ones(len(items), "float32")
+    return torch.tensor(weights)
+
+
+def save_model(model: Any, tokenizer: Any, output_dir: str | Path) -> None:
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+
+
 def train(
     train_items: pd.DataFrame,
     validation_items: pd.DataFrame,
@@ -55,7 +167,7 @@ def train(
     chooses the epoch and stops training early; the expert test split is never seen here.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
     seed_everything(int(hp["seed"]))
@@ -80,81 +192,31 @@ def train(
         if set(soft) <= set(train_items)
         else one_hot(train_items["label"], labels)
     )
-    targets = torch.tensor(target_array)
-    class_weights = torch.tensor(class_weight_vector(target_array, hp.get("class_weights")))
-    # Optional per-item weights (vote agreement): a split vote teaches less than a unanimous one.
-    weights = torch.tensor(
-        train_items["weight"].to_numpy(dtype="float32") if "weight" in train_items else np.ones(len(texts), "float32")
-    )
-    generator = torch.Generator().manual_seed(int(hp["seed"]))
-    batch_size = int(hp["batch_size"])
-    steps_per_epoch = max(1, -(-len(texts) // batch_size))
-    epochs = int(hp["epochs"])
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
-    )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(float(hp["warmup_ratio"]) * steps_per_epoch * epochs), steps_per_epoch * epochs
-    )
+    class_weights = torch.tensor(class_weight_vector(target_array, hp.get("class_weights"))).to(device)
+    max_length = int(hp["max_length"])
     val_texts = validation_items["text"].tolist()
     val_targets = [label2id[label] for label in validation_items["label"]]
 
-    best_f1, best_state, best_epoch, stale = -1.0, None, 0, 0
-    history = []
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        permutation = torch.randperm(len(texts), generator=generator)
-        total_loss = 0.0
-        for step in range(steps_per_epoch):
-            index = permutation[step * batch_size : (step + 1) * batch_size]
-            batch = tokenizer(
-                [texts[i] for i in index],
-                truncation=True,
-                max_length=int(hp["max_length"]),
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**batch).logits
-            per_item = soft_cross_entropy(logits, targets[index].to(device), class_weights.to(device))
-            batch_weights = weights[index].to(device)
-            loss = (per_item * batch_weights).sum() / batch_weights.sum()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            total_loss += loss.item()
-        entry: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / steps_per_epoch}
-        if val_texts:
-            predictor = TorchPredictor.from_model(model, tokenizer, int(hp["max_length"]))
-            predictions = predictor.predict_proba(val_texts).argmax(axis=1)
-            entry["validation_f1_macro"] = float(
-                f1_score(val_targets, predictions, average="macro", labels=list(range(len(labels))), zero_division=0)
-            )
-            # What the student answers on validation: the report flags one class for nearly every item.
-            counts = np.bincount(predictions, minlength=len(labels))
-            entry["validation_prediction_shares"] = {
-                label: float(counts[i] / len(predictions)) for i, label in enumerate(labels)
-            }
-        history.append(entry)
-        log.info("epoch %d: %s", epoch, entry)
-        score = entry.get("validation_f1_macro", float(epoch))
-        if score > best_f1:
-            best_f1, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        else:
-            stale += 1
-            if stale >= int(hp["early_stopping_patience"]):
-                log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
-                break
-    train_seconds = time.perf_counter() - start
-    model.load_state_dict(best_state)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
-    examples_seen = len(texts) * len(history)
+    def validate(model: Any) -> tuple[float, dict[str, Any], Any]:
+        predictions = TorchPredictor.from_model(model, tokenizer, max_length).predict_proba(val_texts).argmax(axis=1)
+        f1 = float(
+            f1_score(val_targets, predictions, average="macro", labels=list(range(len(labels))), zero_division=0)
+        )
+        # What the student answers on validation: the report flags one class for nearly every item.
+        counts = np.bincount(predictions, minlength=len(labels))
+        shares = {label: float(counts[i] / len(predictions)) for i, label in enumerate(labels)}
+        return f1, {"validation_f1_macro": f1, "validation_prediction_shares": shares}, None
+
+    fitted = fit(
+        model,
+        text_encoder(tokenizer, texts, torch.tensor(target_array), max_length, device),
+        lambda logits, targets: soft_cross_entropy(logits, targets, class_weights),
+        item_weights(train_items),
+        hp,
+        validate if val_texts else None,
+    )
+    save_model(model, tokenizer, output_dir)
+    history, best_epoch = fitted.history, fitted.best_epoch
     return {
         "base_model": model_ref,
         "labels": labels,
@@ -169,8 +231,8 @@ def train(
         "validation_prediction_shares": (
             history[best_epoch - 1].get("validation_prediction_shares") if best_epoch else None
         ),
-        "train_seconds": train_seconds,
-        "train_examples_per_second": examples_seen / train_seconds if train_seconds else None,
+        "train_seconds": fitted.seconds,
+        "train_examples_per_second": len(texts) * len(history) / fitted.seconds if fitted.seconds else None,
         "device": device.type,
         "torch_threads": torch.get_num_threads(),
     }
