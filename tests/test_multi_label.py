@@ -279,3 +279,39 @@ def test_the_example_config_plans_the_multi_label_stages(tmp_path):
         "export_onnx": 2,
         "export_review": 1,
     }
+
+
+# --- student thresholds and metrics (no model) ---------------------------------------------------
+
+
+def test_thresholds_are_tuned_per_label_on_validation():
+    from synthdistill.students.multi_label_training import positive_weights, tune_thresholds
+
+    truth = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]])
+    probs = np.array([[0.30, 0.9, 0.60], [0.25, 0.8, 0.55], [0.10, 0.7, 0.52], [0.12, 0.6, 0.40]])
+    thresholds = tune_thresholds(probs, truth)
+    # label 0 separates anywhere in (0.12, 0.25]: the grid value nearest 0.5 is 0.25
+    # label 1 is never true on validation: 0.5 is kept; label 2 needs a threshold in (0.40, 0.52]
+    assert thresholds.tolist() == pytest.approx([0.25, 0.5, 0.5])
+    assert positive_weights(truth.astype(float), "balanced").tolist() == [1.0, 1.0, 3.0]
+    assert positive_weights(truth.astype(float), None).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_set_scores_match_scikit_learn_and_an_item_without_a_vote_is_the_empty_set():
+    from sklearn.metrics import f1_score, hamming_loss
+
+    from synthdistill.evaluation.multi_label_metrics import bootstrap_label_set_intervals, score_label_sets
+
+    expert = pd.Series(['["billing", "bug"]', "[]", '["praise"]', '["account"]', '["bug"]'])
+    predicted = pd.Series(['["billing"]', "[]", '["praise", "bug"]', None, '["bug"]'])
+    metrics = score_label_sets(expert, predicted, LABELS)
+    truth = indicator_matrix(expert, LABELS)
+    guess = indicator_matrix(predicted.fillna("[]"), LABELS)
+    assert metrics["f1_micro"] == pytest.approx(f1_score(truth, guess, average="micro"))
+    assert metrics["f1_macro"] == pytest.approx(f1_score(truth, guess, average="macro", zero_division=0))
+    assert metrics["hamming_loss"] == pytest.approx(hamming_loss(truth, guess))
+    assert metrics["subset_accuracy"] == pytest.approx(2 / 5) and metrics["coverage"] == pytest.approx(4 / 5)
+    assert metrics["per_label"]["bug"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "predicted": 2}
+    intervals = bootstrap_label_set_intervals(expert, predicted, LABELS, resamples=200)
+    low, high = intervals["f1_micro"]
+    assert 0 <= low <= metrics["f1_micro"] <= high <= 1

@@ -68,7 +68,8 @@ def check_task(config: dict[str, Any]) -> str:
             other = next(t for t, kinds in PROMPT_KINDS.items() if prompt["kind"] in kinds)
             raise SynthDistillError(
                 f"prompts.{name}.kind: {prompt['kind']!r} is a {other} prompt; task {task} takes "
-                f"{' or '.join(PROMPT_KINDS[task])}"
+                f"{' or '.join(PROMPT_KINDS[task])}. (A --configfile is merged into config/config.yaml and keeps "
+                "its prompts; add --replace-workflow-config to run a config file on its own.)"
             )
     dataset = config.get("dataset") or {}
     if task != SPANS:
