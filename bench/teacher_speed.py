@@ -13,9 +13,11 @@ the load average is recorded with each run. For each prompt and batch size:
   ``--threads 1``; with more threads llama.cpp's waiting threads spin and count too);
 * the ratio of items/s against batch size 1 measured in the same round, median over the rounds;
 * the share of answers that do not parse (quality must not drop), and the share of answers equal to
-  batch size 1's answer for the same item and seed.
+  batch size 1's answer for the same item and seed;
+* with ``--threads 1``, the CPU milliseconds per token of one decoding step by sequences per step.
 
-    python bench/teacher_speed.py                     # 40 texts, batch sizes 1 4 8 16, 3 rounds
+    python bench/teacher_speed.py                     # 40 texts, batch sizes 1 4 8 16, 3 rounds, 2 threads
+    python bench/teacher_speed.py --threads 1 --out bench/results/teacher_speed_1thread.json
 
 Prints the figures and writes them to bench/results/teacher_speed.json.
 """
@@ -88,6 +90,33 @@ def run_once(teacher, kind: str, frame: pd.DataFrame, batch_size: int) -> dict:
     }
 
 
+def step_cost(teacher, sizes: list[int], steps: int = 20) -> dict[str, float]:
+    """CPU milliseconds per token of one decoding step (every sequence one token past a 100-token
+    prompt), by the number of sequences decoded together: what batching can save at most, sampling aside."""
+    import llama_cpp
+
+    from synthdistill.annotation.teachers.llama_cpp_batch import MultiSequenceContext, _decode, _fill
+
+    multi = MultiSequenceContext(teacher.llm)
+    multi._ensure(max(sizes), 100 + steps)
+    ctx, memory = multi.ctx.ctx, llama_cpp.llama_get_memory(multi.ctx.ctx)
+    batch = llama_cpp.llama_batch_init(multi.n_cells, 0, 1)
+    prompt = teacher.llm.tokenize(open(DATA).read().encode())[:120]
+    for seq in range(max(sizes)):
+        _fill(batch, [(token, pos, seq, False) for pos, token in enumerate(prompt[:100])])
+        _decode(ctx, batch)
+    figures = {}
+    for size in sizes:
+        cpu = time.process_time()
+        for step in range(steps):
+            _fill(batch, [(prompt[100 + step], 100 + step, seq, True) for seq in range(size)])
+            _decode(ctx, batch)
+        figures[str(size)] = round((time.process_time() - cpu) / steps / size * 1000, 2)
+        llama_cpp.llama_memory_seq_rm(memory, -1, 100, -1)
+    llama_cpp.llama_batch_free(batch)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=40)
@@ -110,6 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
         "prompts": {},
     }
     load_start = os.getloadavg()
+    if args.threads == 1:  # CPU time measures work only when no thread spins waiting for another
+        figures["decode_step_cpu_ms_per_token"] = step_cost(teacher, sizes)
+        print("decode step, CPU ms per token by sequences per step:", figures["decode_step_cpu_ms_per_token"])
     for kind in args.prompts:
         frame = prompt_frame(kind, texts)
         run_once(teacher, kind, frame.head(4), 4)  # warm-up: model pages, grammar, the batch context

@@ -75,6 +75,10 @@ class MultiSequenceContext:
         self.llm = llm
         self.ctx: Any = None
         self.n_seq = self.n_cells = 0
+        # The template head left in the streams by the last batch, and how many streams hold it: the next
+        # batch (same template) decodes none of it again, as the one-at-a-time path reuses its prefix.
+        self.head: list[int] = []
+        self.head_streams = 0
 
     def _ensure(self, n_seq: int, n_cells: int) -> None:
         """A context for ``n_seq`` sequences of up to ``n_cells`` tokens each."""
@@ -102,6 +106,7 @@ class MultiSequenceContext:
         params.n_ubatch = min(params.n_batch, own.n_ubatch)
         self.ctx = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
         self.n_seq, self.n_cells = n_seq, n_cells
+        self.head, self.head_streams = [], 0
 
     def generate(self, generations: list[Generation], stop: list[str]) -> None:
         """Fill in each generation's ``tokens`` (end-of-generation excluded, as create_completion counts
@@ -111,21 +116,31 @@ class MultiSequenceContext:
         if not generations:
             return
         prompts = [g.prompt for g in generations]
-        # At least one token of each prompt is its own, so that its first answer token has logits.
-        shared = min(_common_prefix(prompts), min(len(p) for p in prompts) - 1)
+        # At least one token of each prompt is its own, so that its first answer token has logits. A lone
+        # prompt shares no more than the head already decoded, so that its tail is decoded in one call as
+        # the one-at-a-time path does: decoding its last token in a call of its own was seen to change the
+        # logits (and an answer; tests/test_llama_batch.py).
+        together = prompts if len(prompts) > 1 else [self.head, prompts[0]]
+        shared = min(_common_prefix(together), min(len(p) for p in prompts) - 1)
         self._ensure(len(generations), max(len(g.prompt) + g.max_tokens for g in generations))
         ctx = self.ctx.ctx
         memory = llama_cpp.llama_get_memory(ctx)
-        llama_cpp.llama_memory_clear(memory, True)
+        keep = _common_prefix([self.head, prompts[0][:shared]])
+        # Every stream keeps no more than the head this batch shares with the last one.
+        llama_cpp.llama_memory_seq_rm(memory, -1, keep, -1)
         vocab = self.llm._model.vocab
         chains = [sampler_chain(g, vocab) for g in generations]
         batch = llama_cpp.llama_batch_init(max(self.n_cells, len(generations)), 0, 1)
         try:
-            if shared:
-                _fill(batch, [(token, pos, 0, False) for pos, token in enumerate(prompts[0][:shared])])
+            if shared > keep:
+                _fill(batch, [(prompts[0][pos], pos, 0, False) for pos in range(keep, shared)])
                 _decode(ctx, batch)
-                for seq in range(1, len(generations)):
-                    llama_cpp.llama_memory_seq_cp(memory, 0, seq, -1, -1)
+                self.head_streams = 1
+            self.head = prompts[0][:shared]
+            for seq in range(self.head_streams, len(generations)):
+                llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)
+                llama_cpp.llama_memory_seq_cp(memory, 0, seq, -1, -1)
+            self.head_streams = max(self.head_streams, len(generations))
             last: dict[int, int] = {}  # sequence -> the token to decode next
             for seq, prompt in enumerate(prompts):
                 _fill(batch, [(prompt[pos], pos, seq, pos == len(prompt) - 1) for pos in range(shared, len(prompt))])
@@ -146,6 +161,9 @@ class MultiSequenceContext:
                         last[seq] = token
                     else:
                         del last[seq]
+        except BaseException:
+            self.head, self.head_streams = [], 0  # the streams' contents are unknown: the next batch starts afresh
+            raise
         finally:
             llama_cpp.llama_batch_free(batch)
             for chain in chains:
