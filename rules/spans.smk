@@ -4,10 +4,10 @@
 
 
 def span_student_labels(wildcards):
-    """The teacher's votes, or the expert train and validation splits for the baseline."""
+    """The teacher's reviewed spans, or the expert train and validation splits for the baseline."""
     if wildcards.teacher == EXPERT:
         return data_splits("train", "validation")
-    return rules.vote.output.votes
+    return rules.import_review.output.labels
 
 
 rule train_student:
@@ -116,6 +116,31 @@ rule export_review:
         labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/spans_export_review.py"
+
+
+def span_corrections(wildcards):
+    # An input only when configured: a new or edited corrections file reruns import_review and the
+    # students, never annotate or vote.
+    return [REVIEW["corrections"]] if REVIEW["corrections"] else []
+
+
+# Corrections back in (a Label Studio export of the review tasks, or CSV/XLSX id,label with span
+# JSON): the reviewed spans students learn, and the audit trail of every applied row.
+rule import_review:
+    input:
+        votes=rules.vote.output.votes,
+        corrections=span_corrections,
+    output:
+        labels="results/review/{teacher}/{prompt}.labels.parquet",
+        audit="results/review/{teacher}/{prompt}.audit.csv",
+    log:
+        "logs/import_review/{teacher}/{prompt}.log",
+    conda:
+        "../envs/review.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
+    script:
+        "../scripts/spans_import_review.py"
 
 
 def span_predict_student():

@@ -275,3 +275,45 @@ def test_label_studio_tasks_show_voted_spans_least_agreed_first():
     config = ET.fromstring(label_studio_span_config(["ORG", "R&D <x>"]))
     labels = config.find("Labels")
     assert labels.get("toName") == "text" and [x.get("value") for x in labels] == ["ORG", "R&D <x>"]
+
+
+def test_label_studio_span_corrections_come_back_as_spans_with_an_audit(tmp_path):
+    from synthdistill.labels.span_corrections import import_span_review
+    from synthdistill.labels.span_review import label_studio_span_tasks
+
+    items = pd.DataFrame(
+        {"id": ["a", "b", "t"], "split": ["train", "validation", "test"], "text": [TEXT, "Globex", "z"]}
+    )
+    iterations = [pd.DataFrame({"id": ["a", "b", "t"], "label": [answer((0, 4, "ORG")), "[]", "[]"]})]
+    votes_path = tmp_path / "votes.parquet"
+    vote(iterations, items, 0.5).to_parquet(votes_path)
+    tasks = label_studio_span_tasks(pd.read_parquet(votes_path), "smollm2/spans")
+    # The reviewer keeps "Acme" of item a and adds the missed amount, as Label Studio exports it.
+    region = {"from_name": "label", "to_name": "text", "type": "labels"}
+    tasks[0]["annotations"] = [
+        {
+            "completed_by": {"email": "ann@example.com"},
+            "result": [
+                {**region, "value": {"start": 0, "end": 4, "text": "Acme", "labels": ["ORG"]}},
+                {**region, "value": {"start": 30, "end": 43, "text": "EUR 5 million", "labels": ["MONEY"]}},
+            ],
+        }
+    ]
+    tasks[1]["annotations"] = [{"was_cancelled": True, "result": []}]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    audit = import_span_review(
+        str(votes_path), str(export), LABELS, str(tmp_path / "labels.parquet"), str(tmp_path / "audit.csv")
+    )
+    reviewed = pd.read_parquet(tmp_path / "labels.parquet").set_index("id")
+    assert reviewed.loc["a", "label"] == answer((0, 4, "ORG"), (30, 43, "MONEY")) and reviewed.loc["a", "corrected"]
+    assert reviewed.loc["a", "voted_label"] == answer((0, 4, "ORG"))
+    assert reviewed.loc["b", "label"] == "[]" and not reviewed.loc["b", "corrected"]  # cancelled: not reviewed
+    assert audit[["id", "changed", "reviewer"]].to_dict("records") == [
+        {"id": "a", "changed": True, "reviewer": "ann@example.com"}
+    ]
+    # A region past its text stops the import naming the file and row; nothing is applied.
+    tasks[0]["annotations"][0]["result"][1]["value"].update(start=40, end=60)
+    export.write_text(json.dumps(tasks))
+    with pytest.raises(SynthDistillError, match=r"export.json: row 1 \(id a\): span 2 \[40, 60\) ends past the text"):
+        import_span_review(str(votes_path), str(export), LABELS, str(tmp_path / "l.parquet"), str(tmp_path / "a.csv"))

@@ -132,6 +132,10 @@ def test_spans_run_trains_scores_and_reports_teacher_and_student_on_one_test_spl
     assert {t["data"]["id"] for t in tasks} == set(votes.loc[votes["split"] != "test", "id"])
     assert '<Labels name="label" toName="text">' in (results / "review/smollm2/spans.label_studio.xml").read_text()
 
+    reviewed = pd.read_parquet(results / "review/smollm2/spans.labels.parquet")  # no corrections: the votes
+    assert reviewed["label"].equals(reviewed["voted_label"]) and not reviewed["corrected"].any()
+    assert pd.read_csv(results / "review/smollm2/spans.audit.csv").empty
+
     report = (results / "report/report.md").read_text()
     assert "6 test texts with" in report
     assert f"| smollm2 / spans (votes) | teacher | {teacher['precision']:.3f}" in report

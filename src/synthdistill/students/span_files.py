@@ -16,12 +16,15 @@ log = logging.getLogger(__name__)
 
 
 def span_frames(paths: list[str], teacher: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, validation) frames of text and label (span JSON): the teacher's voted spans for both,
+    """(train, validation) frames of text and label (span JSON): the teacher's reviewed spans (the
+    votes with review.corrections applied) for both,
     so that choosing the epoch never touches expert spans; the expert baseline's own splits."""
     if teacher == EXPERT:
         train_items, validation_items = (pd.read_parquet(p).rename(columns={"expert_label": "label"}) for p in paths)
         return train_items.loc[train_items["label"].notna()], validation_items.loc[validation_items["label"].notna()]
-    votes = pd.read_parquet(paths[0]).rename(columns={"voted_label": "label"})
+    votes = pd.read_parquet(paths[0])
+    if "corrected" not in votes:  # a vote file rather than import_review's reviewed spans
+        votes = votes.rename(columns={"voted_label": "label"})
     labelled = votes.loc[votes["label"].notna()]
     return labelled.loc[labelled["split"] == "train"], labelled.loc[labelled["split"] == "validation"]
 

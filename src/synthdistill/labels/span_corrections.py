@@ -1,0 +1,105 @@
+"""People's corrections to voted spans, applied with the single-label checks and audit trail
+(labels.corrections): only what a correction holds differs.
+
+A corrected answer is a text's whole span set: from a Label Studio export, the ``labels`` regions of
+the last annotation of each task (none: no entity); in CSV/XLSX (id, label[, reviewer]), the span JSON
+list the review files use. Each set is checked against its item's text (offsets inside it, known
+labels, no overlap); a bad one stops the import naming the file and row, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthdistill.data_spans import row_spans
+from synthdistill.errors import SynthDistillError
+from synthdistill.labels.corrections import COLUMNS, apply_corrections, read_corrections
+from synthdistill.labels.review import write_csv
+from synthdistill.spans import to_json
+
+# The control name of our spans review export (labels.span_review).
+QUESTION = "label"
+
+
+def _label_studio_spans(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for number, task in enumerate(tasks, start=1):
+        annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+        if not annotations:
+            continue  # not reviewed yet
+        annotation = annotations[-1]
+        spans = [
+            {"start": result["value"].get("start"), "end": result["value"].get("end"), "label": label}
+            for result in annotation.get("result", [])
+            if result.get("type") == "labels" and result.get("from_name", QUESTION) == QUESTION
+            for label in result.get("value", {}).get("labels", [])
+        ]
+        reviewer = annotation.get("completed_by")
+        if isinstance(reviewer, dict):
+            reviewer = reviewer.get("email") or reviewer.get("id")
+        item_id = task.get("data", {}).get("id")
+        rows.append(
+            {
+                "row": number,
+                "id": None if item_id is None else str(item_id),
+                "label": json.dumps(spans),
+                "reviewer": None if reviewer is None else str(reviewer),
+            }
+        )
+    return rows
+
+
+def read_span_corrections(path: str | Path) -> pd.DataFrame:
+    """``row, id, label (span JSON), reviewer`` from a Label Studio export or a CSV/XLSX file."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return read_corrections(path)
+    if not path.exists():
+        raise SynthDistillError(f"review.corrections: file {path} does not exist")
+    try:
+        tasks = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SynthDistillError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(tasks, list):
+        raise SynthDistillError(f"{path}: expected a list of Label Studio tasks (task spans)")
+    return pd.DataFrame(_label_studio_spans(tasks), columns=COLUMNS)
+
+
+def canonical_corrections(
+    corrections: pd.DataFrame, votes: pd.DataFrame, labels: list[str], source: str
+) -> pd.DataFrame:
+    """Every correction as canonical span JSON, checked against its item's text; the first bad one
+    stops naming the file and row (an unknown id is left for labels.corrections to name)."""
+    texts = votes.assign(id=votes["id"].astype(str)).set_index("id")["text"]
+    canonical = []
+    for row, item_id, value in zip(corrections["row"], corrections["id"], corrections["label"], strict=True):
+        if item_id not in texts.index or value is None:
+            canonical.append(value)
+            continue
+        canonical.append(to_json(row_spans(value, str(texts[item_id]), labels, f"{source}: row {row} (id {item_id})")))
+    return corrections.assign(label=canonical)
+
+
+def import_span_review(
+    votes_path: str, corrections_path: str | None, labels: list[str], labels_out: str, audit_out: str
+) -> pd.DataFrame:
+    """The import_review rule of task spans: the reviewed spans students train on, and the audit."""
+    votes = pd.read_parquet(votes_path)
+    corrections = None
+    if corrections_path:
+        corrections = canonical_corrections(read_span_corrections(corrections_path), votes, labels, corrections_path)
+    spans = votes.rename(columns={"voted_label": "label"})
+    reviewed, audit = apply_corrections(
+        spans,
+        corrections,
+        labels,
+        str(corrections_path),
+        label_problem=lambda value: "no spans given (write [] for a text without entities)" if value is None else None,
+    )
+    reviewed.to_parquet(labels_out, index=False)
+    write_csv(audit, audit_out)
+    return audit
