@@ -1,15 +1,8 @@
 # Task multi_label (src/synthdistill/tasks.py, docs/multi_label.md): the stages after the shared
 # data, prompt, annotate and vote rules. The vote (rules/annotate.smk) keeps a label when at least
-# vote.min_share of the iterations that answered chose it; students learn the voted sets (sigmoid
-# head, per-label thresholds tuned on validation) and are scored with the teachers on the frozen
-# expert test split.
-
-
-if (config.get("review") or {}).get("corrections"):
-    raise ValueError(
-        "review.corrections: importing corrections is not available for task multi_label yet; "
-        "the review files (results/review/) are written, but students learn the votes as they are"
-    )
+# vote.min_share of the iterations that answered chose it; import_review applies review.corrections;
+# students learn the reviewed sets (sigmoid head, per-label thresholds tuned on validation) and are
+# scored with the teachers on the frozen expert test split.
 
 
 rule export_review:
@@ -33,11 +26,40 @@ rule export_review:
         "../scripts/multi_label_export_review.py"
 
 
+def multi_label_corrections(wildcards):
+    # An input only when configured: a new or edited corrections file reruns import_review and the
+    # students, never annotate or vote.
+    return [REVIEW["corrections"]] if REVIEW["corrections"] else []
+
+
+rule import_review:
+    input:
+        votes=rules.vote.output.votes,
+        corrections=multi_label_corrections,
+    output:
+        labels="results/review/{teacher}/{prompt}.labels.parquet",
+        audit="results/review/{teacher}/{prompt}.audit.csv",
+    log:
+        "logs/import_review/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/import_review/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/review.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
+        delimiter=lookup(dpath="dataset/label_delimiter", within=config),
+        corrections=lookup(dpath="review/corrections", within=config, default=None),
+    script:
+        "../scripts/multi_label_import_review.py"
+
+
 def multi_label_student_labels(wildcards):
-    """A student's labels: a teacher's votes, or the expert train and validation splits."""
+    """A student's labels: a teacher's reviewed sets (the votes with the corrections applied; the
+    votes themselves without a corrections file), or the expert train and validation splits.
+    """
     if wildcards.teacher == EXPERT:
         return data_splits("train", "validation")
-    return rules.vote.output.votes
+    return rules.import_review.output.labels
 
 
 rule train_student:

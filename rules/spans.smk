@@ -76,6 +76,100 @@ rule evaluate_student:
         "../scripts/spans_evaluate_student.py"
 
 
+rule export_onnx:
+    input:
+        model=rules.train_student.output.model,
+        test=rules.prepare_data.output.test,
+    output:
+        onnx=directory("results/students/{student}/{teacher}/{prompt}/onnx"),
+        check="results/students/{student}/{teacher}/{prompt}/onnx_check.json",
+    log:
+        "logs/export_onnx/{student}/{teacher}/{prompt}.log",
+    benchmark:
+        "benchmarks/export_onnx/{student}/{teacher}/{prompt}.tsv"
+    conda:
+        "../envs/student.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        labels=lookup(dpath="labels", within=config),
+        max_length=lookup(
+            dpath="students/{wildcards.student}/max_length", within=config
+        ),
+    script:
+        "../scripts/spans_export_onnx.py"
+
+
+# Review: Label Studio tasks with the voted spans as `Labels` predictions, least agreed first.
+rule export_review:
+    input:
+        votes=rules.vote.output.votes,
+    output:
+        label_studio="results/review/{teacher}/{prompt}.label_studio.json",
+        label_studio_config="results/review/{teacher}/{prompt}.label_studio.xml",
+    log:
+        "logs/export_review/{teacher}/{prompt}.log",
+    conda:
+        "../envs/review.yaml"
+    params:
+        labels=lookup(dpath="labels", within=config),
+    script:
+        "../scripts/spans_export_review.py"
+
+
+def span_predict_student():
+    """student, teacher, prompt of the student `predict` uses: predict.student, else the first
+    student on the first label source (as for single_label, rules/predict.smk)."""
+    chosen = config["predict"]["student"]
+    if chosen is None:
+        return {
+            "student": STUDENTS[0],
+            **dict(zip(("teacher", "prompt"), label_sources()[0])),
+        }
+    return dict(zip(("student", "teacher", "prompt"), chosen.split("/")))
+
+
+def span_predict_files(wildcards):
+    files = [fill(rules.train_student.output.model, **span_predict_student())]
+    if config["inference"]["onnx"]:
+        files.append(fill(rules.export_onnx.output.onnx, **span_predict_student()))
+    return files
+
+
+# scripts/predict.py is the single-label one: predict_file writes span JSON for a spans student.
+rule predict:
+    input:
+        texts=lambda wildcards: config["predict"]["files"][wildcards.name],
+        student=span_predict_files,
+    output:
+        "results/predictions/{name}.parquet",
+    log:
+        "logs/predict/{name}.log",
+    benchmark:
+        "benchmarks/predict/{name}.tsv"
+    conda:
+        "../envs/student.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        student_dir=lambda wildcards: str(Path(span_predict_files(wildcards)[0]).parent),
+        predict=lookup(dpath="predict", within=config),
+        max_length=lambda wildcards: config["students"][
+            span_predict_student()["student"]
+        ]["max_length"],
+    script:
+        "../scripts/predict.py"
+
+
+rule predict_all:
+    input:
+        expand(rules.predict.output[0], name=list(config["predict"]["files"])),
+
+
 def span_report_files():
     """Per teacher × prompt its vote stats (and test scores); per student its metadata (and scores)."""
     files = {}
@@ -96,6 +190,10 @@ def span_report_files():
                     student=s,
                     teacher=t,
                     prompt=p,
+                )
+            if config["inference"]["onnx"]:
+                files[f"onnx/{s}/{t}/{p}"] = fill(
+                    rules.export_onnx.output.check, student=s, teacher=t, prompt=p
                 )
     return files
 
@@ -123,3 +221,7 @@ rule all:
     default_target: True
     input:
         rules.report.output[0],
+        [
+            fill(rules.export_review.output.label_studio, teacher=t, prompt=p)
+            for t, p in labellers()
+        ],

@@ -271,7 +271,8 @@ def test_the_example_config_plans_the_multi_label_stages(tmp_path):
         "annotate": 3,
         "gather_annotations": 3,
         "vote": 1,
-        "train_student": 2,  # on the votes and on the expert sets
+        "import_review": 1,  # the reviewed sets (the votes, with no corrections file)
+        "train_student": 2,  # on the reviewed sets and on the expert sets
         "evaluate_teacher": 1,
         "evaluate_student": 2,
         "compare_models": 1,

@@ -15,7 +15,7 @@ from synthdistill.students.inference import write_onnx_export
 from synthdistill.students.predict import predict_file
 
 from .conftest import MINILM, SMOLLM2, copy_workflow
-from .pipeline_helpers import snakemake, write_config
+from .pipeline_helpers import copy_run, planned_jobs, rules_of, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -175,3 +175,55 @@ def test_onnx_int8_export_and_predict(run, tmp_path):
         [x for x, on in zip(LABELS, row, strict=True) if on] for row in probs >= thresholds
     ]
     assert [json.loads(v) for v in out["label"]] == [list(v) for v in out["labels"]]
+
+
+def test_a_corrections_file_retrains_only_the_students_on_the_corrected_sets(run, tmp_path):
+    work = copy_run(run, tmp_path / "reviewed")
+    review = work / "results" / "review" / "smollm2"
+    before = pd.read_parquet(review / "labels_json.labels.parquet")
+    assert not before["corrected"].any() and before["label"].equals(before["voted_label"])
+    items = before.loc[before["split"].isin(["train", "validation"])].head(3)
+    # Each named item gets a set its vote does not have: every label the teacher left out.
+    new_sets = [[x for x in LABELS if x not in json.loads(v or "[]")] for v in items["voted_label"]]
+    cells = ["|".join(new_sets[0]), json.dumps(new_sets[1]), "|".join(new_sets[2])]
+    pd.DataFrame({"id": items["id"], "label": cells, "reviewer": ["ann", "bob", "ann"]}).to_csv(
+        work / "corrections.csv", index=False
+    )
+    write_config(work / "config" / "config.yaml", {**CONFIG, "review": {"corrections": "corrections.csv"}})
+    jobs = planned_jobs(work)
+    assert rules_of(jobs) == {
+        "import_review": 1,
+        "train_student": 1,
+        "evaluate_student": 1,
+        "compare_models": 1,
+        "report": 1,
+    }
+    assert {w["teacher"] for rule, w in jobs if rule == "train_student"} == {"smollm2"}
+    snakemake(work)
+    assert planned_jobs(work) == []
+
+    after = pd.read_parquet(review / "labels_json.labels.parquet").set_index("id")
+    expected = [json.dumps([x for x in LABELS if x in chosen]) for chosen in new_sets]
+    assert after.loc[items["id"], "label"].tolist() == expected
+    assert set(after.index[after["corrected"]]) == set(items["id"])
+    untouched = ~after.index.isin(items["id"])
+    assert after.loc[untouched, "label"].equals(after.loc[untouched, "voted_label"])
+    audit = pd.read_csv(review / "labels_json.audit.csv")
+    assert audit["new_label"].tolist() == expected and audit["changed"].all()
+    assert audit["reviewer"].tolist() == ["ann", "bob", "ann"]
+    metadata = read_json(work / "results" / "students" / "minilm" / "smollm2" / "labels_json" / "metadata.json")
+    corrected = items["split"].value_counts()
+    assert metadata["reviewed_corrections"] == {
+        "train": int(corrected.get("train", 0)),
+        "validation": int(corrected.get("validation", 0)),
+    }
+
+    # An unknown label stops the import naming the row; the student is not retrained.
+    model = work / "results" / "students" / "minilm" / "smollm2" / "labels_json" / "model" / "model.safetensors"
+    stamp = model.stat().st_mtime_ns
+    pd.DataFrame({"id": items["id"].head(1), "label": ["billing|refund"]}).to_csv(work / "corrections.csv", index=False)
+    result = snakemake(work, check=False)
+    assert result.returncode != 0
+    log = (work / "logs" / "import_review" / "smollm2" / "labels_json.log").read_text()
+    assert "row 1" in log and "'refund' is not one of" in log and "No correction was applied" in log
+    assert model.stat().st_mtime_ns == stamp

@@ -312,3 +312,70 @@ def test_deferring_needs_a_threshold_and_names_what_is_missing(student, tmp_path
     (tmp_path / "summary.json").write_text('{"student": "minilm"}')
     assert main([*arguments, "--cascade", "summary.json"]) == 2
     assert "summary.json: no 'policy' object; is this a cascade file?" in capsys.readouterr().err
+
+
+MULTI_LABELS = ["billing", "bug", "feature_request", "account", "praise"]
+
+
+@pytest.fixture(scope="module")
+def multi_label_student(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A multi_label student folder (sigmoid head, per-label thresholds in config.json) and texts;
+    each threshold is the median of its label's scores on those texts, so every label is in some
+    sets and out of others."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from synthdistill.paths import resolve_model_ref
+    from synthdistill.students.inference import load_predictor
+
+    folder = tmp_path_factory.mktemp("serve_ml") / "results" / "students" / "minilm" / "smollm2" / "labels_json"
+    texts = pd.read_csv(REPO / "data" / "demo" / "support_tickets.csv")["text"].head(8).tolist()
+    torch.manual_seed(0)
+    source = resolve_model_ref(MINILM)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source,
+        num_labels=len(MULTI_LABELS),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(MULTI_LABELS)),
+        label2id={k: i for i, k in enumerate(MULTI_LABELS)},
+    )
+    model.save_pretrained(folder / "model")
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder / "model")
+    probs = load_predictor(folder, "torch", 64).predict_proba(texts)
+    config_path = folder / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["label_thresholds"] = dict(zip(MULTI_LABELS, map(float, np.median(probs, axis=0)), strict=True))
+    config_path.write_text(json.dumps(config))
+    return folder, texts
+
+
+def test_a_multi_label_student_serves_label_sets_and_refuses_a_teacher(multi_label_student, service_factory, tmp_path):
+    from synthdistill.students.inference import load_predictor, predicted_labels
+
+    student, texts = multi_label_student
+    config = write_config(tmp_path)
+    service = service_factory(student, "--configfile", str(config), "--backend", "torch", "--max-length", "64")
+    health = json.loads(urllib.request.urlopen(f"{service.url}/health").read())
+    saved = json.loads((student / "model" / "config.json").read_text())["label_thresholds"]
+    assert health["task"] == "multi_label" and health["labels"] == MULTI_LABELS
+    assert health["thresholds"] == pytest.approx(saved) and health["teacher"] is None
+
+    status, body = service.post({"texts": texts})
+    assert status == 200
+    predictor = load_predictor(student, "torch", 64)
+    expected_probs = predictor.predict_proba(texts)
+    expected_sets = [json.loads(v) for v in predicted_labels(predictor, expected_probs)]  # what `predict` writes
+    served = np.array([[r["probabilities"][k] for k in MULTI_LABELS] for r in body["results"]])
+    assert np.allclose(served, expected_probs, atol=1e-4)
+    assert [r["labels"] for r in body["results"]] == expected_sets
+    assert all(r["model"] == "student" and "label" not in r for r in body["results"])
+    members = {label for labels in expected_sets for label in labels}
+    assert members == set(MULTI_LABELS) and any(len(s) < len(MULTI_LABELS) for s in expected_sets)
+    assert service.metrics()['synthdistill_texts_total{model="student"}'] == len(texts)
+
+    # Deferral is single-label only: the cascade options stop the service at start, before any model loads.
+    for option in (["--teacher", "smollm2", "--prompt", "label"], ["--threshold", "0.5"]):
+        command = [sys.executable, "-m", "synthdistill.serving.cli", str(student), "--configfile", str(config)]
+        result = subprocess.run([*command, *option], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "multi_label student" in result.stderr and "single-label only" in result.stderr

@@ -157,6 +157,8 @@ ROWS = [
 def test_demo_data_spans_cover_their_words():
     items, summary = prepare(REPO / "data/demo/business_news_entities.jsonl", label_column="spans", id_column="id")
     assert summary["rows_kept"] == 150 and summary["rows_dropped"] == 0
+    per_type = [split["ORG"] for split in summary["per_split_and_label"].values()]
+    assert sum(per_type) == 166 and set(summary["per_split_and_label"]) == {"train", "validation", "test"}
     row = items.set_index("id").loc["bn-104"]
     assert [(row["text"][s.start : s.end], s.label) for s in from_json(row["expert_label"])] == [
         ("Westfield Mutual", "ORG"),
@@ -241,3 +243,35 @@ def test_bio_tags_that_do_not_fit_their_tokens_stop_naming_the_row(tmp_path):
     write_jsonl(tmp_path / "d.jsonl", rows)
     with pytest.raises(SynthDistillError, match="row 7: tag 'ORG' of token 'Acme' is not O, B-TYPE or I-TYPE"):
         prepare(tmp_path / "d.jsonl", tokens_column="tokens", tags_column="tags")
+
+
+# --- review -------------------------------------------------------------------------------------
+
+
+def test_label_studio_tasks_show_voted_spans_least_agreed_first():
+    import xml.etree.ElementTree as ET
+
+    from synthdistill.labels.span_review import label_studio_span_config, label_studio_span_tasks
+
+    items = pd.DataFrame(
+        {"id": ["a", "b", "c", "t"], "split": ["train", "validation", "train", "test"], "text": [TEXT, "x", "y", "z"]}
+    )
+    iterations = [
+        pd.DataFrame(
+            {"id": ["a", "b", "c", "t"], "label": [answer((10, 19, "ORG"), (30, 43, "MONEY")), "[]", None, "[]"]}
+        ),
+        pd.DataFrame({"id": ["a", "b", "c", "t"], "label": [answer((10, 19, "ORG")), "[]", None, "[]"]}),
+    ]
+    tasks = label_studio_span_tasks(vote(iterations, items, 0.5), "smollm2/spans")
+    # Test items are never sent for review; every-iteration-failed first, then by agreement.
+    assert [(t["data"]["id"], t["data"]["rank"]) for t in tasks] == [("c", 1), ("a", 2), ("b", 3)]
+    assert tasks[0]["predictions"] == [] and tasks[2]["predictions"][0]["result"] == []
+    regions = tasks[1]["predictions"][0]["result"]
+    assert [(r["value"]["text"], r["value"]["labels"], r["score"]) for r in regions] == [
+        ("Acme Bank", ["ORG"], 1.0),
+        ("EUR 5 million", ["MONEY"], 0.5),
+    ]
+    assert regions[0]["value"] | {"text": None} == {"start": 10, "end": 19, "text": None, "labels": ["ORG"]}
+    config = ET.fromstring(label_studio_span_config(["ORG", "R&D <x>"]))
+    labels = config.find("Labels")
+    assert labels.get("toName") == "text" and [x.get("value") for x in labels] == ["ORG", "R&D <x>"]

@@ -55,6 +55,8 @@ SPANS_CONFIG = {
     "annotate": {"max_failure_share": 1.0},
     # One student (on the teacher's votes) keeps the run short; bench/spans.py trains on expert spans.
     "evaluation": {"expert_baseline": False},
+    # Opt-in (snakemake predict_all): the last test labels the whole demo file with the student.
+    "predict": {"files": {"news": "data/demo/business_news_entities.jsonl"}, "id_column": "id"},
 }
 
 
@@ -121,8 +123,32 @@ def test_spans_run_trains_scores_and_reports_teacher_and_student_on_one_test_spl
         assert all(0 <= s.start < s.end <= len(text) for s in from_json(answer))
     assert student["predicted_spans"] == sum(len(from_json(a)) for a in predictions["label"])
 
+    check = json.loads((results / "students/minilm/smollm2/spans/onnx_check.json").read_text())
+    assert (results / "students/minilm/smollm2/spans/onnx/model.int8.onnx").exists()
+    assert check["items"] == 6 and 0.0 <= check["same_spans_share"] <= 1.0
+    assert check["entity_f1_torch"] == pytest.approx(student["f1"])  # the same torch model, the same texts
+
+    tasks = json.loads((results / "review/smollm2/spans.label_studio.json").read_text())
+    assert {t["data"]["id"] for t in tasks} == set(votes.loc[votes["split"] != "test", "id"])
+    assert '<Labels name="label" toName="text">' in (results / "review/smollm2/spans.label_studio.xml").read_text()
+
     report = (results / "report/report.md").read_text()
     assert "6 test texts with" in report
     assert f"| smollm2 / spans (votes) | teacher | {teacher['precision']:.3f}" in report
     assert f"| minilm | smollm2 / spans | {student['precision']:.3f}" in report
     assert f"| minilm | smollm2 / spans | {metadata['train_examples']} | {metadata['train_spans']} | 1 |" in report
+    assert (
+        f"| minilm | smollm2 / spans | {check['entity_f1_torch']:.3f} | {check['entity_f1_onnx_int8']:.3f} |" in report
+    )
+
+
+def test_predict_all_writes_each_rows_spans_with_the_onnx_student(spans_run):
+    snakemake(spans_run, "predict_all")
+    predictions = pd.read_parquet(spans_run / "results/predictions/news.parquet")
+    demo = pd.read_json(spans_run / "data/demo/business_news_entities.jsonl", lines=True)
+    assert list(predictions.columns) == ["row", "id", "label", "spans"]
+    assert predictions["row"].tolist() == list(range(150)) and predictions["id"].tolist() == demo["id"].tolist()
+    for text, answer, count in zip(demo["text"], predictions["label"], predictions["spans"], strict=True):
+        spans = from_json(answer)
+        assert len(spans) == count and all(0 <= s.start < s.end <= len(text) for s in spans)
+    assert "OnnxSpanPredictor" in (spans_run / "logs/predict/news.log").read_text()

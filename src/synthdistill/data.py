@@ -364,12 +364,19 @@ def split_names(frame: pd.DataFrame) -> list[str]:
     return [*SPLITS, *sorted(set(frame["split"]) - set(SPLITS))]
 
 
-def summarise(frame: pd.DataFrame, dropped: pd.DataFrame, changed: dict[str, list[int]]) -> dict[str, Any]:
-    """Counts per split and label, every dropped row with its reason, and the rows whose text was changed."""
+def summarise(
+    frame: pd.DataFrame, dropped: pd.DataFrame, changed: dict[str, list[int]], task: str = SINGLE_LABEL
+) -> dict[str, Any]:
+    """Counts per split and label (for spans: expert spans per split and type), every dropped row
+    with its reason, and the rows whose text was changed."""
     names = split_names(frame)
     counts: dict[str, Any] = {name: int((frame["split"] == name).sum()) for name in names}
     per_label = {}
-    if "expert_label" in frame:
+    if "expert_label" in frame and task == SPANS:
+        from synthdistill.data_spans import spans_per_label
+
+        per_label = spans_per_label(frame, names)
+    elif "expert_label" in frame:
         table = pd.crosstab(frame["split"], frame["expert_label"])
         per_label = {s: {k: int(v) for k, v in table.loc[s].items()} for s in names if s in table.index}
     return {
@@ -425,7 +432,7 @@ def prepare(
     )
     items = carve_gold_dev(items, split_settings.get("gold_dev_size"), split_settings["seed"])
     items = carve_shots(items, int(split_settings.get("shots_per_label") or 0), split_settings["seed"])
-    return items, summarise(items, dropped, changed)
+    return items, summarise(items, dropped, changed, task)
 
 
 def write_splits(items: pd.DataFrame, summary: dict, outputs: Any, summary_path: str) -> None:

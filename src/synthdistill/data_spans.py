@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.spans import Span, overlapping, to_json
+from synthdistill.spans import Span, from_json, overlapping, to_json
 
 
 def _missing(value: Any) -> bool:
@@ -147,3 +147,12 @@ def bio_columns(
             tags = frame[tags_column].iloc[index]
             answers.append(None if _missing(tags) else to_json(bio_spans(tokens, _as_list(tags, where), where)))
     return texts, answers if tags_column else None
+
+
+def spans_per_label(frame: pd.DataFrame, splits: list[str]) -> dict[str, dict[str, int]]:
+    """Expert spans per split and type (summary.json): a JSON answer per text is no label to count."""
+    out: dict[str, dict[str, int]] = {}
+    for split in splits:
+        labels = [s.label for answer in frame.loc[frame["split"] == split, "expert_label"] for s in from_json(answer)]
+        out[split] = {label: labels.count(label) for label in sorted(set(labels))}
+    return out

@@ -19,6 +19,7 @@ so a bad id or label can be found in the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def _table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     )
 
 
-def _label_studio(tasks: list[dict[str, Any]], question: str) -> list[dict[str, Any]]:
+def _label_studio(tasks: list[dict[str, Any]], question: str, multiple: bool) -> list[dict[str, Any]]:
     rows = []
     for number, task in enumerate(tasks, start=1):
         annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
@@ -75,7 +76,11 @@ def _label_studio(tasks: list[dict[str, Any]], question: str) -> list[dict[str, 
             {
                 "row": number,
                 "id": None if item_id is None else str(item_id),
-                "label": choices[0] if len(choices) == 1 else (None if not choices else "|".join(choices)),
+                "label": (
+                    choices
+                    if multiple
+                    else (choices[0] if len(choices) == 1 else (None if not choices else "|".join(choices)))
+                ),
                 "reviewer": None if reviewer is None else str(reviewer),
             }
         )
@@ -130,8 +135,9 @@ def _read_xlsx_as_text(path: Path) -> pd.DataFrame:
     return pd.DataFrame(body, columns=header, dtype=str)
 
 
-def read_corrections(path: str | Path, question: str = "label") -> pd.DataFrame:
-    """``row, id, label, reviewer`` from any accepted corrections file."""
+def read_corrections(path: str | Path, question: str = "label", multiple: bool = False) -> pd.DataFrame:
+    """``row, id, label, reviewer`` from any accepted corrections file. ``multiple`` (task
+    multi_label): a Label Studio annotation's label is the list of its choices (none: the empty set)."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -153,15 +159,25 @@ def read_corrections(path: str | Path, question: str = "label") -> pd.DataFrame:
         if not isinstance(data, list):
             raise SynthDistillError(f"{source}: expected a list of Label Studio tasks or Argilla records")
         if any("annotations" in item or "data" in item for item in data):
-            rows = _label_studio(data, question)
+            rows = _label_studio(data, question, multiple)
         else:
             rows = _argilla(data, question)
         return pd.DataFrame(rows, columns=COLUMNS)
     raise SynthDistillError(f"{source}: unsupported corrections format {suffix!r}; use .csv, .tsv, .xlsx or .json")
 
 
-def check_corrections(corrections: pd.DataFrame, known_ids: set[str], labels: list[str], source: str) -> None:
-    """Stop on the first row with an unknown or missing id or label, naming the row; nothing is applied."""
+def check_corrections(
+    corrections: pd.DataFrame,
+    known_ids: set[str],
+    labels: list[str],
+    source: str,
+    label_problem: Callable[[Any], str | None] | None = None,
+) -> None:
+    """Stop on the first row with an unknown or missing id or label, naming the row; nothing is applied.
+    ``label_problem`` says what is wrong with a label (None: nothing); by default, that it is not one
+    of ``labels`` (task multi_label passes its label-set check)."""
+    if label_problem is None:
+        label_problem = lambda label: None if label in labels else f"label {label!r} is not one of {labels}"  # noqa: E731
     problems = []
     for row in corrections.to_dict("records"):
         number, item_id, label = row["row"], row["id"], row["label"]
@@ -169,8 +185,8 @@ def check_corrections(corrections: pd.DataFrame, known_ids: set[str], labels: li
             problems.append(f"row {number}: no id")
         elif item_id not in known_ids:
             problems.append(f"row {number}: unknown id {item_id!r} (not in the train or validation split)")
-        elif label not in labels:
-            problems.append(f"row {number}: id {item_id!r}: label {label!r} is not one of {labels}")
+        elif (problem := label_problem(label)) is not None:
+            problems.append(f"row {number}: id {item_id!r}: {problem}")
     duplicated = corrections["id"].duplicated(keep=False)
     for item_id in corrections.loc[duplicated, "id"].unique():
         rows = corrections.loc[corrections["id"] == item_id, "row"].tolist()
@@ -183,7 +199,11 @@ def check_corrections(corrections: pd.DataFrame, known_ids: set[str], labels: li
 
 
 def apply_corrections(
-    votes: pd.DataFrame, corrections: pd.DataFrame | None, labels: list[str], source: str = "corrections"
+    votes: pd.DataFrame,
+    corrections: pd.DataFrame | None,
+    labels: list[str],
+    source: str = "corrections",
+    label_problem: Callable[[Any], str | None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reviewed labels, audit trail).
 
@@ -201,7 +221,7 @@ def apply_corrections(
     if corrections is None or corrections.empty:
         return reviewed, pd.DataFrame(columns=audit_columns)
     reviewable = set(reviewed.loc[reviewed["split"].isin(("train", "validation")), "id"].astype(str))
-    check_corrections(corrections, reviewable, labels, source)
+    check_corrections(corrections, reviewable, labels, source, label_problem)
     last = corrections.drop_duplicates("id", keep="last").set_index("id")
     position = reviewed["id"].astype(str)
     hit = position.isin(last.index)

@@ -37,7 +37,7 @@ def _quality_row(name: str, source: str, metrics: dict[str, Any], labels: list[s
 
 def build(files: dict[str, str], labels: list[str]) -> dict[str, Any]:
     """The template's values from the run's files, keyed ``kind/name...`` (rules/spans.smk)."""
-    quality, per_label, annotation, students = [], [], [], []
+    quality, per_label, annotation, students, onnx = [], [], [], [], []
     first: dict[str, Any] | None = None
     min_share = None
     for key, path in files.items():
@@ -68,6 +68,19 @@ def build(files: dict[str, str], labels: list[str]) -> dict[str, Any]:
             row, cells = _quality_row(label, source, data, labels)
             quality.append(row)
             per_label.append(cells)
+        elif kind == "onnx":
+            student, teacher = name.split("/", 1)
+            scored = "entity_f1_torch" in data
+            onnx.append(
+                {
+                    "name": student,
+                    "source": teacher.replace("/", " / "),
+                    "torch": f"{data['entity_f1_torch']:.3f}" if scored else "n/a",
+                    "int8": f"{data['entity_f1_onnx_int8']:.3f}" if scored else "n/a",
+                    "points": f"{data['entity_f1_difference_points']:+.1f}" if scored else "n/a",
+                    "same": f"{data['same_spans_share']:.0%}" if data["same_spans_share"] is not None else "n/a",
+                }
+            )
         elif kind == "metadata":
             student, teacher = name.split("/", 1)
             students.append(
@@ -92,6 +105,7 @@ def build(files: dict[str, str], labels: list[str]) -> dict[str, Any]:
         "per_label": per_label,
         "annotation": annotation,
         "students": students,
+        "onnx": onnx,
         "min_share": min_share,
     }
 

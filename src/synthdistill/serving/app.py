@@ -3,7 +3,9 @@
 ``POST /v1/classify`` takes ``{"texts": ["...", ...]}`` (or ``{"text": "..."}``) and returns
 ``{"results": [{"label", "probabilities", "model", "confidence"[, "student_label"]}, ...]}`` in
 input order; ``model`` is ``student``, ``teacher`` or ``student-fallback`` (the teacher was asked
-but could not answer). ``GET /health`` describes the service; ``GET /metrics`` is Prometheus text.
+but could not answer). A multi_label student answers ``{"labels": [...], "probabilities", "model"}``
+per text: its set (the labels at or above their thresholds) and each label's own probability.
+``GET /health`` describes the service; ``GET /metrics`` is Prometheus text.
 
 The request body is checked by hand rather than by a pydantic model: at hundreds of one-text
 requests a second on two cores, validation is a visible share of the CPU, and the hand-written

@@ -43,6 +43,15 @@ def student_facts(student_dir: Path) -> dict[str, Any]:
     return facts
 
 
+def is_multi_label(student_dir: Path) -> bool:
+    """Whether the student folder holds a multi_label student (sigmoid head, per-label thresholds)."""
+    for folder in (student_dir / "model", student_dir / "onnx", student_dir):
+        config = folder / "config.json"
+        if config.exists():
+            return json.loads(config.read_text()).get("problem_type") == "multi_label_classification"
+    return False
+
+
 def cascade_policy(args: argparse.Namespace, facts: dict[str, Any]) -> CascadePolicy | None:
     if args.threshold is not None:
         return CascadePolicy(args.confidence, args.temperature, args.threshold)
@@ -68,6 +77,11 @@ def build_service(args: argparse.Namespace):
     if not student_dir.exists():
         raise SynthDistillError(f"{student_dir}: no such student folder")
     facts = student_facts(student_dir)
+    if is_multi_label(student_dir) and (args.teacher or args.cascade or args.threshold is not None):
+        raise SynthDistillError(
+            f"{student_dir}: a multi_label student answers label sets on its own; deferral to a teacher "
+            "(--teacher, --cascade, --threshold: the cascade) is single-label only. Serve it without them."
+        )
     student = args.student_name or facts["student"]
     config_files = args.configfile or ([DEFAULT_CONFIG] if Path(DEFAULT_CONFIG).exists() else [])
     if args.teacher and not config_files:

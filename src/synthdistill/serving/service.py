@@ -6,6 +6,9 @@ teacher never holds up the student's answers to other requests). A text the teac
 time (error, unparseable answer, outage, ``teacher_timeout_s``, or more than ``teacher_max_pending``
 texts already waiting) gets the student's answer, marked ``student-fallback``: a teacher outage
 degrades answers, it does not fail requests.
+
+A multi_label student answers each text's label set (``labels``) with one probability per label, and
+never defers: deferral is single-label only.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ class ClassifierService:
     ) -> None:
         self.predictor, self.settings, self.student = predictor, settings, student
         self.labels: list[str] = list(predictor.labels)
+        # A multi_label student answers a set per text (its labels at or above their thresholds);
+        # the cli refuses a teacher for it, since the cascade's confidence is single-label.
+        self.multi_label = bool(getattr(predictor, "multi_label", False))
+        if self.multi_label and (policy is not None or deferral is not None):
+            raise ValueError("a multi_label student cannot defer to a teacher: the cascade is single-label only")
         self.policy, self.deferral = policy, deferral
         self.max_chars = max_chars
         self.metrics = ServiceMetrics()
@@ -94,7 +102,9 @@ class ClassifierService:
             "status": "ok",
             "student": self.student,
             "backend": type(self.predictor).__name__,
+            "task": "multi_label" if self.multi_label else "single_label",
             "labels": self.labels,
+            **({"thresholds": self._thresholds()} if self.multi_label else {}),
             "policy": self.policy.to_dict() if self.policy else None,
             "teacher": self.deferral.describe() if self.deferral else None,
             "settings": self.settings.__dict__,
@@ -122,8 +132,27 @@ class ClassifierService:
         return answers
 
     # -- one request -----------------------------------------------------------------------------
+    def _thresholds(self) -> dict[str, float]:
+        return dict(zip(self.labels, map(float, self.predictor.thresholds), strict=True))
+
+    def _label_sets(self, probs: np.ndarray) -> list[dict[str, Any]]:
+        """A multi_label student's answers: each text's set, in config label order, and every label's
+        own (sigmoid) probability; the same decision as ``predict`` (inference.predicted_labels)."""
+        chosen = probs >= self.predictor.thresholds
+        self.metrics.answered({STUDENT: len(probs), TEACHER: 0, FALLBACK: 0}, 0)
+        return [
+            {
+                "labels": [label for label, on in zip(self.labels, row, strict=True) if on],
+                "probabilities": dict(zip(self.labels, map(float, scores), strict=True)),
+                "model": STUDENT,
+            }
+            for row, scores in zip(chosen, probs, strict=True)
+        ]
+
     async def classify(self, texts: list[str]) -> list[dict[str, Any]]:
         probs = await self.student_batcher.submit(texts)
+        if self.multi_label:
+            return self._label_sets(probs)
         if self.policy is not None:
             # The probabilities returned are the temperature-scaled ones the threshold was chosen on.
             probs = self.policy.scaled(probs)

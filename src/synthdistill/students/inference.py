@@ -228,30 +228,35 @@ def predict_chunks(predictor, chunks: Iterator[list[str]]) -> Iterator[np.ndarra
 
 
 def export_onnx(
-    model_dir: str | Path, output_dir: str | Path, opset: int = 17, per_channel: bool | None = None
+    model_dir: str | Path,
+    output_dir: str | Path,
+    opset: int = 17,
+    per_channel: bool | None = None,
+    per_token: bool = False,
 ) -> Path:
     """Export a trained student to ONNX and quantize its weights to int8 (dynamic quantization).
 
     The folder gets the tokenizer and config too, so it deploys on its own. ``per_channel`` (default:
-    for multi_label students only) quantizes each weight column on its own scale, with reduce_range
+    for multi_label and spans students) quantizes each weight column on its own scale, with reduce_range
     (7-bit weights, no saturation on CPUs without VNNI): a sigmoid score is compared with a threshold,
     so the per-tensor error that leaves an argmax alone flips label decisions. Measured on the
     support-tickets demo student (bench/README.md): 11 of 195 test decisions flipped per tensor, 1 per
-    channel.
+    channel. ``per_token``: a token-classification student (task spans), whose logits have a
+    sequence axis; it is quantized per channel too (argmax per token over 9 tags: per tensor, its
+    entity F1 fell 7.3 points on the spans demo, bench/README.md).
     """
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     # Eager attention traces into plain ops every ONNX runtime supports.
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, use_safetensors=True, attn_implementation="eager"
-    ).eval()
+    auto_class = AutoModelForTokenClassification if per_token else AutoModelForSequenceClassification
+    model = auto_class.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if per_channel is None:
-        per_channel = _is_multi_label(model.config)
+        per_channel = per_token or _is_multi_label(model.config)
     example = tokenizer(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
     float_path = output_dir / ONNX_FLOAT_FILE
     dynamic = {0: "batch", 1: "sequence"}
@@ -262,7 +267,11 @@ def export_onnx(
             str(float_path),
             input_names=["input_ids", "attention_mask"],
             output_names=["logits"],
-            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "logits": {0: "batch"}},
+            dynamic_axes={
+                "input_ids": dynamic,
+                "attention_mask": dynamic,
+                "logits": dynamic if per_token else {0: "batch"},
+            },
             opset_version=opset,
             dynamo=False,
         )

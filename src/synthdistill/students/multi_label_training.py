@@ -55,7 +55,9 @@ def label_set_frames(
         train_items, validation_items = (pd.read_parquet(p).rename(columns={"expert_label": "label"}) for p in paths)
         return train_items, validation_items
     votes = pd.read_parquet(paths[0])
-    labelled = votes.loc[votes["voted_label"].notna()].rename(columns={"voted_label": "label"})
+    if "label" not in votes:  # a vote; the reviewed sets (import_review) keep the teacher's in voted_label
+        votes = votes.rename(columns={"voted_label": "label"})
+    labelled = votes.loc[votes["label"].notna()]
     train_items = labelled.loc[labelled["split"] == "train"]
     if min_agreement is not None:
         train_items = train_items.loc[train_items["agreement"] >= min_agreement]
@@ -208,5 +210,10 @@ def train_from_files(
         trust_remote_code=student.get("trust_remote_code", False),
     )
     metadata.update({"teacher": teacher, "prompt": prompt, "label_options": options})
+    if "corrected" in train_items:  # reviewed sets (results/review/...labels.parquet)
+        metadata["reviewed_corrections"] = {
+            "train": int(train_items["corrected"].sum()),
+            "validation": int(validation_items["corrected"].sum()),
+        }
     write_metadata(metadata, metadata_path)
     return metadata

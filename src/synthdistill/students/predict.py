@@ -5,7 +5,8 @@
 INPUT is CSV, TSV, Parquet or JSONL; OUTPUT is Parquet with the row number, the id column when
 given, the label and one probability column per label, in input order. For a multi_label student
 ``label`` is the canonical JSON of the set, ``labels`` the same set as a list, and each probability
-is that label's own sigmoid score (the set holds the labels at or above their thresholds).
+is that label's own sigmoid score (the set holds the labels at or above their thresholds). A spans student writes the
+span JSON as ``label`` and the number of spans.
 """
 
 from __future__ import annotations
@@ -96,8 +97,24 @@ def predict_file(
 
     Rows are numbered from 0 in file order (header excluded) so errors and outputs can be joined
     back to the input. The output is written to a temporary name and renamed at the end, so a
-    killed run never leaves a file that looks complete.
+    killed run never leaves a file that looks complete. A token-classification student (task
+    spans) writes each row's span JSON instead of probabilities (students.span_predict).
     """
+    from synthdistill.students.span_predict import is_span_student, predict_span_file
+
+    if is_span_student(model_dir):
+        return predict_span_file(
+            model_dir,
+            input_path,
+            output_path,
+            text_column,
+            id_column,
+            backend,
+            max_length,
+            batch_size,
+            chunk_rows,
+            threads,
+        )
     predictor = load_predictor(model_dir, backend, max_length, batch_size, threads)
     columns = [text_column] + ([id_column] if id_column else [])
     output_path = Path(output_path)

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from synthdistill.paths import resolve_model_ref
@@ -93,27 +94,33 @@ class SpanPredictor:
         model = AutoModelForTokenClassification.from_pretrained(model_dir, use_safetensors=True)
         return cls(model.to(pick_device()).eval(), AutoTokenizer.from_pretrained(model_dir), max_length)
 
-    def predict(self, texts: list[str]) -> list[list[Span]]:
+    def classes(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The predicted class of every token of a padded batch."""
         import torch
 
         device = next(self.model.parameters()).device
         self.model.eval()
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=torch.from_numpy(input_ids).to(device),
+                attention_mask=torch.from_numpy(attention_mask).to(device),
+            ).logits
+        return logits.argmax(-1).cpu().numpy()
+
+    def predict(self, texts: list[str]) -> list[list[Span]]:
         out: list[list[Span]] = []
         for begin in range(0, len(texts), self.batch_size):
-            chunk = texts[begin : begin + self.batch_size]
             batch = self.tokenizer(
-                chunk,
+                texts[begin : begin + self.batch_size],
                 truncation=True,
                 max_length=self.max_length,
                 padding=True,
                 return_offsets_mapping=True,
-                return_tensors="pt",
+                return_tensors="np",
             )
-            offsets = batch.pop("offset_mapping").tolist()
-            with torch.inference_mode():
-                classes = self.model(**batch.to(device)).logits.argmax(-1).tolist()
-            mask = batch["attention_mask"].tolist()
-            for row_offsets, row_classes, row_mask in zip(offsets, classes, mask, strict=True):
+            mask = batch["attention_mask"]
+            classes = self.classes(batch["input_ids"].astype(np.int64), mask.astype(np.int64)).tolist()
+            for row_offsets, row_classes, row_mask in zip(batch["offset_mapping"].tolist(), classes, mask, strict=True):
                 kept = [(tuple(o), c) for o, c, m in zip(row_offsets, row_classes, row_mask, strict=True) if m]
                 out.append(decode([o for o, _ in kept], [c for _, c in kept], self.tags))
         return out
