@@ -57,6 +57,8 @@ def test_structured_decoding_gives_only_valid_labels(smollm2_teacher, tmp_path, 
     assert (frame["output_tokens"] > 0).all() and (frame["input_tokens"] > 20).all()
     if kind == "cot_json":
         assert frame["reason"].str.len().gt(0).all()
+        # The grammar keeps the schema's order: the reasoning is written before the label, not after it.
+        assert frame["raw_output"].str.replace(" ", "").str.startswith('{"reason":').all(), frame["raw_output"]
 
 
 def test_unconstrained_output_is_parsed_strictly(smollm2_teacher, tmp_path):

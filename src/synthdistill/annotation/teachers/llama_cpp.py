@@ -93,7 +93,9 @@ class LlamaCppTeacher:
         if request.choices:
             source = _choice_grammar(request.choices)
         elif request.json_schema:
-            source = json.dumps(request.json_schema, sort_keys=True)
+            # Not sort_keys: llama.cpp writes properties in the schema's order, and a chain of thought
+            # must come before its label (sorted, "label" came before "reason").
+            source = json.dumps(request.json_schema)
         else:
             return None
         if source not in self._grammars:
