@@ -415,7 +415,8 @@ def annotate(
     keys = [cache_key(teacher.identity, r.as_dict(), iteration) for r in requests]
     reask = None
     if retry_unparsed and kind != "label_scores":  # label scores always parse
-        texts = prompts["text"].tolist()
+        # A prompts frame without texts (one built by hand) still parses every kind but spans_json.
+        texts = prompts["text"].tolist() if "text" in prompts else [None] * len(prompts)
 
         def reask(index: int, completion: Completion) -> bool:
             return parse(kind, completion.text, labels, texts[index]).status != OK
@@ -458,7 +459,7 @@ def annotate(
             row.update(raw_output=raw, label=labels[int(probs.argmax())], reason=None, parse_status=OK)
             row.update({f"prob_{label}": float(p) for label, p in zip(labels, probs, strict=True)})
         else:
-            parsed = parse(kind, completion.text, labels, item["text"])
+            parsed = parse(kind, completion.text, labels, item.get("text"))
             row.update(raw_output=completion.text, label=parsed.label, reason=parsed.reason, parse_status=parsed.status)
         row["input_tokens"] = completion.input_tokens if completion else None
         row["output_tokens"] = completion.output_tokens if completion else None
