@@ -48,8 +48,13 @@ def test_smollm2_answers_the_spans_schema_and_each_answer_is_located_or_failed(s
         max_failure_share=1.0,
     )
     schema = spans_json_schema(LABELS)
+    assert (frame["output_tokens"] < 160).any(), frame["raw_output"]  # some answers finish: the checks below run
     for row, text in zip(frame.itertuples(), TEXTS, strict=True):
-        answer = json.loads(row.raw_output)  # constrained: always JSON of the schema
+        if row.output_tokens >= 160:
+            # Cut at max_tokens inside the constrained JSON: a counted failure, never a partial guess.
+            assert row.parse_status == "invalid_json" and pd.isna(row.label)
+            continue
+        answer = json.loads(row.raw_output)  # constrained and finished: JSON of the schema
         jsonschema.validate(answer, schema)
         mentions = [(span["text"].strip(), span["label"]) for span in answer["spans"]]
         if row.parse_status == "ok":
