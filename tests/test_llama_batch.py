@@ -64,9 +64,9 @@ def test_mixed_settings_in_one_batch_each_keep_their_own_limits(smollm2_teacher)
     error = answers.pop(1)
     assert isinstance(error, ValueError) and "exceed context window of 2048" in str(error)
     # Free text from this prompt runs far past these limits: every answer stops exactly at its own.
+    # (Counted as generated: tokenizing the decoded text again need not give the same count, e.g.
+    # for an unseeded draw at temperature 1.0 that emits bytes of a split character.)
     assert [a.output_tokens for a in answers] == [2, 5, 9, 3]
-    tokenize = smollm2_teacher.llm.tokenize
-    assert [len(tokenize(a.text.encode(), add_bos=False, special=False)) for a in answers] == [2, 5, 9, 3]
     # Greedy decoding is the same alone as in any batch.
     assert smollm2_teacher.complete_batch(requests[:1])[0].text == answers[0].text
 
