@@ -55,19 +55,17 @@ def _table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     )
 
 
-def _label_studio(tasks: list[dict[str, Any]], question: str, multiple: bool) -> list[dict[str, Any]]:
+def label_studio_reviews(
+    tasks: list[dict[str, Any]], answer: Callable[[list[dict[str, Any]]], Any]
+) -> list[dict[str, Any]]:
+    """``row, id, label, reviewer`` of each reviewed Label Studio task: the last annotation that was not
+    cancelled wins, ``answer(its results)`` is the label, ``completed_by`` the reviewer."""
     rows = []
     for number, task in enumerate(tasks, start=1):
         annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
         if not annotations:
             continue  # not reviewed yet
         annotation = annotations[-1]
-        choices = [
-            choice
-            for result in annotation.get("result", [])
-            if result.get("type") == "choices" and result.get("from_name", question) == question
-            for choice in result.get("value", {}).get("choices", [])
-        ]
         reviewer = annotation.get("completed_by")
         if isinstance(reviewer, dict):
             reviewer = reviewer.get("email") or reviewer.get("id")
@@ -76,15 +74,26 @@ def _label_studio(tasks: list[dict[str, Any]], question: str, multiple: bool) ->
             {
                 "row": number,
                 "id": None if item_id is None else str(item_id),
-                "label": (
-                    choices
-                    if multiple
-                    else (choices[0] if len(choices) == 1 else (None if not choices else "|".join(choices)))
-                ),
+                "label": answer(annotation.get("result", [])),
                 "reviewer": None if reviewer is None else str(reviewer),
             }
         )
     return rows
+
+
+def _label_studio(tasks: list[dict[str, Any]], question: str, multiple: bool) -> list[dict[str, Any]]:
+    def answer(results: list[dict[str, Any]]) -> Any:
+        choices = [
+            choice
+            for result in results
+            if result.get("type") == "choices" and result.get("from_name", question) == question
+            for choice in result.get("value", {}).get("choices", [])
+        ]
+        if multiple:
+            return choices
+        return choices[0] if len(choices) == 1 else (None if not choices else "|".join(choices))
+
+    return label_studio_reviews(tasks, answer)
 
 
 def _argilla_responses(record: dict[str, Any], question: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from synthdistill.data_spans import row_spans
 from synthdistill.errors import SynthDistillError
-from synthdistill.labels.corrections import COLUMNS, apply_corrections, read_corrections
+from synthdistill.labels.corrections import COLUMNS, apply_corrections, label_studio_reviews, read_corrections
 from synthdistill.labels.review import write_csv
 from synthdistill.spans import to_json
 
@@ -26,31 +26,16 @@ QUESTION = "label"
 
 
 def _label_studio_spans(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for number, task in enumerate(tasks, start=1):
-        annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
-        if not annotations:
-            continue  # not reviewed yet
-        annotation = annotations[-1]
+    def answer(results: list[dict[str, Any]]) -> str:
         spans = [
             {"start": result["value"].get("start"), "end": result["value"].get("end"), "label": label}
-            for result in annotation.get("result", [])
+            for result in results
             if result.get("type") == "labels" and result.get("from_name", QUESTION) == QUESTION
             for label in result.get("value", {}).get("labels", [])
         ]
-        reviewer = annotation.get("completed_by")
-        if isinstance(reviewer, dict):
-            reviewer = reviewer.get("email") or reviewer.get("id")
-        item_id = task.get("data", {}).get("id")
-        rows.append(
-            {
-                "row": number,
-                "id": None if item_id is None else str(item_id),
-                "label": json.dumps(spans),
-                "reviewer": None if reviewer is None else str(reviewer),
-            }
-        )
-    return rows
+        return json.dumps(spans)
+
+    return label_studio_reviews(tasks, answer)
 
 
 def read_span_corrections(path: str | Path) -> pd.DataFrame:
