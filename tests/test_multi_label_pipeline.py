@@ -138,8 +138,12 @@ def test_review_files_offer_the_voted_sets_least_agreed_first(run):
     table = pd.read_csv(review / "labels_json.review.csv")
     assert set(table["split"]) <= {"train", "validation"}
     assert len(table) == int(votes["split"].isin(["train", "validation"]).sum())
-    voted = table.loc[table["voted_label"].notna()]
-    assert voted["agreement"].is_monotonic_increasing
+    # cleanlab's flagged items first, then least agreed first within each block
+    flags = table["label_issue"].astype(bool).tolist()
+    assert flags == sorted(flags, reverse=True)
+    assert table["issue_method"].iloc[0] in ("cv_ovr_logreg_embeddings", "agreement_only")
+    for _, block in table.groupby("label_issue"):
+        assert block["agreement"].is_monotonic_increasing
     argilla = read_json(review / "labels_json.argilla.json")
     assert argilla["settings"]["questions"][0]["type"] == "multi_label_selection"
     tasks = read_json(review / "labels_json.label_studio.json")
