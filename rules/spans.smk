@@ -101,13 +101,15 @@ rule export_onnx:
         "../scripts/spans_export_onnx.py"
 
 
-# Review: Label Studio tasks with the voted spans as `Labels` predictions, least agreed first.
+# Review, least agreed first: Label Studio tasks with the voted spans as `Labels` predictions, and
+# an Argilla dataset with them as the suggestion of a span question.
 rule export_review:
     input:
         votes=rules.vote.output.votes,
     output:
         label_studio="results/review/{teacher}/{prompt}.label_studio.json",
         label_studio_config="results/review/{teacher}/{prompt}.label_studio.xml",
+        argilla="results/review/{teacher}/{prompt}.argilla.json",
     log:
         "logs/export_review/{teacher}/{prompt}.log",
     conda:
@@ -124,8 +126,8 @@ def span_corrections(wildcards):
     return [REVIEW["corrections"]] if REVIEW["corrections"] else []
 
 
-# Corrections back in (a Label Studio export of the review tasks, or CSV/XLSX id,label with span
-# JSON): the reviewed spans students learn, and the audit trail of every applied row.
+# Corrections back in (a Label Studio export of the review tasks, an Argilla records export, or
+# CSV/XLSX id,label with span JSON): the reviewed spans students learn, and the audit trail of every applied row.
 rule import_review:
     input:
         votes=rules.vote.output.votes,

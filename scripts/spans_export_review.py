@@ -1,4 +1,5 @@
-"""Label Studio review tasks for a spans teacher × prompt: the voted spans as predictions."""
+"""Review files for a spans teacher × prompt: Label Studio tasks and an Argilla dataset, the voted
+spans as predictions and suggestions."""
 
 from synthdistill.labels.span_review import write_span_review
 from synthdistill.logs import setup
@@ -7,6 +8,7 @@ setup(snakemake.log[0])
 write_span_review(
     snakemake.input.votes,
     snakemake.params.labels,
-    f"{snakemake.wildcards.teacher}/{snakemake.wildcards.prompt}",
+    snakemake.wildcards.teacher,
+    snakemake.wildcards.prompt,
     dict(snakemake.output.items()),
 )

@@ -277,6 +277,90 @@ def test_label_studio_tasks_show_voted_spans_least_agreed_first():
     assert labels.get("toName") == "text" and [x.get("value") for x in labels] == ["ORG", "R&D <x>"]
 
 
+def test_argilla_span_question_suggests_the_voted_spans_and_its_answers_come_back(tmp_path):
+    from synthdistill.labels.span_corrections import import_span_review
+    from synthdistill.labels.span_review import write_span_review
+
+    items = pd.DataFrame(
+        {"id": ["a", "b", "c", "t"], "split": ["train", "validation", "train", "test"], "text": [TEXT, "x", "y", "z"]}
+    )
+    iterations = [
+        pd.DataFrame(
+            {"id": ["a", "b", "c", "t"], "label": [answer((10, 19, "ORG"), (30, 43, "MONEY")), "[]", None, "[]"]}
+        ),
+        pd.DataFrame({"id": ["a", "b", "c", "t"], "label": [answer((10, 19, "ORG")), "[]", None, "[]"]}),
+    ]
+    votes_path = tmp_path / "votes.parquet"
+    vote(iterations, items, 0.5).to_parquet(votes_path)
+    outputs = {name: str(tmp_path / f"review.{name}") for name in ("label_studio", "label_studio_config", "argilla")}
+    write_span_review(str(votes_path), LABELS, "smollm2", "spans", outputs)
+    data = json.loads((tmp_path / "review.argilla").read_text())
+
+    # rg.SpanQuestion over the text field, in the settings' dict form; overlaps off as in the vote.
+    assert data["settings"]["questions"] == [
+        {
+            "name": "spans",
+            "type": "span",
+            "field": "text",
+            "labels": LABELS,
+            "allow_overlapping": False,
+            "required": True,
+        }
+    ]
+    assert [f["name"] for f in data["settings"]["fields"]] == ["text"]
+    declared = {m["name"] for m in data["settings"]["metadata"]}
+    # Review order as in Label Studio: every-iteration-failed first, then by agreement; no test item.
+    records = data["records"]
+    assert [r["id"] for r in records] == ["c", "a", "b"]
+    for rank, record in enumerate(records, start=1):
+        assert set(record["metadata"]) == declared
+        assert record["metadata"] | {"agreement": None} == {
+            "rank": rank,
+            "split": {"a": "train", "b": "validation", "c": "train"}[record["id"]],
+            "agreement": None,
+            "answered": {"a": 2, "b": 2, "c": 0}[record["id"]],
+            "teacher": "smollm2",
+            "prompt": "spans",
+        }
+    assert records[0]["suggestions"] == {}  # no iteration answered: nothing to suggest
+    suggestion = records[1]["suggestions"]["spans"]
+    # One score per span (Argilla rejects one score for a list value): each span's own agreement.
+    assert suggestion["agent"] == "smollm2/spans" and suggestion["score"] == [1.0, 0.5]
+    assert [(TEXT[s["start"] : s["end"]], s["label"]) for s in suggestion["value"]] == [
+        ("Acme Bank", "ORG"),
+        ("EUR 5 million", "MONEY"),
+    ]
+    assert records[1]["metadata"]["agreement"] == 0.5
+    assert records[2]["suggestions"]["spans"] == {"value": [], "score": [], "agent": "smollm2/spans"}
+
+    # The records export (rg.Record.to_dict, as argilla 2.8 writes it): the reviewer keeps the
+    # suggested spans of a and adds the missed "Acme" at 25; b's answer is no entity at all.
+    def submitted(value, user):
+        return {"spans": [{"value": value, "user_id": user}]}
+
+    records[1]["responses"] = submitted([*suggestion["value"], {"start": 25, "end": 29, "label": "ORG"}], "u1")
+    records[2]["responses"] = submitted([], "u2")
+    records[0]["responses"] = {"spans": [{"value": [], "user_id": "u3", "status": "draft"}]}  # not submitted
+    export = tmp_path / "argilla_export.json"
+    export.write_text(json.dumps(records))
+    audit = import_span_review(
+        str(votes_path), str(export), LABELS, str(tmp_path / "labels.parquet"), str(tmp_path / "audit.csv")
+    )
+    reviewed = pd.read_parquet(tmp_path / "labels.parquet").set_index("id")
+    assert reviewed.loc["a", "label"] == answer((10, 19, "ORG"), (25, 29, "ORG"), (30, 43, "MONEY"))
+    assert reviewed.loc["b", "label"] == "[]" and reviewed.loc["b", "corrected"]
+    assert not reviewed.loc["c", "corrected"]
+    assert audit[["id", "changed", "reviewer"]].to_dict("records") == [
+        {"id": "a", "changed": True, "reviewer": "u1"},
+        {"id": "b", "changed": False, "reviewer": "u2"},
+    ]
+    # An answer past its text stops the import naming the file and the record.
+    records[1]["responses"]["spans"][0]["value"][2].update(start=40, end=60)
+    export.write_text(json.dumps({"records": records}))
+    with pytest.raises(SynthDistillError, match=r"argilla_export.json: row 2 \(id a\): span 3 \[40, 60\) ends past"):
+        import_span_review(str(votes_path), str(export), LABELS, str(tmp_path / "l.parquet"), str(tmp_path / "x.csv"))
+
+
 def test_label_studio_span_corrections_come_back_as_spans_with_an_audit(tmp_path):
     from synthdistill.labels.span_corrections import import_span_review
     from synthdistill.labels.span_review import label_studio_span_tasks

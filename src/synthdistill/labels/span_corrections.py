@@ -2,8 +2,9 @@
 (labels.corrections): only what a correction holds differs.
 
 A corrected answer is a text's whole span set: from a Label Studio export, the ``labels`` regions of
-the last annotation of each task (none: no entity); in CSV/XLSX (id, label[, reviewer]), the span JSON
-list the review files use. Each set is checked against its item's text (offsets inside it, known
+the last annotation of each task (none: no entity); from an Argilla records export, the last
+submitted answer to the ``spans`` question (``[]``: no entity); in CSV/XLSX (id, label[, reviewer]),
+the span JSON list the review files use. Each set is checked against its item's text (offsets inside it, known
 labels, no overlap); a bad one stops the import naming the file and row, and nothing is applied.
 """
 
@@ -19,6 +20,7 @@ from synthdistill.data_spans import row_spans
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.corrections import COLUMNS, apply_corrections, label_studio_reviews, read_corrections
 from synthdistill.labels.review import write_csv
+from synthdistill.labels.span_review import ARGILLA_QUESTION
 from synthdistill.spans import to_json
 
 # The control name of our spans review export (labels.span_review).
@@ -39,7 +41,8 @@ def _label_studio_spans(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def read_span_corrections(path: str | Path) -> pd.DataFrame:
-    """``row, id, label (span JSON), reviewer`` from a Label Studio export or a CSV/XLSX file."""
+    """``row, id, label (span JSON, or the answer as given), reviewer`` from a Label Studio export, an
+    Argilla records export or a CSV/XLSX file."""
     path = Path(path)
     if path.suffix.lower() != ".json":
         return read_corrections(path)
@@ -49,9 +52,14 @@ def read_span_corrections(path: str | Path) -> pd.DataFrame:
         tasks = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise SynthDistillError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(tasks, list):
-        raise SynthDistillError(f"{path}: expected a list of Label Studio tasks (task spans)")
-    return pd.DataFrame(_label_studio_spans(tasks), columns=COLUMNS)
+    if isinstance(tasks, list) and any(isinstance(t, dict) and ("data" in t or "annotations" in t) for t in tasks):
+        return pd.DataFrame(_label_studio_spans(tasks), columns=COLUMNS)
+    # Argilla records (a list, or {"records": [...]}); a span answer is a list of {start, end, label}.
+    corrections = read_corrections(path, question=ARGILLA_QUESTION)
+    answers = [
+        value if value is None or isinstance(value, str) else json.dumps(value) for value in corrections["label"]
+    ]
+    return corrections.assign(label=answers)
 
 
 def canonical_corrections(

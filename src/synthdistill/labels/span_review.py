@@ -1,5 +1,6 @@
-"""Review files for task spans: Label Studio tasks whose ``Labels`` predictions are the voted spans,
-most uncertain items first, and the labelling config that shows them on the text."""
+"""Review files for task spans, most uncertain items first: Label Studio tasks whose ``Labels``
+predictions are the voted spans (with the labelling config that shows them on the text), and an
+Argilla 2.x dataset whose ``span`` question carries the voted spans as its suggestion."""
 
 from __future__ import annotations
 
@@ -76,9 +77,81 @@ def label_studio_span_config(labels: list[str]) -> str:
     return ET.tostring(view, encoding="unicode") + "\n"
 
 
-def write_span_review(votes_path: str, labels: list[str], source: str, outputs: dict[str, str]) -> None:
-    """The export_review files of a spans run: Label Studio tasks JSON and labelling config."""
+# The Argilla question and field names; labels.span_corrections reads responses to this question.
+ARGILLA_QUESTION = "spans"
+ARGILLA_FIELD = "text"
+
+
+def argilla_span_records(votes: pd.DataFrame, labels: list[str], teacher: str, prompt: str) -> dict[str, Any]:
+    """Argilla 2.x dataset settings and records, in the dict form of ``rg.Settings`` / ``rg.Record``,
+    written without an Argilla server.
+
+    The ``spans`` question is an ``rg.SpanQuestion`` over the ``text`` field. It is required (a
+    dataset needs one required question to be published) and an empty answer is valid: no entity.
+    Overlaps are off, as for expert spans and the vote. The suggestion's value is the voted spans
+    (``{start, end, label}``, character offsets, end exclusive) with one score per span, its own
+    agreement: Argilla rejects a single score for a list value. An item every iteration failed on has
+    no suggestion.
+    """
+    records = []
+    for rank, row in enumerate(review_order(votes).to_dict("records"), start=1):
+        agreement = {(d["start"], d["end"], d["label"]): d["agreement"] for d in json.loads(row["span_agreement"])}
+        suggestions = {}
+        if isinstance(row["voted_label"], str):
+            spans = from_json(row["voted_label"])
+            suggestions[ARGILLA_QUESTION] = {
+                "value": [{"start": s.start, "end": s.end, "label": s.label} for s in spans],
+                "score": [float(agreement.get((s.start, s.end, s.label), 0.0)) for s in spans],
+                "agent": f"{teacher}/{prompt}",
+            }
+        records.append(
+            {
+                "id": str(row["id"]),
+                "fields": {ARGILLA_FIELD: row["text"]},
+                "metadata": {
+                    "rank": rank,
+                    "split": row["split"],
+                    "agreement": float(row["agreement"]),
+                    "answered": int(row["n_answered"]),
+                    "teacher": teacher,
+                    "prompt": prompt,
+                },
+                "suggestions": suggestions,
+            }
+        )
+    settings = {
+        "guidelines": (
+            f"Mark every entity of the text with one of {', '.join(labels)}; the suggestion is the vote of "
+            f"{teacher} with prompt {prompt}. Submit with no span when the text has none."
+        ),
+        "fields": [{"name": ARGILLA_FIELD, "type": "text", "required": True}],
+        "questions": [
+            {
+                "name": ARGILLA_QUESTION,
+                "type": "span",
+                "field": ARGILLA_FIELD,
+                "labels": labels,
+                "allow_overlapping": False,
+                "required": True,
+            }
+        ],
+        "metadata": [
+            {"name": "rank", "type": "integer"},
+            {"name": "split", "type": "terms", "options": list(REVIEWED_SPLITS)},
+            {"name": "agreement", "type": "float"},
+            {"name": "answered", "type": "integer"},
+            {"name": "teacher", "type": "terms", "options": [teacher]},
+            {"name": "prompt", "type": "terms", "options": [prompt]},
+        ],
+    }
+    return {"settings": settings, "records": records}
+
+
+def write_span_review(votes_path: str, labels: list[str], teacher: str, prompt: str, outputs: dict[str, str]) -> None:
+    """The export_review files of a spans run: Label Studio tasks JSON and labelling config, Argilla JSON."""
     votes = pd.read_parquet(votes_path)
-    tasks = label_studio_span_tasks(votes, source)
+    tasks = label_studio_span_tasks(votes, f"{teacher}/{prompt}")
     Path(outputs["label_studio"]).write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")
     Path(outputs["label_studio_config"]).write_text(label_studio_span_config(labels))
+    argilla = argilla_span_records(votes, labels, teacher, prompt)
+    Path(outputs["argilla"]).write_text(json.dumps(argilla, indent=1, ensure_ascii=False) + "\n")
