@@ -20,8 +20,11 @@ rule export_review:
         "benchmarks/export_review/{teacher}/{prompt}.tsv"
     conda:
         "../envs/review.yaml"
+    threads: 2
     params:
         labels=lookup(dpath="labels", within=config),
+        # Everything but the corrections path: a new corrections file must not rescore.
+        settings=lambda wildcards: REVIEW_SCORING,
     script:
         "../scripts/multi_label_export_review.py"
 

@@ -151,34 +151,32 @@ def test_spans_student_ships_a_token_classification_card_and_argilla_review(span
 
     results = spans_run / "results"
     folder = results / "students/minilm/smollm2/spans"
-    card_text = (folder / "README.md").read_text()
-    card = ModelCard(card_text)
+    readme = (folder / "README.md").read_text()
+    card = ModelCard(readme)
     assert card.data.pipeline_tag == "token-classification" and "named-entity-recognition" in card.data.tags
     metadata = json.loads((folder / "metadata.json").read_text())
-    assert "teacher `smollm2` with prompt `spans`" in card_text
-    assert f"training items: {metadata['train_examples']} ({metadata['train_spans']} spans)" in card_text
+    assert "teacher `smollm2` with prompt `spans`" in readme
+    assert f"training items: {metadata['train_examples']} ({metadata['train_spans']} spans)" in readme
     student = json.loads((results / "evaluation/students/minilm/smollm2/spans.json").read_text())
-    assert f"{student['items']} texts with {student['expert_spans']} expert spans" in card_text
+    assert f"{student['items']} texts with {student['expert_spans']} expert spans" in readme
     for name in ("precision", "recall", "f1"):
         low, high = student["intervals"][name]
-        assert f"| {name} | {student[name]:.3f} | {low:.3f} – {high:.3f} |" in card_text
+        assert f"| {name} | {student[name]:.3f} | {low:.3f} – {high:.3f} |" in readme
     for label, scores in student["per_label"].items():
         low, high = student["intervals"]["per_label_f1"][label]
-        assert f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} | " in card_text
-        assert f"| {low:.3f} – {high:.3f} | {scores['support']} |" in card_text
+        assert f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} | " in readme
+        assert f"| {low:.3f} – {high:.3f} | {scores['support']} |" in readme
     check = json.loads((folder / "onnx_check.json").read_text())
     assert check["size_mb"] > 0
     assert (
         f"`onnx/model.int8.onnx` ({check['size_mb']} MB) finds the same spans as the torch model in "
         f"{check['same_spans_share'] * 100:.1f}% of the test texts; entity F1 {check['entity_f1_onnx_int8']:.3f} "
-        f"against {check['entity_f1_torch']:.3f}" in card_text
+        f"against {check['entity_f1_torch']:.3f}" in readme
     )
-    assert "## Limitations" in card_text and "nested or overlapping entities are never predicted" in card_text
+    assert "## Limitations" in readme and "nested or overlapping entities are never predicted" in readme
 
     # The card's usage code (the Hub widget's pipeline) finds the spans the student predicted.
-    code = (
-        card_text.split("```python\n", 1)[1].split("```", 1)[0].replace("<this folder or repo>", str(folder / "model"))
-    )
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0].replace("<this folder or repo>", str(folder / "model"))
     predictions = pd.read_parquet(results / "evaluation/students/minilm/smollm2/spans.predictions.parquet")
     for text, answer in zip(predictions["text"].head(3), predictions["label"].head(3), strict=True):
         scope: dict = {}

@@ -1,38 +1,167 @@
-"""Review files of a multi_label vote: the train and validation items, least agreed first, for people
-to correct; as CSV and XLSX (formula-escaped, labels.review), Argilla 2.x records with a
-``multi_label_selection`` question, and Label Studio tasks with multiple ``Choices``. The teacher's
-voted set is the suggestion (prediction) everywhere; an item without a vote has none."""
+"""Review files of a multi_label vote: the train and validation items, for people to correct; as CSV
+and XLSX (formula-escaped, labels.review), Argilla 2.x records with a ``multi_label_selection``
+question, and Label Studio tasks with multiple ``Choices``. The teacher's voted set is the suggestion
+(prediction) everywhere; an item without a vote has none.
+
+The order: items cleanlab's multi-label label-issue detection flags first, then by whole-set
+agreement, then by the least agreed label, then by cleanlab's label quality. The detection runs on
+out-of-fold probabilities of one-vs-rest logistic regressions (one per label, on the features the
+single-label review uses: MiniLM sentence embeddings or TF-IDF) fitted on the voted sets. CROWDLAB,
+the single-label review's second signal, is multiclass only and does not run here.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from synthdistill.label_sets import read_label_set
-from synthdistill.labels.review import write_csv, write_xlsx
+from synthdistill.label_sets import indicator_matrix, label_sets_of, read_label_set
+from synthdistill.labels.review import text_features, write_csv, write_xlsx
 from synthdistill.names import REVIEW_SPLITS
 
 log = logging.getLogger(__name__)
 
+# cleanlab wants probabilities strictly inside (0, 1).
+_EPS = 1e-4
 
-def review_table(votes: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    """The review rows: items without a vote first, then by whole-set agreement, then by the least
-    agreed label (a split decision on one label is what a person should settle)."""
+
+def one_vs_rest_probs(
+    features, labelled: np.ndarray, targets: np.ndarray, folds: int = 5, seed: int = 42
+) -> np.ndarray:
+    """Each label's probability for every item, from one logistic regression per label: out-of-fold
+    for the labelled items (each scored by models that never saw its set), from models fitted on all
+    labelled items for the others. A label one fold's training part has only as 0 (or only as 1)
+    gets that constant there: no model to fit, and no evidence against that fold's items."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    def fit_predict(train_rows: np.ndarray, train_targets: np.ndarray, predict_rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(predict_rows), train_targets.shape[1]))
+        for j in range(train_targets.shape[1]):
+            column = train_targets[:, j]
+            if column.min() == column.max():
+                out[:, j] = float(column[0])
+                continue
+            model = LogisticRegression(max_iter=2000, C=4.0).fit(features[train_rows], column)
+            out[:, j] = model.predict_proba(features[predict_rows])[:, 1]
+        return out
+
+    rows, other = np.flatnonzero(labelled), np.flatnonzero(~labelled)
+    probs = np.zeros((len(labelled), targets.shape[1]))
+    # Plain shuffled folds: a label set has no class to stratify on.
+    splitter = KFold(n_splits=max(2, min(folds, len(rows))), shuffle=True, random_state=seed)
+    for train_index, test_index in splitter.split(rows):
+        probs[rows[test_index]] = fit_predict(rows[train_index], targets[train_index], rows[test_index])
+    if len(other):
+        probs[other] = fit_predict(rows, targets, other)
+    return np.clip(probs, _EPS, 1 - _EPS)
+
+
+def score_items(
+    votes: pd.DataFrame,
+    labels: list[str],
+    *,
+    features: str = "embeddings",
+    embedding_model: str | None = None,
+    cv_folds: int = 5,
+    seed: int = 42,
+) -> pd.DataFrame:
+    """cleanlab's multi-label scores for the reviewable items (train and validation) of one vote.
+
+    One row per item: ``label_quality`` (cleanlab's multi-label quality of the voted set: per-label
+    self-confidence, pooled with emphasis on the worst label), ``cl_issue`` (find_label_issues: some
+    label of the set looks wrong), ``cl_suggested_label`` (the set of labels with out-of-fold
+    probability >= 0.5), ``label_issue`` (the flag the review order uses) and ``issue_method``.
+
+    A label that every voted set has, or none has, gives no model to fit: it is left out of the
+    check (named in the log and in ``cl_unchecked_labels``) and the vote on it stands. Without a label left
+    to check, or with fewer than four voted items, only agreement orders the file
+    (``agreement_only``).
+    """
+    from cleanlab.multilabel_classification.filter import find_label_issues
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
+    out = items[["id"]].copy()
+    out["label_quality"] = np.nan
+    out["cl_issue"] = False
+    out["cl_suggested_label"] = None
+    out["label_issue"] = False
+    out["cl_unchecked_labels"] = "|".join(labels)
+    labelled = items["voted_label"].notna().to_numpy()
+    targets = indicator_matrix(items.loc[labelled, "voted_label"], labels)
+    positives = targets.sum(axis=0)
+    checked = np.flatnonzero((positives > 0) & (positives < len(targets)))
+    if len(checked) == 0 or labelled.sum() < 4:
+        log.warning(
+            "no label both chosen and left out by the voted sets, or fewer than four voted items: "
+            "no label-issue model; agreement alone orders the review"
+        )
+        out["issue_method"] = "agreement_only"
+        return out
+    unchecked = [labels[j] for j in range(len(labels)) if j not in set(checked)]
+    if unchecked:
+        log.warning("labels in every voted set or in none, not checked by cleanlab: %s", ", ".join(unchecked))
+    matrix = text_features(items["text"].tolist(), features, embedding_model)
+    probs = one_vs_rest_probs(matrix, labelled, targets[:, checked], cv_folds, seed)
+    given = [list(np.flatnonzero(row)) for row in targets[:, checked]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        issues = find_label_issues(given, probs[labelled], filter_by="prune_by_noise_rate")
+        quality = get_label_quality_scores(given, probs[labelled], method="self_confidence")
+    out.loc[labelled, "label_quality"] = quality
+    out.loc[labelled, "cl_issue"] = issues
+    out["label_issue"] = out["cl_issue"].astype(bool)
+    # The suggestion keeps the vote on the unchecked labels: only the checked ones had a model.
+    suggested = np.zeros((len(items), len(labels)), dtype=np.int8)
+    suggested[labelled] = targets
+    suggested[:, checked] = probs >= 0.5
+    out["cl_suggested_label"] = label_sets_of(suggested, labels)
+    out["cl_unchecked_labels"] = "|".join(unchecked)
+    out["issue_method"] = f"cv_ovr_logreg_{features}"
+    return out
+
+
+def review_table(votes: pd.DataFrame, labels: list[str], scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The review rows: items cleanlab flags first, then by whole-set agreement, items without a vote
+    before voted ones, then by the least agreed label (a split decision on one label is what a
+    person should settle), then by cleanlab's label quality (an unscored item counts as 0)."""
     items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].copy()
+    if scores is None:
+        scores = pd.DataFrame({"id": items["id"], "label_issue": False, "issue_method": "agreement_only"})
+    items = items.merge(scores, on="id", how="left")
     agreement_columns = [f"agreement_{x}" for x in labels]
     items["least_label_agreement"] = items[agreement_columns].min(axis=1)
     items["uncertain_labels"] = [
         "|".join(x for x in labels if row[f"agreement_{x}"] < 1.0) for row in items.to_dict("records")
     ]
-    items["has_vote"] = items["voted_label"].notna()
-    items = items.sort_values(["has_vote", "agreement", "least_label_agreement", "id"], kind="stable")
+    items = items.assign(
+        _flag=~items["label_issue"].astype(bool),
+        _vote=items["voted_label"].notna(),
+        _quality=items.get("label_quality", pd.Series(np.nan, index=items.index)).fillna(0.0),
+    )
+    items = items.sort_values(["_flag", "agreement", "_vote", "least_label_agreement", "_quality", "id"], kind="stable")
     columns = ["id", "split", "text", "voted_label", "vote_status", "agreement", "uncertain_labels"]
-    table = items[columns + [f"share_{x}" for x in labels] + ["n_failed"]].reset_index(drop=True)
+    cleanlab_columns = [
+        c
+        for c in (
+            "label_issue",
+            "cl_issue",
+            "label_quality",
+            "cl_suggested_label",
+            "cl_unchecked_labels",
+            "issue_method",
+        )
+        if c in items
+    ]
+    table = items[columns + cleanlab_columns + [f"share_{x}" for x in labels] + ["n_failed"]].reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
 
@@ -55,6 +184,8 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
                     "rank": int(row["rank"]),
                     "split": row["split"],
                     "agreement": float(row["agreement"]),
+                    "label_issue": str(bool(row["label_issue"])).lower(),
+                    "label_quality": None if pd.isna(row.get("label_quality")) else float(row["label_quality"]),
                     **{f"share_{x}": None if pd.isna(row[f"share_{x}"]) else float(row[f"share_{x}"]) for x in labels},
                 },
                 "suggestions": (
@@ -84,6 +215,7 @@ def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: st
                 "text": row["text"],
                 "voted_labels": ", ".join(voted) if voted else ("(none)" if voted is not None else "(no vote)"),
                 "agreement": float(row["agreement"]),
+                "label_issue": bool(row["label_issue"]),
                 "rank": int(row["rank"]),
             },
             "predictions": [],
@@ -114,15 +246,32 @@ def label_studio_config(labels: list[str]) -> str:
     return ET.tostring(view, encoding="unicode") + "\n"
 
 
-def export_review(votes_path: str, labels: list[str], source: str, outputs: dict[str, str]) -> pd.DataFrame:
-    """The export_review rule of task multi_label: CSV, XLSX, Argilla and Label Studio files."""
-    table = review_table(pd.read_parquet(votes_path), labels)
+def export_review(
+    votes_path: str, labels: list[str], settings: dict[str, Any], source: str, outputs: dict[str, str]
+) -> pd.DataFrame:
+    """The export_review rule of task multi_label: cleanlab scores, then the CSV, XLSX, Argilla and
+    Label Studio files. ``settings``: the review block (features, embedding_model, cv_folds, seed)."""
+    votes = pd.read_parquet(votes_path)
+    scores = score_items(
+        votes,
+        labels,
+        features=settings["features"],
+        embedding_model=settings["embedding_model"],
+        cv_folds=settings["cv_folds"],
+        seed=settings["seed"],
+    )
+    table = review_table(votes, labels, scores)
     write_csv(table, outputs["csv"])
     write_xlsx(table, outputs["xlsx"])
     Path(outputs["argilla"]).write_text(json.dumps(argilla_records(table, labels, source), indent=1) + "\n")
     Path(outputs["label_studio"]).write_text(json.dumps(label_studio_tasks(table, labels, source), indent=1) + "\n")
     Path(outputs["label_studio_config"]).write_text(label_studio_config(labels))
     log.info(
-        "%s: %d items for review, %d without full agreement", source, len(table), int((table["agreement"] < 1).sum())
+        "%s: %d items for review, %d flagged (%s), %d without full agreement",
+        source,
+        len(table),
+        int(table["label_issue"].sum()),
+        table["issue_method"].iloc[0] if len(table) else "-",
+        int((table["agreement"] < 1).sum()),
     )
     return table
