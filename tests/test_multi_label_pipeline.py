@@ -205,6 +205,8 @@ def test_review_files_offer_the_voted_sets_least_agreed_first(run):
 
 
 def test_onnx_int8_export_and_predict(run, tmp_path):
+    from huggingface_hub import ModelCard
+
     student = run / "results" / "students" / "minilm" / "expert" / "gold"
     test = run / "results" / "data" / "test.parquet"
     check = write_onnx_export(str(student / "model"), str(test), 64, str(tmp_path / "onnx"), str(tmp_path / "c.json"))
@@ -217,7 +219,15 @@ def test_onnx_int8_export_and_predict(run, tmp_path):
     assert check["max_probability_difference"] < 0.05 and 0 <= check["same_label_share"] <= 1
     assert {"f1_micro_torch", "f1_micro_onnx_int8", "f1_micro_difference_points"} <= set(check)
     # ... and the card reports that check (the run itself exports nothing: inference.onnx is off).
-    card = card_text(read_json(student / "metadata.json"), None, {"power_w": None}, check, task="multi_label")
+    card = card_text(
+        read_json(student / "metadata.json"),
+        None,
+        {"power_w": None},
+        check,
+        task="multi_label",
+        widget_texts=["I was charged twice"],
+    )
+    assert ModelCard(card).data.widget == [{"text": "I was charged twice"}]  # hub.widget_texts
     assert (
         f"micro F1 {check['f1_micro_onnx_int8']:.3f} against {check['f1_micro_torch']:.3f} "
         f"({check['f1_micro_difference_points']:+.1f} points)" in card
