@@ -280,6 +280,9 @@ def test_the_example_config_plans_the_multi_label_stages(tmp_path):
         "export_onnx": 2,
         "export_review": 1,
     }
+    # Its label_scores prompt (left out of run.prompts: five requests per text) is a valid prompt of the task.
+    jobs = planned_jobs(workdir, "--config", "run={prompts: [yes_no]}")
+    assert {w.get("prompt") for rule, w in jobs if rule == "annotate"} == {"yes_no"}
 
 
 # --- student thresholds and metrics (no model) ---------------------------------------------------

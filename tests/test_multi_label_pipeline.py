@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
+from synthdistill.annotation.cache import ResponseCache
 from synthdistill.label_sets import indicator_matrix
 from synthdistill.students.inference import write_onnx_export
 from synthdistill.students.model_card import card_text
@@ -202,6 +203,48 @@ def test_review_files_offer_the_voted_sets_least_agreed_first(run):
         if isinstance(expected, str):
             assert record["suggestions"]["labels"]["value"] == json.loads(expected)
             assert task["predictions"][0]["result"][0]["value"]["choices"] == json.loads(expected)
+
+
+def test_a_label_scores_prompt_scores_each_label_on_its_own_through_the_workflow(tmp_path):
+    """A multi_label label_scores prompt through the Snakefile, up to the vote, review and teacher
+    evaluation (no student: those stages read the vote as for any prompt)."""
+    workdir = copy_workflow(tmp_path)
+    prompt = {"template": "config/prompts/label_yes_no.txt", "kind": "label_scores", "calibrate": True}
+    dataset = {**CONFIG["dataset"], "max_items": 10}
+    write_config(
+        workdir / "config" / "config.yaml",
+        {**CONFIG, "dataset": dataset, "prompts": {"yes_no": {**prompt, "threshold": 0.6}}},
+    )
+    review = "results/review/smollm2/yes_no.review.csv"
+    evaluation = "results/evaluation/teachers/smollm2/yes_no.json"
+    snakemake(workdir, review, evaluation)
+    prompts = pd.read_parquet(workdir / "results" / "prompts" / "smollm2" / "yes_no.parquet")
+    assert len(prompts) == 11 and prompts["split"].iloc[-1] == "calibration"  # 10 items, the content-free text
+    assert all(len(json.loads(m)) == len(LABELS) for m in prompts["messages"])  # one chat per label
+    assert len(ResponseCache(workdir / "cache" / "responses.sqlite")) == 11 * len(LABELS)
+    answers = pd.read_parquet(workdir / "results" / "annotations" / "smollm2" / "yes_no" / "iter0.parquet")
+    probs = [f"prob_{x}" for x in LABELS]
+    assert (answers["parse_status"] == "ok").all() and answers[probs].notna().all().all()
+    assert not np.allclose(answers[probs].sum(axis=1), 1.0)  # independent probabilities, no distribution
+    for row in answers.to_dict("records"):  # the threshold configured (0.6) makes the set
+        assert json.loads(row["label"]) == [x for x in LABELS if row[f"prob_{x}"] >= 0.6]
+    votes = pd.read_parquet(workdir / "results" / "votes" / "smollm2" / "yes_no.parquet").set_index("id")
+    assert np.allclose(votes.loc[answers["id"], probs], answers[probs])  # kept in the votes
+    assert (votes.loc[answers["id"], "voted_label"].to_numpy() == answers["label"].to_numpy()).all()
+    table = pd.read_csv(workdir / review)
+    assert set(probs) <= set(table.columns) and len(table) == int(votes["split"].isin(["train", "validation"]).sum())
+    metrics = read_json(workdir / evaluation)
+    assert sorted(metrics["test_ids"]) == sorted(votes.index[votes["split"] == "test"])
+    assert 0 <= metrics["f1_micro"] <= 1
+
+    # Another threshold answers from the cached scores: the prompts are rebuilt, no request is made.
+    write_config(workdir / "config" / "config.yaml", {**CONFIG, "dataset": dataset, "prompts": {"yes_no": prompt}})
+    snakemake(workdir, review, evaluation)
+    assert len(ResponseCache(workdir / "cache" / "responses.sqlite")) == 11 * len(LABELS)
+    again = pd.read_parquet(workdir / "results" / "annotations" / "smollm2" / "yes_no" / "iter0.parquet")
+    assert again["cached"].all() and np.allclose(again[probs], answers[probs])
+    for label, scores in zip(again["label"], answers[probs].to_numpy(), strict=True):
+        assert json.loads(label) == [x for x, p in zip(LABELS, scores, strict=True) if p >= 0.5]
 
 
 def test_onnx_int8_export_and_predict(run, tmp_path):

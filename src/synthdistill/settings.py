@@ -12,7 +12,7 @@ from typing import Any
 from synthdistill.annotation.prompts import load_template
 from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults
-from synthdistill.tasks import check_task
+from synthdistill.tasks import MULTI_LABEL, check_task, task_of
 
 PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},
@@ -21,14 +21,24 @@ PROMPT_DEFAULTS = {
     "labels_json": {"max_tokens": 48, "structured": False, "system": None},
     "spans_json": {"max_tokens": 256, "structured": False, "system": None},
 }
+# A multi_label label_scores prompt asks one yes/no question per label (``per_label``, derived from
+# the task, not a user setting); a label is in the answer when P(yes)/(P(yes)+P(no)) >= threshold.
+PER_LABEL_DEFAULTS = {"threshold": 0.5}
 # Settings that do not change a teacher's answers: kept out of the annotate params so that
 # editing them reruns nothing.
 NON_GENERATION_KEYS = ("price", "self_hosted", "hardware", "energy_wh_per_1k_tokens")
 
 
 def prompt_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
-    settings = config["prompts"][name]
-    return {**PROMPT_DEFAULTS[settings["kind"]], **settings}
+    settings = {**PROMPT_DEFAULTS[config["prompts"][name]["kind"]], **config["prompts"][name]}
+    if is_per_label(config, name):
+        settings = {**PER_LABEL_DEFAULTS, **settings, "per_label": True}
+    return settings
+
+
+def is_per_label(config: dict[str, Any], name: str) -> bool:
+    """Whether a prompt asks about one label at a time: a label_scores prompt of task multi_label."""
+    return config["prompts"][name]["kind"] == "label_scores" and task_of(config) == MULTI_LABEL
 
 
 def teacher_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -83,7 +93,18 @@ def check_prompt_options(config: dict[str, Any], name: str) -> None:
 
     prompt = config["prompts"][name]
     template = Path(prompt["template"]).read_text()
+    per_label = is_per_label(config, name)
+    if prompt.get("threshold") is not None and not per_label:
+        raise SynthDistillError(
+            f"prompts.{name}.threshold: only label_scores prompts of task multi_label threshold each label's "
+            "probability"
+        )
     if prompt.get("aliases"):
+        if per_label:
+            raise SynthDistillError(
+                f"prompts.{name}.aliases: a multi_label label_scores prompt scores the answers yes and no, not "
+                "the labels"
+            )
         if prompt["kind"] != "label_scores":
             raise SynthDistillError(f"prompts.{name}.aliases: only label_scores prompts answer with aliases")
         if "{labels}" not in template:
@@ -138,7 +159,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     prompts = _selection(config, "prompts")
     for name in prompts:
         try:
-            load_template(config["prompts"][name]["template"])
+            load_template(config["prompts"][name]["template"], per_label=is_per_label(config, name))
         except SynthDistillError as exc:
             raise SynthDistillError(f"prompts.{name}.template: {exc}") from exc
         check_prompt_options(config, name)
@@ -162,7 +183,9 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         if settings["backend"] in FIRST_TOKEN_SCORERS:
             for prompt in prompts:
                 settings_of_prompt = config["prompts"][prompt]
-                if settings_of_prompt["kind"] == "label_scores" and not settings_of_prompt.get("aliases"):
+                # A per-label prompt scores yes and no, whatever the labels.
+                scores_labels = settings_of_prompt["kind"] == "label_scores" and not is_per_label(config, prompt)
+                if scores_labels and not settings_of_prompt.get("aliases"):
                     check_first_token_scores(config["labels"], name, prompt)
     return {
         "task": task,

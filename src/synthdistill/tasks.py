@@ -25,7 +25,8 @@ TASKS = (SINGLE_LABEL, MULTI_LABEL, SPANS)
 # The prompt kinds (parsers) each task takes.
 PROMPT_KINDS = {
     SINGLE_LABEL: ("label", "cot_json", "label_scores"),
-    MULTI_LABEL: ("labels_json",),
+    # multi_label label_scores: one yes/no question per label (settings.is_per_label).
+    MULTI_LABEL: ("labels_json", "label_scores"),
     SPANS: ("spans_json",),
 }
 
@@ -65,7 +66,7 @@ def check_task(config: dict[str, Any]) -> str:
         raise SynthDistillError(f"task: {task!r} is not one of {list(TASKS)}")
     for name, prompt in (config.get("prompts") or {}).items():
         if prompt["kind"] not in PROMPT_KINDS[task]:
-            other = next(t for t, kinds in PROMPT_KINDS.items() if prompt["kind"] in kinds)
+            other = " or ".join(t for t, kinds in PROMPT_KINDS.items() if prompt["kind"] in kinds)
             raise SynthDistillError(
                 f"prompts.{name}.kind: {prompt['kind']!r} is a {other} prompt; task {task} takes "
                 f"{' or '.join(PROMPT_KINDS[task])}. (A --configfile is merged into config/config.yaml and keeps "

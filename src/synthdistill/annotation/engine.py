@@ -20,7 +20,9 @@ from synthdistill.annotation.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LA
 from synthdistill.annotation.prompts import answer_aliases
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.errors import SynthDistillError
+from synthdistill.label_sets import label_set_json
 from synthdistill.names import CALIBRATION_SPLIT
+from synthdistill.settings import PER_LABEL_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,27 @@ def build_request(
         json_schema=output_schema(kind, labels) if structured else None,
         choices=list(labels) if structured and kind == "label" else None,
     )
+
+
+# What a per-label prompt's teacher answers about each label (multi_label label_scores).
+YES_NO = ["yes", "no"]
+
+
+def item_requests(
+    messages: str,
+    kind: str,
+    labels: list[str],
+    generation: dict[str, Any],
+    iteration: int,
+    label_scoring: str | None = None,
+) -> list[Request]:
+    """The requests of one item (its prompts-file ``messages`` cell): one, or for a per-label prompt
+    (``generation["per_label"]``) one yes/no scoring request per label, each cached like any request."""
+    chats = json.loads(messages)
+    if generation.get("per_label"):
+        yes_no = {**generation, "aliases": None}
+        return [build_request(chat, kind, YES_NO, yes_no, iteration, label_scoring) for chat in chats]
+    return [build_request(chats, kind, labels, generation, iteration, label_scoring)]
 
 
 class Progress:
@@ -380,6 +403,54 @@ def label_probabilities(
     return probs / probs.sum()
 
 
+def scored_probabilities(
+    completions: list[Completion],
+    labels: list[str],
+    prior: np.ndarray | None,
+    answers: list[str] | None = None,
+    per_label: bool = False,
+) -> np.ndarray:
+    """Each label's probability from an item's label_scores answers: one distribution over the labels
+    (one request), or per label P(yes) / (P(yes) + P(no)) from its own request (per-label prompts;
+    independent, so a text can have none or all of the labels). ``prior``: the content-free
+    answers' probabilities, one row of (yes, no) per label for a per-label prompt."""
+    if not per_label:
+        return label_probabilities(completions[0], labels, prior, answers)
+    return np.array(
+        [label_probabilities(c, YES_NO, None if prior is None else prior[j])[0] for j, c in enumerate(completions)]
+    )
+
+
+def content_free_prior(
+    completions: list[Completion], labels: list[str], answers: list[str] | None = None, per_label: bool = False
+) -> np.ndarray:
+    """What contextual calibration divides by: the teacher's answer distribution for the content-free
+    text (per label its yes/no distribution, for a per-label prompt)."""
+    if per_label:
+        return np.stack([label_probabilities(c, YES_NO, None) for c in completions])
+    return label_probabilities(completions[0], labels, None, answers)
+
+
+def _sum_or_none(values: list[Any]) -> Any:
+    return None if any(v is None for v in values) else sum(values)
+
+
+def item_outcome(outcomes: list[Outcome], labels: list[str]) -> tuple[list[Completion] | None, Outcome]:
+    """One item's answers (None when any of its requests failed: a per-label item is scored whole or
+    not at all) and its outcome: latencies, compute shares and token counts summed over its requests,
+    cached when all were, the first error (named by label for a per-label item)."""
+    completions = [o[0] for o in outcomes]
+    latency, compute = _sum_or_none([o[1] for o in outcomes]), _sum_or_none([o[2] for o in outcomes])
+    cached = all(o[4] for o in outcomes)
+    failed = [(j, o[3]) for j, o in enumerate(outcomes) if o[0] is None]
+    if failed:
+        j, error = failed[0]
+        if len(outcomes) > 1:
+            error = f"label {labels[j]!r}: {error} ({len(failed)} of {len(outcomes)} label requests failed)"
+        return None, (None, latency, compute, error, cached)
+    return [c for c in completions if c is not None], (completions[0], latency, compute, None, cached)
+
+
 UNPARSED = (EMPTY, NOT_A_LABEL, INVALID_JSON)
 
 
@@ -410,7 +481,10 @@ def annotate(
     the prior that contextual calibration divides by; it is not part of the output.
     """
     scoring = getattr(teacher, "label_scoring", None)
-    requests = [build_request(json.loads(m), kind, labels, generation, iteration, scoring) for m in prompts["messages"]]
+    per_label = bool(generation.get("per_label"))
+    per_item = [item_requests(m, kind, labels, generation, iteration, scoring) for m in prompts["messages"]]
+    requests = [r for group in per_item for r in group]
+    owner = [i for i, group in enumerate(per_item) for _ in group]
     answers = answer_aliases(labels, generation.get("aliases"))
     keys = [cache_key(teacher.identity, r.as_dict(), iteration) for r in requests]
     reask = None
@@ -419,26 +493,34 @@ def annotate(
         texts = prompts["text"].tolist() if "text" in prompts else [None] * len(prompts)
 
         def reask(index: int, completion: Completion) -> bool:
-            return parse(kind, completion.text, labels, texts[index]).status != OK
+            return parse(kind, completion.text, labels, texts[owner[index]]).status != OK
 
-    results = _collect(requests, keys, teacher, cache, reask=reask, max_consecutive_failures=max_consecutive_failures)
+    flat = _collect(requests, keys, teacher, cache, reask=reask, max_consecutive_failures=max_consecutive_failures)
+    bounds = np.cumsum([0] + [len(group) for group in per_item])
+    results = [item_outcome(flat[start:stop], labels) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
 
     is_calibration = (prompts["split"] == CALIBRATION_SPLIT).to_numpy()
     prior = None
     if kind == "label_scores" and is_calibration.any():
-        completion, _, _, error, _ = results[int(np.flatnonzero(is_calibration)[0])]
-        if completion is None:
-            failed = sum(1 for outcome in results if outcome[0] is None)
+        completions, (_, _, _, error, _) = results[int(np.flatnonzero(is_calibration)[0])]
+        if completions is None:
+            failed = sum(1 for outcome in flat if outcome[0] is None)
             raise SynthDistillError(
                 f"the content-free calibration request (the prior that calibrate: true divides by) failed: {error}. "
-                f"{failed} of {len(results)} requests of this job failed; the answers received are in the cache "
+                f"{failed} of {len(flat)} requests of this job failed; the answers received are in the cache "
                 f"{cache.path}. Fix the cause, then rerun (cached answers are not requested again)"
             )
-        prior = label_probabilities(completion, labels, None, answers)
-        log.info("calibration prior %s", dict(zip(labels, prior.round(3).tolist(), strict=True)))
+        prior = content_free_prior(completions, labels, answers, per_label)
+        shown = prior[:, 0] if per_label else prior
+        log.info(
+            "calibration prior %s%s",
+            dict(zip(labels, shown.round(3).tolist(), strict=True)),
+            " (P(yes) per label)" if per_label else "",
+        )
+    threshold = float(generation.get("threshold", PER_LABEL_DEFAULTS["threshold"]))
 
     rows = []
-    for (completion, latency, compute, error, cached), item, calibration in zip(
+    for (completions, (_, latency, compute, error, cached)), item, calibration in zip(
         results, prompts.to_dict("records"), is_calibration, strict=True
     ):
         if calibration:
@@ -451,18 +533,25 @@ def annotate(
             "compute_s": compute,
             "cached": cached,
         }
-        if completion is None:
+        if completions is None:
             row.update(raw_output=None, label=None, reason=None, parse_status=ERROR)
         elif kind == "label_scores":
-            probs = label_probabilities(completion, labels, prior, answers)
-            raw = json.dumps(completion.extra["label_logprobs"])
-            row.update(raw_output=raw, label=labels[int(probs.argmax())], reason=None, parse_status=OK)
-            row.update({f"prob_{label}": float(p) for label, p in zip(labels, probs, strict=True)})
+            probs = scored_probabilities(completions, labels, prior, answers, per_label)
+            if per_label:
+                raw = json.dumps({x: c.extra["label_logprobs"] for x, c in zip(labels, completions, strict=True)})
+                label = label_set_json([x for x, p in zip(labels, probs, strict=True) if p >= threshold], labels)
+            else:
+                raw, label = json.dumps(completions[0].extra["label_logprobs"]), labels[int(probs.argmax())]
+            row.update(raw_output=raw, label=label, reason=None, parse_status=OK)
+            row.update({f"prob_{x}": float(p) for x, p in zip(labels, probs, strict=True)})
         else:
-            parsed = parse(kind, completion.text, labels, item.get("text"))
-            row.update(raw_output=completion.text, label=parsed.label, reason=parsed.reason, parse_status=parsed.status)
-        row["input_tokens"] = completion.input_tokens if completion else None
-        row["output_tokens"] = completion.output_tokens if completion else None
+            parsed = parse(kind, completions[0].text, labels, item.get("text"))
+            row.update(
+                raw_output=completions[0].text, label=parsed.label, reason=parsed.reason, parse_status=parsed.status
+            )
+        # A per-label item's tokens: those of all its requests, as they are billed.
+        row["input_tokens"] = _sum_or_none([c.input_tokens for c in completions]) if completions else None
+        row["output_tokens"] = _sum_or_none([c.output_tokens for c in completions]) if completions else None
         rows.append(row)
     prob_columns = [f"prob_{label}" for label in labels] if kind == "label_scores" else []
     frame = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS + prob_columns)

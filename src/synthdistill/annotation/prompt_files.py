@@ -1,4 +1,8 @@
-"""The prompts artifact: id, split, text, the chat messages and the exact string the model reads."""
+"""The prompts artifact: id, split, text, the chat messages and the exact string the model reads.
+
+A per-label prompt (multi_label ``label_scores``, ``prompt["per_label"]``) asks about one label at a
+time: its ``messages`` cell is a JSON list of chats and its ``rendered`` cell a JSON list of strings,
+one per label in the order of ``labels``; still one row per item, so shards never split an item."""
 
 from __future__ import annotations
 
@@ -77,22 +81,31 @@ def build_prompt_frame(
     through the template's ``{examples}`` placeholder when it has one, else as prior user/assistant
     turns; the ``examples`` column lists the ids and labels each item was shown.
     """
-    template = load_template(template_path)
+    per_label = bool(prompt.get("per_label"))
+    template = load_template(template_path, per_label=per_label)
     renderer = make_teacher(teacher, for_rendering=True)
     if prompt["kind"] == "label_scores" and prompt.get("calibrate"):
         extra = pd.DataFrame({"id": ["__content_free__"], "split": [CALIBRATION_SPLIT], "text": [CONTENT_FREE_TEXT]})
         items = pd.concat([items[["id", "split", "text"]], extra], ignore_index=True)
     texts = items["text"].tolist()
     settings = prompt.get("examples")
-    messages, shown = prompt_messages(texts, template, prompt, labels, pool)
     pool_rows = pool.to_dict("records") if pool is not None else []
+    if per_label:
+        chats = [[messages_for(template, t, labels, prompt.get("system"), label=x) for x in labels] for t in texts]
+        messages_column = [json.dumps(c, ensure_ascii=False) for c in chats]
+        rendered = [json.dumps([renderer.render(m) for m in c], ensure_ascii=False) for c in chats]
+        shown: list[list[int]] = [[] for _ in texts]
+    else:
+        messages, shown = prompt_messages(texts, template, prompt, labels, pool)
+        messages_column = [json.dumps(m, ensure_ascii=False) for m in messages]
+        rendered = [renderer.render(m) for m in messages]
     frame = pd.DataFrame(
         {
             "id": items["id"].to_numpy(),
             "split": items["split"].to_numpy(),
             "text": items["text"].to_numpy(),
-            "messages": [json.dumps(m, ensure_ascii=False) for m in messages],
-            "rendered": [renderer.render(m) for m in messages],
+            "messages": messages_column,
+            "rendered": rendered,
         }
     )
     if settings:

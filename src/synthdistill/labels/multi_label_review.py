@@ -161,7 +161,10 @@ def review_table(votes: pd.DataFrame, labels: list[str], scores: pd.DataFrame | 
         )
         if c in items
     ]
-    table = items[columns + cleanlab_columns + [f"share_{x}" for x in labels] + ["n_failed"]].reset_index(drop=True)
+    # label_scores prompts leave each label's probability in the votes: the reviewer sees how sure the teacher was.
+    probs = [f"prob_{x}" for x in labels if f"prob_{x}" in items]
+    shares = [f"share_{x}" for x in labels]
+    table = items[columns + cleanlab_columns + shares + probs + ["n_failed"]].reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
 

@@ -20,7 +20,7 @@ import pandas as pd
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import indicator_matrix, label_sets_of
-from synthdistill.labels.vote import ALL_FAILED, VOTED
+from synthdistill.labels.vote import ALL_FAILED, VOTED, mean_label_probabilities
 from synthdistill.labels.vote_files import annotation_stats
 
 # A share is a ratio of small counts; the tolerance keeps 2/3 >= 0.6667-style configs exact enough.
@@ -65,6 +65,9 @@ def vote_label_sets(
     out["n_answered"] = n_answered
     out["n_failed"] = len(iterations) - n_answered
     out["n_iterations"] = len(iterations)
+    probs = mean_label_probabilities(iterations, ids, labels)
+    if probs is not None:  # a label_scores prompt: each label's own probability, not its vote share
+        out[[f"prob_{label}" for label in labels]] = probs
     return out
 
 

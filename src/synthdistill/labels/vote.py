@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -56,12 +57,24 @@ def vote(iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str],
         out[f"votes_{label}"] = (matrix == label).sum(axis=1)
     out["n_failed"] = pd.isna(pd.DataFrame(matrix)).sum(axis=1).to_numpy()
     out["n_iterations"] = len(iterations)
-    prob_columns = [f"prob_{label}" for label in labels]
-    if all(set(prob_columns) <= set(frame.columns) for frame in iterations):
-        # label_scores teachers: the mean distribution over iterations, for filtering or review.
-        stacked = [frame.set_index("id")[prob_columns].reindex(ids).to_numpy() for frame in iterations]
-        out[prob_columns] = np.nanmean(np.stack(stacked), axis=0)
+    probs = mean_label_probabilities(iterations, ids, labels)
+    if probs is not None:
+        out[[f"prob_{label}" for label in labels]] = probs
     return out
+
+
+def mean_label_probabilities(iterations: list[pd.DataFrame], ids: list[str], labels: list[str]) -> np.ndarray | None:
+    """label_scores teachers: each label's probability averaged over the iterations that answered
+    (items × labels), kept in the votes as ``prob_<label>`` for filtering, review and soft targets;
+    None for other prompts. A single-label row is a distribution, a multi_label row one independent
+    probability per label."""
+    prob_columns = [f"prob_{label}" for label in labels]
+    if not all(set(prob_columns) <= set(frame.columns) for frame in iterations):
+        return None
+    stacked = np.stack([frame.set_index("id")[prob_columns].reindex(ids).to_numpy() for frame in iterations])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an item no iteration scored stays NaN
+        return np.nanmean(stacked, axis=0)
 
 
 def vote_summary(votes: pd.DataFrame) -> dict[str, int | float]:
