@@ -280,10 +280,15 @@ rule report:
         "../scripts/multi_label_report.py"
 
 
+# Every student's model card and the opt-in Hub push (the same rules as single_label).
+include: "release.smk"
+
+
 rule all:
     default_target: True
     input:
         rules.report.output.html,
+        student_release_files(),
         [
             fill(rules.export_review.output.csv, teacher=t, prompt=p)
             for t, p in labellers()

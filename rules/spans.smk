@@ -244,10 +244,15 @@ rule report:
         "../scripts/spans_report.py"
 
 
+# Every student's model card and the opt-in Hub push (the same rules as single_label).
+include: "release.smk"
+
+
 rule all:
     default_target: True
     input:
         rules.report.output[0],
+        student_release_files(),
         [
             fill(rules.export_review.output.label_studio, teacher=t, prompt=p)
             for t, p in labellers()

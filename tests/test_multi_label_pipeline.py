@@ -13,6 +13,7 @@ from sklearn.metrics import f1_score
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.label_sets import indicator_matrix
 from synthdistill.students.inference import write_onnx_export
+from synthdistill.students.model_card import card_text
 from synthdistill.students.predict import predict_file
 
 from .conftest import MINILM, SMOLLM2, copy_workflow
@@ -92,6 +93,54 @@ def test_students_predict_their_thresholded_sets(run, source):
     assert ((probs > 0) & (probs < 1)).all()  # sigmoid scores, not one distribution
     assert not np.allclose(probs.sum(axis=1), 1.0)
     assert (indicator_matrix(predictions["label"], LABELS) == (probs >= thresholds)).all()
+
+
+def card_snippet(card: str) -> str:
+    """The Python block of a model card's Use section."""
+    return card.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("source", ["smollm2/labels_json", "expert/gold"])
+def test_every_student_ships_a_card_with_its_thresholds_and_test_scores(run, source):
+    from huggingface_hub import ModelCard
+
+    student = run / "results" / "students" / "minilm" / source
+    readme = (student / "README.md").read_text()
+    card = ModelCard(readme)
+    assert card.data.pipeline_tag == "text-classification"
+    assert "multi-label-classification" in card.data.tags and card.data.library_name == "transformers"
+    metadata = read_json(student / "metadata.json")
+    teacher, prompt = source.split("/")
+    source_phrase = (
+        "the expert labels of the dataset" if teacher == "expert" else "teacher `smollm2` with prompt `labels_json`"
+    )
+    assert source_phrase in readme
+    assert (
+        f"training items: {metadata['train_examples']}, validation items: {metadata['validation_examples']}" in readme
+    )
+    thresholds = read_json(student / "model" / "config.json")["label_thresholds"]
+    for index, label in enumerate(LABELS):
+        assert f"| {index} | {label} | {thresholds[label]:.2f} |" in readme
+    metrics = read_json(run / "results" / "evaluation" / "students" / "minilm" / f"{source}.json")
+    for name in ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss"):
+        low, high = metrics["intervals"][name]
+        assert f"| {name} | {metrics[name]:.3f} | {low:.3f} – {high:.3f} |" in readme
+    for label, scores in metrics["per_label"].items():
+        assert f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} |" in readme
+    assert "## Limitations" in readme and "## Intended use" in readme
+    assert "## ONNX int8 export" not in readme  # inference.onnx is off in this run: nothing was checked
+
+    # The card's own usage code (the Hub widget's pipeline) gives the student's predicted sets.
+    predictions = pd.read_parquet(
+        run / "results" / "evaluation" / "students" / "minilm" / f"{source}.predictions.parquet"
+    ).head(4)
+    texts = pd.read_parquet(run / "results" / "data" / "test.parquet").set_index("id")["text"]
+    predictions = predictions.assign(text=texts.reindex(predictions["id"]).to_numpy())
+    for text, expected in zip(predictions["text"], predictions["label"], strict=True):
+        code = card_snippet(readme).replace("<this folder or repo>", str(student / "model"))
+        scope: dict = {}
+        exec(code.replace('"<text>"', repr(text)), scope)
+        assert sorted(scope["labels"]) == sorted(json.loads(expected))
 
 
 def test_teacher_and_students_are_scored_on_the_same_test_split(run):
@@ -199,6 +248,8 @@ def test_a_label_scores_prompt_scores_each_label_on_its_own_through_the_workflow
 
 
 def test_onnx_int8_export_and_predict(run, tmp_path):
+    from huggingface_hub import ModelCard
+
     student = run / "results" / "students" / "minilm" / "expert" / "gold"
     test = run / "results" / "data" / "test.parquet"
     check = write_onnx_export(str(student / "model"), str(test), 64, str(tmp_path / "onnx"), str(tmp_path / "c.json"))
@@ -212,6 +263,21 @@ def test_onnx_int8_export_and_predict(run, tmp_path):
     assert check["quantization"] == "weight_only"
     assert check["max_probability_difference"] < 0.01 and 0 <= check["same_label_share"] <= 1
     assert {"f1_micro_torch", "f1_micro_onnx_int8", "f1_micro_difference_points"} <= set(check)
+    # ... and the card reports that check (the run itself exports nothing: inference.onnx is off).
+    card = card_text(
+        read_json(student / "metadata.json"),
+        None,
+        {"power_w": None},
+        check,
+        task="multi_label",
+        widget_texts=["I was charged twice"],
+    )
+    assert ModelCard(card).data.widget == [{"text": "I was charged twice"}]  # hub.widget_texts
+    assert (
+        f"micro F1 {check['f1_micro_onnx_int8']:.3f} against {check['f1_micro_torch']:.3f} "
+        f"({check['f1_micro_difference_points']:+.1f} points)" in card
+    )
+    assert f"({check['size_mb']} MB, with the thresholds in its `config.json`)" in card
     texts = pd.DataFrame({"text": ["I was charged twice", "The app crashes", "Thanks a lot!"]})
     texts.to_csv(tmp_path / "texts.csv", index=False)
     predict_file(
@@ -244,6 +310,7 @@ def test_a_corrections_file_retrains_only_the_students_on_the_corrected_sets(run
         "import_review": 1,
         "train_student": 1,
         "evaluate_student": 1,
+        "write_model_card": 1,
         "compare_models": 1,
         "report": 1,
     }

@@ -17,6 +17,7 @@ from synthdistill.annotation.engine import (
     build_request,
     content_free_prior,
     item_outcome,
+    item_requests,
     scored_probabilities,
 )
 from synthdistill.annotation.prompt_files import build_prompt_frame
@@ -73,6 +74,16 @@ def test_an_item_is_scored_whole_or_fails_naming_the_label():
     completions, outcome = item_outcome([ok, ok], LABELS[:2])
     assert completions is not None and len(completions) == 2
     assert outcome[1:] == (pytest.approx(0.4), pytest.approx(0.2), None, True)
+
+
+def test_a_prompts_file_without_one_chat_per_label_stops_the_job():
+    chat = [{"role": "user", "content": "Is it billing? yes or no"}]
+    generation = {"per_label": True, "threshold": 0.5}
+    assert len(item_requests(json.dumps([chat] * 5), "label_scores", LABELS, generation, 0)) == 5
+    assert item_requests(json.dumps([chat] * 5), "label_scores", LABELS, generation, 0)[0].score_labels == YES_NO
+    for cell in ([chat] * 4, chat):  # another label set, or a single-chat prompts file
+        with pytest.raises(SynthDistillError, match="must hold one chat per label"):
+            item_requests(json.dumps(cell), "label_scores", LABELS, generation, 0)
 
 
 def test_the_vote_keeps_each_label_probability_averaged_over_iterations():

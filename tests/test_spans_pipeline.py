@@ -9,7 +9,7 @@ import pytest
 
 from synthdistill.spans import from_json
 
-from .pipeline_helpers import make_workdir, snakemake
+from .pipeline_helpers import make_workdir, planned_jobs, rules_of, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,79 @@ def test_spans_run_trains_scores_and_reports_teacher_and_student_on_one_test_spl
     assert (
         f"| minilm | smollm2 / spans | {check['entity_f1_torch']:.3f} | {check['entity_f1_onnx_int8']:.3f} |" in report
     )
+
+
+def test_spans_student_ships_a_token_classification_card_and_argilla_review(spans_run):
+    from huggingface_hub import ModelCard
+
+    results = spans_run / "results"
+    folder = results / "students/minilm/smollm2/spans"
+    readme = (folder / "README.md").read_text()
+    card = ModelCard(readme)
+    assert card.data.pipeline_tag == "token-classification" and "named-entity-recognition" in card.data.tags
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert "teacher `smollm2` with prompt `spans`" in readme
+    assert f"training items: {metadata['train_examples']} ({metadata['train_spans']} spans)" in readme
+    student = json.loads((results / "evaluation/students/minilm/smollm2/spans.json").read_text())
+    assert f"{student['items']} texts with {student['expert_spans']} expert spans" in readme
+    for name in ("precision", "recall", "f1"):
+        low, high = student["intervals"][name]
+        assert f"| {name} | {student[name]:.3f} | {low:.3f} – {high:.3f} |" in readme
+    for label, scores in student["per_label"].items():
+        low, high = student["intervals"]["per_label_f1"][label]
+        assert f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} | " in readme
+        assert f"| {low:.3f} – {high:.3f} | {scores['support']} |" in readme
+    check = json.loads((folder / "onnx_check.json").read_text())
+    assert check["size_mb"] > 0
+    assert (
+        f"`onnx/model.int8.onnx` ({check['size_mb']} MB) finds the same spans as the torch model in "
+        f"{check['same_spans_share'] * 100:.1f}% of the test texts; entity F1 {check['entity_f1_onnx_int8']:.3f} "
+        f"against {check['entity_f1_torch']:.3f}" in readme
+    )
+    assert "## Limitations" in readme and "nested or overlapping entities are never predicted" in readme
+
+    # The card's usage code (the Hub widget's pipeline) finds the spans the student predicted.
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0].replace("<this folder or repo>", str(folder / "model"))
+    predictions = pd.read_parquet(results / "evaluation/students/minilm/smollm2/spans.predictions.parquet")
+    for text, answer in zip(predictions["text"].head(3), predictions["label"].head(3), strict=True):
+        scope: dict = {}
+        exec(code.replace('"<text>"', repr(text)), scope)
+        found = [(e["start"], e["end"], e["entity_group"]) for e in scope["entities"]]
+        assert found == [tuple(s) for s in from_json(answer)]
+
+    # The Argilla review file: the Label Studio tasks' items in the same order, the voted spans as the
+    # span question's suggestion, one agreement score per span, offsets inside each text.
+    argilla = json.loads((results / "review/smollm2/spans.argilla.json").read_text())
+    tasks = json.loads((results / "review/smollm2/spans.label_studio.json").read_text())
+    assert [r["id"] for r in argilla["records"]] == [t["data"]["id"] for t in tasks]
+    assert argilla["settings"]["questions"][0] | {"labels": None} == {
+        "name": "spans",
+        "type": "span",
+        "field": "text",
+        "labels": None,
+        "allow_overlapping": False,
+        "required": True,
+    }
+    votes = pd.read_parquet(results / "votes/smollm2/spans.parquet").set_index("id")
+    for record in argilla["records"]:
+        voted = votes.loc[record["id"], "voted_label"]
+        assert record["metadata"]["teacher"] == "smollm2" and record["metadata"]["prompt"] == "spans"
+        if not isinstance(voted, str):
+            assert record["suggestions"] == {}
+            continue
+        suggestion = record["suggestions"]["spans"]
+        assert [(s["start"], s["end"], s["label"]) for s in suggestion["value"]] == [tuple(s) for s in from_json(voted)]
+        assert len(suggestion["score"]) == len(suggestion["value"])
+        text = record["fields"]["text"]
+        assert all(0 <= s["start"] < s["end"] <= len(text) for s in suggestion["value"])
+
+    # Hub push of a spans student goes through the same rule as single_label (a dry run: no network).
+    hub = write_config(spans_run / "config" / "hub.yaml", {"hub": {"namespace": "me"}})
+    jobs = planned_jobs(spans_run, "push_students", "--configfile", str(hub))
+    assert rules_of(jobs) == {"push_student": 1, "push_students": 1}
+    assert [w for rule, w in jobs if rule == "push_student"] == [
+        {"student": "minilm", "teacher": "smollm2", "prompt": "spans"}
+    ]
 
 
 def test_predict_all_writes_each_rows_spans_with_the_onnx_student(spans_run):

@@ -127,6 +127,11 @@ def item_requests(
     (``generation["per_label"]``) one yes/no scoring request per label, each cached like any request."""
     chats = json.loads(messages)
     if generation.get("per_label"):
+        if not (isinstance(chats, list) and len(chats) == len(labels) and all(isinstance(c, list) for c in chats)):
+            raise SynthDistillError(
+                f"a per-label prompt's messages cell must hold one chat per label ({len(labels)}); this prompts "
+                "file was built for another prompt or label set: rebuild it (rule build_prompts)"
+            )
         yes_no = {**generation, "aliases": None}
         return [build_request(chat, kind, YES_NO, yes_no, iteration, label_scoring) for chat in chats]
     return [build_request(chats, kind, labels, generation, iteration, label_scoring)]

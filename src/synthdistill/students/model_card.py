@@ -1,15 +1,20 @@
-"""A model card (README.md) for every trained student, and the opt-in push to the Hugging Face Hub."""
+"""A model card (README.md) for every trained student, whatever its task kind, and the opt-in push to the
+Hugging Face Hub."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthdistill.costs import training_energy
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import EXPERT
+from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCardData
 
 
 def _read(path: str | None) -> Any:
@@ -31,49 +36,91 @@ def _render(**values: Any) -> str:
     return environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(**values)
 
 
+# What the Hub's widget and search read: the pipeline the model answers, and tags by task.
+PIPELINE_TAGS = {SINGLE_LABEL: "text-classification", MULTI_LABEL: "text-classification", SPANS: "token-classification"}
+TASK_TAGS = {
+    SINGLE_LABEL: [],
+    MULTI_LABEL: ["multi-label-classification"],
+    SPANS: ["token-classification", "named-entity-recognition"],
+}
+# The epoch-selection metric of each task's training loop, and the ONNX check's key that is set only
+# when the check compared both models with expert labels.
+SELECTION_METRICS = {SINGLE_LABEL: "F1 macro", MULTI_LABEL: "micro F1 at tuned thresholds", SPANS: "entity F1"}
+ONNX_COMPARED = {
+    SINGLE_LABEL: "accuracy_difference_points",
+    MULTI_LABEL: "f1_micro_difference_points",
+    SPANS: "entity_f1_difference_points",
+}
+
+
+def _source(metadata: dict[str, Any]) -> str:
+    if metadata["teacher"] == EXPERT:
+        return "the expert labels of the dataset (upper-bound baseline, not distilled)"
+    if metadata.get("labeller"):  # students_learn_from: best
+        return f"synthetic labels from `{metadata['labeller']}`, the labeller ranked first on the gold dev split"
+    return f"synthetic labels from teacher `{metadata['teacher']}` with prompt `{metadata['prompt']}`"
+
+
+def card_data(
+    metadata: dict[str, Any], task: str = SINGLE_LABEL, widget_texts: list[str] | None = None
+) -> ModelCardData:
+    """The card's YAML header: what the Hub's widget, search and base-model link read."""
+    from huggingface_hub import ModelCardData
+
+    base = metadata["base_model"]
+    return ModelCardData(
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAGS[task],
+        tags=["synthdistill", "knowledge-distillation", "synthetic-labels", *TASK_TAGS[task]],
+        # Only a hub id is a base model the Hub can link; a local or packaged path is not.
+        base_model=base if "://" not in base and not Path(base).exists() else None,
+        # Example inputs of the Hub's inference widget: only texts the user chose to publish.
+        widget=[{"text": text} for text in widget_texts] if widget_texts else None,
+    )
+
+
 def card_text(
     metadata: dict[str, Any],
     metrics: dict[str, Any] | None,
     hardware: dict[str, Any],
     onnx_check: dict[str, Any] | None = None,
+    task: str = SINGLE_LABEL,
+    widget_texts: list[str] | None = None,
 ) -> str:
-    """The card's Markdown, with YAML metadata the Hub reads (pipeline tag, base model, tags)."""
-    from huggingface_hub import ModelCard, ModelCardData
+    """The card's Markdown for a student of any task kind, with YAML metadata the Hub reads."""
+    from huggingface_hub import ModelCard
 
-    base = metadata["base_model"]
-    data = ModelCardData(
-        library_name="transformers",
-        pipeline_tag="text-classification",
-        tags=["synthdistill", "knowledge-distillation", "synthetic-labels"],
-        # Only a hub id is a base model the Hub can link; a local or packaged path is not.
-        base_model=base if "://" not in base and not Path(base).exists() else None,
-    )
-    if metadata["teacher"] == EXPERT:
-        source = "the expert labels of the dataset (upper-bound baseline, not distilled)"
-    elif metadata.get("labeller"):  # students_learn_from: best
-        source = f"synthetic labels from `{metadata['labeller']}`, the labeller ranked first on the gold dev split"
-    else:
-        source = f"synthetic labels from teacher `{metadata['teacher']}` with prompt `{metadata['prompt']}`"
+    if task not in PIPELINE_TAGS:
+        raise SynthDistillError(f"model card: unknown task {task!r}; expected one of {list(PIPELINE_TAGS)}")
+    compared = onnx_check.get(ONNX_COMPARED[task]) if onnx_check else None
     text = _render(
-        card_data=data.to_yaml(),
+        card_data=card_data(metadata, task, widget_texts).to_yaml(),
+        task=task,
         name=metadata.get("name", "synthdistill student"),
-        base_model=base,
-        source=source,
-        label2id=metadata["label2id"],
+        base_model=metadata["base_model"],
+        source=_source(metadata),
+        distilled=metadata["teacher"] != EXPERT,
+        labels=metadata["labels"],
+        label2id=metadata.get("label2id"),
+        thresholds=metadata.get("label_thresholds"),
+        tags=metadata.get("tags"),
         train_examples=metadata["train_examples"],
+        train_spans=metadata.get("train_spans"),
         validation_examples=metadata["validation_examples"],
+        corrections=metadata.get("reviewed_corrections"),
         label_options=metadata.get("label_options"),
         hp=metadata["hyperparameters"],
         best_epoch=metadata["best_epoch"],
         epochs_run=len(metadata["history"]),
+        selection_metric=SELECTION_METRICS[task],
         train_seconds=metadata["train_seconds"],
         device=metadata["device"],
-        train_examples_per_second=metadata["train_examples_per_second"],
+        train_examples_per_second=metadata.get("train_examples_per_second"),
         energy=training_energy(metadata["train_seconds"], hardware),
         metrics=metrics,
         level=int(metrics["intervals"]["level"] * 100) if metrics else None,
-        # The ONNX section only when the check compared accuracies.
-        onnx=onnx_check if onnx_check and onnx_check.get("accuracy_difference_points") is not None else None,
+        # The ONNX section only when the check compared the two models on expert labels.
+        onnx=onnx_check if compared is not None else None,
     )
     # ModelCard parses the YAML header back, so a malformed card fails here and not on the Hub.
     return str(ModelCard(text))
@@ -86,11 +133,14 @@ def write_card(
     output_path: str,
     onnx_check_path: str | None = None,
     name: str | None = None,
+    task: str = SINGLE_LABEL,
+    widget_texts: list[str] | None = None,
 ) -> str:
+    """The write_model_card rule: a student's README.md from its metadata, test metrics and ONNX check."""
     metadata = _read(metadata_path)
     if name:
         metadata["name"] = name
-    text = card_text(metadata, _read(metrics_path), hardware, _read(onnx_check_path))
+    text = card_text(metadata, _read(metrics_path), hardware, _read(onnx_check_path), task, widget_texts)
     Path(output_path).write_text(text)
     return text
 

@@ -80,5 +80,6 @@ def write_span_onnx_export(
     if "expert_label" in test and test["expert_label"].notna().all():
         expert = test["expert_label"].tolist()
     check = onnx_span_check(model_dir, output_dir, test["text"].tolist(), expert, labels, max_length)
+    check["size_mb"] = round((Path(output_dir) / ONNX_FILE).stat().st_size / 1e6, 1)
     write_json(check, check_path)
     return check
