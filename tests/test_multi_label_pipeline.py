@@ -258,8 +258,10 @@ def test_onnx_int8_export_and_predict(run, tmp_path):
         read_json(tmp_path / "onnx" / "config.json")["label_thresholds"]
         == read_json(student / "model" / "config.json")["label_thresholds"]
     )
-    # a 1-epoch student's scores sit near its thresholds, so whole sets may flip: the scores must not move
-    assert check["max_probability_difference"] < 0.05 and 0 <= check["same_label_share"] <= 1
+    # int8 weights with float activations: the scores move far less than dynamic quantization's 0.07
+    # (bench/README.md), so a score near its threshold does not flip
+    assert check["quantization"] == "weight_only"
+    assert check["max_probability_difference"] < 0.01 and 0 <= check["same_label_share"] <= 1
     assert {"f1_micro_torch", "f1_micro_onnx_int8", "f1_micro_difference_points"} <= set(check)
     # ... and the card reports that check (the run itself exports nothing: inference.onnx is off).
     card = card_text(

@@ -13,7 +13,7 @@ import pandas as pd
 
 from synthdistill.evaluation.span_metrics import entity_scores
 from synthdistill.spans import from_json
-from synthdistill.students.inference import ONNX_FILE, export_onnx
+from synthdistill.students.inference import ONNX_FILE, export_onnx, quantization_of
 from synthdistill.students.token_classification import SpanPredictor
 
 
@@ -54,6 +54,7 @@ def onnx_span_check(
     same = [set(a) == set(b) for a, b in zip(torch_spans, onnx_spans, strict=True)]
     check: dict[str, Any] = {
         "items": len(texts),
+        "quantization": quantization_of(Path(onnx_dir) / ONNX_FILE),
         "same_spans_share": float(np.mean(same)) if texts else None,
         "entity_f1_onnx_vs_torch": entity_scores(torch_spans, onnx_spans, labels)["f1"] if texts else None,
     }
@@ -73,7 +74,7 @@ def write_span_onnx_export(
 
     if Path(output_dir).exists():
         shutil.rmtree(output_dir)
-    export_onnx(model_dir, output_dir, per_token=True)
+    export_onnx(model_dir, output_dir, token_classification=True)
     test = pd.read_parquet(test_path)
     expert = None
     if "expert_label" in test and test["expert_label"].notna().all():
