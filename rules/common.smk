@@ -1,16 +1,5 @@
 # Shared by several files in rules/: the run's names, wildcard constraints, and the input functions
 # more than one stage uses. A helper one stage uses sits in that stage's file, above its rule.
-import os
-import sys
-
-# Jobs run in their own Python (a conda env, a cluster node): let them import the library from
-# the workflow folder even where it was not pip-installed.
-SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, SRC)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
-)
-
 from synthdistill.costs import student_hardware, teacher_costing
 from synthdistill.settings import check_config, prompt_iterations
 from synthdistill.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
