@@ -1,4 +1,18 @@
+import os
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
+
+# Jobs run in their own Python (a conda env, a cluster node): let them import the library from
+# the workflow folder even where it was not pip-installed.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+)
+
+from synthdistill.schema import typed_overrides
 
 min_version("9.0")
 
@@ -6,6 +20,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# Nested --config values arrive as strings: typed against the schema before it checks them.
+typed_overrides(config)
 validate(config, "schemas/config.schema.yaml")
 
 

@@ -1,18 +1,7 @@
 # Shared by several files in rules/: the run's names, wildcard constraints, and the input functions
 # more than one stage uses. A helper one stage uses sits in that stage's file, above its rule.
-import os
-import sys
-
-# Jobs run in their own Python (a conda env, a cluster node): let them import the library from
-# the workflow folder even where it was not pip-installed.
-SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, SRC)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
-)
-
 from synthdistill.costs import student_hardware, teacher_costing
-from synthdistill.settings import check_config
+from synthdistill.settings import check_config, prompt_iterations
 from synthdistill.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
 from synthdistill.labels.ensemble import ensemble_settings
 from synthdistill.labels.review import review_settings
@@ -23,7 +12,6 @@ TASK = RUN["task"]
 TEACHERS = RUN["teachers"]
 PROMPTS = RUN["prompts"]
 STUDENTS = RUN["students"]
-ITERATIONS = list(range(RUN["iterations"]))
 EVALUATED = RUN["has_expert_labels"]
 GOLD = "gold"
 # The expert-labelled gold dev split (split.gold_dev_size): annotated like the other splits, used
@@ -114,7 +102,7 @@ def member_iteration_files(teacher, prompt):
             rules.gather_annotations.output[0],
             teacher=t,
             prompt=p,
-            iteration=ITERATIONS,
+            iteration=range(prompt_iterations(config, p)),
         )
     ]
 
@@ -124,7 +112,11 @@ def member_iteration_names(teacher, prompt):
     members = (
         ENSEMBLES[teacher]["members"] if teacher in ENSEMBLES else [(teacher, prompt)]
     )
-    return [f"{t}/{p}/iter{i}" for t, p in members for i in ITERATIONS]
+    return [
+        f"{t}/{p}/iter{i}"
+        for t, p in members
+        for i in range(prompt_iterations(config, p))
+    ]
 
 
 def iteration_names(wildcards):

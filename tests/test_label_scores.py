@@ -17,9 +17,11 @@ from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import label_sequences
 from synthdistill.errors import SynthDistillError
+from synthdistill.labels.ensemble import equal_member_weights
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 from .conftest import REPO
+from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs
 from .test_openai_teacher import teacher_settings
 
 MARKET = ["bearish", "bullish", "neutral"]
@@ -146,3 +148,37 @@ def test_letter_aliases_let_an_http_teacher_score_labels_sharing_a_first_token(l
     assert all(set(r) == {"A", "B", "C"} for r in raw)  # the letters are what the server scored
     probs = out[[f"prob_{label}" for label in MARKET]].to_numpy()
     assert probs.sum(axis=1) == pytest.approx([1.0] * 3)
+
+
+def test_a_label_scores_prompt_is_annotated_once_whatever_the_iterations(tmp_path):
+    """Its scores are the same on every iteration, so the plan asks (and pays) for one; a sampled
+    prompt still gets every iteration, and an ensemble still reads the scores prompt's one file."""
+    prompts = {**TINY_CONFIG["prompts"], "scores": {"template": "config/prompts/label.txt", "kind": "label_scores"}}
+    workdir = make_workdir(
+        tmp_path,
+        prompts=prompts,
+        self_consistency={"iterations": 3},
+        ensembles={"mix": {"members": [["smollm2", "label"], ["smollm2", "scores"]]}},
+    )
+    jobs = planned_jobs(workdir, "results/votes/mix/majority.parquet", "results/votes/smollm2/cot_json.parquet")
+    annotated = sorted((w["prompt"], w["iteration"]) for rule, w in jobs if rule == "annotate")
+    assert annotated == [("cot_json", "0"), ("cot_json", "1"), ("cot_json", "2")] + [
+        ("label", "0"),
+        ("label", "1"),
+        ("label", "2"),
+        ("scores", "0"),
+    ]
+
+
+def test_an_ensemble_member_annotated_once_votes_with_the_weight_of_the_others():
+    one = pd.DataFrame({"id": ["a"], "label": ["bullish"]})
+    other = pd.DataFrame({"id": ["a"], "label": ["bearish"]})
+    iterations = {"t/label/iter0": other, "t/label/iter1": other, "t/scores/iter0": one}
+    weighted = equal_member_weights(iterations)
+    assert len(weighted) == 4
+    assert sum(frame is one for frame in weighted.values()) == 2
+    assert sum(frame is other for frame in weighted.values()) == 2
+    assert equal_member_weights({"t/label/iter0": other, "t/scores/iter0": one}) == {
+        "t/label/iter0": other,
+        "t/scores/iter0": one,
+    }

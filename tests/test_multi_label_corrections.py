@@ -88,10 +88,23 @@ def test_label_studio_export_of_our_tasks(tmp_path):
 
 
 def test_argilla_export_of_our_records(tmp_path):
-    records = argilla_records(review_table(votes(), LABELS), LABELS, "smollm2/labels_json")["records"]
+    exported = argilla_records(review_table(votes(), LABELS), LABELS, "smollm2/labels_json")
+    # What an Argilla server checks: a required question to publish, a non-empty list answer from the
+    # question's options, and one score per suggested label.
+    question = exported["settings"]["questions"][0]
+    assert question["required"] and question["labels"] == [*LABELS, "(none)"]
+    records = exported["records"]
+    for record in records:
+        suggestion = record["suggestions"].get("labels")
+        if suggestion:
+            assert suggestion["value"] and set(suggestion["value"]) <= set(question["labels"])
+            assert len(suggestion["score"]) == len(suggestion["value"])
     by_id = {record["id"]: record for record in records}
+    assert by_id["a3"]["suggestions"]["labels"]["value"] == ["(none)"]  # the voted empty set
     by_id["a1"]["responses"] = {"labels": [{"value": ["feature_request"], "user_id": "u1", "status": "submitted"}]}
-    by_id["a2"]["responses"] = [{"question_name": "labels", "value": [], "user_id": "u2", "status": "submitted"}]
+    by_id["a2"]["responses"] = [
+        {"question_name": "labels", "value": ["(none)"], "user_id": "u2", "status": "submitted"}
+    ]
     by_id["a3"]["responses"] = {"labels": [{"value": ["bug"], "user_id": "u1", "status": "draft"}]}
     path = tmp_path / "argilla_export.json"
     path.write_text(json.dumps({"records": records}))
@@ -108,6 +121,7 @@ def test_argilla_export_of_our_records(tmp_path):
         ([("a1", "bug|refund")], "row 1: id 'a1': label 'refund' is not one of"),
         ([("a1", "bug||billing")], "row 1: id 'a1': label '' (an empty label between two delimiters)"),
         ([("a2", '["bug"')], "row 1: id 'a2': label cell '[\"bug\"' is not a valid JSON list"),
+        ([("a2", '["(none)", "bug"]')], "row 1: id 'a2': label cell ['(none)', 'bug'] chooses '(none)' (no label)"),
         ([("t1", "bug")], "row 1: unknown id 't1' (not in the train or validation split)"),
         ([("a1", "bug|billing"), ("a1", "billing")], "rows [1, 2]: id 'a1' is corrected to different labels"),
     ],

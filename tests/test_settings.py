@@ -2,8 +2,12 @@ import copy
 
 import pytest
 import yaml
+from snakemake.cli import parse_config
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.schema import SCHEMA_PATH, typed_overrides
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
 
 from .conftest import REPO
@@ -67,3 +71,33 @@ def test_prefix_labels_are_refused_for_first_token_scores_over_http(config):
         check_config(bad)
     bad["run"] = {"prompts": ["label"]}  # a label prompt has no such problem
     check_config(bad)
+
+
+def test_nested_command_line_values_are_typed_against_the_schema(config):
+    """Snakemake reads ``--config 'key={...}'`` with YAML's BaseLoader: every nested value a string."""
+    overrides = parse_config(
+        [
+            "self_consistency={iterations: 1}",
+            'annotate={"local": true, "shards": 2}',
+            "vote={min_share: 0.4}",
+            "run={prompts: [label]}",
+        ]
+    )
+    assert overrides["self_consistency"] == {"iterations": "1"}  # what Snakemake hands over
+    merged = copy.deepcopy(config)
+    for key, value in overrides.items():
+        merged[key] = {**merged.get(key, {}), **value}
+    with pytest.raises(WorkflowError):
+        validate(copy.deepcopy(merged), str(SCHEMA_PATH))
+    typed = typed_overrides(merged)
+    validate(typed, str(SCHEMA_PATH))
+    assert typed["self_consistency"]["iterations"] == 1
+    assert typed["annotate"]["local"] is True and typed["annotate"]["shards"] == 2
+    assert typed["vote"]["min_share"] == 0.4
+    assert typed["run"]["prompts"] == ["label"]
+    # A string where the schema wants a number stays a string, so validation still names it.
+    assert typed_overrides({"self_consistency": {"iterations": "three"}}) == {
+        "self_consistency": {"iterations": "three"}
+    }
+    # A key that also takes a string is left as written.
+    assert typed_overrides({"teachers": {"t": {"model": "7"}}})["teachers"]["t"]["model"] == "7"

@@ -41,6 +41,14 @@ def is_per_label(config: dict[str, Any], name: str) -> bool:
     return config["prompts"][name]["kind"] == "label_scores" and task_of(config) == MULTI_LABEL
 
 
+def prompt_iterations(config: dict[str, Any], name: str) -> int:
+    """How many self-consistency iterations a prompt is annotated with: label_scores answers are
+    forward-pass scores, the same on every iteration, so one iteration is asked and paid for."""
+    if config["prompts"][name]["kind"] == "label_scores":
+        return 1
+    return int(config["self_consistency"]["iterations"])
+
+
 def teacher_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     settings = {**defaults("teachers", "*"), **config["teachers"][name]}
     return {k: v for k, v in settings.items() if k not in NON_GENERATION_KEYS}

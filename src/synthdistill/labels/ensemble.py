@@ -79,6 +79,22 @@ def combined_annotation_stats(member_stats: list[dict[str, Any]], costings: list
     return annotation
 
 
+def equal_member_weights(iterations: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every member votes with the same weight: a member annotated fewer times (a label_scores prompt
+    is asked once, its scores do not vary) has its answers counted as often as the member with the
+    most iterations, as if it had been asked that many times."""
+    members: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    for name, frame in iterations.items():
+        members.setdefault(name.rsplit("/iter", 1)[0], []).append((name, frame))
+    most = max(len(frames) for frames in members.values())
+    out = {}
+    for frames in members.values():
+        for copy in range(most):
+            name, frame = frames[copy % len(frames)]
+            out[name if copy < len(frames) else f"{name} (counted again, {copy + 1} of {most})"] = frame
+    return out
+
+
 def ensemble_votes(
     iterations: dict[str, pd.DataFrame],
     items: pd.DataFrame,
@@ -124,7 +140,7 @@ def write_ensemble(
     outputs: dict[str, str],
 ) -> pd.DataFrame:
     """The ensemble's votes, trainer CSV and stats, like a single teacher's vote job writes them."""
-    iterations = read_iterations(iteration_paths)
+    iterations = equal_member_weights(read_iterations(iteration_paths))
     votes = ensemble_votes(iterations, read_splits(split_paths), labels, method, tie_policy, settings)
     member_stats = [json.loads(Path(p).read_text()) for p in member_stats_paths]
     write_vote_outputs(votes, combined_annotation_stats(member_stats, costings), outputs)

@@ -5,7 +5,8 @@ A corrected label is a whole set: in CSV/XLSX the labels joined by ``dataset.lab
 (``billing|bug``) or a JSON list (``["billing", "bug"]``, as the review files show the voted set); an
 empty cell is the empty set ("none of the labels"). From Label Studio, the multiple choices of the
 last annotation (none chosen: the empty set); from Argilla, the submitted ``multi_label_selection``
-value of the ``labels`` question. An unknown label stops the import naming the row, and nothing is
+value of the ``labels`` question (its ``(none)`` option is the empty set: Argilla takes no empty
+answer to a multi-label question). An unknown label stops the import naming the row, and nothing is
 applied.
 
 The reviewed file keeps the vote's columns; ``label`` is the set students learn (the correction, or
@@ -26,6 +27,9 @@ from synthdistill.labels.review import write_csv
 
 # The question and control name of our multi_label review exports (labels.multi_label_review).
 QUESTION = "labels"
+# The option of the Argilla question that answers "none of the labels": Argilla refuses an empty
+# multi_label_selection value, in a response as in a suggestion.
+NO_LABEL = "(none)"
 
 
 def cell_members(value: Any, delimiter: str) -> list[str]:
@@ -44,7 +48,12 @@ def cell_members(value: Any, delimiter: str) -> list[str]:
             raise ValueError(f"label cell {text!r} is not a valid JSON list ({exc.msg})") from exc
     if not isinstance(value, list | tuple) or not all(isinstance(member, str) for member in value):
         raise ValueError(f"label cell {value!r} is not a list of label names")
-    return [member.strip() for member in value]
+    members = [member.strip() for member in value]
+    if NO_LABEL in members:
+        if len(members) > 1:
+            raise ValueError(f"label cell {value!r} chooses {NO_LABEL!r} (no label) together with labels")
+        return []
+    return members
 
 
 def label_set_problem(value: Any, labels: list[str], delimiter: str) -> str | None:

@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import indicator_matrix, label_sets_of, read_label_set
+from synthdistill.labels.multi_label_corrections import NO_LABEL, QUESTION
 from synthdistill.labels.review import text_features, write_csv, write_xlsx
 from synthdistill.names import REVIEW_SPLITS
 
@@ -174,11 +176,22 @@ def _voted(row: dict[str, Any]) -> list[str] | None:
 
 
 def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[str, Any]:
-    """Argilla 2.x settings (a ``labels`` MultiLabelQuestion, not required: the empty set is an
-    answer) and records with the voted set as suggestion, in the dict form of ``rg.Record``."""
+    """Argilla 2.x settings and records with the voted set as suggestion, in the dict form of ``rg.Record``.
+
+    The ``labels`` MultiLabelQuestion is required (a dataset without a required question cannot be
+    published) and has a ``(none)`` option for the empty set, since Argilla refuses an empty
+    multi-label value; a suggestion scores each suggested label by its vote share.
+    """
+    if NO_LABEL in labels:
+        raise SynthDistillError(f"labels: {NO_LABEL!r} is the Argilla review's answer for no label; rename that label")
     records = []
     for row in table.to_dict("records"):
         voted = _voted(row)
+        suggestion = {}
+        if voted is not None:
+            value = voted or [NO_LABEL]
+            scores = [float(row[f"share_{x}"]) for x in voted] if voted else [float(row["agreement"])]
+            suggestion = {QUESTION: {"value": value, "score": scores, "agent": agent}}
         records.append(
             {
                 "id": str(row["id"]),
@@ -191,17 +204,22 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
                     "label_quality": None if pd.isna(row.get("label_quality")) else float(row["label_quality"]),
                     **{f"share_{x}": None if pd.isna(row[f"share_{x}"]) else float(row[f"share_{x}"]) for x in labels},
                 },
-                "suggestions": (
-                    {"labels": {"value": voted, "score": float(row["agreement"]), "agent": agent}}
-                    if voted is not None
-                    else {}
-                ),
+                "suggestions": suggestion,
             }
         )
     settings = {
-        "fields": [{"name": "text", "type": "text"}],
-        "questions": [{"name": "labels", "type": "multi_label_selection", "labels": labels, "required": False}],
-        "metadata": [{"name": "split", "type": "terms"}, {"name": "agreement", "type": "float"}],
+        "fields": [{"name": "text", "type": "text", "required": True}],
+        "questions": [
+            {"name": QUESTION, "type": "multi_label_selection", "labels": [*labels, NO_LABEL], "required": True}
+        ],
+        "metadata": [
+            {"name": "split", "type": "terms"},
+            {"name": "agreement", "type": "float"},
+            {"name": "rank", "type": "integer"},
+            {"name": "label_issue", "type": "terms"},
+            {"name": "label_quality", "type": "float"},
+            *({"name": f"share_{x}", "type": "float"} for x in labels),
+        ],
     }
     return {"settings": settings, "records": records}
 

@@ -30,7 +30,7 @@ from synthdistill.labels.feedback import feedback_record
 from synthdistill.labels.vote import vote_one
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 from synthdistill.schema import SCHEMA_PATH
-from synthdistill.settings import check_labels, prompt_settings, teacher_settings
+from synthdistill.settings import check_labels, prompt_iterations, prompt_settings, teacher_settings
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class TeacherDeferral:
         self.cache_path = config["cache"]["path"]
         ResponseCache(self.cache_path).db.close()  # a bad cache path fails at start, not on the first deferral
         self._cache: ResponseCache | None = None  # opened on the worker thread (SQLite connections stay on theirs)
-        self.iterations = int(config["self_consistency"]["iterations"])
+        self.iterations = prompt_iterations(config, prompt)
         self.tie_policy = config["vote"]["tie_policy"]
         self.max_chars = config["dataset"].get("max_chars")
         self.retry_unparsed = bool(config["annotate"]["retry_unparsed"])
