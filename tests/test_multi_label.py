@@ -105,6 +105,10 @@ def test_csv_cells_are_delimited_and_an_empty_cell_is_the_empty_set(tmp_path):
         '["praise"]',
     ]
     assert set(items["split"]) == {"train", "validation", "test"}
+    # summary.json counts the texts carrying each label, and those carrying none, per split.
+    per_split = data.summarise(items, pd.DataFrame({"reason": []}), {}, "multi_label")["per_split_and_label"]
+    totals = {name: sum(split.get(name, 0) for split in per_split.values()) for name in [*LABELS, "(no label)"]}
+    assert totals == {"billing": 2, "bug": 3, "feature_request": 1, "account": 1, "praise": 2, "(no label)": 1}
 
 
 def test_jsonl_and_parquet_lists_with_null_for_no_expert_answer(tmp_path):

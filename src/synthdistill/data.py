@@ -367,8 +367,8 @@ def split_names(frame: pd.DataFrame) -> list[str]:
 def summarise(
     frame: pd.DataFrame, dropped: pd.DataFrame, changed: dict[str, list[int]], task: str = SINGLE_LABEL
 ) -> dict[str, Any]:
-    """Counts per split and label (for spans: expert spans per split and type), every dropped row
-    with its reason, and the rows whose text was changed."""
+    """Counts per split and label (multi_label: texts per label; spans: expert spans per split and
+    type), every dropped row with its reason, and the rows whose text was changed."""
     names = split_names(frame)
     counts: dict[str, Any] = {name: int((frame["split"] == name).sum()) for name in names}
     per_label = {}
@@ -376,6 +376,10 @@ def summarise(
         from synthdistill.data_spans import spans_per_label
 
         per_label = spans_per_label(frame, names)
+    elif "expert_label" in frame and task == MULTI_LABEL:
+        from synthdistill.data_multi_label import label_sets_per_label
+
+        per_label = label_sets_per_label(frame, names)
     elif "expert_label" in frame:
         table = pd.crosstab(frame["split"], frame["expert_label"])
         per_label = {s: {k: int(v) for k, v in table.loc[s].items()} for s in names if s in table.index}

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import label_set_json
+from synthdistill.label_sets import label_set_json, read_label_set
 
 # Formats whose cells are text: there an empty cell is the empty set, not a missing answer.
 _TEXT_FORMATS = (".csv", ".tsv")
@@ -77,3 +77,15 @@ def expert_label_sets(frame: pd.DataFrame, labels: list[str], delimiter: str, so
             )
         out.append(label_set_json(members, labels))
     return pd.Series(out, index=frame.index, dtype=object)
+
+
+def label_sets_per_label(frame: pd.DataFrame, splits: list[str]) -> dict[str, dict[str, int]]:
+    """Texts carrying each expert label per split (summary.json), and how many carry none: a set is
+    no label to cross-tabulate."""
+    out: dict[str, dict[str, int]] = {}
+    for split in splits:
+        sets = [read_label_set(answer) for answer in frame.loc[frame["split"] == split, "expert_label"].dropna()]
+        members = [label for chosen in sets for label in chosen]
+        out[split] = {label: members.count(label) for label in sorted(set(members))}
+        out[split]["(no label)"] = sum(1 for chosen in sets if not chosen)
+    return out
