@@ -142,6 +142,7 @@ def test_student_alone_over_http_with_micro_batching_metrics_and_bad_requests(st
     service = service_factory(student, "--configfile", str(config), "--max-length", "64")
     health = json.loads(urllib.request.urlopen(f"{service.url}/health").read())
     assert health["backend"] == "OnnxPredictor" and health["labels"] == LABELS and health["teacher"] is None
+    assert health["settings"]["workers"] >= 2  # on a CPU, batches overlap by default
 
     status, body = service.post({"texts": TEXTS[:3]})
     assert status == 200

@@ -1,9 +1,11 @@
 """Micro-batching: work items that arrive together run as one batch on one worker thread.
 
 A batch starts when it holds ``max_batch_size`` items or when its oldest item has waited
-``max_wait_s``, whichever comes first; an item that waited while the worker was busy with the
-previous batch goes at once. The batch function runs on its own thread, so the event loop keeps
-accepting requests (and filling the next batch) meanwhile.
+``max_wait_s``, whichever comes first; an item that waited while every worker was busy goes at once.
+The batch function runs on ``workers`` threads of its own, so the event loop keeps accepting requests
+(and filling the next batch) meanwhile, and with two workers one batch runs while the next is formed
+and started: a single-threaded ONNX session per batch keeps both cores busy without the threads of
+one run waiting on each other at every operator.
 """
 
 from __future__ import annotations
@@ -38,14 +40,19 @@ class MicroBatcher:
         max_wait_s: float,
         name: str = "batcher",
         on_batch: Callable[[int], None] | None = None,
+        workers: int = 1,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self.run, self.max_batch_size, self.max_wait_s = run, max_batch_size, max(0.0, max_wait_s)
         self.on_batch = on_batch
         self._pending: deque[_Pending] = deque()
         self.pending_items = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.workers = workers
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._running: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         self._wakeup: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
@@ -61,6 +68,8 @@ class MicroBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         for pending in self._pending:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the service is shutting down"))
@@ -89,8 +98,9 @@ class MicroBatcher:
 
     async def _loop(self) -> None:
         assert self._wakeup is not None and self._full is not None
-        loop = asyncio.get_running_loop()
+        free = asyncio.Semaphore(self.workers)
         while True:
+            await free.acquire()  # the next batch forms while every worker is busy
             if not self._pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -104,19 +114,25 @@ class MicroBatcher:
             batch = self._take()
             if self.pending_items < self.max_batch_size:
                 self._full.clear()
-            items = [item for pending in batch for item in pending.items]
-            if self.on_batch is not None:
-                self.on_batch(len(items))
-            try:
-                results = await loop.run_in_executor(self._executor, self.run, items)
-            except Exception as exc:  # every request of the batch learns why; the loop carries on
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                continue
-            start = 0
+            task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _: free.release())
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        items = [item for pending in batch for item in pending.items]
+        if self.on_batch is not None:
+            self.on_batch(len(items))
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, self.run, items)
+        except Exception as exc:  # every request of the batch learns why; the other batches carry on
             for pending in batch:
-                end = start + len(pending.items)
-                if not pending.future.done():  # a client that went away cancelled its future
-                    pending.future.set_result(results[start:end])
-                start = end
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        start = 0
+        for pending in batch:
+            end = start + len(pending.items)
+            if not pending.future.done():  # a client that went away cancelled its future
+                pending.future.set_result(results[start:end])
+            start = end

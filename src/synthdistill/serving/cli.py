@@ -13,8 +13,10 @@ unless ``--cascade FILE`` or ``--threshold`` says otherwise. See docs/serving.md
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,11 @@ def cascade_policy(args: argparse.Namespace, facts: dict[str, Any]) -> CascadePo
     return None
 
 
+def default_workers(on_gpu: bool) -> int:
+    """One micro-batch at a time on a GPU; on a CPU, one per two cores (at least two)."""
+    return 1 if on_gpu else max(2, (os.cpu_count() or 1) // 2)
+
+
 def build_service(args: argparse.Namespace):
     from synthdistill.serving.deferral import TeacherDeferral, load_config
     from synthdistill.serving.service import ClassifierService, ServeSettings
@@ -90,6 +97,7 @@ def build_service(args: argparse.Namespace):
     overrides = {
         "max_batch_size": args.max_batch_size,
         "inner_batch_size": args.inner_batch_size,
+        "workers": args.workers,
         "max_wait_ms": args.max_wait_ms,
         "teacher_timeout_s": args.teacher_timeout_s,
         "teacher_max_pending": args.teacher_max_pending,
@@ -108,7 +116,11 @@ def build_service(args: argparse.Namespace):
     # Chunks of inner_batch_size save padding on a CPU; a GPU wants the whole micro-batch in one call.
     on_gpu = args.backend != "onnx" and torch.cuda.is_available()
     inner = settings.max_batch_size if on_gpu else settings.inner_batch_size
-    predictor = load_predictor(student_dir, args.backend, int(max_length), inner, args.threads, spinning=args.spinning)
+    workers = settings.workers or default_workers(on_gpu)
+    settings = dataclasses.replace(settings, workers=workers)
+    # The cores are shared out between the workers' runs, so that two runs do not fight over them.
+    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    predictor = load_predictor(student_dir, args.backend, int(max_length), inner, threads, spinning=args.spinning)
     max_chars = config.get("dataset", {}).get("max_chars") if config else None
     service = ClassifierService(predictor, settings, student, policy, deferral, max_chars)
     predictor.predict_proba(["warm-up"])  # the first call allocates; no client should pay for it
@@ -123,7 +135,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
-    p.add_argument("--threads", type=int, default=None, help="ONNX intra-op threads (default: every core)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="ONNX intra-op threads per worker (default: the cores / workers)"
+    )
     p.add_argument(
         "--spinning", action="store_true", help="ONNX threads busy-wait between batches (default: they sleep)"
     )
@@ -139,6 +153,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--feedback", default=None, help="feedback file (default serve.feedback_path)")
     p.add_argument("--max-batch-size", type=int, default=None, help="default serve.max_batch_size")
     p.add_argument("--inner-batch-size", type=int, default=None, help="default serve.inner_batch_size")
+    p.add_argument("--workers", type=int, default=None, help="default serve.workers")
     p.add_argument("--max-wait-ms", type=float, default=None, help="default serve.max_wait_ms")
     p.add_argument("--teacher-timeout-s", type=float, default=None, help="default serve.teacher_timeout_s")
     p.add_argument("--teacher-max-pending", type=int, default=None, help="default serve.teacher_max_pending")

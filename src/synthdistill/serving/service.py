@@ -38,6 +38,7 @@ class ServeSettings:
 
     max_batch_size: int
     inner_batch_size: int
+    workers: int | None
     max_wait_ms: float
     max_texts_per_request: int
     max_text_chars: int
@@ -79,6 +80,7 @@ class ClassifierService:
             settings.max_wait_ms / 1000,
             name="student",
             on_batch=self.metrics.batch_size.observe,
+            workers=settings.workers or 1,
         )
         self.teacher_batcher = (
             MicroBatcher(self._ask_teacher, settings.teacher_batch_size, 0.0, name="teacher")
