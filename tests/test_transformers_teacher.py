@@ -188,3 +188,23 @@ def test_annotate_runs_through_the_engine(teacher, tmp_path, caplog):
     assert (frame["input_tokens"] > 20).all() and frame["output_tokens"].between(1, 4).all()
     again = annotate(prompts, teacher, cache, iteration=0, **settings)
     assert again["cached"].all() and again["raw_output"].tolist() == frame["raw_output"].tolist()
+
+
+def test_channel_scores_read_the_same_tokens_as_llama_cpp_and_rank_the_labels_alike(teacher, smollm2_teacher):
+    from synthdistill.annotation.channel import channel_chat
+    from synthdistill.annotation.engine import item_requests
+
+    template = (REPO / "config" / "prompts" / "label_channel.txt").read_text()
+    for text in TEXTS[1:3]:
+        chats = [channel_chat(template, text, LABELS, label, []) for label in LABELS]
+        channel = item_requests(json.dumps(chats), "label_scores", LABELS, {"direction": "channel"}, 0)
+        # Mixed with a generation request in one call: each answer comes back in its own place.
+        answers = teacher.complete_batch([channel[0], request(QUESTIONS[0], max_tokens=4), *channel[1:]])
+        ours = [answers[0], *answers[2:]]
+        assert answers[1].text and "text_logprob" not in answers[1].extra
+        theirs = [smollm2_teacher.complete(r) for r in channel]
+        assert [c.input_tokens for c in ours] == [c.input_tokens for c in theirs]
+        mine, reference = ([c.extra["text_logprob"] for c in cs] for cs in (ours, theirs))
+        # Float weights here, llama.cpp's quantized kernels there: close, not equal, and the same order.
+        assert np.allclose(mine, reference, atol=2.0)
+        assert np.argmax(mine) == np.argmax(reference)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from synthdistill.annotation.channel import CHANNEL_BACKENDS, check_channel_template, is_channel
 from synthdistill.annotation.prompts import load_template
 from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults
@@ -39,6 +40,12 @@ def prompt_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
 def is_per_label(config: dict[str, Any], name: str) -> bool:
     """Whether a prompt asks about one label at a time: a label_scores prompt of task multi_label."""
     return config["prompts"][name]["kind"] == "label_scores" and task_of(config) == MULTI_LABEL
+
+
+def asks_per_label(config: dict[str, Any], name: str) -> bool:
+    """Whether a prompt's template is filled with one label at a time (``{label}``): a per-label
+    prompt, or a channel prompt, which scores the text after each label."""
+    return is_per_label(config, name) or is_channel(config["prompts"][name])
 
 
 def prompt_iterations(config: dict[str, Any], name: str) -> int:
@@ -92,6 +99,20 @@ def check_first_token_scores(labels: list[str], teacher: str, prompt: str) -> No
                     f"Set prompts.{prompt}.aliases: letters (the teacher answers A, B, C, ... listed in the prompt), "
                     "rename the labels, or use a label or cot_json prompt with this teacher"
                 )
+
+
+def check_channel_prompt(config: dict[str, Any], name: str) -> None:
+    """A channel prompt scores the text after each label: single_label label_scores, no aliases, and a
+    template that ends with the text (checked before the generic template check, whose message is
+    about per-label questions)."""
+    prompt = config["prompts"][name]
+    where = f"prompts.{name}.direction: channel"
+    if prompt["kind"] != "label_scores" or is_per_label(config, name):
+        raise SynthDistillError(f"{where} is for label_scores prompts of task single_label")
+    if prompt.get("aliases"):
+        raise SynthDistillError(f"{where} scores the text, not the labels' answers: aliases do not apply")
+    if Path(prompt["template"]).exists():
+        check_channel_template(Path(prompt["template"]).read_text(), f"prompts.{name}.template {prompt['template']}")
 
 
 def check_prompt_options(config: dict[str, Any], name: str) -> None:
@@ -166,8 +187,10 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     check_gold_dev(config)
     prompts = _selection(config, "prompts")
     for name in prompts:
+        if is_channel(config["prompts"][name]):
+            check_channel_prompt(config, name)
         try:
-            load_template(config["prompts"][name]["template"], per_label=is_per_label(config, name))
+            load_template(config["prompts"][name]["template"], per_label=asks_per_label(config, name))
         except SynthDistillError as exc:
             raise SynthDistillError(f"prompts.{name}.template: {exc}") from exc
         check_prompt_options(config, name)
@@ -188,6 +211,13 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
                         "this backend sends no constrained decoding, so label_scores and structured prompts do not "
                         "work with anthropic_batch; use a label or cot_json prompt with structured: false"
                     )
+        channel = [prompt for prompt in prompts if is_channel(config["prompts"][prompt])]
+        if channel and settings["backend"] not in CHANNEL_BACKENDS:
+            raise SynthDistillError(
+                f"teachers.{name} with prompts.{channel[0]}: direction: channel scores the text's own tokens, "
+                f"which only in-process teachers ({', '.join(CHANNEL_BACKENDS)}) give; {settings['backend']} cannot. "
+                "Use direction: direct with this teacher, or choose teachers and prompts with run.teachers, run.prompts"
+            )
         if settings["backend"] in FIRST_TOKEN_SCORERS:
             for prompt in prompts:
                 settings_of_prompt = config["prompts"][prompt]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.annotation.cache import CacheWriteError, ResponseCache, cache_key
+from synthdistill.annotation.channel import CHANNEL, channel_completion, is_channel
 from synthdistill.annotation.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
 from synthdistill.annotation.prompts import answer_aliases
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
@@ -126,6 +127,17 @@ def item_requests(
     """The requests of one item (its prompts-file ``messages`` cell): one, or for a per-label prompt
     (``generation["per_label"]``) one yes/no scoring request per label, each cached like any request."""
     chats = json.loads(messages)
+    if is_channel(generation):
+        if not (isinstance(chats, list) and len(chats) == len(labels) and all(isinstance(c, list) for c in chats)):
+            raise SynthDistillError(
+                f"a channel prompt's messages cell must hold one chat per label ({len(labels)}); this prompts "
+                "file was built for another prompt or label set: rebuild it (rule build_prompts)"
+            )
+        # The text's log-probability after each label's context: no sampling, no answer tokens.
+        return [
+            Request(messages=chat, max_tokens=0, temperature=0.0, top_p=1.0, seed=None, label_scoring=CHANNEL)
+            for chat in chats
+        ]
     if generation.get("per_label"):
         if not (isinstance(chats, list) and len(chats) == len(labels) and all(isinstance(c, list) for c in chats)):
             raise SynthDistillError(
@@ -486,6 +498,11 @@ def annotate(
     the prior that contextual calibration divides by; it is not part of the output.
     """
     scoring = getattr(teacher, "label_scoring", None)
+    if is_channel(generation) and scoring != "sequence":
+        raise SynthDistillError(
+            f"teacher {teacher.identity.get('backend')} {teacher.identity.get('model')}: direction: channel scores "
+            "the text's own tokens, which only in-process teachers (llama_cpp, transformers) give"
+        )
     per_label = bool(generation.get("per_label"))
     per_item = [item_requests(m, kind, labels, generation, iteration, scoring) for m in prompts["messages"]]
     requests = [r for group in per_item for r in group]
@@ -503,6 +520,8 @@ def annotate(
     flat = _collect(requests, keys, teacher, cache, reask=reask, max_consecutive_failures=max_consecutive_failures)
     bounds = np.cumsum([0] + [len(group) for group in per_item])
     results = [item_outcome(flat[start:stop], labels) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+    if is_channel(generation):  # one label_scores answer per item, from its per-label requests
+        results = [([channel_completion(c, labels)] if c is not None else None, o) for c, o in results]
 
     is_calibration = (prompts["split"] == CALIBRATION_SPLIT).to_numpy()
     prior = None

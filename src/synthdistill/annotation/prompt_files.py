@@ -1,8 +1,9 @@
 """The prompts artifact: id, split, text, the chat messages and the exact string the model reads.
 
-A per-label prompt (multi_label ``label_scores``, ``prompt["per_label"]``) asks about one label at a
-time: its ``messages`` cell is a JSON list of chats and its ``rendered`` cell a JSON list of strings,
-one per label in the order of ``labels``; still one row per item, so shards never split an item."""
+A per-label prompt (multi_label ``label_scores``, ``prompt["per_label"]``) and a channel prompt
+(``direction: channel``) ask about one label at a time: the ``messages`` cell is a JSON list of chats
+and the ``rendered`` cell a JSON list of strings, one per label in the order of ``labels``; still one
+row per item, so shards never split an item."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.annotation import channel
 from synthdistill.annotation.examples import (
     example_answer,
     examples_block,
@@ -40,9 +42,10 @@ def prompt_messages(
     prompt: dict[str, Any],
     labels: list[str],
     pool: pd.DataFrame | None = None,
-) -> tuple[list[list[dict[str, str]]], list[list[int]]]:
+) -> tuple[list[Any], list[list[int]]]:
     """The chat messages for each text, and the pool rows each was shown as examples: what
-    build_prompts writes and what synthdistill-serve sends a teacher for a deferred text."""
+    build_prompts writes and what synthdistill-serve sends a teacher for a deferred text. A channel
+    prompt's messages for a text are one chat per label (:mod:`synthdistill.annotation.channel`)."""
     aliases = prompt.get("aliases")
     settings = prompt.get("examples")
     shown: list[list[int]] = [[] for _ in texts]
@@ -51,8 +54,12 @@ def prompt_messages(
             raise ValueError("build_prompt_frame: a prompt with examples needs the example pool")
         shown = select_examples(texts, settings, pool, labels)
     pool_rows = pool.to_dict("records") if pool is not None else []
-    messages = []
+    messages: list[Any] = []
     for text, rows in zip(texts, shown, strict=True):
+        if channel.is_channel(prompt):
+            examples = [(row["text"], row["label"]) for row in (pool_rows[i] for i in rows)]
+            messages.append([channel.channel_chat(template, text, labels, x, examples) for x in labels])
+            continue
         shots = [
             (row["text"], example_answer(prompt["kind"], row["label"], row.get("reason"), labels, aliases))
             for row in (pool_rows[i] for i in rows)
@@ -82,7 +89,10 @@ def build_prompt_frame(
     turns; the ``examples`` column lists the ids and labels each item was shown.
     """
     per_label = bool(prompt.get("per_label"))
-    template = load_template(template_path, per_label=per_label)
+    is_channel = channel.is_channel(prompt)
+    template = load_template(template_path, per_label=per_label or is_channel)
+    if is_channel:
+        channel.check_channel_template(template, f"prompt template {template_path}")
     renderer = make_teacher(teacher, for_rendering=True)
     if prompt["kind"] == "label_scores" and prompt.get("calibrate"):
         extra = pd.DataFrame({"id": ["__content_free__"], "split": [CALIBRATION_SPLIT], "text": [CONTENT_FREE_TEXT]})
@@ -98,7 +108,10 @@ def build_prompt_frame(
     else:
         messages, shown = prompt_messages(texts, template, prompt, labels, pool)
         messages_column = [json.dumps(m, ensure_ascii=False) for m in messages]
-        rendered = [renderer.render(m) for m in messages]
+        if is_channel:  # plain text, one string per label: no chat template
+            rendered = [json.dumps([channel.rendered(c) for c in chats], ensure_ascii=False) for chats in messages]
+        else:
+            rendered = [renderer.render(m) for m in messages]
     frame = pd.DataFrame(
         {
             "id": items["id"].to_numpy(),

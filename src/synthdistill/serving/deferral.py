@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from synthdistill.annotation.cache import ResponseCache
+from synthdistill.annotation.channel import is_channel
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompt_files import example_pool_from, prompt_messages
 from synthdistill.annotation.prompts import load_template
@@ -97,7 +98,7 @@ class TeacherDeferral:
             )
         self.prompt = prompt_settings(config, prompt)
         self.generation = {**settings, **self.prompt}
-        self.template = load_template(self.prompt["template"])
+        self.template = load_template(self.prompt["template"], per_label=is_channel(self.prompt))
         self.pool = self._example_pool()
         self.teacher = teacher_backend or make_teacher(settings, teacher)
         self.cache_path = config["cache"]["path"]

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+CHANNEL = "channel"
+
 
 @dataclass(frozen=True)
 class Request:
@@ -24,7 +26,9 @@ class Request:
     score_labels: list[str] | None = None
     # How label scores are computed, when not from the first answer token's alternatives (the
     # HTTP backends' way): "sequence" for in-process backends. In the key, because the same
-    # messages scored another way give other answers.
+    # messages scored another way give other answers. CHANNEL: no labels are scored; the answer
+    # is the log-probability of the last message's text after the others, read as plain text
+    # (``extra["text_logprob"]``; annotation/channel.py).
     label_scoring: str | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import threading
 from typing import Any, cast
 
 from synthdistill.annotation.teachers.base import (
+    CHANNEL,
     Completion,
     Request,
     label_sequences,
@@ -146,7 +147,38 @@ class LlamaCppTeacher:
         best = max(scores, key=lambda label: scores[label])
         return Completion(text=best, input_tokens=n_prompt, output_tokens=0, extra={"label_logprobs": scores})
 
+    def score_text(self, request: Request) -> Completion:
+        """The log-probability of the last message's text after the others, read as plain text from
+        the beginning of a sequence (channel label scores): the context is evaluated, then the text's
+        tokens with logits at every position, in batches of ``n_batch``."""
+        context, text = "".join(m["content"] for m in request.messages[:-1]), request.messages[-1]["content"]
+        # special=False: a text that spells a special token is read as the characters it is.
+        first = self.llm.tokenize(context.encode(), add_bos=True, special=False)
+        tokens = self.llm.tokenize(text.encode(), add_bos=False, special=False)
+        if not tokens:
+            raise SynthDistillError("channel scores: the text to score is empty")
+        if len(first) + len(tokens) > self.n_ctx:
+            raise ValueError(f"Requested tokens ({len(first) + len(tokens)}) exceed context window of {self.n_ctx}")
+        with self._lock:
+            self.llm.reset()
+            self.llm.eval(first)
+            total = float(self._logits_row(-1)[tokens[0]])
+            n_past, step = len(first), self.llm.n_batch
+            # Each token but the last predicts the next one.
+            for start in range(0, len(tokens) - 1, step):
+                chunk = tokens[start : min(start + step, len(tokens) - 1)]
+                self.llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+                self.llm._ctx.decode(self.llm._batch)
+                total += sum(float(self._logits_row(i)[tokens[start + i + 1]]) for i in range(len(chunk)))
+                n_past += len(chunk)
+            self.llm._ctx.kv_cache_seq_rm(0, len(first), -1)  # the state is the context's again, as n_tokens says
+        return Completion(
+            text="", input_tokens=len(first) + len(tokens), output_tokens=0, extra={"text_logprob": total}
+        )
+
     def complete(self, request: Request) -> Completion:
+        if request.label_scoring == CHANNEL:
+            return self.score_text(request)
         if request.score_labels:
             return self.score_labels(request)
         formatted = self._formatter(messages=cast(Any, request.messages))
@@ -181,6 +213,9 @@ class LlamaCppTeacher:
         stop: list[str] = []
         for index, request in enumerate(requests):
             try:
+                if request.label_scoring == CHANNEL:
+                    answers[index] = self.score_text(request)
+                    continue
                 if request.score_labels:
                     answers[index] = self.score_labels(request)
                     continue

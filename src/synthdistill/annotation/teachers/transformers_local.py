@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from synthdistill.annotation.teachers.base import (
+    CHANNEL,
     Completion,
     Request,
     label_sequences,
@@ -208,10 +209,19 @@ class TransformersTeacher:
         if not self._warned_constraints and any(r.choices or r.json_schema for r in requests):
             self._warned_constraints = True
             log.warning("teacher %s: constrained decoding is not supported by this backend; ignored", self.model_ref)
+        results: list[Completion | None] = [None] * len(requests)
+        channel = [i for i, r in enumerate(requests) if r.label_scoring == CHANNEL]
+        if channel:
+            with self._lock:
+                for i in channel:
+                    results[i] = self._score_text(requests[i])
+            rest = [i for i in range(len(requests)) if results[i] is None]
+            for i, completion in zip(rest, self.complete_batch([requests[i] for i in rest]), strict=True):
+                results[i] = completion
+            return results  # type: ignore[return-value]
         # The template already holds any BOS the model expects; adding special tokens would double it.
         prompts = [self.tokenizer(self.render(r.messages), add_special_tokens=False)["input_ids"] for r in requests]
         order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
-        results: list[Completion | None] = [None] * len(requests)
         with self._lock:
             for scoring in (True, False):
                 group = [i for i in order if bool(requests[i].score_labels) == scoring]
@@ -222,6 +232,25 @@ class TransformersTeacher:
                     for index, completion in zip(chunk, completions, strict=True):
                         results[index] = completion
         return results  # type: ignore[return-value]
+
+    def _score_text(self, request: Request) -> Completion:
+        """The log-probability of the last message's text after the others, read as plain text from
+        the beginning of a sequence (channel label scores): one forward pass over both."""
+        import torch
+
+        context, text = "".join(m["content"] for m in request.messages[:-1]), request.messages[-1]["content"]
+        first = self.tokenizer(context, add_special_tokens=True)["input_ids"]
+        tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not tokens:
+            raise SynthDistillError("channel scores: the text to score is empty")
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([first + tokens], device=self.device)).logits[0].float()
+        # Position i predicts token i + 1: the text's tokens are predicted from len(first) - 1 on.
+        logprobs = torch.log_softmax(logits[len(first) - 1 : -1], dim=-1)
+        total = logprobs.gather(1, torch.tensor(tokens, device=logprobs.device).unsqueeze(1)).sum().item()
+        return Completion(
+            text="", input_tokens=len(first) + len(tokens), output_tokens=0, extra={"text_logprob": total}
+        )
 
     def _left_padded(self, prompts: list[list[int]]) -> tuple[Any, Any]:
         """Input ids and attention mask, padded on the left: every prompt ends at the last column."""
