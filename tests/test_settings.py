@@ -22,7 +22,7 @@ def config(monkeypatch):
 def test_default_config_runs_everything(config):
     run = check_config(config)
     assert run["teachers"] == ["smollm2"]
-    assert run["prompts"] == ["label", "cot_json"]
+    assert run["prompts"] == ["scores", "cot_json"]
     assert run["has_expert_labels"]
 
 
@@ -40,8 +40,8 @@ def test_prompt_without_text_and_missing_dataset(config, tmp_path):
     template = tmp_path / "t.txt"
     template.write_text("no placeholder")
     bad = copy.deepcopy(config)
-    bad["prompts"]["label"]["template"] = str(template)
-    with pytest.raises(SynthDistillError, match=r"prompts.label.template: .*t.txt has no \{text\}"):
+    bad["prompts"]["cot_json"]["template"] = str(template)
+    with pytest.raises(SynthDistillError, match=r"prompts.cot_json.template: .*t.txt has no \{text\}"):
         check_config(bad)
     bad = copy.deepcopy(config)
     bad["dataset"]["path"] = "missing.csv"
@@ -51,7 +51,7 @@ def test_prompt_without_text_and_missing_dataset(config, tmp_path):
 
 def test_price_is_not_an_annotation_param(config):
     assert "price" not in teacher_settings(config, "smollm2")
-    assert prompt_settings(config, "label")["kind"] == "label"
+    assert prompt_settings(config, "scores")["kind"] == "label_scores"
 
 
 def test_labels_differing_only_in_case_are_refused(config):
@@ -64,12 +64,12 @@ def test_labels_differing_only_in_case_are_refused(config):
 def test_prefix_labels_are_refused_for_first_token_scores_over_http(config):
     bad = copy.deepcopy(config)
     bad["labels"] = ["neg", "negative", "neutral"]
-    bad["prompts"]["scores"] = {"template": "config/prompts/label.txt", "kind": "label_scores"}
+    bad["prompts"]["scores"] = {"template": "config/prompts/label.txt", "kind": "label_scores", "calibrate": True}
     check_config(bad)  # the in-process teacher scores whole labels itself
     bad["teachers"]["api"] = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
     with pytest.raises(SynthDistillError, match=r"teachers.api with prompts.scores.*'neg' is a prefix of 'negative'"):
         check_config(bad)
-    bad["run"] = {"prompts": ["label"]}  # a label prompt has no such problem
+    bad["run"] = {"prompts": ["cot_json"]}  # a generated answer has no such problem
     check_config(bad)
 
 
