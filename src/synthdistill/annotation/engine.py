@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.annotation.cache import CacheWriteError, ResponseCache, cache_key
-from synthdistill.annotation.channel import CHANNEL, channel_completion, is_channel
+from synthdistill.annotation.channel import CHANNEL, CHANNEL_BACKENDS, channel_completion, is_channel
 from synthdistill.annotation.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
 from synthdistill.annotation.prompts import answer_aliases
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
@@ -127,23 +127,20 @@ def item_requests(
     """The requests of one item (its prompts-file ``messages`` cell): one, or for a per-label prompt
     (``generation["per_label"]``) one yes/no scoring request per label, each cached like any request."""
     chats = json.loads(messages)
-    if is_channel(generation):
+    if is_channel(generation) or generation.get("per_label"):
+        what = "a channel prompt's" if is_channel(generation) else "a per-label prompt's"
         if not (isinstance(chats, list) and len(chats) == len(labels) and all(isinstance(c, list) for c in chats)):
             raise SynthDistillError(
-                f"a channel prompt's messages cell must hold one chat per label ({len(labels)}); this prompts "
+                f"{what} messages cell must hold one chat per label ({len(labels)}); this prompts "
                 "file was built for another prompt or label set: rebuild it (rule build_prompts)"
             )
+    if is_channel(generation):
         # The text's log-probability after each label's context: no sampling, no answer tokens.
         return [
             Request(messages=chat, max_tokens=0, temperature=0.0, top_p=1.0, seed=None, label_scoring=CHANNEL)
             for chat in chats
         ]
     if generation.get("per_label"):
-        if not (isinstance(chats, list) and len(chats) == len(labels) and all(isinstance(c, list) for c in chats)):
-            raise SynthDistillError(
-                f"a per-label prompt's messages cell must hold one chat per label ({len(labels)}); this prompts "
-                "file was built for another prompt or label set: rebuild it (rule build_prompts)"
-            )
         yes_no = {**generation, "aliases": None}
         return [build_request(chat, kind, YES_NO, yes_no, iteration, label_scoring) for chat in chats]
     return [build_request(chats, kind, labels, generation, iteration, label_scoring)]
@@ -501,7 +498,7 @@ def annotate(
     if is_channel(generation) and scoring != "sequence":
         raise SynthDistillError(
             f"teacher {teacher.identity.get('backend')} {teacher.identity.get('model')}: direction: channel scores "
-            "the text's own tokens, which only in-process teachers (llama_cpp, transformers) give"
+            f"the text's own tokens, which only in-process teachers ({', '.join(CHANNEL_BACKENDS)}) give"
         )
     per_label = bool(generation.get("per_label"))
     per_item = [item_requests(m, kind, labels, generation, iteration, scoring) for m in prompts["messages"]]
