@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from synthdistill.annotation.prompts import render
-from synthdistill.annotation.teachers.base import CHANNEL, Completion
+from synthdistill.annotation.teachers.base import CHANNEL, Completion, channel_parts
 from synthdistill.errors import SynthDistillError
 
 __all__ = ["CHANNEL", "channel_chat", "channel_completion", "check_channel_template", "is_channel"]
@@ -63,16 +63,9 @@ def channel_chat(template: str, text: str, labels: list[str], label: str, shots:
     ]
 
 
-def split_chat(messages: list[dict[str, str]]) -> tuple[str, str]:
-    """A channel request's context and scored text."""
-    if len(messages) != 2 or messages[1].get("role") != "assistant":
-        raise SynthDistillError("a channel request is a context and the scored text (two messages)")
-    return messages[0]["content"], messages[1]["content"]
-
-
 def rendered(messages: list[dict[str, str]]) -> str:
     """What the model reads for one label: the context and the text, as plain text."""
-    context, text = split_chat(messages)
+    context, text = channel_parts(messages)
     return context + text
 
 

@@ -7,7 +7,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from synthdistill.errors import SynthDistillError
+
 CHANNEL = "channel"
+
+
+def channel_parts(messages: list[dict[str, str]]) -> tuple[str, str]:
+    """A channel request's context and the text scored after it (annotation/channel.py)."""
+    if len(messages) != 2 or messages[1].get("role") != "assistant":
+        raise SynthDistillError("a channel request is a context and the scored text (two messages)")
+    return messages[0]["content"], messages[1]["content"]
 
 
 @dataclass(frozen=True)

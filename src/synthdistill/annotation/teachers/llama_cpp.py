@@ -10,6 +10,7 @@ from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
     Request,
+    channel_parts,
     label_sequences,
     prefixes_to_score,
     sequence_scores,
@@ -151,7 +152,7 @@ class LlamaCppTeacher:
         """The log-probability of the last message's text after the others, read as plain text from
         the beginning of a sequence (channel label scores): the context is evaluated, then the text's
         tokens with logits at every position, in batches of ``n_batch``."""
-        context, text = "".join(m["content"] for m in request.messages[:-1]), request.messages[-1]["content"]
+        context, text = channel_parts(request.messages)
         # special=False: a text that spells a special token is read as the characters it is.
         first = self.llm.tokenize(context.encode(), add_bos=True, special=False)
         tokens = self.llm.tokenize(text.encode(), add_bos=False, special=False)

@@ -26,6 +26,7 @@ from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
     Request,
+    channel_parts,
     label_sequences,
     prefixes_to_score,
     sequence_scores,
@@ -238,7 +239,7 @@ class TransformersTeacher:
         the beginning of a sequence (channel label scores): one forward pass over both."""
         import torch
 
-        context, text = "".join(m["content"] for m in request.messages[:-1]), request.messages[-1]["content"]
+        context, text = channel_parts(request.messages)
         first = self.tokenizer(context, add_special_tokens=True)["input_ids"]
         tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if not tokens:
