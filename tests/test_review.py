@@ -13,7 +13,7 @@ import pytest
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.corrections import apply_corrections, import_review, read_corrections
-from synthdistill.labels.ensemble import ensemble_settings, ensemble_votes
+from synthdistill.labels.ensemble import ensemble_votes
 from synthdistill.labels.review import (
     FORMULA_TRIGGERS,
     annotator_labels,
@@ -28,6 +28,7 @@ from synthdistill.labels.review import (
     unescape_cell,
     write_review_files,
 )
+from synthdistill.settings import ensemble_settings
 
 from .conftest import LABELS
 from .pipeline_helpers import TINY_CONFIG, copy_run, planned_jobs, rules_of, snakemake, write_config
