@@ -283,7 +283,8 @@ def test_cluster_generic_run_gives_the_same_artifacts_as_a_local_run(proxy, tmp_
     # What is compared: the iterations, the votes, a student's test predictions and both scores, so
     # only the jobs that make those run (the cost benchmark, cascade and report run in the tiny run).
     compared = ("votes/fake/label.parquet", "evaluation/students/minilm/fake/label.predictions.parquet")
-    targets = [f"results/{name}" for name in (*compared, "evaluation/paired_tests.csv")]
+    scores = ("evaluation/teachers/fake/label.json", "evaluation/paired_tests.csv")
+    targets = [f"results/{name}" for name in (*compared, *scores)]
     local = new_workdir(tmp_path / "local")
     write_config(
         local / "config" / "config.yaml", fake_config(proxy, 2, cache=cache_of(tmp_path / "local"), **overrides)
