@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hypothesis import settings
 
 # Derandomized by default so that a CI run is reproducible and a red run can be rerun as it was;
@@ -33,13 +34,26 @@ def copy_workflow(target: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """The tiny pipeline run once for the whole session. Tests that only read it use it as it is;
-    tests that change it work on a copy (``copy_run``)."""
+def tiny_run(tmp_path_factory, worker_id) -> Path:
+    """The tiny pipeline run once for the whole session, whatever the number of pytest-xdist workers:
+    the first worker to need it runs it, the others wait for it and share it. Tests that only read it
+    use it as it is; tests that change it work on a copy (``copy_run``)."""
     from .pipeline_helpers import make_workdir, snakemake
 
-    workdir = make_workdir(tmp_path_factory.mktemp("tiny_run"))
-    snakemake(workdir)
+    if worker_id == "master":  # no xdist (-n 0)
+        workdir = make_workdir(tmp_path_factory.mktemp("tiny_run"))
+        snakemake(workdir)
+        return workdir
+    # The workers' base temps share this run's parent; a marker says the run finished (a worker whose
+    # run failed leaves none, and the next one tries again and reports its own failure).
+    shared = tmp_path_factory.getbasetemp().parent
+    workdir, done = shared / "tiny_run", shared / "tiny_run.done"
+    with FileLock(str(shared / "tiny_run.lock")):
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir()
+            snakemake(make_workdir(workdir))
+            done.touch()
     return workdir
 
 

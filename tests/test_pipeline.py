@@ -293,7 +293,14 @@ def test_unknown_label_in_data_stops_before_any_llm_call(bad_workdir):
 
 def test_dataset_without_expert_labels_skips_evaluation(tmp_path):
     dataset = {**TINY_CONFIG["dataset"], "label_column": None}
-    workdir = make_workdir(tmp_path, dataset=dataset, prompts={"label": TINY_CONFIG["prompts"]["label"]})
+    # One prompt, one iteration and no ONNX export: what is checked is what the missing labels change.
+    workdir = make_workdir(
+        tmp_path,
+        dataset=dataset,
+        prompts={"label": TINY_CONFIG["prompts"]["label"]},
+        self_consistency={"iterations": 1},
+        inference={"onnx": False},
+    )
     snakemake(workdir)
     assert not (workdir / "results" / "evaluation").exists()
     assert (workdir / "results" / "students" / "minilm" / "smollm2" / "label" / "model").exists()

@@ -12,7 +12,7 @@ from typing import Any
 from synthdistill.annotation.channel import CHANNEL_BACKENDS, check_channel_template, is_channel
 from synthdistill.annotation.prompts import load_template
 from synthdistill.errors import SynthDistillError
-from synthdistill.schema import defaults
+from synthdistill.schema import defaults, with_defaults
 from synthdistill.tasks import MULTI_LABEL, check_task, task_of
 
 PROMPT_DEFAULTS = {
@@ -234,3 +234,32 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         # tags_column: the expert spans of the tokens + BIO tags form (task spans).
         "has_expert_labels": bool(dataset.get("label_column") or dataset.get("tags_column")),
     }
+
+
+def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list[str]) -> dict[str, dict[str, Any]]:
+    """name -> {members: [(teacher, prompt)], method}; members must be among the run's teachers and prompts."""
+    out = {}
+    for name, spec in (config.get("ensembles") or {}).items():
+        if name in config["teachers"] or name in ("expert", "best"):
+            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert' or 'best')")
+        members = []
+        for number, member in enumerate(spec["members"], start=1):
+            teacher, prompt = member
+            if teacher not in teachers or prompt not in prompts:
+                raise SynthDistillError(
+                    f"ensembles.{name}.members[{number}]: {teacher}/{prompt} is not a teacher × prompt of this run "
+                    f"(teachers {teachers}, prompts {prompts})"
+                )
+            members.append((teacher, prompt))
+        if len(set(members)) < 2:
+            raise SynthDistillError(f"ensembles.{name}.members: give at least two distinct teacher × prompt pairs")
+        out[name] = {"members": members, "method": spec.get("method", "majority")}
+    return out
+
+
+def review_settings(config_review: dict[str, Any] | None) -> dict[str, Any]:
+    """The review block with the schema's defaults; a configured corrections file must exist before any job runs."""
+    settings = with_defaults(config_review, "review")
+    if settings["corrections"] and not Path(settings["corrections"]).exists():
+        raise SynthDistillError(f"review.corrections: file {settings['corrections']} does not exist")
+    return settings

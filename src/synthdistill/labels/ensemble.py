@@ -36,27 +36,6 @@ log = logging.getLogger(__name__)
 METHODS = ("majority", "crowdlab")
 
 
-def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list[str]) -> dict[str, dict[str, Any]]:
-    """name -> {members: [(teacher, prompt)], method}; members must be among the run's teachers and prompts."""
-    out = {}
-    for name, spec in (config.get("ensembles") or {}).items():
-        if name in config["teachers"] or name in ("expert", "best"):
-            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert' or 'best')")
-        members = []
-        for number, member in enumerate(spec["members"], start=1):
-            teacher, prompt = member
-            if teacher not in teachers or prompt not in prompts:
-                raise SynthDistillError(
-                    f"ensembles.{name}.members[{number}]: {teacher}/{prompt} is not a teacher × prompt of this run "
-                    f"(teachers {teachers}, prompts {prompts})"
-                )
-            members.append((teacher, prompt))
-        if len(set(members)) < 2:
-            raise SynthDistillError(f"ensembles.{name}.members: give at least two distinct teacher × prompt pairs")
-        out[name] = {"members": members, "method": spec.get("method", "majority")}
-    return out
-
-
 def combined_annotation_stats(member_stats: list[dict[str, Any]], costings: list[dict[str, Any]]) -> dict[str, Any]:
     """The members' calls, failures, tokens and busy time added up; dollars, kWh and CO2 are each
     member's own (tokens × price or time × hardware, costs.teacher_costing) added up, and unknown

@@ -28,18 +28,10 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import REVIEW_SPLITS
 from synthdistill.paths import resolve_model_ref
-from synthdistill.schema import defaults, with_defaults
+from synthdistill.schema import defaults
 from synthdistill.text_batches import LengthSortedBatches
 
 log = logging.getLogger(__name__)
-
-
-def review_settings(config_review: dict[str, Any] | None) -> dict[str, Any]:
-    """The review block with the schema's defaults; a configured corrections file must exist before any job runs."""
-    settings = with_defaults(config_review, "review")
-    if settings["corrections"] and not Path(settings["corrections"]).exists():
-        raise SynthDistillError(f"review.corrections: file {settings['corrections']} does not exist")
-    return settings
 
 
 def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
