@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,12 +33,20 @@ def copy_workflow(target: Path) -> Path:
     return target
 
 
-def make_tiny_run(shared: Path) -> Path:
-    """The tiny pipeline run in ``shared/tiny_run``, made once however many processes ask: the first
-    makes it, the others wait for it. A marker says it finished (a run that failed leaves none, and
-    the next caller tries again and reports its own failure)."""
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, worker_id) -> Path:
+    """The tiny pipeline run once for the whole session, whatever the number of pytest-xdist workers:
+    the first worker to need it runs it, the others wait for it and share it. Tests that only read it
+    use it as it is; tests that change it work on a copy (``copy_run``)."""
     from .pipeline_helpers import make_workdir, snakemake
 
+    if worker_id == "master":  # no xdist (-n 0)
+        workdir = make_workdir(tmp_path_factory.mktemp("tiny_run"))
+        snakemake(workdir)
+        return workdir
+    # The workers' base temps share this run's parent; a marker says the run finished (a worker whose
+    # run failed leaves none, and the next one tries again and reports its own failure).
+    shared = tmp_path_factory.getbasetemp().parent
     workdir, done = shared / "tiny_run", shared / "tiny_run.done"
     with FileLock(str(shared / "tiny_run.lock")):
         if not done.exists():
@@ -49,33 +55,6 @@ def make_tiny_run(shared: Path) -> Path:
             snakemake(make_workdir(workdir))
             done.touch()
     return workdir
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules that read the tiny run go last, so that the workers run the others while it is
-    made in the background (``tiny_run_started``); the order within each group is kept."""
-    readers = {item.nodeid.split("::")[0] for item in items if "tiny_run" in getattr(item, "fixturenames", ())}
-    items.sort(key=lambda item: item.nodeid.split("::")[0] in readers)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def tiny_run_started(request, tmp_path_factory, worker_id) -> Iterator[Future[Path] | None]:
-    """Starts making the tiny run with the session's first test when any collected test reads it.
-    Under pytest-xdist the workers' base temps share a parent, where the run is made once for all."""
-    if not any("tiny_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        yield None
-        return
-    base = tmp_path_factory.getbasetemp()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool.submit(make_tiny_run, base if worker_id == "master" else base.parent)
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tiny_run_started: Future[Path] | None) -> Path:
-    """The tiny pipeline run, made once for the whole session. Tests that only read it use it as it
-    is; tests that change it work on a copy (``copy_run``)."""
-    assert tiny_run_started is not None
-    return tiny_run_started.result()
 
 
 @pytest.fixture(scope="session")
