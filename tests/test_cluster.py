@@ -315,6 +315,10 @@ def test_cluster_generic_run_gives_the_same_artifacts_as_a_local_run(proxy, tmp_
             "30",
             "--max-status-checks-per-second",
             "5",
+            # A round of status checks every second, not every 10 s: each of the ~10 levels of the DAG
+            # waited up to 10 s for its jobs to be seen finished.
+            "--seconds-between-status-checks",
+            "1",
             *targets,
         ],
         cwd=cluster,

@@ -9,7 +9,7 @@ mkdir -p "$dir"
 id="job$(date +%s%N)$RANDOM"
 # Snakemake deletes the job script once the job is done: keep a copy for the job to run.
 cp "$jobscript" "$dir/$id.sh"
-nohup nice -n 19 bash -c '
+nohup bash -c '
     bash "$1/$2.sh" > "$1/$2.out" 2>&1
     echo $? > "$1/$2.exit.tmp" && mv "$1/$2.exit.tmp" "$1/$2.exit"
 ' _ "$dir" "$id" > /dev/null 2>&1 &
