@@ -219,7 +219,11 @@ def test_401_to_everything_stops_after_the_threshold(tmp_path):
     message = str(raised.value)
     assert f"stopped after {threshold} consecutive requests failed the same way" in message
     assert "max_consecutive_failures=5" in message and "HTTP 401" in message and "Incorrect API key" in message
-    assert received <= 3 + threshold + concurrency
+    # Answers are counted in the order they come back, not the order the proxy saw the requests: on a
+    # busy machine up to concurrency - 1 failures can be counted before the third "ok" resets the run
+    # (seen once in CI: 13 requests). Then `threshold` failures in a row, and at most concurrency - 1
+    # requests already in flight when it trips; nothing after that.
+    assert received <= 3 + (concurrency - 1) + threshold + (concurrency - 1)
     assert not_sent(message) == n - received
     assert len(cache) == 3 and str(cache.path) in message  # the answers received before stay cached
 
