@@ -40,13 +40,11 @@ def tiny_run(tmp_path_factory, worker_id) -> Path:
     use it as it is; tests that change it work on a copy (``copy_run``)."""
     from .pipeline_helpers import make_workdir, snakemake
 
-    if worker_id == "master":  # no xdist (-n 0)
-        workdir = make_workdir(tmp_path_factory.mktemp("tiny_run"))
-        snakemake(workdir)
-        return workdir
-    # The workers' base temps share this run's parent; a marker says the run finished (a worker whose
-    # run failed leaves none, and the next one tries again and reports its own failure).
-    shared = tmp_path_factory.getbasetemp().parent
+    # The workers' base temps share this run's parent (without xdist, -n 0, the base temp is the
+    # run's own); a marker says the run finished (a worker whose run failed leaves none, and the next
+    # one tries again and reports its own failure).
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
     workdir, done = shared / "tiny_run", shared / "tiny_run.done"
     with FileLock(str(shared / "tiny_run.lock")):
         if not done.exists():

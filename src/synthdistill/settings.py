@@ -253,7 +253,7 @@ def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list
             members.append((teacher, prompt))
         if len(set(members)) < 2:
             raise SynthDistillError(f"ensembles.{name}.members: give at least two distinct teacher × prompt pairs")
-        out[name] = {"members": members, "method": spec.get("method", "majority")}
+        out[name] = {"members": members, "method": with_defaults(spec, "ensembles", "*")["method"]}
     return out
 
 
