@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
@@ -22,6 +21,14 @@ log = logging.getLogger(__name__)
 # Characters that are no text: spreadsheets refuse them (openpyxl's ILLEGAL_CHARACTERS_RE) and an
 # LLM gains nothing from them. Tab, newline and carriage return stay.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _train_test_split(*arrays: Any, **options: Any) -> Any:
+    # scikit-learn is imported here, not at the top: every vote, ensemble and prompt job reads the
+    # splits through this module, and the import cost each of them a second.
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(*arrays, **options)
 
 
 def read_table(path: str | Path, string_columns: list[str] | None = None) -> pd.DataFrame:
@@ -296,9 +303,9 @@ def split(
     """Add a ``split`` column: stratified by the expert label when there is one, seeded."""
     stratify = frame["expert_label"] if "expert_label" in frame and stratified else None
     try:
-        rest, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
+        rest, test = _train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
         relative = validation_size / (1.0 - test_size)
-        train, validation = train_test_split(
+        train, validation = _train_test_split(
             rest,
             test_size=relative,
             random_state=seed,
@@ -349,7 +356,7 @@ def carve_gold_dev(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataF
         )
     counts = train["expert_label"].value_counts()
     try:
-        gold, _ = train_test_split(
+        gold, _ = _train_test_split(
             train, train_size=size, random_state=seed, stratify=train["expert_label"] if counts.min() >= 2 else None
         )
     except ValueError as exc:
@@ -426,7 +433,7 @@ def prepare(
     max_items = settings.get("max_items")
     if max_items and len(kept) > max_items:
         stratify = kept["expert_label"] if "expert_label" in kept and task == SINGLE_LABEL else None
-        kept, _ = train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
+        kept, _ = _train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
     items = split(
         kept,
         split_settings["test_size"],
