@@ -12,6 +12,7 @@ from typing import Any
 from synthdistill.annotation.channel import CHANNEL_BACKENDS, check_channel_template, is_channel
 from synthdistill.annotation.prompts import load_template
 from synthdistill.errors import SynthDistillError
+from synthdistill.names import BEST, EXPERT
 from synthdistill.schema import defaults, with_defaults
 from synthdistill.tasks import MULTI_LABEL, check_task, task_of
 
@@ -240,8 +241,8 @@ def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list
     """name -> {members: [(teacher, prompt)], method}; members must be among the run's teachers and prompts."""
     out = {}
     for name, spec in (config.get("ensembles") or {}).items():
-        if name in config["teachers"] or name in ("expert", "best"):
-            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or 'expert' or 'best')")
+        if name in config["teachers"] or name in (EXPERT, BEST):
+            raise SynthDistillError(f"ensembles.{name}: the name is already a teacher's (or '{EXPERT}' or '{BEST}')")
         members = []
         for number, member in enumerate(spec["members"], start=1):
             teacher, prompt = member
