@@ -32,6 +32,10 @@ def test_template_without_text_placeholder_is_rejected(tmp_path):
         ("Classify {text} as {label}", r"unknown placeholder\(s\) \{label\}"),
         ("Example: {example}\n{text}", r"unknown placeholder\(s\) \{example\}"),
         ("One of {labels.\nText: {text}", r"line 1: \{labels has no closing brace"),
+        # Issue 25, item 14: spaces inside the braces; sent as written until refused.
+        ("One of { labels }.\nText: {text}", r"t.txt: line 1: '\{ labels \}' has spaces inside its braces.*\{labels\}"),
+        ("One of {labels}.\n\nText: {text }", r"line 3: '\{text \}' has spaces inside its braces"),
+        ("Examples:\n{\texamples}\n{text}", r"line 2: .*has spaces inside its braces, so it would be sent as written; write \{examples\}"),
     ],
 )
 def test_unknown_or_unclosed_placeholders_are_rejected(tmp_path, template, message):
@@ -43,7 +47,7 @@ def test_unknown_or_unclosed_placeholders_are_rejected(tmp_path, template, messa
 
 def test_json_braces_are_not_placeholders(tmp_path):
     path = tmp_path / "t.txt"
-    path.write_text('Answer {"reason": "...", "label": "<one of: {labels}>"} for {text}')
+    path.write_text('Answer {"reason": "...", "label": "<one of: {labels}>"} or { "label": "x" } for {text}')
     assert load_template(path).startswith("Answer")
 
 
