@@ -22,7 +22,13 @@ log = logging.getLogger(__name__)
 
 
 class InvalidResponse(Exception):
-    """A 200 whose body is not a chat completion (malformed JSON, no choices); not retried."""
+    """A 200 whose body is no chat completion (a JSON without choices); not retried."""
+
+
+class IncompleteBody(InvalidResponse):
+    """A 200 whose body is not valid JSON: cut short on its way (a proxy, a dropped upstream), since no
+    server means to send half an answer. Retried like a dropped connection; never an answer, so
+    never cached."""
 
 
 STRUCTURED_OUTPUT_MODES = ("response_format", "json_object", "none")
