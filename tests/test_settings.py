@@ -61,6 +61,13 @@ def test_labels_differing_only_in_case_are_refused(config):
         check_config(bad)
 
 
+def test_a_label_ending_with_a_line_break_is_refused(config):
+    bad = copy.deepcopy(config)
+    bad["labels"] = ["positive\n", "negative"]  # the schema's pattern lets a final newline through
+    with pytest.raises(SynthDistillError, match=r"labels: 'positive\\n' begins or ends with a space or a line break"):
+        check_config(bad)
+
+
 def test_prefix_labels_are_refused_for_first_token_scores_over_http(config):
     bad = copy.deepcopy(config)
     bad["labels"] = ["neg", "negative", "neutral"]

@@ -76,9 +76,13 @@ FIRST_TOKEN_SCORERS = ("openai", "hf_inference", "openai_batch")
 
 
 def check_labels(labels: list[str]) -> None:
-    """Answers are matched case-insensitively, so labels that differ only in case are ambiguous."""
+    """Answers are matched case-insensitively, so labels that differ only in case are ambiguous. A label
+    that ends with a line break passes the schema's pattern (Python's ``$`` matches before a final
+    newline), but no answer could ever match it: refused here."""
     seen: dict[str, str] = {}
     for label in labels:
+        if label != label.strip():
+            raise SynthDistillError(f"labels: {label!r} begins or ends with a space or a line break; remove it")
         other = seen.setdefault(label.lower(), label)
         if other != label:
             raise SynthDistillError(
