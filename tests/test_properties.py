@@ -9,6 +9,7 @@ path, not about annotation quality, which the real-LLM tests cover."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import tempfile
@@ -277,3 +278,32 @@ def test_constrained_decoding_of_any_label_set_answers_a_label_that_parses_to_it
             continue
         answer = smollm2_teacher.complete(request).text
         assert answer in choices and parse("label", answer, labels).label == answer
+
+
+three_labels = st.lists(label_text, min_size=3, max_size=3, unique_by=str.lower).filter(schema_accepts)
+
+
+# A whole report per example (figures, tables, Markdown and HTML): a few seconds each.
+@pytest.mark.filterwarnings("ignore")
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(three_labels)
+@example(["$", "$$", "$$$"])
+@example(["under $5^$ deal", "<img src=x onerror=alert(1)>", "'"])
+def test_the_report_draws_every_figure_and_table_whatever_the_labels(labels):
+    """Issue 25, item 5: a '$' in a label made matplotlib read it as mathtext and the report fail."""
+    from PIL import Image
+
+    from synthdistill.reporting.report import build
+
+    from .test_report import report_inputs
+
+    with tempfile.TemporaryDirectory() as workdir:
+        inputs = report_inputs(Path(workdir), True, labels)
+        build(**inputs)
+        for figure in inputs["outputs"]["figures"].values():
+            assert Image.open(figure).size[0] > 100
+        page = Path(inputs["outputs"]["html"]).read_text()
+        markdown = Path(inputs["outputs"]["markdown"]).read_text()
+        # The majority-class baseline is named by its label in the tables and the quality figure.
+        majority = f"baseline: majority class ({labels[2]})"
+        assert majority in html.unescape(page) and majority in markdown
