@@ -144,6 +144,26 @@ def test_tokens_map_to_the_one_label_they_begin():
     assert scores["neutral"] == pytest.approx(-4.0 - math.log(2)) and unseen == ["neutral"]
 
 
+def test_labels_sharing_a_first_token_are_refused_before_any_request(tmp_path):
+    """Issue 25, item 4: with first-token scores "very negative" and "very positive" were both unseen and
+    every item was voted neutral; the engine refuses such labels before it sends anything."""
+    labels = ["very negative", "very positive", "neutral"]
+    frame = pd.DataFrame(
+        {
+            "id": ["a"],
+            "split": ["train"],
+            "text": ["Sales fell."],
+            "messages": [json.dumps(messages_for("One of {labels}: {text}", "Sales fell.", labels))],
+        }
+    )
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with FaultProxy("fake", labels=labels) as fake:
+        teacher = make_teacher(teacher_settings(fake.base_url))
+        with pytest.raises(SynthDistillError, match=r"'very negative' and 'very positive' share their first token"):
+            annotate(frame, teacher, cache, kind="label_scores", labels=labels, generation={}, iteration=0)
+        assert fake.stats()["received"] == 0 and len(cache) == 0
+
+
 # -- the real server ------------------------------------------------------------------------------
 
 

@@ -80,6 +80,47 @@ def test_prefix_labels_are_refused_for_first_token_scores_over_http(config):
     check_config(bad)
 
 
+def test_labels_sharing_a_first_word_are_refused_for_first_token_scores_over_http(config):
+    """Issue 25, item 4: the first answer token of "very negative" and "very positive" is at most "very"."""
+    bad = copy.deepcopy(config)
+    bad["labels"] = ["very negative", "very positive", "neutral"]
+    bad["prompts"]["scores"] = {"template": "config/prompts/label.txt", "kind": "label_scores"}
+    check_config(bad)  # the in-process teacher scores each label's whole token sequence
+    bad["teachers"]["api"] = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    with pytest.raises(
+        SynthDistillError,
+        match=r"teachers.api with prompts.scores .*'very negative' and 'very positive' share their first token: "
+        r"the first token of 'very negative' is at most 'very'.*aliases: letters",
+    ):
+        check_config(bad)
+    bad["prompts"]["scores"]["aliases"] = "letters"  # the teacher answers A, B or C
+    check_config(bad)
+
+
+@pytest.mark.parametrize(
+    "labels, clash",
+    [
+        (["very negative", "very positive", "neutral"], ("very negative", "very positive", "very")),
+        (["$", "$$", "$$$"], ("$", "$$", "$")),
+        (["under $5 deal", "under $50 deal"], ("under $5 deal", "under $50 deal", "under")),
+        (["$5 off", "$6 off"], ("$5 off", "$6 off", "$")),
+        (["U.S.", "UK", "EU"], ("U.S.", "UK", "u")),
+        (["1 star", "10 stars"], ("1 star", "10 stars", "1")),
+        # "bull market" begins with at most "bull", which begins "Bullish" too; "Bullish" alone would be seen.
+        (["Bullish", "bull market"], ("bull market", "Bullish", "bull")),
+        (["Bullish", "Bearish"], None),
+        (["positive", "negative", "neutral"], None),
+        (["World", "Sports", "Business", "Sci/Tech"], None),
+        (["(a) yes", "(b) no"], None),
+        (["100 stars", "1000 stars"], ("100 stars", "1000 stars", "100")),
+    ],
+)
+def test_first_token_clashes(labels, clash):
+    from synthdistill.annotation.teachers.chat_api import first_token_clash
+
+    assert first_token_clash(labels) == clash
+
+
 def test_nested_command_line_values_are_typed_against_the_schema(config):
     """Snakemake reads ``--config 'key={...}'`` with YAML's BaseLoader: every nested value a string."""
     overrides = parse_config(

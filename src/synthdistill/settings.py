@@ -91,19 +91,35 @@ def check_labels(labels: list[str]) -> None:
             )
 
 
+def first_token_problem(labels: list[str]) -> str | None:
+    """Why first-token scores (HTTP teachers: the first answer token's top_logprobs) cannot tell two of
+    ``labels`` apart, or None. The rule and why it is sound without the server's tokenizer:
+    ``chat_api.first_token_bound``."""
+    from synthdistill.annotation.teachers.chat_api import first_token_clash
+
+    clash = first_token_clash(labels)
+    if clash is None:
+        return None
+    label, other, bound = clash
+    if bound == label.lower():
+        return f"label {label!r} is a prefix of {other!r}"
+    return (
+        f"labels {label!r} and {other!r} share their first token: the first token of {label!r} is at most "
+        f"{bound!r}, which begins {other!r} too"
+    )
+
+
 def check_first_token_scores(labels: list[str], teacher: str, prompt: str) -> None:
-    """First-token scores give a token to the one label it starts: a label that is a prefix of
-    another (``neg``, ``negative``) could never be told apart from it."""
-    lowered = [label.lower() for label in labels]
-    for short in lowered:
-        for long in lowered:
-            if short != long and long.startswith(short):
-                raise SynthDistillError(
-                    f"teachers.{teacher} with prompts.{prompt} (label_scores): label {short!r} is a prefix of "
-                    f"{long!r}, so the first-token scores an HTTP teacher returns cannot tell them apart. "
-                    f"Set prompts.{prompt}.aliases: letters (the teacher answers A, B, C, ... listed in the prompt), "
-                    "rename the labels, or use a label or cot_json prompt with this teacher"
-                )
+    """First-token scores give a token to the one label it begins: labels whose first tokens cannot
+    differ (``neg`` and ``negative``; ``very negative`` and ``very positive``) could never be told apart."""
+    problem = first_token_problem(labels)
+    if problem:
+        raise SynthDistillError(
+            f"teachers.{teacher} with prompts.{prompt} (label_scores): {problem}, so the first-token scores an "
+            f"HTTP teacher returns cannot tell them apart. Set prompts.{prompt}.aliases: letters (the teacher "
+            "answers A, B, C, ... listed in the prompt), rename the labels, or use a label or cot_json prompt "
+            "with this teacher"
+        )
 
 
 def check_channel_prompt(config: dict[str, Any], name: str) -> None:
