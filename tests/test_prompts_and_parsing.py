@@ -38,7 +38,10 @@ def test_template_without_text_placeholder_is_rejected(tmp_path):
         # Issue 25, item 14: spaces inside the braces; sent as written until refused.
         ("One of { labels }.\nText: {text}", r"t.txt: line 1: '\{ labels \}' has spaces inside its braces.*\{labels\}"),
         ("One of {labels}.\n\nText: {text }", r"line 3: '\{text \}' has spaces inside its braces"),
-        ("Examples:\n{\texamples}\n{text}", r"line 2: .*has spaces inside its braces, so it would be sent as written; write \{examples\}"),
+        (
+            "Examples:\n{\texamples}\n{text}",
+            r"line 2: .*has spaces inside its braces, so it would be sent as written; write \{examples\}",
+        ),
     ],
 )
 def test_unknown_or_unclosed_placeholders_are_rejected(tmp_path, template, message):

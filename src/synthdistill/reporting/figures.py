@@ -17,20 +17,18 @@ import pandas as pd  # noqa: E402
 
 TEACHER_COLOR, STUDENT_COLOR, EXPERT_COLOR = "#d95f02", "#1b9e77", "#7570b3"
 DPI = 120
-# Labels and names are the user's text: a '$' would start matplotlib's mathtext (labels "$", "$$" or
-# "under $5^$ deal" raise ValueError when the figure is drawn) and usetex would hand them to LaTeX.
-# Every text artist is made under these settings, so it is drawn exactly as written.
-PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
-
 Draw = TypeVar("Draw", bound=Callable[..., None])
 
 
 def plain_text(draw: Draw) -> Draw:
-    """Run a figure function with PLAIN_TEXT: texts read the setting when they are created."""
+    """Run a figure function with mathtext and usetex off. Labels and names are the user's text: a '$'
+    would start matplotlib's mathtext (labels "$", "$$" or "under $5^$ deal" raise ValueError when the
+    figure is drawn) and usetex would hand them to LaTeX. A text reads these settings when it is
+    created, so every text of the figure is drawn exactly as written."""
 
     @functools.wraps(draw)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        with plt.rc_context(PLAIN_TEXT):
+        with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
             draw(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
