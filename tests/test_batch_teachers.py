@@ -430,3 +430,42 @@ def test_snakemake_killed_while_polling_resubmits_nothing_and_loses_nothing(llam
     frames = [pd.read_parquet(workdir / target) for target in targets]
     assert sum(len(f) for f in frames) == submitted  # every request has its row: nothing lost
     assert all(f["error"].isna().all() for f in frames)
+
+
+# Faults of the provider itself (tests/batch_server.py's switches), through the real client libraries.
+
+DONE = {"openai": "completed", "anthropic": "ended"}  # a finished batch's status
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("fault", ["drop_after", "slow_after", "drop_before"])
+def test_a_create_whose_answer_is_lost_makes_one_batch_not_two(tmp_path, kind, fault):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", create_faults=(fault,), create_delay_s=1.5) as server:
+        # A client library allowed to retry (max_retries=2) that waits 0.5 s for an answer: left to itself it
+        # sends the create again after drop_after and slow_after, and the provider makes a second batch.
+        batch = teacher(kind, server.base_url, max_retries=2, timeout_s=0.5)
+        result = run(prompts(4), batch, cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all()
+    assert stats["batches"] == 1, stats
+    assert stats["submitted_lines"] == stats["distinct_custom_ids"] == 4
+    assert [b["status"] for b in cache.batches()] == [DONE[kind]]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_batch_made_after_the_last_look_stays_pending_and_the_rerun_finds_it(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", create_faults=("slow_before",), create_delay_s=1.0) as server:
+        # The provider makes the batch 1 s into a create the client gave up on after 0.3 s, after the look.
+        batch = teacher(kind, server.base_url, max_retries=0, timeout_s=0.3)
+        with pytest.raises(SynthDistillError, match="a rerun looks for the batch again") as failed:
+            run(prompts(3), batch, cache)
+        (pending,) = [b["batch_id"] for b in cache.batches()]
+        assert pending.startswith("pending:") and pending in str(failed.value)
+        _wait(lambda: batch_stats(server.base_url)["batches"] == 1)
+        result = run(prompts(3), batch, cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all()
+    assert stats["batches"] == 1 and stats["submitted_lines"] == 3
+    assert [b["status"] for b in cache.batches()] == [DONE[kind]]

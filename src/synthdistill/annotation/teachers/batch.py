@@ -35,7 +35,9 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from synthdistill.annotation.teachers.base import Completion, Request
@@ -47,10 +49,34 @@ log = logging.getLogger(__name__)
 
 DUMMY_KEY = "not-needed"
 PENDING = "pending:"  # a batch being created: its input is recorded, the provider's id not yet
+METADATA_KEY = "synthdistill_input"  # OpenAI batch metadata: the input file a batch was created from
+# How far the provider's clock may be from ours when a batch is matched by its creation time.
+CLOCK_SLACK_S = 300.0
+BATCH_MISSING = ("fail", "resubmit")  # annotate.batch_missing
 
 
 class BatchQueueFull(SynthDistillError):
     """The account's batch queue limit is reached (enqueued requests or tokens)."""
+
+
+class BatchMissing(SynthDistillError):
+    """The provider answers 404 for a batch (or its results) recorded in the ledger."""
+
+    def __init__(self, batch_id: str, detail: str) -> None:
+        super().__init__(f"batch {batch_id}: {detail}")
+        self.batch_id, self.detail = batch_id, detail
+
+
+@dataclass
+class Pending:
+    """A batch whose create call may have made it at the provider without its id reaching us."""
+
+    ledger_id: str  # its ledger row, pending:<input file id or a uuid>
+    input_file_id: str | None  # OpenAI: the uploaded input, which names the batch exactly
+    requests: int
+    began: float  # epoch seconds: the first create call started no earlier
+    until: float  # ... and the last one no later
+    known: set[str]  # batch ids already in the ledger: never this one
 
 
 class Ledger:
@@ -60,10 +86,21 @@ class Ledger:
     def __init__(self, cache: Any, provider: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
         self.cache, self.provider, self.entries = cache, provider, entries
         self.pending_id: str | None = None
+        self.input_file_id: str | None = None
+        self.began = 0.0
 
     def begin(self, input_file_id: str | None) -> None:
         self.pending_id = f"{PENDING}{input_file_id or uuid.uuid4().hex}"
+        self.input_file_id, self.began = input_file_id, time.time()
         self.cache.record_batch(self.pending_id, self.provider, "creating", self.entries, input_file_id=input_file_id)
+
+    def attempt(self) -> None:
+        """A create call starts now: its time bounds where a rerun looks for the batch it may make."""
+        self.cache.update_batch(self.pending_id, "creating")
+
+    def pending(self) -> Pending:
+        known = {row["batch_id"] for row in self.cache.batches()}
+        return Pending(self.pending_id or "", self.input_file_id, len(self.entries), self.began, time.time(), known)
 
     def created(self, batch_id: str, status: str) -> None:
         self.cache.rename_batch(self.pending_id, batch_id, status)
@@ -87,6 +124,11 @@ class BatchState:
 Line = tuple[str, Completion | None, str, str | None]
 
 
+def _epoch(sqlite_time: str) -> float:
+    """Epoch seconds of a SQLite CURRENT_TIMESTAMP (UTC)."""
+    return datetime.strptime(sqlite_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+
 class BatchTeacher:
     """What both batch backends share: resuming, submitting, polling, storing, resubmitting."""
 
@@ -108,7 +150,9 @@ class BatchTeacher:
         self.base_url = settings.get("base_url")
         self.key_env = settings.get("api_key_env")
         self.timeout_s = float(settings.get("timeout_s", 60.0))
-        self.client_retries = int(settings.get("max_retries", 5))  # the client's own, for polls and uploads
+        # The client library's retries for polls and uploads; create calls are tried as often, but by
+        # _create, which looks for the batch a failed call may have made before it calls again.
+        self.client_retries = int(settings.get("max_retries", 5))
         if self.poll_interval_s <= 0 or self.poll_backoff < 1 or self.max_requests < 1 or self.max_bytes < 1:
             raise SynthDistillError(
                 f"teacher backend {self.provider}: poll_interval_s must be > 0, poll_backoff >= 1, "
@@ -116,6 +160,7 @@ class BatchTeacher:
             )
         self._client: Any = None
         self._secret: str | None = None
+        self.cache_path = "the response cache"
 
     # Hooks for each provider.
     def _new_client(self, api_key: str) -> Any:
@@ -125,14 +170,26 @@ class BatchTeacher:
         """One request as the provider's batch input wants it, ``custom_id`` = the cache key."""
         raise NotImplementedError
 
-    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
-        """Create a batch of these lines: ``ledger.begin`` right before the provider's create call,
-        ``ledger.created`` right after it. Returns the batch id."""
+    def _upload(self, lines: list[dict[str, Any]]) -> str | None:
+        """The id of the uploaded batch input, for providers that take one (OpenAI's Files API)."""
+        return None
+
+    def _create_call(self, lines: list[dict[str, Any]], input_file_id: str | None) -> tuple[str, str]:
+        """One create call, which the client library must not retry: (batch id, status). Raises
+        :class:`BatchQueueFull` for the queue limit."""
         raise NotImplementedError
 
-    def _recover(self, pending: dict[str, Any]) -> str | None:
-        """The provider's id of a batch whose creation was interrupted, or None if it was not created."""
-        return None
+    def _may_have_created(self, exc: Exception) -> bool:
+        """Whether a failed create call may have made the batch all the same (no answer came back)."""
+        raise NotImplementedError
+
+    def _find_created(self, pending: Pending) -> str | None:
+        """The provider's id of the batch a failed or interrupted create made, or None if none was made."""
+        raise NotImplementedError
+
+    def _not_found(self) -> type[Exception]:
+        """The client library's error for a 404."""
+        raise NotImplementedError
 
     def _state(self, batch_id: str) -> BatchState:
         raise NotImplementedError
@@ -169,6 +226,72 @@ class BatchTeacher:
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secret)
+
+    @contextmanager
+    def _missing_as(self, batch_id: str) -> Iterator[None]:
+        """The provider's 404 for a batch or its results as :class:`BatchMissing`."""
+        try:
+            yield
+        except self._not_found() as exc:
+            raise BatchMissing(batch_id, self._redact(f"HTTP 404 from the provider: {exc}")) from None
+
+    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+        """Create one batch of these lines, never two. The input is recorded (``ledger.begin``) before
+        the first create call and the batch id right after it. A create call that fails without an
+        answer may have made the batch all the same (the connection dropped, or the answer came after
+        ``timeout_s``), so before calling again the provider's batches are searched for it; the client
+        library, which would simply send the create again, never retries it."""
+        ledger.begin(self._upload(lines))
+        attempts = self.client_retries + 1
+        error: Exception | None = None
+        for attempt in range(attempts):
+            ledger.attempt()
+            try:
+                batch_id, status = self._create_call(lines, ledger.input_file_id)
+            except BatchQueueFull:
+                ledger.not_created()
+                raise
+            except Exception as exc:
+                if not self._may_have_created(exc):
+                    ledger.not_created()  # refused: the provider made nothing
+                    raise
+                error = exc
+            else:
+                ledger.created(batch_id, status)
+                return batch_id
+            # Give a provider still working on the create a moment, then look for what it made.
+            wait = min(self.poll_interval_s * self.poll_backoff**attempt, self.poll_max_interval_s)
+            log.warning(
+                "%s: creating batch %s failed (%s); looking for it at the provider in %.1f s before %s",
+                self.provider,
+                ledger.pending_id,
+                self._redact(f"{type(error).__name__}: {error}"),
+                wait,
+                "creating it again" if attempt + 1 < attempts else "giving up",
+            )
+            time.sleep(wait)
+            found = self._find_created(ledger.pending())
+            if found is not None:
+                log.info("%s: the failed create call made batch %s; using it", self.provider, found)
+                ledger.created(found, "recovered")
+                return found
+        # The record stays pending: the next run looks for the batch again before creating one.
+        raise SynthDistillError(
+            self._redact(
+                f"{self._where()}: creating a batch of {len(lines)} requests failed {attempts} times (last: "
+                f"{type(error).__name__}: {error}) and the provider lists no batch made from it. It stays "
+                f"recorded as {ledger.pending_id} in {self.cache_path}: a rerun looks for the batch again before "
+                "creating one. Raise max_retries for more tries"
+            )
+        )
+
+    def _pending_from_ledger(self, batch: dict[str, Any], held: dict[str, Any], cache: Any) -> Pending:
+        """A pending ledger row left by an earlier run, as :class:`Pending`: its last create call started
+        at ``updated`` and lasted at most ``timeout_s``."""
+        known = {row["batch_id"] for row in cache.batches()}
+        began = _epoch(batch["created"])
+        until = _epoch(batch.get("updated") or batch["created"]) + self.timeout_s
+        return Pending(batch["batch_id"], batch["input_file_id"], len(held), began, until, known)
 
     def check(self, request: Request) -> None:
         """Raise before anything is submitted when the provider cannot answer this kind of request."""
@@ -212,7 +335,7 @@ class BatchTeacher:
             batch_id = batch["batch_id"]
             held = cache.batch_entries(batch_id)
             if batch_id.startswith(PENDING):
-                found = self._recover(batch)
+                found = self._find_created(self._pending_from_ledger(batch, held, cache))
                 if found is None:
                     log.warning(
                         "%s: batch input %s was recorded but the run stopped before the batch was created; "
@@ -422,32 +545,53 @@ class OpenAIBatchTeacher(BatchTeacher):
             "body": self.api.chat_kwargs(request, self.model),
         }
 
-    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+    def _upload(self, lines: list[dict[str, Any]]) -> str | None:
+        # An upload retried by the client library leaves at most an unused file, which costs nothing.
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        return self._get_client().files.create(file=("synthdistill-batch.jsonl", data), purpose="batch").id
+
+    def _create_call(self, lines: list[dict[str, Any]], input_file_id: str | None) -> tuple[str, str]:
         import openai
 
-        client = self._get_client()
-        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
-        uploaded = client.files.create(file=("synthdistill-batch.jsonl", data), purpose="batch")
-        ledger.begin(uploaded.id)
         try:
-            batch = client.batches.create(
-                input_file_id=uploaded.id,
-                endpoint="/v1/chat/completions",
-                completion_window=self.completion_window,
-                metadata={"synthdistill_input": uploaded.id},
+            batch = (
+                self._get_client()
+                .with_options(max_retries=0)
+                .batches.create(
+                    input_file_id=input_file_id or "",
+                    endpoint="/v1/chat/completions",
+                    completion_window=self.completion_window,
+                    metadata={METADATA_KEY: input_file_id or ""},
+                )
             )
         except openai.RateLimitError as exc:
-            ledger.not_created()
             raise BatchQueueFull(self._queue_message(str(exc))) from None
-        ledger.created(batch.id, batch.status)
-        return batch.id
+        return batch.id, batch.status
 
-    def _recover(self, pending: dict[str, Any]) -> str | None:
-        file_id = pending["input_file_id"]
+    def _may_have_created(self, exc: Exception) -> bool:
+        import openai
+
+        if isinstance(exc, openai.APIConnectionError):  # a timeout or a dropped connection
+            return True
+        return isinstance(exc, openai.APIStatusError) and (exc.status_code >= 500 or exc.status_code in (408, 409))
+
+    def _find_created(self, pending: Pending) -> str | None:
+        """The batch made from the pending input file: its id is unique, so the match is exact. Listed
+        newest first, the search stops at batches older than the upload."""
+        if not pending.input_file_id:
+            return None
         for batch in self._get_client().batches.list(limit=100):
-            if batch.input_file_id == file_id:
-                return batch.id
+            if batch.created_at < pending.began - CLOCK_SLACK_S:
+                break
+            tagged = (batch.metadata or {}).get(METADATA_KEY)
+            if batch.input_file_id == pending.input_file_id or tagged == pending.input_file_id:
+                return str(batch.id)
         return None
+
+    def _not_found(self) -> type[Exception]:
+        import openai
+
+        return openai.NotFoundError
 
     def _state(self, batch_id: str) -> BatchState:
         batch = self._get_client().batches.retrieve(batch_id)
@@ -550,18 +694,53 @@ class AnthropicBatchTeacher(BatchTeacher):
             params["top_p"] = request.top_p
         return {"custom_id": key, "params": params}
 
-    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+    def _create_call(self, lines: list[dict[str, Any]], input_file_id: str | None) -> tuple[str, str]:
         import anthropic
 
-        client = self._get_client()
-        ledger.begin(None)
         try:
-            batch = client.messages.batches.create(requests=lines)
+            batch = self._get_client().with_options(max_retries=0).messages.batches.create(requests=lines)  # type: ignore[arg-type]
         except anthropic.RateLimitError as exc:
-            ledger.not_created()
             raise BatchQueueFull(self._queue_message(str(exc))) from None
-        ledger.created(batch.id, batch.processing_status)
-        return batch.id
+        return batch.id, batch.processing_status
+
+    def _may_have_created(self, exc: Exception) -> bool:
+        import anthropic
+
+        if isinstance(exc, anthropic.APIConnectionError):  # a timeout or a dropped connection
+            return True
+        return isinstance(exc, anthropic.APIStatusError) and (exc.status_code >= 500 or exc.status_code in (408, 409))
+
+    def _find_created(self, pending: Pending) -> str | None:
+        """Message batches take no metadata and list no custom_ids, so the batch is matched by what is
+        listed: made while the create calls ran (give or take the clocks' difference), holding as many
+        requests, and not already recorded by another batch of the ledger. Several such batches (same-sized
+        batches created at the same moment by parallel jobs) resolve to the earliest, with a warning."""
+        found = []
+        for batch in self._get_client().messages.batches.list(limit=100):
+            created = batch.created_at.timestamp()
+            if created < pending.began - CLOCK_SLACK_S:
+                break  # newest first: the rest are older
+            counts = batch.request_counts
+            total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+            if created <= pending.until + CLOCK_SLACK_S and total == pending.requests and batch.id not in pending.known:
+                found.append((created, str(batch.id)))
+        if not found:
+            return None
+        found.sort()
+        if len(found) > 1:
+            log.warning(
+                "%s: batches %s all match %s (%d requests, made while it was being created); taking the earliest",
+                self.provider,
+                ", ".join(batch_id for _, batch_id in found),
+                pending.ledger_id,
+                pending.requests,
+            )
+        return found[0][1]
+
+    def _not_found(self) -> type[Exception]:
+        import anthropic
+
+        return anthropic.NotFoundError
 
     def _state(self, batch_id: str) -> BatchState:
         batch = self._get_client().messages.batches.retrieve(batch_id)
