@@ -469,3 +469,48 @@ def test_a_batch_made_after_the_last_look_stays_pending_and_the_rerun_finds_it(t
     assert result["error"].isna().all()
     assert stats["batches"] == 1 and stats["submitted_lines"] == 3
     assert [b["status"] for b in cache.batches()] == [DONE[kind]]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_batch_the_provider_no_longer_knows_stops_the_job_until_resubmit_is_asked_for(tmp_path, kind):
+    frame = prompts(3)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "HOLD").touch()
+    outcome: dict = {}
+    process, url = start_batch_server_process(tmp_path / "a", "fake")
+    port = int(url.split(":")[2].split("/")[0])
+
+    def annotate_in_thread() -> None:  # a SQLite connection belongs to the thread that opened it
+        try:
+            run(frame, teacher(kind, url, max_retries=8), ResponseCache(tmp_path / "cache.sqlite"))
+        except Exception as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=annotate_in_thread)
+    worker.start()
+    try:
+        _wait(lambda: batch_stats(url)["statuses"] == ["in_progress"])
+    finally:
+        process.send_signal(signal.SIGKILL)  # the job polls on; the provider at this URL is now another project
+        process.wait()
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    (batch_id,) = [b["batch_id"] for b in cache.batches()]
+    with BatchServer(tmp_path / "b", "fake", port=port) as second:
+        worker.join(60)
+        assert isinstance(outcome.get("error"), SynthDistillError), outcome
+        for error in (outcome["error"], _raised(lambda: run(frame, teacher(kind, url), cache))):
+            message = str(error)
+            assert batch_id in message and "404" in message and "annotate.batch_missing: resubmit" in message
+        assert batch_stats(second.base_url)["submitted_lines"] == 0  # never a silent resubmit
+        result = run(frame, teacher(kind, url), cache, batch_missing="resubmit", max_failure_share=0.0)
+        stats = batch_stats(second.base_url)
+    assert result["error"].isna().all()
+    assert stats["submitted_lines"] == 3 and stats["batches"] == 1
+    ledger = {b["batch_id"]: b["status"] for b in cache.batches()}
+    assert ledger.pop(batch_id) == "missing" and list(ledger.values()) == [DONE[kind]]
+
+
+def _raised(call) -> BaseException:
+    with pytest.raises(SynthDistillError) as raised:
+        call()
+    return raised.value

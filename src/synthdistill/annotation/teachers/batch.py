@@ -15,6 +15,12 @@ The engine hands a batch teacher every request missing from the response cache a
    identity is the real-time backend's), and resubmits lines that errored or expired in a follow-up
    batch, up to ``batch_max_retries`` times, after which they are failures with their last error.
 
+A create call is never retried blindly (a retried create is a second batch, paid in full): the client
+library does not retry it, and after a create that failed in a way that may have made the batch anyway
+(a dropped connection, a timeout, a 5xx) the teacher looks for that batch at the provider before it
+creates again. A recorded batch the provider answers 404 for stops the job, or is resubmitted with
+``annotate.batch_missing: resubmit``.
+
 Settings besides the real-time backend's (``model``, ``base_url``, ``api_key_env``, ``timeout_s``,
 ``structured_output``, ``top_logprobs``, ``send_seed``):
 
@@ -319,11 +325,16 @@ class BatchTeacher:
         return batches
 
     def complete_many(
-        self, requests: list[Request], keys: list[str], cache: Any
+        self, requests: list[Request], keys: list[str], cache: Any, batch_missing: str = "fail"
     ) -> dict[str, tuple[Completion | None, float | None, str | None]]:
-        """Answers (or errors) for every key, each answer stored in ``cache`` as its batch's results come in."""
+        """Answers (or errors) for every key, each answer stored in ``cache`` as its batch's results come in.
+        ``batch_missing`` (``annotate.batch_missing``) says what a recorded batch the provider answers 404
+        for does: ``fail`` stops the job, naming it; ``resubmit`` submits its requests again."""
+        if batch_missing not in BATCH_MISSING:
+            raise SynthDistillError(f"annotate.batch_missing must be one of {BATCH_MISSING}, not {batch_missing!r}")
         for request in requests:
             self.check(request)
+        self.cache_path = f"the response cache {getattr(cache, 'path', '')}".rstrip()
         todo: dict[str, Request] = dict(zip(keys, requests, strict=True))
         results: dict[str, tuple[Completion | None, float | None, str | None]] = {}
         tries: dict[str, int] = dict.fromkeys(keys, 0)
@@ -347,6 +358,12 @@ class BatchTeacher:
                     continue
                 cache.rename_batch(batch_id, found, "recovered")
                 batch_id = found
+            try:
+                with self._missing_as(batch_id):  # known to the provider? Asked before anything is submitted
+                    self._state(batch_id)
+            except BatchMissing as exc:
+                self._handle_missing(exc, held, cache, batch_missing)
+                continue
             log.info(
                 "%s: resuming batch %s (%d requests) recorded by an earlier run", self.provider, batch_id, len(held)
             )
@@ -356,6 +373,14 @@ class BatchTeacher:
                     tries[key] += 1
                     in_flight.add(key)
         pending = [key for key in keys if key not in in_flight]
+
+        def send_again(exc: BatchMissing) -> None:
+            """A batch that went missing while this run waited for it: stop, or submit its requests again."""
+            for key in self._handle_missing(exc, cache.batch_entries(exc.batch_id), cache, batch_missing):
+                if key in todo:  # this run's requests: sent again, no retry used up
+                    tries[key] -= 1
+                    pending.append(key)
+
         deferred: list[str] = []  # refused for the queue limit: sent again when a batch finishes
         interval = self.poll_interval_s
         while True:
@@ -366,7 +391,13 @@ class BatchTeacher:
             time.sleep(interval)
             finished = freed = False
             for batch_id in list(active):
-                state = self._state(batch_id)
+                try:
+                    with self._missing_as(batch_id):
+                        state = self._state(batch_id)
+                except BatchMissing as exc:
+                    active.pop(batch_id)
+                    send_again(exc)
+                    continue
                 log.info(
                     "%s: batch %s %s: %d/%d completed, %d failed",
                     self.provider,
@@ -381,7 +412,11 @@ class BatchTeacher:
                     continue
                 finished = True
                 waited = time.monotonic() - active.pop(batch_id)
-                retry = self._collect_batch(batch_id, state, todo, cache, results, last_error, waited)
+                try:
+                    retry = self._collect_batch(batch_id, state, todo, cache, results, last_error, waited)
+                except BatchMissing as exc:  # its results are gone
+                    send_again(exc)
+                    continue
                 if state.queue_full:
                     # Refused for the queue limit, not for the requests: no retry used up. They go again
                     # once a running batch has finished; with none running the job stops and says why.
@@ -408,6 +443,33 @@ class BatchTeacher:
         for key in keys:
             results.setdefault(key, (None, None, last_error.get(key, "no answer")))
         return {key: results[key] for key in keys}
+
+    def _handle_missing(self, exc: BatchMissing, held: dict[str, Any], cache: Any, policy: str) -> list[str]:
+        """A recorded batch the provider answers 404 for. ``fail``: raise, naming it and the ways on;
+        ``resubmit``: mark it missing in the ledger and return its requests that have no stored answer."""
+        again = [key for key in held if cache.get(key) is None]
+        if policy != "resubmit":
+            raise SynthDistillError(
+                self._redact(
+                    f"{self._where()}: {exc} (batch {exc.batch_id}, recorded in {self.cache_path}, holds "
+                    f"{len(held)} requests, {len(again)} of them without a stored answer). The provider no longer "
+                    "knows this batch: most likely the API key or project changed since it was submitted (or the "
+                    "batch was deleted), so its answers cannot be collected with this key. Either restore the key "
+                    f"or project it was submitted under (api_key_env: {self.key_env}) and rerun to collect them, "
+                    "or set annotate.batch_missing: resubmit to mark it missing and submit those requests again "
+                    "(paid again if the original batch ran)"
+                )
+            ) from None
+        log.warning(
+            "%s: %s; annotate.batch_missing is resubmit: marking it missing in %s and submitting its %d requests "
+            "without a stored answer again",
+            self.provider,
+            exc,
+            self.cache_path,
+            len(again),
+        )
+        cache.update_batch(exc.batch_id, "missing", handled=True)
+        return again
 
     def _queue_message(self, error: str | None) -> str:
         return self._redact(
@@ -458,16 +520,17 @@ class BatchTeacher:
         requests = {key: todo.get(key) or Request(**request) for key, request in held.items()}
         answered: set[str] = set()
         failed: list[tuple[str, str, str | None]] = []
-        for key, completion, outcome, error in self._results(batch_id, requests):
-            if key not in held:
-                continue
-            if completion is not None:
-                cache.put(key, held[key], completion, waited)
-                answered.add(key)
-                if key in todo:
-                    results[key] = (completion, waited, None)
-            else:
-                failed.append((key, outcome, error))
+        with self._missing_as(batch_id):
+            for key, completion, outcome, error in self._results(batch_id, requests):
+                if key not in held:
+                    continue
+                if completion is not None:
+                    cache.put(key, held[key], completion, waited)
+                    answered.add(key)
+                    if key in todo:
+                        results[key] = (completion, waited, None)
+                else:
+                    failed.append((key, outcome, error))
         reported = {key for key, _, _ in failed}
         for key in held:
             if key not in answered and key not in reported:
