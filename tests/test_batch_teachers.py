@@ -472,6 +472,46 @@ def test_a_batch_made_after_the_last_look_stays_pending_and_the_rerun_finds_it(t
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_truncated_results_line_costs_only_its_own_request(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", truncate_line=3) as server:
+        batch = teacher(kind, server.base_url, batch_max_retries=0)
+        first = run(prompts(6), batch, cache)
+        batch_id = cache.batches()[0]["batch_id"]
+        # Every readable line is stored; the damaged one is a failed request, named by batch, file and line.
+        assert len(cache) == 5
+        errors = first["error"].dropna().tolist()
+        assert len(errors) == 1 and batch_id in errors[0] and "line 3 of" in errors[0], errors
+        assert ("file file-" if kind == "openai" else "/results") in errors[0]
+        again = run(prompts(6), batch, cache, max_failure_share=0.0)  # asks for that one alone
+        stats = batch_stats(server.base_url)
+    assert again["error"].isna().all() and again["cached"].sum() == 5
+    assert stats["submitted_lines"] == 7 and len(stats["resubmitted"]) == 1
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_truncated_results_line_is_asked_again_in_the_follow_up_batch(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", truncate_line=2) as server:
+        result = run(prompts(4), teacher(kind, server.base_url), cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all() and len(cache) == 4
+    assert stats["batches"] == 2 and stats["submitted_lines"] == 5
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_answer_and_an_error_line_for_one_request_keep_the_answer(tmp_path, kind, caplog):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", duplicate_error_line=2) as server:
+        with caplog.at_level("WARNING", logger="synthdistill"):
+            result = run(prompts(4), teacher(kind, server.base_url), cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all() and len(cache) == 4
+    assert stats["batches"] == 1 and stats["submitted_lines"] == 4  # nothing paid twice
+    assert any("the answer is kept" in r.getMessage() for r in caplog.records)  # the error line is logged
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_a_batch_the_provider_no_longer_knows_stops_the_job_until_resubmit_is_asked_for(tmp_path, kind):
     frame = prompts(3)
     (tmp_path / "a").mkdir()

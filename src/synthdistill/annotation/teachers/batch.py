@@ -18,8 +18,9 @@ The engine hands a batch teacher every request missing from the response cache a
 A create call is never retried blindly (a retried create is a second batch, paid in full): the client
 library does not retry it, and after a create that failed in a way that may have made the batch anyway
 (a dropped connection, a timeout, a 5xx) the teacher looks for that batch at the provider before it
-creates again. A recorded batch the provider answers 404 for stops the job, or is resubmitted with
-``annotate.batch_missing: resubmit``.
+creates again. A results line that cannot be read is logged (batch, file, line) and its request counts as
+failed; an answer wins over an error line for the same request. A recorded batch the provider answers 404
+for stops the job, or is resubmitted with ``annotate.batch_missing: resubmit``.
 
 Settings besides the real-time backend's (``model``, ``base_url``, ``api_key_env``, ``timeout_s``,
 ``structured_output``, ``top_logprobs``, ``send_seed``):
@@ -38,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -59,6 +61,7 @@ METADATA_KEY = "synthdistill_input"  # OpenAI batch metadata: the input file a b
 # How far the provider's clock may be from ours when a batch is matched by its creation time.
 CLOCK_SLACK_S = 300.0
 BATCH_MISSING = ("fail", "resubmit")  # annotate.batch_missing
+CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]+)"')
 
 
 class BatchQueueFull(SynthDistillError):
@@ -127,12 +130,47 @@ class BatchState:
 
 
 # One line of a finished batch: key, answer (or None), outcome (succeeded, errored, expired, ...), error.
-Line = tuple[str, Completion | None, str, str | None]
+# The key is None for a line too damaged to tell whose it is.
+Line = tuple[str | None, Completion | None, str, str | None]
 
 
 def _epoch(sqlite_time: str) -> float:
     """Epoch seconds of a SQLite CURRENT_TIMESTAMP (UTC)."""
     return datetime.strptime(sqlite_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+
+def jsonl_objects(text: str) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """(line number, line, object or None, why not) for every non-empty line of a results file: read
+    line by line, so one damaged line costs its own request and no other."""
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError as exc:
+            yield number, raw, None, f"{type(exc).__name__}: {exc}"
+            continue
+        if isinstance(item, dict):
+            yield number, raw, item, None
+        else:
+            yield number, raw, None, f"a JSON {type(item).__name__}, not an object"
+
+
+def unreadable_line(raw: str, number: int, batch_id: str, file: str, reason: str, requests: dict[str, Any]) -> Line:
+    """A results line that cannot be read, logged with its batch, file and number; keyed by the custom_id
+    still legible in it, if any (then that request counts as failed and is asked again)."""
+    where = f"line {number} of {file}"
+    match = CUSTOM_ID.search(raw)
+    key = match.group(1) if match and match.group(1) in requests else None
+    log.warning(
+        "batch %s: %s cannot be read (%s); %s: %.200s",
+        batch_id,
+        where,
+        reason,
+        f"its request {key} counts as failed" if key else "its request, whichever it is, gets no answer from it",
+        raw,
+    )
+    return key, None, "unreadable", f"{where} cannot be read ({reason})"
 
 
 class BatchTeacher:
@@ -519,22 +557,40 @@ class BatchTeacher:
         held = cache.batch_entries(batch_id)
         requests = {key: todo.get(key) or Request(**request) for key, request in held.items()}
         answered: set[str] = set()
-        failed: list[tuple[str, str, str | None]] = []
+        errors: dict[str, tuple[str, str | None]] = {}
+        unreadable: list[str] = []  # damaged lines that name no request of this batch
         with self._missing_as(batch_id):
             for key, completion, outcome, error in self._results(batch_id, requests):
-                if key not in held:
+                if key is None:
+                    unreadable.append(error or outcome)
+                elif key not in held:
                     continue
-                if completion is not None:
+                elif completion is None:
+                    errors[key] = (outcome, error)
+                elif key in answered:  # a second answer: the first one is stored, and paid once
+                    log.warning("batch %s: a second answer for request %s is ignored", batch_id, key)
+                else:
                     cache.put(key, held[key], completion, waited)
                     answered.add(key)
                     if key in todo:
                         results[key] = (completion, waited, None)
-                else:
-                    failed.append((key, outcome, error))
-        reported = {key for key, _, _ in failed}
+        for key in answered.intersection(errors):
+            # An answer and an error line for one request: the answer is stored and wins; resubmitting
+            # would pay for it twice.
+            outcome, error = errors.pop(key)
+            log.warning(
+                "batch %s: request %s has an answer and also an %s line (%s); the answer is kept",
+                batch_id,
+                key,
+                outcome,
+                error,
+            )
+        failed = [(key, outcome, error) for key, (outcome, error) in errors.items()]
         for key in held:
-            if key not in answered and key not in reported:
+            if key not in answered and key not in errors:
                 reason = state.error or f"no result for this request (batch {state.status})"
+                if unreadable:
+                    reason += f"; {len(unreadable)} result lines could not be read, the first: {unreadable[0]}"
                 failed.append((key, state.status, reason))
         for key, outcome, error in failed:
             last_error[key] = self._redact(f"{self._where()}: batch {batch_id} {outcome}: {error}")
@@ -682,28 +738,37 @@ class OpenAIBatchTeacher(BatchTeacher):
             if not file_id:
                 continue
             text = client.files.content(file_id).text
-            for raw in text.splitlines():
-                if not raw.strip():
-                    continue
-                item = json.loads(raw)
-                key = item.get("custom_id")
-                if key not in requests:
-                    continue
-                response = item.get("response") or {}
-                body = response.get("body") or {}
-                if item.get("error"):
-                    error = item["error"]
-                    code = error.get("code") or "error"
-                    outcome = "expired" if code == "batch_expired" else "errored"
-                    yield key, None, outcome, f"{code}: {error.get('message')}"
-                elif response.get("status_code") != 200:
-                    detail = body.get("error") if isinstance(body, dict) else body
-                    yield key, None, "errored", f"HTTP {response.get('status_code')}: {json.dumps(detail)[:300]}"
-                else:
+            for number, raw, item, problem in jsonl_objects(text):
+                line: Line | None = None
+                key = item.get("custom_id") if item is not None else None
+                if item is not None and not isinstance(key, str):
+                    problem = "a JSON object without a custom_id"
+                elif item is not None and isinstance(key, str):
+                    if key not in requests:
+                        continue  # another shard's request
                     try:
-                        yield key, _completion(body, requests[key], self._where()), "succeeded", None
-                    except Exception as exc:  # a body that is no completion, no top_logprobs, ...
-                        yield key, None, "errored", f"{type(exc).__name__}: {exc}"
+                        line = self._line(key, item, requests[key])
+                    except (AttributeError, TypeError) as exc:  # a response that is no object, ...
+                        problem = f"not a batch result ({type(exc).__name__}: {exc})"
+                if line is None:
+                    line = unreadable_line(raw, number, batch_id, f"file {file_id}", problem or "", requests)
+                yield line
+
+    def _line(self, key: str, item: dict[str, Any], request: Request) -> Line:
+        response = item.get("response") or {}
+        body = response.get("body") or {}
+        if item.get("error"):
+            error = item["error"]
+            code = error.get("code") or "error"
+            outcome = "expired" if code == "batch_expired" else "errored"
+            return key, None, outcome, f"{code}: {error.get('message')}"
+        if response.get("status_code") != 200:
+            detail = body.get("error") if isinstance(body, dict) else body
+            return key, None, "errored", f"HTTP {response.get('status_code')}: {json.dumps(detail)[:300]}"
+        try:
+            return key, _completion(body, request, self._where()), "succeeded", None
+        except Exception as exc:  # a body that is no completion, no top_logprobs, ...
+            return key, None, "errored", f"{type(exc).__name__}: {exc}"
 
 
 class AnthropicBatchTeacher(BatchTeacher):
@@ -818,18 +883,33 @@ class AnthropicBatchTeacher(BatchTeacher):
         )
 
     def _results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[Line]:
-        for item in self._get_client().messages.batches.results(batch_id):
-            key = item.custom_id
-            if key not in requests:
-                continue
-            result = item.result
-            if result.type == "succeeded":
-                message = result.message
-                text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
-                usage = message.usage
-                yield key, Completion(text, usage.input_tokens, usage.output_tokens), "succeeded", None
-            elif result.type == "errored":
-                error = result.error.error
-                yield key, None, "errored", f"{error.type}: {error.message}"
-            else:
-                yield key, None, result.type, f"request {result.type}"
+        from anthropic.types.messages import MessageBatchIndividualResponse
+
+        # Fetched whole and read line by line: the client library's own reader stops at the first damaged
+        # line, losing every answer after it.
+        with self._get_client().messages.batches.with_streaming_response.results(batch_id) as response:
+            text, url = response.text(), str(response.url)
+        for number, raw, item, problem in jsonl_objects(text):
+            if item is not None:
+                try:
+                    response = MessageBatchIndividualResponse.model_validate(item)
+                except ValueError as exc:  # pydantic's ValidationError: not a batch result
+                    problem = f"not a batch result ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                else:
+                    if response.custom_id in requests:
+                        yield self._line(response)
+                    continue
+            yield unreadable_line(raw, number, batch_id, f"the results at {url}", problem or "", requests)
+
+    @staticmethod
+    def _line(item: Any) -> Line:
+        key, result = item.custom_id, item.result
+        if result.type == "succeeded":
+            message = result.message
+            text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
+            usage = message.usage
+            return key, Completion(text, usage.input_tokens, usage.output_tokens), "succeeded", None
+        if result.type == "errored":
+            error = result.error.error
+            return key, None, "errored", f"{error.type}: {error.message}"
+        return key, None, result.type, f"request {result.type}"
