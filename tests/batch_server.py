@@ -27,9 +27,9 @@ Faults of the provider itself: ``create_faults``, one per create call in order (
 closes the connection unanswered, ``slow_after`` creates it and answers ``create_delay_s`` later (past a
 client's timeout), ``slow_before`` waits ``create_delay_s`` before it creates the batch and answers.
 ``truncate_line`` cuts that line (1-based) of the first batch's results (OpenAI: its output file) in
-half; ``duplicate_error_line`` adds an error line for the custom_id of that line of the first batch's
-results, after its answer. A batch unknown to the server (another state folder: another
-key or project) answers 404.
+half, or to its first ``truncate_keep`` characters; ``duplicate_error_line`` adds an error line for the
+custom_id of that line of the first batch's results, after its answer. A batch unknown to the server
+(another state folder: another key or project) answers 404.
 
     python tests/batch_server.py --state DIR --upstream URL|fake [--port N] [--fail-share 0.05] ...
 
@@ -83,6 +83,7 @@ class BatchState:
         create_faults: tuple[str, ...] = (),
         create_delay_s: float = 2.0,
         truncate_line: int | None = None,
+        truncate_keep: int | None = None,
         duplicate_error_line: int | None = None,
     ) -> None:
         self.root = root
@@ -91,7 +92,8 @@ class BatchState:
         self.upstream, self.fail_share, self.expire_after = upstream, fail_share, expire_after
         self.queue_limit, self.line_delay_s = queue_limit, line_delay_s
         self.create_faults, self.create_delay_s = list(create_faults), create_delay_s
-        self.truncate_line, self.duplicate_error_line = truncate_line, duplicate_error_line
+        self.truncate_line, self.truncate_keep = truncate_line, truncate_keep
+        self.duplicate_error_line = duplicate_error_line
         self.lock = threading.RLock()
         self.wake = threading.Event()
         self.calls = 0
@@ -188,7 +190,8 @@ class BatchState:
             err += (json.dumps(self._error_record(batch["kind"], custom_id)) + "\n").encode()
         if self.truncate_line is not None:
             cut = lines[self.truncate_line - 1]
-            lines[self.truncate_line - 1] = cut[: len(cut) // 2] + b"\n"
+            keep = self.truncate_keep if self.truncate_keep is not None else len(cut) // 2
+            lines[self.truncate_line - 1] = cut[:keep] + b"\n"
         return b"".join(lines), err
 
     @staticmethod
@@ -706,6 +709,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--create-delay", type=float, default=2.0)
     parser.add_argument("--truncate-line", type=int, default=None)
+    parser.add_argument("--truncate-keep", type=int, default=None)
     parser.add_argument("--duplicate-error-line", type=int, default=None)
     args = parser.parse_args(argv)
     server = BatchServer(
@@ -719,6 +723,7 @@ def main(argv: list[str] | None = None) -> None:
         create_faults=tuple(args.create_fault),
         create_delay_s=args.create_delay,
         truncate_line=args.truncate_line,
+        truncate_keep=args.truncate_keep,
         duplicate_error_line=args.duplicate_error_line,
     )
     with server:

@@ -500,6 +500,19 @@ def test_a_truncated_results_line_is_asked_again_in_the_follow_up_batch(tmp_path
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_results_line_cut_before_its_custom_id_fails_its_request_naming_batch_file_and_line(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", truncate_line=2, truncate_keep=10) as server:
+        result = run(prompts(4), teacher(kind, server.base_url, batch_max_retries=0), cache)
+        batch_id = cache.batches()[0]["batch_id"]
+    # Whose line it was cannot be read; the request left without a result says why.
+    assert len(cache) == 3
+    errors = result["error"].dropna().tolist()
+    assert len(errors) == 1 and batch_id in errors[0] and "no result for this request" in errors[0]
+    assert "1 result lines could not be read" in errors[0] and "line 2 of" in errors[0], errors
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_an_answer_and_an_error_line_for_one_request_keep_the_answer(tmp_path, kind, caplog):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     with BatchServer(tmp_path / "state", "fake", duplicate_error_line=2) as server:
