@@ -25,7 +25,8 @@ submitted per custom_id across restarts: duplicates are what a client submitted 
 Faults of the provider itself: ``create_faults``, one per create call in order (then none):
 ``drop_before`` closes the connection before creating the batch, ``drop_after`` creates it and then
 closes the connection unanswered, ``slow_after`` creates it and answers ``create_delay_s`` later (past a
-client's timeout), ``slow_before`` waits ``create_delay_s`` before it creates the batch and answers.
+client's timeout), ``slow_before`` waits ``create_delay_s`` before it creates the batch and answers,
+``none`` answers as usual.
 ``truncate_line`` cuts that line (1-based) of the first batch's results (OpenAI: its output file) in
 half, or to its first ``truncate_keep`` characters; ``duplicate_error_line`` adds an error line for the
 custom_id of that line of the first batch's results, after its answer. A batch unknown to the server
@@ -705,7 +706,7 @@ def main(argv: list[str] | None = None) -> None:
         "--create-fault",
         action="append",
         default=[],
-        choices=["drop_before", "drop_after", "slow_after", "slow_before"],
+        choices=["drop_before", "drop_after", "slow_after", "slow_before", "none"],
     )
     parser.add_argument("--create-delay", type=float, default=2.0)
     parser.add_argument("--truncate-line", type=int, default=None)

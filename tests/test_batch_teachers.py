@@ -471,6 +471,19 @@ def test_a_batch_made_after_the_last_look_stays_pending_and_the_rerun_finds_it(t
     assert [b["status"] for b in cache.batches()] == [DONE[kind]]
 
 
+def test_an_anthropic_batch_found_after_a_lost_create_is_never_one_the_ledger_already_holds(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", create_faults=("none", "drop_after")) as server:
+        batch = teacher("anthropic", server.base_url, max_retries=2)
+        run(prompts(3), batch, cache, iteration=0)
+        # Iteration 1 is as many requests, created a moment later: only the ledger tells the two batches apart.
+        result = run(prompts(3), batch, cache, iteration=1, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all() and len(cache) == 6
+    assert stats["batches"] == 2 and stats["submitted_lines"] == 6
+    assert [b["status"] for b in cache.batches()] == ["ended", "ended"]
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_a_truncated_results_line_costs_only_its_own_request(tmp_path, kind):
     cache = ResponseCache(tmp_path / "cache.sqlite")
