@@ -456,9 +456,9 @@ def test_a_create_whose_answer_is_lost_makes_one_batch_not_two(tmp_path, kind, f
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_a_batch_made_after_the_last_look_stays_pending_and_the_rerun_finds_it(tmp_path, kind):
     cache = ResponseCache(tmp_path / "cache.sqlite")
-    with BatchServer(tmp_path / "state", "fake", create_faults=("slow_before",), create_delay_s=1.0) as server:
-        # The provider makes the batch 1 s into a create the client gave up on after 0.3 s, after the look.
-        batch = teacher(kind, server.base_url, max_retries=0, timeout_s=0.3)
+    with BatchServer(tmp_path / "state", "fake", create_faults=("slow_before",), create_delay_s=2.5) as server:
+        # The provider makes the batch 2.5 s into a create the client gave up on after 1 s, after the look.
+        batch = teacher(kind, server.base_url, max_retries=0, timeout_s=1.0)
         with pytest.raises(SynthDistillError, match="a rerun looks for the batch again") as failed:
             run(prompts(3), batch, cache)
         (pending,) = [b["batch_id"] for b in cache.batches()]
@@ -554,12 +554,17 @@ def test_a_batch_the_provider_no_longer_knows_stops_the_job_until_resubmit_is_as
 
     worker = threading.Thread(target=annotate_in_thread)
     worker.start()
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+
+    def polling() -> bool:  # the batch is made and its id recorded: the create call has returned
+        recorded = [b["batch_id"] for b in cache.batches()]
+        return len(recorded) == 1 and not recorded[0].startswith("pending:")
+
     try:
-        _wait(lambda: batch_stats(url)["statuses"] == ["in_progress"])
+        _wait(polling)
     finally:
         process.send_signal(signal.SIGKILL)  # the job polls on; the provider at this URL is now another project
         process.wait()
-    cache = ResponseCache(tmp_path / "cache.sqlite")
     (batch_id,) = [b["batch_id"] for b in cache.batches()]
     with BatchServer(tmp_path / "b", "fake", port=port) as second:
         worker.join(60)
