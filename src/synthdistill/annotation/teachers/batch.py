@@ -487,15 +487,16 @@ class BatchTeacher:
         ``resubmit``: mark it missing in the ledger and return its requests that have no stored answer."""
         again = [key for key in held if cache.get(key) is None]
         if policy != "resubmit":
+            key = f" (api_key_env: {self.key_env})" if self.key_env else ""
             raise SynthDistillError(
                 self._redact(
-                    f"{self._where()}: {exc} (batch {exc.batch_id}, recorded in {self.cache_path}, holds "
-                    f"{len(held)} requests, {len(again)} of them without a stored answer). The provider no longer "
-                    "knows this batch: most likely the API key or project changed since it was submitted (or the "
+                    f"{self._where()}: {exc}. Batch {exc.batch_id}, recorded in {self.cache_path}, holds "
+                    f"{len(held)} requests, {len(again)} of them without a stored answer. The provider "
+                    "no longer knows it: most likely the API key or project changed since it was submitted (or the "
                     "batch was deleted), so its answers cannot be collected with this key. Either restore the key "
-                    f"or project it was submitted under (api_key_env: {self.key_env}) and rerun to collect them, "
-                    "or set annotate.batch_missing: resubmit to mark it missing and submit those requests again "
-                    "(paid again if the original batch ran)"
+                    f"or project it was submitted under{key} and rerun to collect them, or set "
+                    "annotate.batch_missing: resubmit to mark it missing and submit those requests again (paid "
+                    "again if the original batch ran)"
                 )
             ) from None
         log.warning(
