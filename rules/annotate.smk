@@ -82,6 +82,7 @@ rule annotate:
         max_consecutive_failures=lookup(
             dpath="annotate/max_consecutive_failures", within=config
         ),
+        batch_missing=lookup(dpath="annotate/batch_missing", within=config),
     script:
         "../scripts/annotate.py"
 

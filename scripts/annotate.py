@@ -25,4 +25,5 @@ annotate(
     max_failure_share=snakemake.params.max_failure_share,
     retry_unparsed=snakemake.params.retry_unparsed,
     max_consecutive_failures=snakemake.params.max_consecutive_failures,
+    batch_missing=snakemake.params.batch_missing,
 ).to_parquet(snakemake.output[0], index=False)

@@ -22,6 +22,16 @@ expires, ``queue_limit`` batches at most in progress (more: OpenAI fails the bat
 processing (a batch stays in_progress) until it is removed. ``GET /_batch/stats`` counts the lines
 submitted per custom_id across restarts: duplicates are what a client submitted twice.
 
+Faults of the provider itself: ``create_faults``, one per create call in order (then none):
+``drop_before`` closes the connection before creating the batch, ``drop_after`` creates it and then
+closes the connection unanswered, ``slow_after`` creates it and answers ``create_delay_s`` later (past a
+client's timeout), ``slow_before`` waits ``create_delay_s`` before it creates the batch and answers,
+``none`` answers as usual.
+``truncate_line`` cuts that line (1-based) of the first batch's results (OpenAI: its output file) in
+half, or to its first ``truncate_keep`` characters; ``duplicate_error_line`` adds an error line for the
+custom_id of that line of the first batch's results, after its answer. A batch unknown to the server
+(another state folder: another key or project) answers 404.
+
     python tests/batch_server.py --state DIR --upstream URL|fake [--port N] [--fail-share 0.05] ...
 
 prints ``PORT <n>``.
@@ -71,12 +81,20 @@ class BatchState:
         expire_after: int | None = None,
         queue_limit: int | None = None,
         line_delay_s: float = 0.0,
+        create_faults: tuple[str, ...] = (),
+        create_delay_s: float = 2.0,
+        truncate_line: int | None = None,
+        truncate_keep: int | None = None,
+        duplicate_error_line: int | None = None,
     ) -> None:
         self.root = root
         (root / "files").mkdir(parents=True, exist_ok=True)
         (root / "batches").mkdir(parents=True, exist_ok=True)
         self.upstream, self.fail_share, self.expire_after = upstream, fail_share, expire_after
         self.queue_limit, self.line_delay_s = queue_limit, line_delay_s
+        self.create_faults, self.create_delay_s = list(create_faults), create_delay_s
+        self.truncate_line, self.truncate_keep = truncate_line, truncate_keep
+        self.duplicate_error_line = duplicate_error_line
         self.lock = threading.RLock()
         self.wake = threading.Event()
         self.calls = 0
@@ -157,6 +175,34 @@ class BatchState:
     def file_data(self, file_id: str) -> bytes | None:
         path = self.root / "files" / f"{file_id}.data"
         return path.read_bytes() if path.exists() else None
+
+    # faults
+    def next_create_fault(self) -> str | None:
+        with self.lock:
+            return self.create_faults.pop(0) if self.create_faults else None
+
+    def faulty_results(self, batch: dict[str, Any], out: bytes, err: bytes) -> tuple[bytes, bytes]:
+        """The first batch's results (answers, errors) with the configured faults applied."""
+        if batch["seq"] != 0:
+            return out, err
+        lines = out.splitlines(keepends=True)
+        if self.duplicate_error_line is not None:
+            custom_id = json.loads(lines[self.duplicate_error_line - 1])["custom_id"]
+            err += (json.dumps(self._error_record(batch["kind"], custom_id)) + "\n").encode()
+        if self.truncate_line is not None:
+            cut = lines[self.truncate_line - 1]
+            keep = self.truncate_keep if self.truncate_keep is not None else len(cut) // 2
+            lines[self.truncate_line - 1] = cut[:keep] + b"\n"
+        return b"".join(lines), err
+
+    @staticmethod
+    def _error_record(kind: str, custom_id: str) -> dict[str, Any]:
+        if kind == "openai":
+            body = {"error": {"message": "The server had an error processing your request", "type": "server_error"}}
+            response = {"status_code": 500, "request_id": f"req_{uuid.uuid4().hex[:16]}", "body": body}
+            return {"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id, "response": response}
+        error = {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}
+        return {"custom_id": custom_id, "result": {"type": "errored", "error": error}}
 
     # batches
     def _active(self) -> int:
@@ -438,9 +484,14 @@ class BatchState:
                     batch["request_counts"]["failed"] += 1
             if batch["kind"] == "openai":
                 batch.update(status="finalizing", finalizing_at=_now())
-                for path, field in ((out_path, "output_file_id"), (err_path, "error_file_id")):
-                    if path.exists() and path.stat().st_size:
-                        batch[field] = self.add_file(path.read_bytes(), path.name, "batch_output")["id"]
+                served = self.faulty_results(
+                    batch, *(p.read_bytes() if p.exists() else b"" for p in (out_path, err_path))
+                )
+                for path, data, field in zip(
+                    (out_path, err_path), served, ("output_file_id", "error_file_id"), strict=True
+                ):
+                    if data:
+                        batch[field] = self.add_file(data, path.name, "batch_output")["id"]
                 stamp = {"completed": "completed_at", "expired": "expired_at", "cancelled": "cancelled_at"}[status]
                 batch.update(status=status, **{stamp: _now()})
             else:
@@ -452,7 +503,9 @@ class BatchState:
         if batch is None or batch["status"] not in TERMINAL:
             return None
         out_path, err_path = self._paths(batch)
-        return b"".join(p.read_bytes() for p in (out_path, err_path) if p.exists())
+        return b"".join(
+            self.faulty_results(batch, *(p.read_bytes() if p.exists() else b"" for p in (out_path, err_path)))
+        )
 
 
 def _anthropic_to_chat(params: dict[str, Any]) -> dict[str, Any]:
@@ -515,6 +568,23 @@ def make_handler(state: BatchState) -> type[BaseHTTPRequestHandler]:
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+        def _create(self, create: Any) -> None:
+            """A batch create, with the next of ``create_faults``: a dropped connection (before or after
+            the batch is made) or an answer later than the client waits."""
+            fault = state.next_create_fault()
+            if fault == "drop_before":
+                self.close_connection = True
+                return
+            if fault == "slow_before":
+                time.sleep(state.create_delay_s)
+            answer = create()
+            if fault == "drop_after":
+                self.close_connection = True
+                return
+            if fault == "slow_after":
+                time.sleep(state.create_delay_s)
+            self._send(*answer)
+
         def _not_found(self) -> None:
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
@@ -537,6 +607,10 @@ def make_handler(state: BatchState) -> type[BaseHTTPRequestHandler]:
                     return self._send(200, data, "application/octet-stream") if data is not None else self._not_found()
                 meta = state.file_meta(parts[2])
                 return self._send(200, meta) if meta else self._not_found()
+            if path == "/v1/messages/batches":
+                data = [state.public(b) for b in reversed(state.all_batches()) if b["kind"] == "anthropic"]
+                first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+                return self._send(200, {"data": data, "has_more": False, "first_id": first, "last_id": last})
             if len(parts) >= 4 and parts[:3] == ["v1", "messages", "batches"]:
                 if len(parts) == 5 and parts[4] == "results":
                     data = state.anthropic_results(parts[3])
@@ -559,12 +633,12 @@ def make_handler(state: BatchState) -> type[BaseHTTPRequestHandler]:
                     )
                 return self._send(200, state.add_file(data, filename or "input.jsonl", purpose))
             if path == "/v1/batches":
-                return self._send(*state.create_openai(json.loads(body)))
+                return self._create(lambda: state.create_openai(json.loads(body)))
             if len(parts) == 4 and parts[:2] == ["v1", "batches"] and parts[3] == "cancel":
                 found = state.cancel(parts[2])
                 return self._send(200, found) if found else self._not_found()
             if path == "/v1/messages/batches":
-                return self._send(*state.create_anthropic(json.loads(body)))
+                return self._create(lambda: state.create_anthropic(json.loads(body)))
             if len(parts) == 5 and parts[:3] == ["v1", "messages", "batches"] and parts[4] == "cancel":
                 found = state.cancel(parts[3])
                 return self._send(200, found) if found else self._not_found()
@@ -628,6 +702,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--expire-after", type=int, default=None)
     parser.add_argument("--queue-limit", type=int, default=None)
     parser.add_argument("--line-delay", type=float, default=0.0)
+    parser.add_argument(
+        "--create-fault",
+        action="append",
+        default=[],
+        choices=["drop_before", "drop_after", "slow_after", "slow_before", "none"],
+    )
+    parser.add_argument("--create-delay", type=float, default=2.0)
+    parser.add_argument("--truncate-line", type=int, default=None)
+    parser.add_argument("--truncate-keep", type=int, default=None)
+    parser.add_argument("--duplicate-error-line", type=int, default=None)
     args = parser.parse_args(argv)
     server = BatchServer(
         args.state,
@@ -637,6 +721,11 @@ def main(argv: list[str] | None = None) -> None:
         expire_after=args.expire_after,
         queue_limit=args.queue_limit,
         line_delay_s=args.line_delay,
+        create_faults=tuple(args.create_fault),
+        create_delay_s=args.create_delay,
+        truncate_line=args.truncate_line,
+        truncate_keep=args.truncate_keep,
+        duplicate_error_line=args.duplicate_error_line,
     )
     with server:
         print(f"PORT {server.port}", flush=True)

@@ -430,3 +430,158 @@ def test_snakemake_killed_while_polling_resubmits_nothing_and_loses_nothing(llam
     frames = [pd.read_parquet(workdir / target) for target in targets]
     assert sum(len(f) for f in frames) == submitted  # every request has its row: nothing lost
     assert all(f["error"].isna().all() for f in frames)
+
+
+# Faults of the provider itself (tests/batch_server.py's switches), through the real client libraries.
+
+DONE = {"openai": "completed", "anthropic": "ended"}  # a finished batch's status
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("fault", ["drop_after", "slow_after", "drop_before"])
+def test_a_create_whose_answer_is_lost_makes_one_batch_not_two(tmp_path, kind, fault):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", create_faults=(fault,), create_delay_s=1.5) as server:
+        # A client library allowed to retry (max_retries=2) that waits 0.5 s for an answer: left to itself it
+        # sends the create again after drop_after and slow_after, and the provider makes a second batch.
+        batch = teacher(kind, server.base_url, max_retries=2, timeout_s=0.5)
+        result = run(prompts(4), batch, cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all()
+    assert stats["batches"] == 1, stats
+    assert stats["submitted_lines"] == stats["distinct_custom_ids"] == 4
+    assert [b["status"] for b in cache.batches()] == [DONE[kind]]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_batch_made_after_the_last_look_stays_pending_and_the_rerun_finds_it(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", create_faults=("slow_before",), create_delay_s=2.5) as server:
+        # The provider makes the batch 2.5 s into a create the client gave up on after 1 s, after the look.
+        batch = teacher(kind, server.base_url, max_retries=0, timeout_s=1.0)
+        with pytest.raises(SynthDistillError, match="a rerun looks for the batch again") as failed:
+            run(prompts(3), batch, cache)
+        (pending,) = [b["batch_id"] for b in cache.batches()]
+        assert pending.startswith("pending:") and pending in str(failed.value)
+        _wait(lambda: batch_stats(server.base_url)["batches"] == 1)
+        result = run(prompts(3), batch, cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all()
+    assert stats["batches"] == 1 and stats["submitted_lines"] == 3
+    assert [b["status"] for b in cache.batches()] == [DONE[kind]]
+
+
+def test_an_anthropic_batch_found_after_a_lost_create_is_never_one_the_ledger_already_holds(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", create_faults=("none", "drop_after")) as server:
+        batch = teacher("anthropic", server.base_url, max_retries=2)
+        run(prompts(3), batch, cache, iteration=0)
+        # Iteration 1 is as many requests, created a moment later: only the ledger tells the two batches apart.
+        result = run(prompts(3), batch, cache, iteration=1, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all() and len(cache) == 6
+    assert stats["batches"] == 2 and stats["submitted_lines"] == 6
+    assert [b["status"] for b in cache.batches()] == ["ended", "ended"]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_truncated_results_line_costs_only_its_own_request(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", truncate_line=3) as server:
+        batch = teacher(kind, server.base_url, batch_max_retries=0)
+        first = run(prompts(6), batch, cache)
+        batch_id = cache.batches()[0]["batch_id"]
+        # Every readable line is stored; the damaged one is a failed request, named by batch, file and line.
+        assert len(cache) == 5
+        errors = first["error"].dropna().tolist()
+        assert len(errors) == 1 and batch_id in errors[0] and "line 3 of" in errors[0], errors
+        assert ("file file-" if kind == "openai" else "/results") in errors[0]
+        again = run(prompts(6), batch, cache, max_failure_share=0.0)  # asks for that one alone
+        stats = batch_stats(server.base_url)
+    assert again["error"].isna().all() and again["cached"].sum() == 5
+    assert stats["submitted_lines"] == 7 and len(stats["resubmitted"]) == 1
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_truncated_results_line_is_asked_again_in_the_follow_up_batch(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", truncate_line=2) as server:
+        result = run(prompts(4), teacher(kind, server.base_url), cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all() and len(cache) == 4
+    assert stats["batches"] == 2 and stats["submitted_lines"] == 5
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_results_line_cut_before_its_custom_id_fails_its_request_naming_batch_file_and_line(tmp_path, kind):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", truncate_line=2, truncate_keep=10) as server:
+        result = run(prompts(4), teacher(kind, server.base_url, batch_max_retries=0), cache)
+        batch_id = cache.batches()[0]["batch_id"]
+    # Whose line it was cannot be read; the request left without a result says why.
+    assert len(cache) == 3
+    errors = result["error"].dropna().tolist()
+    assert len(errors) == 1 and batch_id in errors[0] and "no result for this request" in errors[0]
+    assert "1 result lines could not be read" in errors[0] and "line 2 of" in errors[0], errors
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_answer_and_an_error_line_for_one_request_keep_the_answer(tmp_path, kind, caplog):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with BatchServer(tmp_path / "state", "fake", duplicate_error_line=2) as server:
+        with caplog.at_level("WARNING", logger="synthdistill"):
+            result = run(prompts(4), teacher(kind, server.base_url), cache, max_failure_share=0.0)
+        stats = batch_stats(server.base_url)
+    assert result["error"].isna().all() and len(cache) == 4
+    assert stats["batches"] == 1 and stats["submitted_lines"] == 4  # nothing paid twice
+    assert any("the answer is kept" in r.getMessage() for r in caplog.records)  # the error line is logged
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_batch_the_provider_no_longer_knows_stops_the_job_until_resubmit_is_asked_for(tmp_path, kind):
+    frame = prompts(3)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "HOLD").touch()
+    outcome: dict = {}
+    process, url = start_batch_server_process(tmp_path / "a", "fake")
+    port = int(url.split(":")[2].split("/")[0])
+
+    def annotate_in_thread() -> None:  # a SQLite connection belongs to the thread that opened it
+        try:
+            run(frame, teacher(kind, url, max_retries=8), ResponseCache(tmp_path / "cache.sqlite"))
+        except Exception as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=annotate_in_thread)
+    worker.start()
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+
+    def polling() -> bool:  # the batch is made and its id recorded: the create call has returned
+        recorded = [b["batch_id"] for b in cache.batches()]
+        return len(recorded) == 1 and not recorded[0].startswith("pending:")
+
+    try:
+        _wait(polling)
+    finally:
+        process.send_signal(signal.SIGKILL)  # the job polls on; the provider at this URL is now another project
+        process.wait()
+    (batch_id,) = [b["batch_id"] for b in cache.batches()]
+    with BatchServer(tmp_path / "b", "fake", port=port) as second:
+        worker.join(60)
+        assert isinstance(outcome.get("error"), SynthDistillError), outcome
+        for error in (outcome["error"], _raised(lambda: run(frame, teacher(kind, url), cache))):
+            message = str(error)
+            assert batch_id in message and "404" in message and "annotate.batch_missing: resubmit" in message
+        assert batch_stats(second.base_url)["submitted_lines"] == 0  # never a silent resubmit
+        result = run(frame, teacher(kind, url), cache, batch_missing="resubmit", max_failure_share=0.0)
+        stats = batch_stats(second.base_url)
+    assert result["error"].isna().all()
+    assert stats["submitted_lines"] == 3 and stats["batches"] == 1
+    ledger = {b["batch_id"]: b["status"] for b in cache.batches()}
+    assert ledger.pop(batch_id) == "missing" and list(ledger.values()) == [DONE[kind]]
+
+
+def _raised(call) -> BaseException:
+    with pytest.raises(SynthDistillError) as raised:
+        call()
+    return raised.value

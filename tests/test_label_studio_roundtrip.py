@@ -90,7 +90,7 @@ def label_studio(tmp_path_factory):
     if not LABEL_STUDIO.exists():
         pytest.skip(
             f"Label Studio is not installed at {LABEL_STUDIO}: python3 -m venv .venv-labelstudio && "
-            ".venv-labelstudio/bin/pip install label-studio==1.23.2"
+            ".venv-labelstudio/bin/pip install -c envs/label-studio-constraints.txt label-studio==1.23.2"
         )
     data = tmp_path_factory.mktemp("label_studio")
     port = free_port()

@@ -246,21 +246,16 @@ class ResponseCache:
             raise CacheWriteError(_unwritable(self.path, exc)) from None
 
     def open_batches(self, provider: str, keys: list[str]) -> list[dict[str, Any]]:
-        """Batches of ``provider`` not yet handled that hold any of ``keys``, oldest first."""
+        """Batches of ``provider`` not yet handled that hold any of ``keys``, oldest first; ``updated`` of a
+        pending one is when its last create call started."""
         wanted = set(keys)
         rows = self.db.execute(
-            "SELECT batch_id, status, input_file_id, created FROM batches WHERE provider = ? AND handled = 0 "
+            "SELECT batch_id, status, input_file_id, created, updated FROM batches WHERE provider = ? AND handled = 0 "
             "ORDER BY created, rowid",
             (provider,),
         ).fetchall()
-        found = []
-        for batch_id, status, input_file_id, created in rows:
-            held = self.batch_entries(batch_id)
-            if wanted.intersection(held):
-                found.append(
-                    {"batch_id": batch_id, "status": status, "input_file_id": input_file_id, "created": created}
-                )
-        return found
+        names = ("batch_id", "status", "input_file_id", "created", "updated")
+        return [dict(zip(names, row, strict=True)) for row in rows if wanted.intersection(self.batch_entries(row[0]))]
 
     def batch_entries(self, batch_id: str) -> dict[str, dict[str, Any]]:
         """key -> request of every line of a recorded batch."""

@@ -23,6 +23,7 @@ from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import label_set_json
 from synthdistill.names import CALIBRATION_SPLIT
+from synthdistill.schema import defaults
 from synthdistill.settings import PER_LABEL_DEFAULTS, first_token_problem
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ def _collect(
     *,
     reask: Callable[[int, Completion], bool] | None = None,
     max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    batch_missing: str | None = None,
 ) -> list[Outcome]:
     """Answers for every request: from the cache, else from the teacher, stored as they arrive.
 
@@ -281,7 +283,7 @@ def _collect(
         log.info("asking again for %d cached answers that did not parse (annotate.retry_unparsed)", reasked)
 
     if hasattr(teacher, "complete_many"):  # a provider batch API: every missing request at once
-        return _collect_batched(missing, requests, keys, teacher, cache, results, progress)
+        return _collect_batched(missing, requests, keys, teacher, cache, results, progress, batch_missing)
 
     # Backends that generate several sequences per step (transformers) offer complete_batch.
     complete_batch = getattr(teacher, "complete_batch", None)
@@ -390,13 +392,16 @@ def _collect_batched(
     cache: ResponseCache,
     results: list[Outcome],
     progress: Progress,
+    batch_missing: str | None = None,
 ) -> list[Outcome]:
     """Hand every missing request to a batch teacher (see :mod:`synthdistill.annotation.teachers.batch`),
     which stores each answer in the cache as its batch's results come in and records the batches it
     submits in the same file, so a killed run resumes them instead of submitting again."""
     if not missing:
         return results
-    answers = teacher.complete_many([requests[i] for i in missing], [keys[i] for i in missing], cache)
+    # annotate.batch_missing: what a recorded batch the provider no longer knows does (schema default: fail).
+    policy = batch_missing or defaults("annotate")["batch_missing"]
+    answers = teacher.complete_many([requests[i] for i in missing], [keys[i] for i in missing], cache, policy)
     for index in missing:
         completion, latency, error = answers[keys[index]]
         # A provider batch bills tokens, not time: its hours of queueing are no compute share.
@@ -480,6 +485,7 @@ def annotate(
     max_failure_share: float = 0.1,
     retry_unparsed: bool = False,
     max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    batch_missing: str | None = None,
 ) -> pd.DataFrame:
     """Label every prompt once (one self-consistency iteration).
 
@@ -490,7 +496,8 @@ def annotate(
     the answers. ``retry_unparsed`` asks again for exactly the items whose cached answer does not
     parse and replaces their entries (a deterministic server may well answer the same again). After
     ``max_consecutive_failures`` identical request failures in a row (None: never) the job stops
-    sending and fails, quoting the error.
+    sending and fails, quoting the error. ``batch_missing`` (``fail`` or ``resubmit``, None: the schema's
+    default) is what a provider batch teacher does with a recorded batch the provider answers 404 for.
     For ``label_scores`` prompts a row with split ``calibration`` (the content-free input) gives
     the prior that contextual calibration divides by; it is not part of the output.
     """
@@ -523,7 +530,15 @@ def annotate(
         def reask(index: int, completion: Completion) -> bool:
             return parse(kind, completion.text, labels, texts[owner[index]]).status != OK
 
-    flat = _collect(requests, keys, teacher, cache, reask=reask, max_consecutive_failures=max_consecutive_failures)
+    flat = _collect(
+        requests,
+        keys,
+        teacher,
+        cache,
+        reask=reask,
+        max_consecutive_failures=max_consecutive_failures,
+        batch_missing=batch_missing,
+    )
     bounds = np.cumsum([0] + [len(group) for group in per_item])
     results = [item_outcome(flat[start:stop], labels) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
     if is_channel(generation):  # one label_scores answer per item, from its per-label requests

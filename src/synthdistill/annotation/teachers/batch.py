@@ -15,6 +15,13 @@ The engine hands a batch teacher every request missing from the response cache a
    identity is the real-time backend's), and resubmits lines that errored or expired in a follow-up
    batch, up to ``batch_max_retries`` times, after which they are failures with their last error.
 
+A create call is never retried blindly (a retried create is a second batch, paid in full): the client
+library does not retry it, and after a create that failed in a way that may have made the batch anyway
+(a dropped connection, a timeout, a 5xx) the teacher looks for that batch at the provider before it
+creates again. A results line that cannot be read is logged (batch, file, line) and its request counts as
+failed; an answer wins over an error line for the same request. A recorded batch the provider answers 404
+for stops the job, or is resubmitted with ``annotate.batch_missing: resubmit``.
+
 Settings besides the real-time backend's (``model``, ``base_url``, ``api_key_env``, ``timeout_s``,
 ``structured_output``, ``top_logprobs``, ``send_seed``):
 
@@ -32,10 +39,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from synthdistill.annotation.teachers.base import Completion, Request
@@ -47,10 +57,35 @@ log = logging.getLogger(__name__)
 
 DUMMY_KEY = "not-needed"
 PENDING = "pending:"  # a batch being created: its input is recorded, the provider's id not yet
+METADATA_KEY = "synthdistill_input"  # OpenAI batch metadata: the input file a batch was created from
+# How far the provider's clock may be from ours when a batch is matched by its creation time.
+CLOCK_SLACK_S = 300.0
+BATCH_MISSING = ("fail", "resubmit")  # annotate.batch_missing
+CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]+)"')
 
 
 class BatchQueueFull(SynthDistillError):
     """The account's batch queue limit is reached (enqueued requests or tokens)."""
+
+
+class BatchMissing(SynthDistillError):
+    """The provider answers 404 for a batch (or its results) recorded in the ledger."""
+
+    def __init__(self, batch_id: str, detail: str) -> None:
+        super().__init__(f"batch {batch_id}: {detail}")
+        self.batch_id, self.detail = batch_id, detail
+
+
+@dataclass
+class Pending:
+    """A batch whose create call may have made it at the provider without its id reaching us."""
+
+    ledger_id: str  # its ledger row, pending:<input file id or a uuid>
+    input_file_id: str | None  # OpenAI: the uploaded input, which names the batch exactly
+    requests: int
+    began: float  # epoch seconds: the first create call started no earlier
+    until: float  # ... and the last one no later
+    known: set[str]  # batch ids already in the ledger: never this one
 
 
 class Ledger:
@@ -60,10 +95,21 @@ class Ledger:
     def __init__(self, cache: Any, provider: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
         self.cache, self.provider, self.entries = cache, provider, entries
         self.pending_id: str | None = None
+        self.input_file_id: str | None = None
+        self.began = 0.0
 
     def begin(self, input_file_id: str | None) -> None:
         self.pending_id = f"{PENDING}{input_file_id or uuid.uuid4().hex}"
+        self.input_file_id, self.began = input_file_id, time.time()
         self.cache.record_batch(self.pending_id, self.provider, "creating", self.entries, input_file_id=input_file_id)
+
+    def attempt(self) -> None:
+        """A create call starts now: its time bounds where a rerun looks for the batch it may make."""
+        self.cache.update_batch(self.pending_id, "creating")
+
+    def pending(self) -> Pending:
+        known = {row["batch_id"] for row in self.cache.batches()}
+        return Pending(self.pending_id or "", self.input_file_id, len(self.entries), self.began, time.time(), known)
 
     def created(self, batch_id: str, status: str) -> None:
         self.cache.rename_batch(self.pending_id, batch_id, status)
@@ -84,7 +130,47 @@ class BatchState:
 
 
 # One line of a finished batch: key, answer (or None), outcome (succeeded, errored, expired, ...), error.
-Line = tuple[str, Completion | None, str, str | None]
+# The key is None for a line too damaged to tell whose it is.
+Line = tuple[str | None, Completion | None, str, str | None]
+
+
+def _epoch(sqlite_time: str) -> float:
+    """Epoch seconds of a SQLite CURRENT_TIMESTAMP (UTC)."""
+    return datetime.strptime(sqlite_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+
+def jsonl_objects(text: str) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """(line number, line, object or None, why not) for every non-empty line of a results file: read
+    line by line, so one damaged line costs its own request and no other."""
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError as exc:
+            yield number, raw, None, f"{type(exc).__name__}: {exc}"
+            continue
+        if isinstance(item, dict):
+            yield number, raw, item, None
+        else:
+            yield number, raw, None, f"a JSON {type(item).__name__}, not an object"
+
+
+def unreadable_line(raw: str, number: int, batch_id: str, file: str, reason: str, requests: dict[str, Any]) -> Line:
+    """A results line that cannot be read, logged with its batch, file and number; keyed by the custom_id
+    still legible in it, if any (then that request counts as failed and is asked again)."""
+    where = f"line {number} of {file}"
+    match = CUSTOM_ID.search(raw)
+    key = match.group(1) if match and match.group(1) in requests else None
+    log.warning(
+        "batch %s: %s cannot be read (%s); %s: %.200s",
+        batch_id,
+        where,
+        reason,
+        f"its request {key} counts as failed" if key else "its request, whichever it is, gets no answer from it",
+        raw,
+    )
+    return key, None, "unreadable", f"{where} cannot be read ({reason})"
 
 
 class BatchTeacher:
@@ -108,7 +194,9 @@ class BatchTeacher:
         self.base_url = settings.get("base_url")
         self.key_env = settings.get("api_key_env")
         self.timeout_s = float(settings.get("timeout_s", 60.0))
-        self.client_retries = int(settings.get("max_retries", 5))  # the client's own, for polls and uploads
+        # The client library's retries for polls and uploads; create calls are tried as often, but by
+        # _create, which looks for the batch a failed call may have made before it calls again.
+        self.client_retries = int(settings.get("max_retries", 5))
         if self.poll_interval_s <= 0 or self.poll_backoff < 1 or self.max_requests < 1 or self.max_bytes < 1:
             raise SynthDistillError(
                 f"teacher backend {self.provider}: poll_interval_s must be > 0, poll_backoff >= 1, "
@@ -116,6 +204,7 @@ class BatchTeacher:
             )
         self._client: Any = None
         self._secret: str | None = None
+        self.cache_path = "the response cache"
 
     # Hooks for each provider.
     def _new_client(self, api_key: str) -> Any:
@@ -125,14 +214,26 @@ class BatchTeacher:
         """One request as the provider's batch input wants it, ``custom_id`` = the cache key."""
         raise NotImplementedError
 
-    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
-        """Create a batch of these lines: ``ledger.begin`` right before the provider's create call,
-        ``ledger.created`` right after it. Returns the batch id."""
+    def _upload(self, lines: list[dict[str, Any]]) -> str | None:
+        """The id of the uploaded batch input, for providers that take one (OpenAI's Files API)."""
+        return None
+
+    def _create_call(self, lines: list[dict[str, Any]], input_file_id: str | None) -> tuple[str, str]:
+        """One create call, which the client library must not retry: (batch id, status). Raises
+        :class:`BatchQueueFull` for the queue limit."""
         raise NotImplementedError
 
-    def _recover(self, pending: dict[str, Any]) -> str | None:
-        """The provider's id of a batch whose creation was interrupted, or None if it was not created."""
-        return None
+    def _may_have_created(self, exc: Exception) -> bool:
+        """Whether a failed create call may have made the batch all the same (no answer came back)."""
+        raise NotImplementedError
+
+    def _find_created(self, pending: Pending) -> str | None:
+        """The provider's id of the batch a failed or interrupted create made, or None if none was made."""
+        raise NotImplementedError
+
+    def _not_found(self) -> type[Exception]:
+        """The client library's error for a 404."""
+        raise NotImplementedError
 
     def _state(self, batch_id: str) -> BatchState:
         raise NotImplementedError
@@ -170,6 +271,72 @@ class BatchTeacher:
     def _redact(self, text: str) -> str:
         return redact(text, self._secret)
 
+    @contextmanager
+    def _missing_as(self, batch_id: str) -> Iterator[None]:
+        """The provider's 404 for a batch or its results as :class:`BatchMissing`."""
+        try:
+            yield
+        except self._not_found() as exc:
+            raise BatchMissing(batch_id, self._redact(f"HTTP 404 from the provider: {exc}")) from None
+
+    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+        """Create one batch of these lines, never two. The input is recorded (``ledger.begin``) before
+        the first create call and the batch id right after it. A create call that fails without an
+        answer may have made the batch all the same (the connection dropped, or the answer came after
+        ``timeout_s``), so before calling again the provider's batches are searched for it; the client
+        library, which would simply send the create again, never retries it."""
+        ledger.begin(self._upload(lines))
+        attempts = self.client_retries + 1
+        error: Exception | None = None
+        for attempt in range(attempts):
+            ledger.attempt()
+            try:
+                batch_id, status = self._create_call(lines, ledger.input_file_id)
+            except BatchQueueFull:
+                ledger.not_created()
+                raise
+            except Exception as exc:
+                if not self._may_have_created(exc):
+                    ledger.not_created()  # refused: the provider made nothing
+                    raise
+                error = exc
+            else:
+                ledger.created(batch_id, status)
+                return batch_id
+            # Give a provider still working on the create a moment, then look for what it made.
+            wait = min(self.poll_interval_s * self.poll_backoff**attempt, self.poll_max_interval_s)
+            log.warning(
+                "%s: creating batch %s failed (%s); looking for it at the provider in %.1f s before %s",
+                self.provider,
+                ledger.pending_id,
+                self._redact(f"{type(error).__name__}: {error}"),
+                wait,
+                "creating it again" if attempt + 1 < attempts else "giving up",
+            )
+            time.sleep(wait)
+            found = self._find_created(ledger.pending())
+            if found is not None:
+                log.info("%s: the failed create call made batch %s; using it", self.provider, found)
+                ledger.created(found, "recovered")
+                return found
+        # The record stays pending: the next run looks for the batch again before creating one.
+        raise SynthDistillError(
+            self._redact(
+                f"{self._where()}: creating a batch of {len(lines)} requests failed {attempts} times (last: "
+                f"{type(error).__name__}: {error}) and the provider lists no batch made from it. It stays "
+                f"recorded as {ledger.pending_id} in {self.cache_path}: a rerun looks for the batch again before "
+                "creating one. Raise max_retries for more tries"
+            )
+        )
+
+    def _pending_from_ledger(self, batch: dict[str, Any], held: dict[str, Any], cache: Any) -> Pending:
+        """A pending ledger row left by an earlier run, as :class:`Pending`: its last create call started
+        at ``updated`` and lasted at most ``timeout_s``."""
+        known = {row["batch_id"] for row in cache.batches()}
+        began = _epoch(batch["created"])
+        until = _epoch(batch.get("updated") or batch["created"]) + self.timeout_s
+        return Pending(batch["batch_id"], batch["input_file_id"], len(held), began, until, known)
+
     def check(self, request: Request) -> None:
         """Raise before anything is submitted when the provider cannot answer this kind of request."""
 
@@ -196,11 +363,16 @@ class BatchTeacher:
         return batches
 
     def complete_many(
-        self, requests: list[Request], keys: list[str], cache: Any
+        self, requests: list[Request], keys: list[str], cache: Any, batch_missing: str = "fail"
     ) -> dict[str, tuple[Completion | None, float | None, str | None]]:
-        """Answers (or errors) for every key, each answer stored in ``cache`` as its batch's results come in."""
+        """Answers (or errors) for every key, each answer stored in ``cache`` as its batch's results come in.
+        ``batch_missing`` (``annotate.batch_missing``) says what a recorded batch the provider answers 404
+        for does: ``fail`` stops the job, naming it; ``resubmit`` submits its requests again."""
+        if batch_missing not in BATCH_MISSING:
+            raise SynthDistillError(f"annotate.batch_missing must be one of {BATCH_MISSING}, not {batch_missing!r}")
         for request in requests:
             self.check(request)
+        self.cache_path = f"the response cache {getattr(cache, 'path', '')}".rstrip()
         todo: dict[str, Request] = dict(zip(keys, requests, strict=True))
         results: dict[str, tuple[Completion | None, float | None, str | None]] = {}
         tries: dict[str, int] = dict.fromkeys(keys, 0)
@@ -212,7 +384,7 @@ class BatchTeacher:
             batch_id = batch["batch_id"]
             held = cache.batch_entries(batch_id)
             if batch_id.startswith(PENDING):
-                found = self._recover(batch)
+                found = self._find_created(self._pending_from_ledger(batch, held, cache))
                 if found is None:
                     log.warning(
                         "%s: batch input %s was recorded but the run stopped before the batch was created; "
@@ -224,6 +396,12 @@ class BatchTeacher:
                     continue
                 cache.rename_batch(batch_id, found, "recovered")
                 batch_id = found
+            try:
+                with self._missing_as(batch_id):  # known to the provider? Asked before anything is submitted
+                    self._state(batch_id)
+            except BatchMissing as exc:
+                self._handle_missing(exc, held, cache, batch_missing)
+                continue
             log.info(
                 "%s: resuming batch %s (%d requests) recorded by an earlier run", self.provider, batch_id, len(held)
             )
@@ -233,6 +411,14 @@ class BatchTeacher:
                     tries[key] += 1
                     in_flight.add(key)
         pending = [key for key in keys if key not in in_flight]
+
+        def send_again(exc: BatchMissing) -> None:
+            """A batch that went missing while this run waited for it: stop, or submit its requests again."""
+            for key in self._handle_missing(exc, cache.batch_entries(exc.batch_id), cache, batch_missing):
+                if key in todo:  # this run's requests: sent again, no retry used up
+                    tries[key] -= 1
+                    pending.append(key)
+
         deferred: list[str] = []  # refused for the queue limit: sent again when a batch finishes
         interval = self.poll_interval_s
         while True:
@@ -243,7 +429,13 @@ class BatchTeacher:
             time.sleep(interval)
             finished = freed = False
             for batch_id in list(active):
-                state = self._state(batch_id)
+                try:
+                    with self._missing_as(batch_id):
+                        state = self._state(batch_id)
+                except BatchMissing as exc:
+                    active.pop(batch_id)
+                    send_again(exc)
+                    continue
                 log.info(
                     "%s: batch %s %s: %d/%d completed, %d failed",
                     self.provider,
@@ -258,7 +450,11 @@ class BatchTeacher:
                     continue
                 finished = True
                 waited = time.monotonic() - active.pop(batch_id)
-                retry = self._collect_batch(batch_id, state, todo, cache, results, last_error, waited)
+                try:
+                    retry = self._collect_batch(batch_id, state, todo, cache, results, last_error, waited)
+                except BatchMissing as exc:  # its results are gone
+                    send_again(exc)
+                    continue
                 if state.queue_full:
                     # Refused for the queue limit, not for the requests: no retry used up. They go again
                     # once a running batch has finished; with none running the job stops and says why.
@@ -285,6 +481,34 @@ class BatchTeacher:
         for key in keys:
             results.setdefault(key, (None, None, last_error.get(key, "no answer")))
         return {key: results[key] for key in keys}
+
+    def _handle_missing(self, exc: BatchMissing, held: dict[str, Any], cache: Any, policy: str) -> list[str]:
+        """A recorded batch the provider answers 404 for. ``fail``: raise, naming it and the ways on;
+        ``resubmit``: mark it missing in the ledger and return its requests that have no stored answer."""
+        again = [key for key in held if cache.get(key) is None]
+        if policy != "resubmit":
+            key = f" (api_key_env: {self.key_env})" if self.key_env else ""
+            raise SynthDistillError(
+                self._redact(
+                    f"{self._where()}: {exc}. Batch {exc.batch_id}, recorded in {self.cache_path}, holds "
+                    f"{len(held)} requests, {len(again)} of them without a stored answer. The provider "
+                    "no longer knows it: most likely the API key or project changed since it was submitted (or the "
+                    "batch was deleted), so its answers cannot be collected with this key. Either restore the key "
+                    f"or project it was submitted under{key} and rerun to collect them, or set "
+                    "annotate.batch_missing: resubmit to mark it missing and submit those requests again (paid "
+                    "again if the original batch ran)"
+                )
+            ) from None
+        log.warning(
+            "%s: %s; annotate.batch_missing is resubmit: marking it missing in %s and submitting its %d requests "
+            "without a stored answer again",
+            self.provider,
+            exc,
+            self.cache_path,
+            len(again),
+        )
+        cache.update_batch(exc.batch_id, "missing", handled=True)
+        return again
 
     def _queue_message(self, error: str | None) -> str:
         return self._redact(
@@ -334,21 +558,40 @@ class BatchTeacher:
         held = cache.batch_entries(batch_id)
         requests = {key: todo.get(key) or Request(**request) for key, request in held.items()}
         answered: set[str] = set()
-        failed: list[tuple[str, str, str | None]] = []
-        for key, completion, outcome, error in self._results(batch_id, requests):
-            if key not in held:
-                continue
-            if completion is not None:
-                cache.put(key, held[key], completion, waited)
-                answered.add(key)
-                if key in todo:
-                    results[key] = (completion, waited, None)
-            else:
-                failed.append((key, outcome, error))
-        reported = {key for key, _, _ in failed}
+        errors: dict[str, tuple[str, str | None]] = {}
+        unreadable: list[str] = []  # damaged lines that name no request of this batch
+        with self._missing_as(batch_id):
+            for key, completion, outcome, error in self._results(batch_id, requests):
+                if key is None:
+                    unreadable.append(error or outcome)
+                elif key not in held:
+                    continue
+                elif completion is None:
+                    errors[key] = (outcome, error)
+                elif key in answered:  # a second answer: the first one is stored, and paid once
+                    log.warning("batch %s: a second answer for request %s is ignored", batch_id, key)
+                else:
+                    cache.put(key, held[key], completion, waited)
+                    answered.add(key)
+                    if key in todo:
+                        results[key] = (completion, waited, None)
+        for key in answered.intersection(errors):
+            # An answer and an error line for one request: the answer is stored and wins; resubmitting
+            # would pay for it twice.
+            outcome, error = errors.pop(key)
+            log.warning(
+                "batch %s: request %s has an answer and also an %s line (%s); the answer is kept",
+                batch_id,
+                key,
+                outcome,
+                error,
+            )
+        failed = [(key, outcome, error) for key, (outcome, error) in errors.items()]
         for key in held:
-            if key not in answered and key not in reported:
+            if key not in answered and key not in errors:
                 reason = state.error or f"no result for this request (batch {state.status})"
+                if unreadable:
+                    reason += f"; {len(unreadable)} result lines could not be read, the first: {unreadable[0]}"
                 failed.append((key, state.status, reason))
         for key, outcome, error in failed:
             last_error[key] = self._redact(f"{self._where()}: batch {batch_id} {outcome}: {error}")
@@ -422,32 +665,53 @@ class OpenAIBatchTeacher(BatchTeacher):
             "body": self.api.chat_kwargs(request, self.model),
         }
 
-    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+    def _upload(self, lines: list[dict[str, Any]]) -> str | None:
+        # An upload retried by the client library leaves at most an unused file, which costs nothing.
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        return self._get_client().files.create(file=("synthdistill-batch.jsonl", data), purpose="batch").id
+
+    def _create_call(self, lines: list[dict[str, Any]], input_file_id: str | None) -> tuple[str, str]:
         import openai
 
-        client = self._get_client()
-        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
-        uploaded = client.files.create(file=("synthdistill-batch.jsonl", data), purpose="batch")
-        ledger.begin(uploaded.id)
         try:
-            batch = client.batches.create(
-                input_file_id=uploaded.id,
-                endpoint="/v1/chat/completions",
-                completion_window=self.completion_window,
-                metadata={"synthdistill_input": uploaded.id},
+            batch = (
+                self._get_client()
+                .with_options(max_retries=0)
+                .batches.create(
+                    input_file_id=input_file_id or "",
+                    endpoint="/v1/chat/completions",
+                    completion_window=self.completion_window,
+                    metadata={METADATA_KEY: input_file_id or ""},
+                )
             )
         except openai.RateLimitError as exc:
-            ledger.not_created()
             raise BatchQueueFull(self._queue_message(str(exc))) from None
-        ledger.created(batch.id, batch.status)
-        return batch.id
+        return batch.id, batch.status
 
-    def _recover(self, pending: dict[str, Any]) -> str | None:
-        file_id = pending["input_file_id"]
+    def _may_have_created(self, exc: Exception) -> bool:
+        import openai
+
+        if isinstance(exc, openai.APIConnectionError):  # a timeout or a dropped connection
+            return True
+        return isinstance(exc, openai.APIStatusError) and (exc.status_code >= 500 or exc.status_code in (408, 409))
+
+    def _find_created(self, pending: Pending) -> str | None:
+        """The batch made from the pending input file: its id is unique, so the match is exact. Listed
+        newest first, the search stops at batches older than the upload."""
+        if not pending.input_file_id:
+            return None
         for batch in self._get_client().batches.list(limit=100):
-            if batch.input_file_id == file_id:
-                return batch.id
+            if batch.created_at < pending.began - CLOCK_SLACK_S:
+                break
+            tagged = (batch.metadata or {}).get(METADATA_KEY)
+            if batch.input_file_id == pending.input_file_id or tagged == pending.input_file_id:
+                return str(batch.id)
         return None
+
+    def _not_found(self) -> type[Exception]:
+        import openai
+
+        return openai.NotFoundError
 
     def _state(self, batch_id: str) -> BatchState:
         batch = self._get_client().batches.retrieve(batch_id)
@@ -475,28 +739,37 @@ class OpenAIBatchTeacher(BatchTeacher):
             if not file_id:
                 continue
             text = client.files.content(file_id).text
-            for raw in text.splitlines():
-                if not raw.strip():
-                    continue
-                item = json.loads(raw)
-                key = item.get("custom_id")
-                if key not in requests:
-                    continue
-                response = item.get("response") or {}
-                body = response.get("body") or {}
-                if item.get("error"):
-                    error = item["error"]
-                    code = error.get("code") or "error"
-                    outcome = "expired" if code == "batch_expired" else "errored"
-                    yield key, None, outcome, f"{code}: {error.get('message')}"
-                elif response.get("status_code") != 200:
-                    detail = body.get("error") if isinstance(body, dict) else body
-                    yield key, None, "errored", f"HTTP {response.get('status_code')}: {json.dumps(detail)[:300]}"
-                else:
+            for number, raw, item, problem in jsonl_objects(text):
+                line: Line | None = None
+                key = item.get("custom_id") if item is not None else None
+                if item is not None and not isinstance(key, str):
+                    problem = "a JSON object without a custom_id"
+                elif item is not None and isinstance(key, str):
+                    if key not in requests:
+                        continue  # another shard's request
                     try:
-                        yield key, _completion(body, requests[key], self._where()), "succeeded", None
-                    except Exception as exc:  # a body that is no completion, no top_logprobs, ...
-                        yield key, None, "errored", f"{type(exc).__name__}: {exc}"
+                        line = self._line(key, item, requests[key])
+                    except (AttributeError, TypeError) as exc:  # a response that is no object, ...
+                        problem = f"not a batch result ({type(exc).__name__}: {exc})"
+                if line is None:
+                    line = unreadable_line(raw, number, batch_id, f"file {file_id}", problem or "", requests)
+                yield line
+
+    def _line(self, key: str, item: dict[str, Any], request: Request) -> Line:
+        response = item.get("response") or {}
+        body = response.get("body") or {}
+        if item.get("error"):
+            error = item["error"]
+            code = error.get("code") or "error"
+            outcome = "expired" if code == "batch_expired" else "errored"
+            return key, None, outcome, f"{code}: {error.get('message')}"
+        if response.get("status_code") != 200:
+            detail = body.get("error") if isinstance(body, dict) else body
+            return key, None, "errored", f"HTTP {response.get('status_code')}: {json.dumps(detail)[:300]}"
+        try:
+            return key, _completion(body, request, self._where()), "succeeded", None
+        except Exception as exc:  # a body that is no completion, no top_logprobs, ...
+            return key, None, "errored", f"{type(exc).__name__}: {exc}"
 
 
 class AnthropicBatchTeacher(BatchTeacher):
@@ -550,18 +823,53 @@ class AnthropicBatchTeacher(BatchTeacher):
             params["top_p"] = request.top_p
         return {"custom_id": key, "params": params}
 
-    def _create(self, lines: list[dict[str, Any]], ledger: Ledger) -> str:
+    def _create_call(self, lines: list[dict[str, Any]], input_file_id: str | None) -> tuple[str, str]:
         import anthropic
 
-        client = self._get_client()
-        ledger.begin(None)
         try:
-            batch = client.messages.batches.create(requests=lines)
+            batch = self._get_client().with_options(max_retries=0).messages.batches.create(requests=lines)  # type: ignore[arg-type]
         except anthropic.RateLimitError as exc:
-            ledger.not_created()
             raise BatchQueueFull(self._queue_message(str(exc))) from None
-        ledger.created(batch.id, batch.processing_status)
-        return batch.id
+        return batch.id, batch.processing_status
+
+    def _may_have_created(self, exc: Exception) -> bool:
+        import anthropic
+
+        if isinstance(exc, anthropic.APIConnectionError):  # a timeout or a dropped connection
+            return True
+        return isinstance(exc, anthropic.APIStatusError) and (exc.status_code >= 500 or exc.status_code in (408, 409))
+
+    def _find_created(self, pending: Pending) -> str | None:
+        """Message batches take no metadata and list no custom_ids, so the batch is matched by what is
+        listed: made while the create calls ran (give or take the clocks' difference), holding as many
+        requests, and not already recorded by another batch of the ledger. Several such batches (same-sized
+        batches created at the same moment by parallel jobs) resolve to the earliest, with a warning."""
+        found = []
+        for batch in self._get_client().messages.batches.list(limit=100):
+            created = batch.created_at.timestamp()
+            if created < pending.began - CLOCK_SLACK_S:
+                break  # newest first: the rest are older
+            counts = batch.request_counts
+            total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+            if created <= pending.until + CLOCK_SLACK_S and total == pending.requests and batch.id not in pending.known:
+                found.append((created, str(batch.id)))
+        if not found:
+            return None
+        found.sort()
+        if len(found) > 1:
+            log.warning(
+                "%s: batches %s all match %s (%d requests, made while it was being created); taking the earliest",
+                self.provider,
+                ", ".join(batch_id for _, batch_id in found),
+                pending.ledger_id,
+                pending.requests,
+            )
+        return found[0][1]
+
+    def _not_found(self) -> type[Exception]:
+        import anthropic
+
+        return anthropic.NotFoundError
 
     def _state(self, batch_id: str) -> BatchState:
         batch = self._get_client().messages.batches.retrieve(batch_id)
@@ -576,18 +884,33 @@ class AnthropicBatchTeacher(BatchTeacher):
         )
 
     def _results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[Line]:
-        for item in self._get_client().messages.batches.results(batch_id):
-            key = item.custom_id
-            if key not in requests:
-                continue
-            result = item.result
-            if result.type == "succeeded":
-                message = result.message
-                text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
-                usage = message.usage
-                yield key, Completion(text, usage.input_tokens, usage.output_tokens), "succeeded", None
-            elif result.type == "errored":
-                error = result.error.error
-                yield key, None, "errored", f"{error.type}: {error.message}"
-            else:
-                yield key, None, result.type, f"request {result.type}"
+        from anthropic.types.messages import MessageBatchIndividualResponse
+
+        # Fetched whole and read line by line: the client library's own reader stops at the first damaged
+        # line, losing every answer after it.
+        with self._get_client().messages.batches.with_streaming_response.results(batch_id) as response:
+            text, url = response.text(), str(response.url)
+        for number, raw, item, problem in jsonl_objects(text):
+            if item is not None:
+                try:
+                    response = MessageBatchIndividualResponse.model_validate(item)
+                except ValueError as exc:  # pydantic's ValidationError: not a batch result
+                    problem = f"not a batch result ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                else:
+                    if response.custom_id in requests:
+                        yield self._line(response)
+                    continue
+            yield unreadable_line(raw, number, batch_id, f"the results at {url}", problem or "", requests)
+
+    @staticmethod
+    def _line(item: Any) -> Line:
+        key, result = item.custom_id, item.result
+        if result.type == "succeeded":
+            message = result.message
+            text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
+            usage = message.usage
+            return key, Completion(text, usage.input_tokens, usage.output_tokens), "succeeded", None
+        if result.type == "errored":
+            error = result.error.error
+            return key, None, "errored", f"{error.type}: {error.message}"
+        return key, None, result.type, f"request {result.type}"
