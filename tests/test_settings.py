@@ -49,6 +49,16 @@ def test_prompt_without_text_and_missing_dataset(config, tmp_path):
         check_config(bad)
 
 
+def test_a_placeholder_with_spaces_stops_the_run_before_any_job(config, tmp_path):
+    """Issue 25, item 14: '{ labels }' was sent to the teacher as written, 40 requests paid."""
+    template = tmp_path / "spaced.txt"
+    template.write_text("Classify the text as one of { labels }.\n\nText: {text}\nLabel:")
+    bad = copy.deepcopy(config)
+    bad["prompts"]["cot_json"]["template"] = str(template)
+    with pytest.raises(SynthDistillError, match=r"prompts.cot_json.template: .*spaced.txt: line 1: '\{ labels \}'"):
+        check_config(bad)
+
+
 def test_price_is_not_an_annotation_param(config):
     assert "price" not in teacher_settings(config, "smollm2")
     assert prompt_settings(config, "scores")["kind"] == "label_scores"
