@@ -2,8 +2,9 @@
 fault-injecting HTTP proxy in front of it (or in front of a built-in fake upstream).
 
 The proxy forwards ``POST .../chat/completions`` and injects, per its :class:`FaultPlan`: added latency,
-429 with ``Retry-After``, 500, answers slower than the client's timeout, 200s with truncated JSON,
-connections closed without a response, 400, a 401 whose body echoes the key, and well-formed 200 chat
+429 with ``Retry-After``, 500, answers slower than the client's timeout, 200s with truncated JSON (its
+Content-Length that of the half sent: ``malformed``; or that of the whole, the connection closed after
+half: ``cut``), connections closed without a response, 400, a 401 whose body echoes the key, and well-formed 200 chat
 completions whose content is empty or no label at all (``empty``, ``unparseable``). Which fault request
 number *n* gets is a pure function of ``(seed, n)``, so a run is reproducible up to the order in which
 concurrent requests arrive. The proxy counts what it received, what it forwarded, each fault, and the
@@ -52,6 +53,7 @@ FAULTS = (
     "unauthorized",
     "empty",
     "unparseable",
+    "cut",
 )
 
 
@@ -151,6 +153,7 @@ class FaultPlan:
     empty: float = 0.0  # a valid 200 chat completion with empty content
     unparseable: float = 0.0  # a valid 200 chat completion whose content is ``unparseable_text``
     unparseable_text: str = "I would say it is somewhat mixed, leaning"
+    cut: float = 0.0  # a 200 whose Content-Length is the whole answer's; half is sent, then the connection closes
     schedule: list[str] = field(default_factory=list)
     seed: int = 0
 
@@ -355,6 +358,17 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return False
 
+        def _send_cut(self, whole: bytes) -> None:
+            """Headers announcing all of ``whole``, then half of it, then the connection closes."""
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(whole)))
+                self._headers_buffer.append(b"\r\n" + whole[: len(whole) // 2])
+                self.flush_headers()
+                self.connection.shutdown(socket.SHUT_RDWR)
+
         def _read_body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
@@ -410,6 +424,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 elif fault == "malformed":
                     whole = json.dumps(fake_completion(json.loads(body), proxy.labels, n)).encode()
                     self._send(200, whole[: len(whole) // 2])
+                elif fault == "cut":
+                    whole = json.dumps(fake_completion(json.loads(body), proxy.labels, n)).encode()
+                    self._send_cut(whole)
                 else:
                     status, headers, payload = proxy.forward(self.path, body, n)
                     if self._send(status, payload, headers) and status == 200:

@@ -24,6 +24,7 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
 
 from .conftest import LABELS, REPO, SMOLLM2
+from .servers import FaultPlan, FaultProxy
 
 TEXTS = [
     "Norvik Systems raised its full-year profit guidance after record third-quarter sales.",
@@ -167,6 +168,15 @@ def test_http_errors_fail_at_once_and_connection_errors_are_retried(server_url):
     with pytest.raises(TeacherRequestError, match="connection failed") as refused:
         closed.complete(request)
     assert refused.value.attempts == 3
+
+
+def test_a_200_with_its_json_cut_short_is_retried():
+    """Issue 25, item 18, for this backend too: half a JSON body is a failed request, never an answer."""
+    request = Request(messages=[{"role": "user", "content": "hi"}], max_tokens=2, temperature=0.0, top_p=1.0, seed=0)
+    with FaultProxy("fake", FaultPlan(schedule=["malformed", "cut"])) as fake:
+        teacher = teacher_for(fake.base_url.removesuffix("/v1"), max_retries=2, retry_initial_s=0.01)
+        assert teacher.complete(request).text in LABELS
+        assert fake.stats()["faults"] == {"malformed": 1, "cut": 1} and fake.stats()["received"] == 3
 
 
 def test_retry_after_is_honoured_on_429(monkeypatch):

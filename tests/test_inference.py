@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
@@ -181,6 +182,49 @@ def test_model_card_carries_labels_data_size_metrics_and_energy(student):
     assert f"training energy {wh:.2f} Wh, {wh * 0.37:.2f} g CO2" in text
     assert f"accuracy {student['check']['accuracy_onnx_int8']:.3f}" in text
     assert training_energy(3600, {"power_w": None}) is None
+
+
+def test_model_card_shows_every_label_as_written_never_as_markup():
+    """Issue 25 (unclear item): a label such as <img src=x onerror=alert(1)> was written raw into README.md."""
+    labels = ["<img src=x onerror=alert(1)>", "**bold** [link](x)", "under $5^$ deal", "R&D", "Sci/Tech"]
+    metadata = {
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "teacher": "smollm2",
+        "prompt": "label",
+        "labels": labels,
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "train_examples": 100,
+        "validation_examples": 20,
+        "hyperparameters": {
+            "learning_rate": 5e-5,
+            "batch_size": 16,
+            "max_length": 128,
+            "warmup_ratio": 0.1,
+            "weight_decay": 0.01,
+            "seed": 0,
+        },
+        "best_epoch": 1,
+        "history": [{}],
+        "train_seconds": 10.0,
+        "device": "cpu",
+    }
+    per_class = {label: {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 4} for label in labels}
+    metrics = {
+        "n": 20,
+        "accuracy": 0.9,
+        "f1_macro": 0.9,
+        "intervals": {"method": "bootstrap", "level": 0.95, "accuracy": [0.8, 0.95], "f1_macro": [0.8, 0.95]},
+        "per_class": per_class,
+    }
+    text = card_text(metadata, metrics, student_hardware({}))
+    assert "<img" not in text and "| 0 | &lt;img src=x onerror=alert(1)&gt; |" in text
+    assert r"| 1 | \*\*bold\*\* \[link\](x) |" in text and r"under \$5^\$ deal" in text
+    assert "R&amp;D" in text and "Sci/Tech" in text  # what needs no escaping stays as it reads
+    markdown_it = pytest.importorskip("markdown_it")
+    page = markdown_it.MarkdownIt("commonmark").enable("table").render(text)  # raw HTML allowed, as on the Hub
+    assert "<img" not in page and "<strong>" not in page and "<a href" not in page
+    for label in labels:
+        assert page.count(html.escape(label, quote=False)) == 3  # the intended use, the labels, the scores
 
 
 def test_student_hardware_presets_and_overrides():

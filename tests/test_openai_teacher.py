@@ -144,6 +144,26 @@ def test_tokens_map_to_the_one_label_they_begin():
     assert scores["neutral"] == pytest.approx(-4.0 - math.log(2)) and unseen == ["neutral"]
 
 
+def test_labels_sharing_a_first_token_are_refused_before_any_request(tmp_path):
+    """Issue 25, item 4: with first-token scores "very negative" and "very positive" were both unseen and
+    every item was voted neutral; the engine refuses such labels before it sends anything."""
+    labels = ["very negative", "very positive", "neutral"]
+    frame = pd.DataFrame(
+        {
+            "id": ["a"],
+            "split": ["train"],
+            "text": ["Sales fell."],
+            "messages": [json.dumps(messages_for("One of {labels}: {text}", "Sales fell.", labels))],
+        }
+    )
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with FaultProxy("fake", labels=labels) as fake:
+        teacher = make_teacher(teacher_settings(fake.base_url))
+        with pytest.raises(SynthDistillError, match=r"'very negative' and 'very positive' share their first token"):
+            annotate(frame, teacher, cache, kind="label_scores", labels=labels, generation={}, iteration=0)
+        assert fake.stats()["received"] == 0 and len(cache) == 0
+
+
 # -- the real server ------------------------------------------------------------------------------
 
 
@@ -251,7 +271,7 @@ FAULT_SCHEDULE = [
     "rate_limit",  # Retry-After: 0
     "server_error",
     "timeout",
-    "malformed",  # not retried: this item fails
+    "malformed",  # a 200 with half its JSON: retried like a dropped connection
     "drop",
     "rate_limit",  # Retry-After: 1
     "ok",
@@ -280,10 +300,8 @@ def test_faults_lose_and_duplicate_nothing_and_rerun_requests_only_failures(prox
 
     assert out["id"].tolist() == frame["id"].tolist()  # nothing lost, nothing added, same order
     failed = out["parse_status"] == ERROR
-    assert failed.sum() >= 2  # the two malformed bodies of the schedule are not retried
     assert out.loc[failed, "error"].str.len().gt(0).all() and out.loc[failed, "raw_output"].isna().all()
     assert out.loc[~failed, "raw_output"].notna().all() and out.loc[~failed, "error"].isna().all()
-    assert out.loc[failed, "error"].str.contains("invalid response body").any()
     stats = proxy.stats()
     assert stats["faults"]["malformed"] >= 2 and stats["faults"]["rate_limit"] >= 2
     assert {"server_error", "timeout", "drop"} <= set(stats["faults"])
@@ -317,12 +335,41 @@ def test_retry_after_is_honoured():
 
 
 def test_non_retryable_errors_fail_at_once(tmp_path):
-    for fault, status in (("bad_request", 400), ("malformed", None)):
-        with FaultProxy("fake", FaultPlan(schedule=[fault] * 3)) as fake:
-            teacher = make_teacher(teacher_settings(fake.base_url))
-            with pytest.raises(TeacherRequestError, match="not retried") as raised:
-                teacher.complete(request())
-            assert raised.value.status_code == status and fake.stats()["received"] == 1
+    with FaultProxy("fake", FaultPlan(schedule=["bad_request"] * 3)) as fake:
+        teacher = make_teacher(teacher_settings(fake.base_url))
+        with pytest.raises(TeacherRequestError, match="not retried") as raised:
+            teacher.complete(request())
+        assert raised.value.status_code == 400 and fake.stats()["received"] == 1
+
+
+def test_a_200_with_its_json_cut_short_is_retried_counted_and_never_cached(tmp_path):
+    """Issue 25, item 18: a 200 whose JSON is cut in half (Content-Length of the half, or of the whole with
+    the connection closed) is a failed request: retried, never an answer, never cached."""
+    plan = FaultPlan(schedule=["malformed", "cut", "malformed", "ok", "ok", "ok"])
+    with FaultProxy("fake", plan) as fake:
+        settings = teacher_settings(fake.base_url, concurrency=1, max_retries=3)
+        frame = prompt_frame(4, "label", settings)
+        cache = ResponseCache(tmp_path / "cache.sqlite")
+        out = run(frame, settings, cache, max_failure_share=0.0)
+        assert (out["parse_status"] == OK).all() and out["label"].isin(LABELS).all()
+        assert fake.stats()["faults"] == {"malformed": 2, "cut": 1} and fake.stats()["received"] == 4 + 3
+        assert len(cache) == 4 and fake.stats()["ok"] == 4
+
+        # Retries used up: the item is a counted request error (the job fails), and nothing is cached for it.
+        fake.plan = FaultPlan(schedule=["cut", "malformed"])
+        fake.reset()
+        once = teacher_settings(fake.base_url, concurrency=1, max_retries=1)
+        more = prompt_frame(6, "label", once)
+        with pytest.raises(SynthDistillError, match=r"1 of 6 requests failed.*invalid response body.*after 2 attempts"):
+            run(more, once, cache, max_failure_share=0.0)
+        assert fake.stats()["received"] == 2 + 1 and len(cache) == 5
+
+        # A rerun asks again for exactly that item.
+        fake.plan = FaultPlan()
+        fake.reset()
+        rerun = run(more, once, cache, max_failure_share=0.0)
+        assert fake.stats()["received"] == 1 and (rerun["parse_status"] == OK).all()
+        assert rerun["cached"].tolist() == [True] * 4 + [False, True]
 
 
 @pytest.mark.slow

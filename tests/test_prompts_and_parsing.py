@@ -1,8 +1,11 @@
+import json
+
 import pytest
 
 from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, parse
 from synthdistill.annotation.prompts import load_template, messages_for, render
 from synthdistill.errors import SynthDistillError
+from synthdistill.label_sets import label_set_json
 
 from .conftest import LABELS, REPO
 
@@ -32,6 +35,13 @@ def test_template_without_text_placeholder_is_rejected(tmp_path):
         ("Classify {text} as {label}", r"unknown placeholder\(s\) \{label\}"),
         ("Example: {example}\n{text}", r"unknown placeholder\(s\) \{example\}"),
         ("One of {labels.\nText: {text}", r"line 1: \{labels has no closing brace"),
+        # Issue 25, item 14: spaces inside the braces; sent as written until refused.
+        ("One of { labels }.\nText: {text}", r"t.txt: line 1: '\{ labels \}' has spaces inside its braces.*\{labels\}"),
+        ("One of {labels}.\n\nText: {text }", r"line 3: '\{text \}' has spaces inside its braces"),
+        (
+            "Examples:\n{\texamples}\n{text}",
+            r"line 2: .*has spaces inside its braces, so it would be sent as written; write \{examples\}",
+        ),
     ],
 )
 def test_unknown_or_unclosed_placeholders_are_rejected(tmp_path, template, message):
@@ -43,7 +53,7 @@ def test_unknown_or_unclosed_placeholders_are_rejected(tmp_path, template, messa
 
 def test_json_braces_are_not_placeholders(tmp_path):
     path = tmp_path / "t.txt"
-    path.write_text('Answer {"reason": "...", "label": "<one of: {labels}>"} for {text}')
+    path.write_text('Answer {"reason": "...", "label": "<one of: {labels}>"} or { "label": "x" } for {text}')
     assert load_template(path).startswith("Answer")
 
 
@@ -67,6 +77,38 @@ def test_shipped_templates_load():
 def test_label_parsing_is_strict(output, label, status):
     parsed = parse("label", output, LABELS)
     assert (parsed.label, parsed.status) == (label, status)
+
+
+PUNCTUATED = ["Other (specify)", "U.S.", "neutral"]
+
+
+@pytest.mark.parametrize(
+    "output, label",
+    [
+        # Issue 25, item 3: labels that begin or end with markup characters parse, exact or wrapped.
+        ("Other (specify)", "Other (specify)"),
+        ("U.S.", "U.S."),
+        ("u.s.", "U.S."),
+        ("**U.S.**", "U.S."),
+        ('"Other (specify)".', "Other (specify)"),
+        ("U.S.\nBecause it names the country", "U.S."),
+        ("Other", None),
+        ("U.S.A.", None),
+    ],
+)
+def test_labels_with_punctuation_at_either_end_parse(output, label):
+    assert parse("label", output, PUNCTUATED).label == label
+    answer = json.dumps({"reason": "r", "label": output.split("\n")[0]})
+    assert parse("cot_json", answer, PUNCTUATED).label == label
+    expected = label_set_json([label], PUNCTUATED) if label else None
+    assert parse("labels_json", json.dumps({"labels": [output.split("\n")[0]]}), PUNCTUATED).label == expected
+
+
+def test_markup_that_two_labels_could_explain_is_not_guessed():
+    labels = ["U.S", "U.S.", "neutral"]
+    assert parse("label", "U.S.", labels).label == "U.S."  # the exact label always wins
+    assert parse("label", "**U.S**", labels).label == "U.S"  # "U.S." is not in it
+    assert parse("label", "**U.S.**", labels).status == NOT_A_LABEL  # "U.S" bolded and ended, or "U.S." bolded
 
 
 @pytest.mark.parametrize(

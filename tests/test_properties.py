@@ -9,27 +9,36 @@ path, not about annotation quality, which the real-LLM tests cover."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import tempfile
 from pathlib import Path
 
+import jsonschema
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from synthdistill import data
 from synthdistill.annotation.cache import ResponseCache
-from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.parsing import OK, Parsed, match_label, parse
 from synthdistill.annotation.prompts import messages_for
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
+from synthdistill.label_sets import label_set_json
 from synthdistill.labels.corrections import apply_corrections, read_corrections
 from synthdistill.labels.review import review_table, score_items, write_review_files
 from synthdistill.labels.vote import vote
+from synthdistill.schema import SCHEMA_PATH
+from synthdistill.settings import check_labels
 
-LABEL_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f|]([^\x00-\x1f\x7f|]*[^\s\x00-\x1f\x7f|])?$")
+# The label strings the config accepts: the schema's (read from it, never copied) and settings.check_labels.
+LABELS_SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["labels"]
+LABEL_PATTERN = re.compile(LABELS_SCHEMA["items"]["pattern"])
 SPLIT = {"test_size": 0.2, "validation_size": 0.2, "seed": 1}
 GENERATION = {"max_tokens": 8, "temperature": 0.7, "top_p": 1.0, "seed": 0}
 TEMPLATE = "Label this as one of {labels}.\n\n{text}"
@@ -56,10 +65,24 @@ class ScriptedTeacher:
         return Completion(text=self.labels[digest % len(self.labels)], input_tokens=10, output_tokens=1)
 
 
-label_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12).filter(
-    lambda s: bool(LABEL_PATTERN.match(s))
-)
-label_sets = st.lists(label_text, min_size=2, max_size=4, unique_by=str.lower)
+def schema_accepts(labels: list[str]) -> bool:
+    """Whether a config with these labels passes the schema (as Snakemake validates it) and check_labels."""
+    if not jsonschema.Draft202012Validator(LABELS_SCHEMA).is_valid(labels):
+        return False
+    try:
+        check_labels(labels)
+    except SynthDistillError:
+        return False
+    return True
+
+
+# Any text, and text made of the characters that markup, mathtext, Markdown and HTML give a meaning to.
+MARKUP = " \t\"'`*_.:;!()[]{}$^\\<>&#%~=+-/?@,"
+label_text = st.one_of(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12),
+    st.text(alphabet=st.sampled_from([*MARKUP, "a", "B", "é", "€", "😀", "\u2028", "\x85"]), min_size=1, max_size=10),
+).filter(lambda s: bool(LABEL_PATTERN.search(s)))
+label_sets = st.lists(label_text, min_size=2, max_size=4, unique_by=str.lower).filter(schema_accepts)
 # Texts with anything in them: controls, spaces, quotes, formula starts, other scripts.
 texts = st.one_of(
     st.text(min_size=1, max_size=40),
@@ -197,3 +220,90 @@ def test_every_dataset_either_stops_naming_a_row_or_goes_through_every_stage(cas
     assume(len(frame) > 0)
     with tempfile.TemporaryDirectory() as workdir:
         run_stages(Path(workdir), labels, frame, fmt)
+
+
+# -- issue 25: every label the schema accepts parses, decodes and renders ----------------------------
+
+WRAPPERS = st.text(alphabet=" \"'`*_.:;!()[]", max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(label_sets, st.data())
+@example(["Other (specify)", "U.S.", "neutral"], None)
+@example(["$", "$$", "$$$"], None)
+@example(["U.S", "U.S.", "(U.S.)"], None)
+def test_an_exact_label_parses_to_itself_and_a_wrapped_one_to_no_other(labels, data):
+    for label in labels:
+        assert parse("label", label, labels) == Parsed(label, None, OK)
+        assert parse("label", f"{label}\nBecause the text says so.", labels).label == label
+        assert parse("cot_json", json.dumps({"reason": "r", "label": label}), labels).label == label
+        chosen = parse("labels_json", json.dumps({"labels": [label]}, ensure_ascii=False), labels)
+        assert chosen.label == label_set_json([label], labels)
+        if data is None:
+            continue
+        # Wrapped in markup: this label, or nothing when another label could explain the answer too.
+        answer = data.draw(WRAPPERS) + label + data.draw(WRAPPERS)
+        found = match_label(answer, labels)
+        others_inside = [other for other in labels if other != label and other.lower() in answer.lower()]
+        assert found == label or (found is None and others_inside) or (found in others_inside)
+
+
+# Grammar-constrained sampling checks the whole vocabulary at every token (seconds per answer on 2 cores):
+# few examples, one forced answer each; the answer free among all labels for the examples below.
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+@settings(max_examples=4, deadline=None)
+@given(label_sets, st.data())
+@example(["Other (specify)", "U.S.", "neutral"], None)
+@example(["\U0004e3c2", "\U0001f600 $5^$"], None)  # no token for the first byte of U+4E3C2; an emoji
+def test_constrained_decoding_of_any_label_set_answers_a_label_that_parses_to_itself(smollm2_teacher, labels, data):
+    """Through the real llama.cpp grammar and SmolLM2: forced to one label, the answer is that label and
+    parses to it; free to choose among all, the answer is one of them, exactly, and parses to it. A label
+    the model's vocabulary cannot spell is refused by name (llama.cpp used to abort the process)."""
+    forced = labels[0] if data is None else data.draw(st.sampled_from(labels))
+    messages = messages_for(TEMPLATE, "The quarterly results were in line with forecasts.", labels)
+    generation = {"max_tokens": 64, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": True}
+    llm = smollm2_teacher.llm
+
+    def spelled(label: str) -> bool:
+        return llm.detokenize(llm.tokenize(label.encode(), add_bos=False, special=False)) == label.encode()
+
+    for choices in [[forced]] + ([labels] if data is None else []):
+        request = build_request(messages, "label", choices, generation, 0)
+        unspelled = [label for label in choices if not spelled(label)]
+        if unspelled:
+            event("a label the vocabulary cannot spell")
+            with pytest.raises(SynthDistillError, match=re.escape(f"label {unspelled[0]!r} cannot be written")):
+                smollm2_teacher.complete(request)
+            continue
+        answer = smollm2_teacher.complete(request).text
+        assert answer in choices and parse("label", answer, labels).label == answer
+
+
+three_labels = st.lists(label_text, min_size=3, max_size=3, unique_by=str.lower).filter(schema_accepts)
+
+
+# A whole report per example (figures, tables, Markdown and HTML): a few seconds each.
+@pytest.mark.filterwarnings("ignore")
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(three_labels)
+@example(["$", "$$", "$$$"])
+@example(["under $5^$ deal", "<img src=x onerror=alert(1)>", "'"])
+def test_the_report_draws_every_figure_and_table_whatever_the_labels(labels):
+    """Issue 25, item 5: a '$' in a label made matplotlib read it as mathtext and the report fail."""
+    from PIL import Image
+
+    from synthdistill.reporting.report import build
+
+    from .test_report import report_inputs
+
+    with tempfile.TemporaryDirectory() as workdir:
+        inputs = report_inputs(Path(workdir), True, labels)
+        build(**inputs)
+        for figure in inputs["outputs"]["figures"].values():
+            assert Image.open(figure).size[0] > 100
+        page = Path(inputs["outputs"]["html"]).read_text()
+        markdown = Path(inputs["outputs"]["markdown"]).read_text()
+        # The majority-class baseline is named by its label in the tables and the quality figure.
+        majority = f"baseline: majority class ({labels[2]})"
+        assert majority in html.unescape(page) and majority in markdown

@@ -292,7 +292,7 @@ def test_snakemake_report_collects_the_annotated_figures_and_tables(run):
 LABELS3 = ["positive", "negative", "neutral"]
 
 
-def _metrics(accuracy: float, f1: float) -> dict:
+def _metrics(accuracy: float, f1: float, labels: list[str] = LABELS3) -> dict:
     return {
         "accuracy": accuracy,
         "f1_macro": f1,
@@ -305,18 +305,30 @@ def _metrics(accuracy: float, f1: float) -> dict:
             "method": "bootstrap",
         },
         "confusion_matrix": {
-            "rows_expert": LABELS3,
-            "columns_predicted": [*LABELS3, "<abstain>"],
+            "rows_expert": labels,
+            "columns_predicted": [*labels, "<abstain>"],
             "counts": [[10, 2, 1, 0], [1, 9, 2, 1], [2, 1, 10, 1]],
         },
-        "per_class": {label: {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": 13} for label in LABELS3},
+        "per_class": {label: {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": 13} for label in labels},
     }
 
 
-def report_inputs(folder, evaluated: bool = True) -> dict:
+def _relabelled(frame: pd.DataFrame, named: dict[str, str]) -> pd.DataFrame:
+    """A synthetic_run frame with its labels (values and prob_ columns) renamed by ``named``."""
+    frame = frame.rename(columns={f"prob_{old}": f"prob_{new}" for old, new in named.items()})
+    for column in ("label", "expert_label"):
+        if column in frame:
+            frame[column] = frame[column].map(lambda value: named.get(value, value))
+    return frame
+
+
+def report_inputs(folder, evaluated: bool = True, labels: list[str] = LABELS3) -> dict:
     """Fixture artifacts of a small run (two teacher prompts, their students, the expert baseline) and
-    the keyword arguments that build the report from them into ``folder / "report"``."""
+    the keyword arguments that build the report from them into ``folder / "report"``. ``labels``: three
+    labels that stand for positive, negative and neutral, in that order (the property tests pass any)."""
     import numpy as np
+
+    named = dict(zip(LABELS3, labels, strict=True))
 
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -333,9 +345,9 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
     for i, prompt in enumerate(("label", "cot_json")):
         votes = pd.DataFrame(
             {
-                "label": rng.choice([*LABELS3, None], 190),
+                "label": rng.choice([*labels, None], 190),
                 "agreement": rng.choice([1 / 3, 2 / 3, 1.0], 190),
-                "expert_label": rng.choice(LABELS3, 190) if evaluated else [None] * 190,
+                "expert_label": rng.choice(labels, 190) if evaluated else [None] * 190,
             }
         )
         votes.to_parquet(folder / f"votes_{prompt}.parquet")
@@ -365,7 +377,7 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
             ),
         }
         if evaluated:
-            entry["metrics"] = dump(f"metrics_{prompt}.json", _metrics(0.6 + 0.1 * i, 0.55 + 0.1 * i))
+            entry["metrics"] = dump(f"metrics_{prompt}.json", _metrics(0.6 + 0.1 * i, 0.55 + 0.1 * i, labels))
         teachers.append(entry)
     for i, (teacher, prompt) in enumerate((("smollm2", "label"), ("smollm2", "cot_json"), ("expert", "gold"))):
         benchmark = {
@@ -386,26 +398,26 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
                 {
                     "train_seconds": 200.0 + i,
                     "train_examples": 120,
-                    "validation_prediction_shares": (
-                        {"positive": 0.97, "negative": 0.02, "neutral": 0.01}
-                        if prompt == "cot_json"
-                        else {"positive": 0.5, "negative": 0.3, "neutral": 0.2}
+                    "validation_prediction_shares": dict(
+                        zip(labels, (0.97, 0.02, 0.01) if prompt == "cot_json" else (0.5, 0.3, 0.2), strict=True)
                     ),
                 },
             ),
             "benchmark": dump(f"bench_{i}.json", benchmark),
         }
         if evaluated:
-            entry["metrics"] = dump(f"smetrics_{i}.json", _metrics(0.7 + 0.05 * i, 0.65 + 0.05 * i))
+            entry["metrics"] = dump(f"smetrics_{i}.json", _metrics(0.7 + 0.05 * i, 0.65 + 0.05 * i, labels))
         students.append(entry)
     cascades = []
     for i, prompt in enumerate(("label", "cot_json")):
         # Real cascade artifacts, fitted on synthetic student predictions and teacher votes.
-        validation, test, predictions, votes = synthetic_run(n_val=150, n_test=150, seed=i)
+        validation, test, predictions, votes = (
+            _relabelled(frame, named) for frame in synthetic_run(n_val=150, n_test=150, seed=i)
+        )
         if not evaluated:
             test = test.drop(columns="expert_label")
         summary_json, curve, _ = build_cascade(
-            validation, test, predictions, votes, LABELS3, "max_prob", {"min_agreement": 0.97}
+            validation, test, predictions, votes, labels, "max_prob", {"min_agreement": 0.97}
         )
         curve.to_csv(folder / f"cascade_{prompt}.curve.csv", index=False)
         names = {"student": "minilm", "teacher": "smollm2", "prompt": prompt}
@@ -438,8 +450,8 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         ("train", {"neutral": 72, "positive": 30, "negative": 18}),
         ("test", {"neutral": 24, "positive": 10, "negative": 6}),
     ):
-        labels = [label for label, n in counts.items() for _ in range(n)]
-        frame = pd.DataFrame({"id": [f"{split}{n}" for n in range(len(labels))], "expert_label": labels})
+        expert = [named[label] for label, n in counts.items() for _ in range(n)]
+        frame = pd.DataFrame({"id": [f"{split}{n}" for n in range(len(expert))], "expert_label": expert})
         frame.to_parquet(folder / f"{split}.parquet")
         splits[split] = str(folder / f"{split}.parquet")
     out = folder / "report"
@@ -461,7 +473,7 @@ def report_inputs(folder, evaluated: bool = True) -> dict:
         "benchmarks_dir": str(benchmarks),
         "config_hash": "0" * 64,
         "splits": splits,
-        "labels": LABELS3,
+        "labels": labels,
         "cascades": cascades,
     }
 

@@ -49,6 +49,16 @@ def test_prompt_without_text_and_missing_dataset(config, tmp_path):
         check_config(bad)
 
 
+def test_a_placeholder_with_spaces_stops_the_run_before_any_job(config, tmp_path):
+    """Issue 25, item 14: '{ labels }' was sent to the teacher as written, 40 requests paid."""
+    template = tmp_path / "spaced.txt"
+    template.write_text("Classify the text as one of { labels }.\n\nText: {text}\nLabel:")
+    bad = copy.deepcopy(config)
+    bad["prompts"]["cot_json"]["template"] = str(template)
+    with pytest.raises(SynthDistillError, match=r"prompts.cot_json.template: .*spaced.txt: line 1: '\{ labels \}'"):
+        check_config(bad)
+
+
 def test_price_is_not_an_annotation_param(config):
     assert "price" not in teacher_settings(config, "smollm2")
     assert prompt_settings(config, "scores")["kind"] == "label_scores"
@@ -58,6 +68,13 @@ def test_labels_differing_only_in_case_are_refused(config):
     bad = copy.deepcopy(config)
     bad["labels"] = ["Bullish", "bearish", "bullish"]
     with pytest.raises(SynthDistillError, match=r"'Bullish' and 'bullish' differ only in case"):
+        check_config(bad)
+
+
+def test_a_label_ending_with_a_line_break_is_refused(config):
+    bad = copy.deepcopy(config)
+    bad["labels"] = ["positive\n", "negative"]  # the schema's pattern lets a final newline through
+    with pytest.raises(SynthDistillError, match=r"labels: 'positive\\n' begins or ends with a space or a line break"):
         check_config(bad)
 
 
@@ -71,6 +88,47 @@ def test_prefix_labels_are_refused_for_first_token_scores_over_http(config):
         check_config(bad)
     bad["run"] = {"prompts": ["cot_json"]}  # a generated answer has no such problem
     check_config(bad)
+
+
+def test_labels_sharing_a_first_word_are_refused_for_first_token_scores_over_http(config):
+    """Issue 25, item 4: the first answer token of "very negative" and "very positive" is at most "very"."""
+    bad = copy.deepcopy(config)
+    bad["labels"] = ["very negative", "very positive", "neutral"]
+    bad["prompts"]["scores"] = {"template": "config/prompts/label.txt", "kind": "label_scores"}
+    check_config(bad)  # the in-process teacher scores each label's whole token sequence
+    bad["teachers"]["api"] = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    with pytest.raises(
+        SynthDistillError,
+        match=r"teachers.api with prompts.scores .*'very negative' and 'very positive' share their first token: "
+        r"the first token of 'very negative' is at most 'very'.*aliases: letters",
+    ):
+        check_config(bad)
+    bad["prompts"]["scores"]["aliases"] = "letters"  # the teacher answers A, B or C
+    check_config(bad)
+
+
+@pytest.mark.parametrize(
+    "labels, clash",
+    [
+        (["very negative", "very positive", "neutral"], ("very negative", "very positive", "very")),
+        (["$", "$$", "$$$"], ("$", "$$", "$")),
+        (["under $5 deal", "under $50 deal"], ("under $5 deal", "under $50 deal", "under")),
+        (["$5 off", "$6 off"], ("$5 off", "$6 off", "$")),
+        (["U.S.", "UK", "EU"], ("U.S.", "UK", "u")),
+        (["1 star", "10 stars"], ("1 star", "10 stars", "1")),
+        # "bull market" begins with at most "bull", which begins "Bullish" too; "Bullish" alone would be seen.
+        (["Bullish", "bull market"], ("bull market", "Bullish", "bull")),
+        (["Bullish", "Bearish"], None),
+        (["positive", "negative", "neutral"], None),
+        (["World", "Sports", "Business", "Sci/Tech"], None),
+        (["(a) yes", "(b) no"], None),
+        (["100 stars", "1000 stars"], ("100 stars", "1000 stars", "100")),
+    ],
+)
+def test_first_token_clashes(labels, clash):
+    from synthdistill.annotation.teachers.chat_api import first_token_clash
+
+    assert first_token_clash(labels) == clash
 
 
 def test_nested_command_line_values_are_typed_against_the_schema(config):

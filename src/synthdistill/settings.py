@@ -76,9 +76,13 @@ FIRST_TOKEN_SCORERS = ("openai", "hf_inference", "openai_batch")
 
 
 def check_labels(labels: list[str]) -> None:
-    """Answers are matched case-insensitively, so labels that differ only in case are ambiguous."""
+    """Answers are matched case-insensitively, so labels that differ only in case are ambiguous. A label
+    that ends with a line break passes the schema's pattern (Python's ``$`` matches before a final
+    newline), but no answer could ever match it: refused here."""
     seen: dict[str, str] = {}
     for label in labels:
+        if label != label.strip():
+            raise SynthDistillError(f"labels: {label!r} begins or ends with a space or a line break; remove it")
         other = seen.setdefault(label.lower(), label)
         if other != label:
             raise SynthDistillError(
@@ -87,19 +91,35 @@ def check_labels(labels: list[str]) -> None:
             )
 
 
+def first_token_problem(labels: list[str]) -> str | None:
+    """Why first-token scores (HTTP teachers: the first answer token's top_logprobs) cannot tell two of
+    ``labels`` apart, or None. The rule and why it is sound without the server's tokenizer:
+    ``chat_api.first_token_bound``."""
+    from synthdistill.annotation.teachers.chat_api import first_token_clash
+
+    clash = first_token_clash(labels)
+    if clash is None:
+        return None
+    label, other, bound = clash
+    if bound == label.lower():
+        return f"label {label!r} is a prefix of {other!r}"
+    return (
+        f"labels {label!r} and {other!r} share their first token: the first token of {label!r} is at most "
+        f"{bound!r}, which begins {other!r} too"
+    )
+
+
 def check_first_token_scores(labels: list[str], teacher: str, prompt: str) -> None:
-    """First-token scores give a token to the one label it starts: a label that is a prefix of
-    another (``neg``, ``negative``) could never be told apart from it."""
-    lowered = [label.lower() for label in labels]
-    for short in lowered:
-        for long in lowered:
-            if short != long and long.startswith(short):
-                raise SynthDistillError(
-                    f"teachers.{teacher} with prompts.{prompt} (label_scores): label {short!r} is a prefix of "
-                    f"{long!r}, so the first-token scores an HTTP teacher returns cannot tell them apart. "
-                    f"Set prompts.{prompt}.aliases: letters (the teacher answers A, B, C, ... listed in the prompt), "
-                    "rename the labels, or use a label or cot_json prompt with this teacher"
-                )
+    """First-token scores give a token to the one label it begins: labels whose first tokens cannot
+    differ (``neg`` and ``negative``; ``very negative`` and ``very positive``) could never be told apart."""
+    problem = first_token_problem(labels)
+    if problem:
+        raise SynthDistillError(
+            f"teachers.{teacher} with prompts.{prompt} (label_scores): {problem}, so the first-token scores an "
+            f"HTTP teacher returns cannot tell them apart. Set prompts.{prompt}.aliases: letters (the teacher "
+            "answers A, B, C, ... listed in the prompt), rename the labels, or use a label or cot_json prompt "
+            "with this teacher"
+        )
 
 
 def check_channel_prompt(config: dict[str, Any], name: str) -> None:

@@ -24,7 +24,7 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import label_set_json
 from synthdistill.names import CALIBRATION_SPLIT
 from synthdistill.schema import defaults
-from synthdistill.settings import PER_LABEL_DEFAULTS
+from synthdistill.settings import PER_LABEL_DEFAULTS, first_token_problem
 
 log = logging.getLogger(__name__)
 
@@ -508,10 +508,19 @@ def annotate(
             f"the text's own tokens, which only in-process teachers ({', '.join(CHANNEL_BACKENDS)}) give"
         )
     per_label = bool(generation.get("per_label"))
+    answers = answer_aliases(labels, generation.get("aliases"))
+    if kind == "label_scores" and scoring is None and not per_label:
+        # settings.check_config refuses this before the workflow runs; the engine also runs outside it.
+        problem = first_token_problem(answers)
+        if problem:
+            raise SynthDistillError(
+                f"teacher {teacher.identity.get('backend')} {teacher.identity.get('model')} scores labels by the "
+                f"first answer token: {problem}, so its scores cannot tell them apart (nothing was sent). Use "
+                "aliases: letters, rename the labels, or use a label or cot_json prompt"
+            )
     per_item = [item_requests(m, kind, labels, generation, iteration, scoring) for m in prompts["messages"]]
     requests = [r for group in per_item for r in group]
     owner = [i for i, group in enumerate(per_item) for _ in group]
-    answers = answer_aliases(labels, generation.get("aliases"))
     keys = [cache_key(teacher.identity, r.as_dict(), iteration) for r in requests]
     reask = None
     if retry_unparsed and kind != "label_scores":  # label scores always parse

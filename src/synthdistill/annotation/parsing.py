@@ -12,8 +12,8 @@ INVALID_JSON = "invalid_json"
 EMPTY = "empty"
 ERROR = "request_error"
 
-# Markup a chat model wraps around a bare word; stripping it never turns one label into another.
-_WRAPPING = " \t\r\n\"'`*_.:;!()[]"
+# Markup a chat model wraps around a bare word (``**neutral**``, ``"neutral".``, ``(neutral)``).
+_WRAPPING = frozenset(" \t\r\n\"'`*_.:;!()[]")
 
 
 @dataclass(frozen=True)
@@ -23,19 +23,47 @@ class Parsed:
     status: str
 
 
+def _wrapped_in_markup(answer: str, label: str) -> bool:
+    """Whether ``answer`` is ``label`` with only markup characters before and after it (both lower-cased).
+    The label itself is never stripped, so a label that begins or ends with those characters
+    (``U.S.``, ``Other (specify)``) still matches: the markup is what the answer has beyond it."""
+    start = answer.find(label)
+    while start != -1:
+        before, after = answer[:start], answer[start + len(label) :]
+        if _WRAPPING.issuperset(before) and _WRAPPING.issuperset(after):
+            return True
+        if not _WRAPPING.issuperset(before):
+            return False  # a later occurrence has even more in front of it
+        start = answer.find(label, start + 1)
+    return False
+
+
 def match_label(answer: str, labels: list[str]) -> str | None:
-    """The label the answer names exactly (case-insensitive, markup stripped), else None."""
-    cleaned = answer.strip(_WRAPPING).lower()
-    by_lower = {label.lower(): label for label in labels}
-    return by_lower.get(cleaned)
+    """The label the answer names, else None: the label exactly as written first (so an exact answer
+    always parses to itself, whatever its punctuation), then ignoring case (labels that differ only in
+    case are refused by settings.check_labels), then the one label the answer wraps in markup. When
+    markup could be read two ways (labels ``U.S`` and ``U.S.``, answer ``**U.S.**``) nothing is guessed."""
+    stripped = answer.strip()
+    if stripped in labels:
+        return stripped
+    lowered = stripped.lower()
+    for label in labels:
+        if label.lower() == lowered:
+            return label
+    wrapped = [label for label in labels if _wrapped_in_markup(lowered, label.lower())]
+    return wrapped[0] if len(wrapped) == 1 else None
+
+
+# Lines end at these only: str.splitlines also splits at U+0085, U+2028 and U+2029, which a label may hold.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def parse_label(output: str, labels: list[str]) -> Parsed:
     """A ``label`` prompt's answer must be one label word (its first line may carry it)."""
     if not output or not output.strip():
         return Parsed(None, None, EMPTY)
-    first_line = output.strip().splitlines()[0]
-    label = match_label(first_line, labels)
+    # The whole answer first: a label may hold what str.strip() or a line split would cut.
+    label = match_label(output, labels) or match_label(_LINE_BREAK.split(output.strip())[0], labels)
     return Parsed(label, None, OK if label else NOT_A_LABEL)
 
 

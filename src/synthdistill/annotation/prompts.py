@@ -15,13 +15,24 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KNOWN = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 # A known name after an opening brace without its closing one: ``{labels`` or ``{text ``.
 _UNBALANCED = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")(?![A-Za-z0-9_}])")
+# A known name with spaces inside its braces, ``{ labels }``: filled by nothing, it would reach the LLM as
+# written. Only known names: JSON in a template (``{ "label": ... }``) has quotes and is left alone.
+_BRACED = re.compile(r"\{\s*(" + "|".join(PLACEHOLDERS) + r")\s*\}")
 
 
 def check_template(template: str, where: str, per_label: bool = False) -> None:
-    """Refuse what would otherwise reach the LLM literally: an unknown placeholder, an unclosed one,
-    or no ``{text}`` at all. ``{label}`` belongs to per-label templates only (multi_label
-    ``label_scores``), and they must have it: elsewhere it is most likely a misspelt ``{labels}``, and
-    a per-label question without it would ask the same about every label."""
+    """Refuse what would otherwise reach the LLM literally: an unknown placeholder, an unclosed one, one
+    with spaces inside its braces (``{ labels }``), or no ``{text}`` at all. ``{label}`` belongs to
+    per-label templates only (multi_label ``label_scores``), and they must have it: elsewhere it is most
+    likely a misspelt ``{labels}``, and a per-label question without it would ask the same about every
+    label."""
+    spaced = next((m for m in _BRACED.finditer(template) if m.group(0) != "{" + m.group(1) + "}"), None)
+    if spaced:
+        line = template[: spaced.start()].count("\n") + 1
+        raise SynthDistillError(
+            f"{where}: line {line}: {spaced.group(0)!r} has spaces inside its braces, so it would be sent as written; "
+            f"write {{{spaced.group(1)}}}"
+        )
     if "{text}" not in template:
         raise SynthDistillError(f"{where} has no {{text}} placeholder")
     allowed = PLACEHOLDERS if per_label else tuple(name for name in PLACEHOLDERS if name != "label")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import matplotlib
 
@@ -15,6 +17,21 @@ import pandas as pd  # noqa: E402
 
 TEACHER_COLOR, STUDENT_COLOR, EXPERT_COLOR = "#d95f02", "#1b9e77", "#7570b3"
 DPI = 120
+Draw = TypeVar("Draw", bound=Callable[..., None])
+
+
+def plain_text(draw: Draw) -> Draw:
+    """Run a figure function with mathtext and usetex off. Labels and names are the user's text: a '$'
+    would start matplotlib's mathtext (labels "$", "$$" or "under $5^$ deal" raise ValueError when the
+    figure is drawn) and usetex would hand them to LaTeX. A text reads these settings when it is
+    created, so every text of the figure is drawn exactly as written."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
+            draw(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _save(figure, path: str | Path) -> None:
@@ -27,6 +44,7 @@ def _color(kind: str) -> str:
     return {"teacher": TEACHER_COLOR, "student": STUDENT_COLOR, "expert baseline": EXPERT_COLOR}[kind]
 
 
+@plain_text
 def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
     """Accuracy and F1 macro with their intervals, teachers and students side by side; the majority-class
     baseline's accuracy as a dashed line."""
@@ -77,6 +95,7 @@ def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
     _save(figure, path)
 
 
+@plain_text
 def agreement_histogram(agreement: dict[str, pd.Series], path: str | Path) -> None:
     """How many items got each agreement level, per teacher × prompt."""
     levels = sorted({round(float(v), 3) for series in agreement.values() for v in series.dropna()})
@@ -96,6 +115,7 @@ def agreement_histogram(agreement: dict[str, pd.Series], path: str | Path) -> No
     _save(figure, path)
 
 
+@plain_text
 def accuracy_by_agreement(table: pd.DataFrame, path: str | Path) -> None:
     """Accuracy of the voted label against the expert label, unanimous against split votes."""
     figure, axis = plt.subplots(figsize=(7, 4.2))
@@ -126,6 +146,7 @@ def accuracy_by_agreement(table: pd.DataFrame, path: str | Path) -> None:
     _save(figure, path)
 
 
+@plain_text
 def confusion_matrices(matrices: dict[str, dict], path: str | Path) -> None:
     """One confusion matrix per system (rows: expert label; columns: predicted, abstain last)."""
     count = len(matrices)
@@ -135,7 +156,10 @@ def confusion_matrices(matrices: dict[str, dict], path: str | Path) -> None:
     for axis, (name, matrix) in zip(axes.flat, matrices.items(), strict=False):
         counts = np.array(matrix["counts"])
         axis.imshow(counts, cmap="Blues")
-        axis.set_xticks(range(counts.shape[1]), [c.strip("<>") for c in matrix["columns_predicted"]], rotation=30)
+        # The last column is the abstentions (metrics.ABSTAIN), in italics so that no label can look like it;
+        # the labels themselves are shown as written ("<5" stays "<5").
+        axis.set_xticks(range(counts.shape[1]), [*matrix["columns_predicted"][:-1], "abstain"], rotation=30)
+        axis.get_xticklabels()[-1].set_fontstyle("italic")
         axis.set_yticks(range(counts.shape[0]), matrix["rows_expert"])
         axis.set_xlabel("predicted label (items)", fontsize=9)
         axis.set_ylabel("expert label", fontsize=9)
@@ -148,6 +172,7 @@ def confusion_matrices(matrices: dict[str, dict], path: str | Path) -> None:
     _save(figure, path)
 
 
+@plain_text
 def pareto(points: pd.DataFrame, path: str | Path) -> None:
     """Dollars per 1M texts against F1 macro, with the Pareto front (cheaper and better wins)."""
     frame = points.dropna(subset=["usd_per_1m_texts", "f1_macro"]).copy()
@@ -200,6 +225,7 @@ def pareto(points: pd.DataFrame, path: str | Path) -> None:
     _save(figure, path)
 
 
+@plain_text
 def cascade_curves(curves: dict[str, pd.DataFrame], cascades: pd.DataFrame, path: str | Path) -> None:
     """Quality against cost for every threshold of each cascade, with the student alone, the teacher
     and the chosen operating point marked. Dollars on the x axis where both prices are known and the

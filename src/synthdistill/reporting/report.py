@@ -69,6 +69,7 @@ INTRO_EVALUATED = (
 INTRO_NOT_EVALUATED = "Evaluation skipped: the dataset has no expert labels (dataset.label_column is null)."
 
 
+@report_figures.plain_text
 def _placeholder(path: str, message: str) -> None:
     import matplotlib.pyplot as plt
 

@@ -25,14 +25,37 @@ def _read(path: str | None) -> Any:
 TEMPLATE = Path(__file__).with_name("model_card.md.jinja")
 
 
+# What starts or ends inline Markdown (code, emphasis, links, strike-through, the Hub's $ math), made
+# literal by a backslash; HTML's < > & become entities. Labels never start a line of the card, so the
+# block markers (#, -, 1.) need nothing, and "Sci/Tech" or "U.S." stay as they read.
+_MARKDOWN_PUNCTUATION = frozenset("\\`*_[]$~")
+_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def markdown_text(value: Any) -> str:
+    """``value`` as literal text inside a line of Markdown: a label such as ``<img src=x onerror=alert(1)>``,
+    ``**x**`` or ``$5^$`` shows as written, never as HTML, emphasis, a link or math."""
+    out = []
+    for char in str(value):
+        if char in _ENTITIES:
+            out.append(_ENTITIES[char])
+        elif char in _MARKDOWN_PUNCTUATION:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def _render(**values: Any) -> str:
     import jinja2
 
     # trim_blocks/lstrip_blocks: a line holding only a {% tag %} prints nothing; the template's last
-    # newline is the card's last newline.
+    # newline is the card's last newline. Labels are the user's text: the template prints each through
+    # the md filter, so that none is read as Markdown or HTML.
     environment = jinja2.Environment(
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined
     )
+    environment.filters["md"] = markdown_text
     return environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(**values)
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import threading
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,13 @@ log = logging.getLogger(__name__)
 
 
 class InvalidResponse(Exception):
-    """A 200 whose body is not a chat completion (malformed JSON, no choices); not retried."""
+    """A 200 whose body is no chat completion (a JSON without choices); not retried."""
+
+
+class IncompleteBody(InvalidResponse):
+    """A 200 whose body is not valid JSON: cut short on its way (a proxy, a dropped upstream), since no
+    server means to send half an answer. Retried like a dropped connection; never an answer, so
+    never cached."""
 
 
 STRUCTURED_OUTPUT_MODES = ("response_format", "json_object", "none")
@@ -247,6 +254,55 @@ def label_logprobs(top_logprobs: list[tuple[str, float]], labels: list[str]) -> 
     unseen_logprob = min(logprob for _, logprob in top_logprobs) - math.log(2)
     scores = {label: _logsumexp(values) if values else unseen_logprob for label, values in matched.items()}
     return scores, [label for label in labels if not matched[label]]
+
+
+def _is_letter(char: str) -> bool:
+    return unicodedata.category(char)[0] in "LM"
+
+
+def _is_number(char: str) -> bool:
+    return unicodedata.category(char)[0] == "N"
+
+
+def first_token_bound(label: str) -> str:
+    """The longest text (lower-cased) that the first token of ``label`` can be, whatever the tokenizer.
+
+    An HTTP server's tokenizer is unknown here, but the tokenizers of chat models split text into words
+    before they merge anything (GPT-2, cl100k, o200k, Llama 3, Qwen; SentencePiece splits at spaces), and
+    no token crosses such a split: at most one non-letter followed by a run of letters (``very``, ``(a``),
+    at most three digits, or a run of punctuation (``$$``). Taking the longest such piece refuses only what
+    no such tokenizer can tell apart; a tokenizer that splits a word further can still fail to see a
+    label, and then ``label_logprobs`` reports it as unseen.
+    """
+    text = label.lower()
+    if _is_number(text[0]):
+        end = 1
+        while end < min(3, len(text)) and _is_number(text[end]):
+            end += 1
+        return text[:end]
+    start = 0 if _is_letter(text[0]) else 1
+    if start < len(text) and _is_letter(text[start]):
+        end = start
+        while end < len(text) and _is_letter(text[end]):
+            end += 1
+        return text[:end]
+    end = 1
+    while end < len(text) and not (text[end].isspace() or _is_letter(text[end]) or _is_number(text[end])):
+        end += 1
+    return text[:end]
+
+
+def first_token_clash(labels: list[str]) -> tuple[str, str, str] | None:
+    """Two labels that first-token scores cannot tell apart, and the longest first token of the first:
+    a token counts for a label only when it begins no other label (``label_logprobs``), so a label whose
+    every possible first token also begins another label is never seen: ``very negative`` beside
+    ``very positive`` (the first token is at most ``very``), ``neg`` beside ``negative``."""
+    for label in labels:
+        bound = first_token_bound(label)
+        for other in labels:
+            if other != label and other.lower().startswith(bound):
+                return label, other, bound
+    return None
 
 
 def _logsumexp(values: list[float]) -> float:

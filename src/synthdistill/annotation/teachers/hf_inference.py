@@ -35,11 +35,12 @@ Settings (a teacher's config block); ``model`` or ``base_url`` is required:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, InvalidResponse
+from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, IncompleteBody, InvalidResponse
 from synthdistill.annotation.teachers.http_retry import is_retryable
 from synthdistill.errors import SynthDistillError
 
@@ -112,7 +113,10 @@ class HFInferenceTeacher(ChatApiTeacher):
         return client, token if token and token != NO_TOKEN else None
 
     def _call(self, client: Any, kwargs: dict[str, Any]) -> Any:
-        response = client.chat_completion(**kwargs)
+        try:
+            response = client.chat_completion(**kwargs)
+        except json.JSONDecodeError as exc:  # a 200 whose body is not JSON: cut short on its way
+            raise IncompleteBody(f"{type(exc).__name__}: {exc}") from exc
         if not getattr(response, "choices", None):
             raise InvalidResponse(f"no choices in the response: {response!r:.200}")
         return response
@@ -127,7 +131,7 @@ class HFInferenceTeacher(ChatApiTeacher):
         from huggingface_hub.errors import InferenceTimeoutError
 
         # huggingface_hub raises its own timeout error but lets httpx2's refused or dropped connections through.
-        no_response = isinstance(exc, InferenceTimeoutError | httpx2.TransportError)
+        no_response = isinstance(exc, InferenceTimeoutError | httpx2.TransportError | IncompleteBody)
         return is_retryable(_status_code(exc), no_response)
 
     def _headers(self, exc: BaseException) -> Mapping[str, str] | None:

@@ -31,8 +31,34 @@ def _log_softmax(logits: Any) -> Any:
 DEFAULT_BATCH_SIZE = 1
 
 
+def _gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal. Not json.dumps: it writes a character beyond U+FFFF as two
+    UTF-16 surrogate escapes, which GBNF reads as two code points no text has, so a label with an
+    emoji could never be generated. Every non-ASCII character is written as its code point."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append(f"\\U{ord(char):08X}")
+    return '"' + "".join(out) + '"'
+
+
 def _choice_grammar(choices: list[str]) -> str:
-    return "root ::= " + " | ".join(json.dumps(choice) for choice in choices)
+    """A grammar whose only sentences are the choices, exactly as written."""
+    return "root ::= " + " | ".join(_gbnf_literal(choice) for choice in choices)
+
+
+def _enum_strings(schema: Any) -> list[str]:
+    """Every string a JSON schema's ``enum`` lists (the labels of a cot_json, labels_json or spans_json schema)."""
+    if isinstance(schema, dict):
+        found = [value for value in schema.get("enum", []) if isinstance(value, str)]
+        return found + [text for value in schema.values() for text in _enum_strings(value)]
+    if isinstance(schema, list):
+        return [text for value in schema for text in _enum_strings(value)]
+    return []
 
 
 class LlamaCppTeacher:
@@ -101,9 +127,24 @@ class LlamaCppTeacher:
         else:
             return None
         if source not in self._grammars:
+            self._check_writable(request.choices or _enum_strings(request.json_schema))
             build = LlamaGrammar.from_string if request.choices else LlamaGrammar.from_json_schema
             self._grammars[source] = build(source, verbose=False)
         return self._grammars[source]
+
+    def _check_writable(self, texts: list[str]) -> None:
+        """Refuse a constraint to a text that this model's vocabulary cannot spell. SmolLM2's has no token
+        for some bytes (the first of U+4E3C2's, for one): grammar-constrained sampling then has no token to
+        choose, and llama.cpp aborts the whole process."""
+        for text in texts:
+            tokens = self.llm.tokenize(text.encode(), add_bos=False, special=False)
+            # A SentencePiece vocabulary may put a space before the first word: that still spells the text.
+            if self.llm.detokenize(tokens) not in (text.encode(), b" " + text.encode()):
+                raise SynthDistillError(
+                    f"teacher {self.identity['model']}: label {text!r} cannot be written with this model's "
+                    "vocabulary (it has no token for some of its bytes), so constrained decoding could never "
+                    "produce it. Rename the label, or set structured: false"
+                )
 
     def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
         key = tuple(labels)

@@ -1,8 +1,9 @@
 """Any OpenAI-compatible chat-completions server: OpenAI, vLLM, TGI, Ollama, llama.cpp server, HF router.
 
 One retry policy (:mod:`synthdistill.annotation.teachers.http_retry`; the openai client's own retries are switched
-off): exponential backoff with jitter on 429, 408/409, 5xx, timeouts and dropped connections, honouring
-``Retry-After``. Every other failure (400, 401, 404, 422, a body that is not valid JSON) fails at once.
+off): exponential backoff with jitter on 429, 408/409, 5xx, timeouts, dropped connections and 200s whose
+body is not valid JSON (cut short on its way), honouring ``Retry-After``. Every other failure (400, 401,
+404, 422, a JSON body without choices) fails at once.
 A request that still fails raises :class:`TeacherRequestError`, which the annotation engine records per
 item.
 
@@ -30,11 +31,12 @@ Settings (a teacher's config block), all optional except ``model``:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, InvalidResponse
+from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, IncompleteBody, InvalidResponse
 from synthdistill.annotation.teachers.http_retry import is_retryable
 from synthdistill.errors import SynthDistillError
 
@@ -95,8 +97,13 @@ class OpenAICompatTeacher(ChatApiTeacher):
     def _call(self, client: Any, kwargs: dict[str, Any]) -> Any:
         try:
             response = client.chat.completions.create(**kwargs)
-        except ValueError as exc:  # json.JSONDecodeError: a 200 whose body is not JSON
+        except json.JSONDecodeError as exc:  # a 200 whose body is not JSON (the openai client reads it as such)
+            raise IncompleteBody(f"{type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:
             raise InvalidResponse(f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(response, str) and response.lstrip().startswith(("{", "[")):
+            # A JSON cut short under another content type: the client hands it over as text.
+            raise IncompleteBody(f"the body is not valid JSON: {response[:200]}")
         if isinstance(response, str) or not getattr(response, "choices", None):
             # A non-JSON content type comes back as text; a JSON without choices is no completion either.
             body = response if isinstance(response, str) else repr(response)
@@ -106,8 +113,9 @@ class OpenAICompatTeacher(ChatApiTeacher):
     def _is_retryable(self, exc: BaseException) -> bool:
         import openai
 
-        # APIConnectionError includes APITimeoutError and dropped connections.
-        return is_retryable(_status_code(exc), isinstance(exc, openai.APIConnectionError))
+        # APIConnectionError includes APITimeoutError and dropped connections; a body cut short is one too.
+        no_response = isinstance(exc, openai.APIConnectionError | IncompleteBody)
+        return is_retryable(_status_code(exc), no_response)
 
     def _headers(self, exc: BaseException) -> Mapping[str, str] | None:
         import openai
