@@ -380,3 +380,52 @@ def test_a_multi_label_student_serves_label_sets_and_refuses_a_teacher(multi_lab
         result = subprocess.run([*command, *option], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, result.stderr
         assert "multi_label student" in result.stderr and "single-label only" in result.stderr
+
+
+def test_a_text_the_tokenizer_cannot_take_fails_only_its_own_request(student, service_factory, tmp_path):
+    """A lone surrogate (half an emoji) is refused at the edge with a 400 naming the item; the 16
+    clients batched beside it are all answered. A deeply nested body is a 400 too, not a 500."""
+    config = write_config(tmp_path, max_wait_ms=20)
+    service = service_factory(student, "--configfile", str(config), "--max-length", "64")
+
+    def client(i: int) -> list[tuple[int, dict]]:
+        if i == 0:
+            return [service.post({"texts": ["fine", "ok \ud800"]}) for _ in range(10)]
+        return [service.post({"texts": [TEXTS[(i * 10 + k) % len(TEXTS)]]}) for k in range(10)]
+
+    with ThreadPoolExecutor(17) as pool:
+        answers = list(pool.map(client, range(17)))
+    for status, body in answers[0]:
+        assert status == 400, body
+        assert "texts[1] is not valid Unicode: a lone surrogate ('\\ud800') at character 3" in body["error"]
+    assert [status for client_answers in answers[1:] for status, _ in client_answers] == [200] * 160
+    # A whole pair of escapes is one character (an emoji), and is answered.
+    assert service.post({"text": "Shares soar \ud83d\ude80"})[0] == 200
+
+    for depth, code, message in ((100_000, 400, "nested too deeply"), (50, 422, "texts[0] must be a string")):
+        status, body = service.post(None, raw=b'{"texts": ' + b"[" * depth + b"]" * depth + b"}")
+        assert (status, message in body["error"]) == (code, True), body
+    assert service.metrics().get('synthdistill_requests_total{status="500"}', 0) == 0
+
+
+def test_a_failed_micro_batch_is_retried_request_by_request(student):
+    """Past the edge, a text the student's own tokenizer fails on (the real ONNX predictor) fails only
+    its request: the batch it joined runs again one request at a time."""
+    import asyncio
+
+    from synthdistill.serving.batcher import MicroBatcher
+    from synthdistill.students.inference import load_predictor
+
+    predictor = load_predictor(student, "onnx", 64, batch_size=8)
+
+    async def serve() -> list:
+        batcher = MicroBatcher(predictor.predict_proba, 32, 0.2, split_on_failure=True)
+        batcher.start()
+        requests = [[TEXTS[0]], ["ok \ud800"], TEXTS[1:3]]
+        answers = await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)
+        await batcher.stop()
+        return answers
+
+    first, bad, rest = asyncio.run(serve())
+    assert isinstance(bad, Exception)
+    assert np.allclose(np.vstack([first, rest]), predictor.predict_proba(TEXTS[:3]), atol=0.01)

@@ -32,12 +32,26 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
+def lone_surrogate_at(text: str) -> int | None:
+    """Where a text holds half a UTF-16 surrogate pair, which JSON's \\ud800 escapes allow and no
+    tokenizer (nor UTF-8) can take, else None."""
+    if text.isascii():  # the common case, without encoding the text
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 def parse_texts(body: bytes, max_texts: int, max_chars: int) -> list[str]:
     """The texts of a classify request, or a BadRequest saying what is wrong with it."""
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(400, f"the body is not valid JSON ({exc})") from None
+    except RecursionError:  # the C decoder recurses once per level: [[[[... 100,000 deep is no request
+        raise BadRequest(400, "the body is nested too deeply to be a classify request") from None
     if not isinstance(payload, dict):
         raise BadRequest(422, 'the body must be a JSON object: {"texts": ["..."]} or {"text": "..."}')
     unknown = sorted(set(payload) - {"texts", "text"})
@@ -62,6 +76,13 @@ def parse_texts(body: bytes, max_texts: int, max_chars: int) -> list[str]:
             raise BadRequest(422, f"{where(i)} must be a string, not {type(text).__name__}")
         if not text.strip():
             raise BadRequest(422, f"{where(i)} is empty")
+        surrogate = lone_surrogate_at(text)
+        if surrogate is not None:
+            raise BadRequest(
+                400,
+                f"{where(i)} is not valid Unicode: a lone surrogate ({text[surrogate]!r}) at character {surrogate}; "
+                "send whole characters (a text cut in the middle of an emoji's surrogate pair leaves half of it)",
+            )
         if len(text) > max_chars:
             raise BadRequest(413, f"{where(i)} has {len(text)} characters; at most {max_chars} (serve.max_text_chars)")
     return texts

@@ -11,12 +11,15 @@ one run waiting on each other at every operator.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,6 +34,9 @@ class MicroBatcher:
 
     ``run`` takes a list and returns a sequence (list or array) of the same length. A request with
     more items than ``max_batch_size`` runs as one batch of its own (the function batches inside).
+    With ``split_on_failure``, a batch whose run raises is run again request by request, so an item
+    that breaks ``run`` fails only its own request (worth it where a run is cheap and unpaid: the
+    student, not the teacher).
     """
 
     def __init__(
@@ -41,12 +47,14 @@ class MicroBatcher:
         name: str = "batcher",
         on_batch: Callable[[int], None] | None = None,
         workers: int = 1,
+        split_on_failure: bool = False,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.run, self.max_batch_size, self.max_wait_s = run, max_batch_size, max(0.0, max_wait_s)
+        self.name, self.split_on_failure = name, split_on_failure
         self.on_batch = on_batch
         self._pending: deque[_Pending] = deque()
         self.pending_items = 0
@@ -125,10 +133,16 @@ class MicroBatcher:
             self.on_batch(len(items))
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._executor, self.run, items)
-        except Exception as exc:  # every request of the batch learns why; the other batches carry on
+        except Exception as exc:
+            if len(batch) == 1 or not self.split_on_failure:
+                for pending in batch:
+                    _settle(pending, exc)
+                return
+            # One request's bad item must not fail the requests batched with it: run each request
+            # alone, so each learns only its own outcome.
+            log.warning("a %s batch of %d requests failed (%s); running them one by one", self.name, len(batch), exc)
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+                await self._run_alone(pending)
             return
         start = 0
         for pending in batch:
@@ -136,3 +150,23 @@ class MicroBatcher:
             if not pending.future.done():  # a client that went away cancelled its future
                 pending.future.set_result(results[start:end])
             start = end
+
+    async def _run_alone(self, pending: _Pending) -> None:
+        if pending.future.done():  # its client went away meanwhile
+            return
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, self.run, list(pending.items))
+        except Exception as exc:
+            _settle(pending, exc)
+        else:
+            _settle(pending, results)
+
+
+def _settle(pending: _Pending, outcome: Any) -> None:
+    """Give a request its results, or its exception; a client that went away cancelled its future."""
+    if pending.future.done():
+        return
+    if isinstance(outcome, Exception):
+        pending.future.set_exception(outcome)
+    else:
+        pending.future.set_result(outcome)

@@ -81,6 +81,7 @@ class ClassifierService:
             name="student",
             on_batch=self.metrics.batch_size.observe,
             workers=settings.workers or 1,
+            split_on_failure=True,
         )
         self.teacher_batcher = (
             MicroBatcher(self._ask_teacher, settings.teacher_batch_size, 0.0, name="teacher")
