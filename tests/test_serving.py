@@ -429,3 +429,74 @@ def test_a_failed_micro_batch_is_retried_request_by_request(student):
     first, bad, rest = asyncio.run(serve())
     assert isinstance(bad, Exception)
     assert np.allclose(np.vstack([first, rest]), predictor.predict_proba(TEXTS[:3]), atol=0.01)
+
+
+def test_the_body_limit_and_long_texts_cost_what_the_student_reads(student, service_factory, tmp_path):
+    """A body over serve.max_body_bytes is a 413 before it is parsed (declared or chunked); a text is
+    tokenized only as far as max_length tokens reach, with the very ids of the whole text."""
+    import http.client
+
+    from synthdistill.serving.service import ClassifierService, ServeSettings
+    from synthdistill.students.inference import load_predictor
+    from synthdistill.text_batches import FIRST_CUT_CHARS_PER_TOKEN
+
+    config = write_config(tmp_path, max_body_bytes=100_000)
+    service = service_factory(student, "--configfile", str(config), "--max-length", "64")
+    long_text = " ".join(TEXTS * 20)[:78_000]
+    status, body = service.post({"texts": [long_text, long_text]})
+    assert status == 413 and "larger than 100000 bytes (serve.max_body_bytes)" in body["error"]
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    chunks = [b'{"texts": ["'] + [b"a" * 10_000] * 20 + [b'"]}']
+    connection.request("POST", "/v1/classify", body=iter(chunks), encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413 and b"serve.max_body_bytes" in response.read()
+    connection.close()
+    status, body = service.post({"texts": [long_text]})  # under the limit: answered
+    assert status == 200 and body["results"][0]["model"] == "student"
+
+    predictor = load_predictor(student, "onnx", 64, batch_size=8)
+    texts = [long_text, TEXTS[0], "x" * 5_000 + " tail", " " * 3_000 + TEXTS[1], long_text[:700]]
+    assert predictor.batching.encode_prefixes(texts) == predictor.batching.encode(texts)
+    seen: list[int] = []
+    tokenizer = predictor.batching.tokenizer
+
+    def recording(batch, **kwargs):
+        seen.extend(map(len, batch))
+        return tokenizer(batch, **kwargs)
+
+    predictor.batching.tokenizer = recording
+    served = ClassifierService(predictor, ServeSettings.from_config({}), "minilm")._predict([long_text] * 2)
+    assert max(seen) <= 64 * FIRST_CUT_CHARS_PER_TOKEN < len(long_text) / 100
+    predictor.batching.tokenizer = tokenizer
+    assert np.allclose(served, predictor.predict_proba([long_text] * 2), atol=1e-6)
+
+
+def test_a_large_request_shares_the_workers_with_the_requests_beside_it(student):
+    """96 texts and then one text, on one worker with batches of 16: the one text rides in the next
+    batch and is answered long before the 96 are (before, the 96 ran as one batch and it waited)."""
+    import asyncio
+
+    from synthdistill.serving.batcher import MicroBatcher
+    from synthdistill.students.inference import load_predictor
+
+    predictor = load_predictor(student, "onnx", 64, batch_size=8)
+    sizes: list[int] = []
+
+    async def serve() -> tuple[list[str], list]:
+        batcher = MicroBatcher(predictor.predict_proba, 16, 0.0, on_batch=sizes.append)
+        batcher.start()
+        order: list[str] = []
+        large = batcher.submit(TEXTS[:96])
+        large.add_done_callback(lambda _: order.append("large"))
+        await asyncio.sleep(0.01)  # the first batch of the 96 is running
+        small = batcher.submit([TEXTS[100]])
+        small.add_done_callback(lambda _: order.append("small"))
+        answers = await asyncio.gather(large, small)
+        await batcher.stop()
+        return order, answers
+
+    order, (large, small) = asyncio.run(serve())
+    assert order == ["small", "large"]
+    assert max(sizes) == 16 and sum(sizes) == 97
+    assert np.allclose(large, predictor.predict_proba(TEXTS[:96]), atol=0.01)
+    assert np.allclose(small, predictor.predict_proba([TEXTS[100]]), atol=0.01)

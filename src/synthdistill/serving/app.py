@@ -22,8 +22,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.background import BackgroundTask
 
-from synthdistill.serving.service import ClassifierService
+from synthdistill.serving.service import ClassifierService, release_memory
+
+# A refused body is read and dropped up to this many times serve.max_body_bytes, then the connection closes.
+DRAIN_LIMIT_FACTOR = 16
+# After answering a body at least this large, freed memory goes back to the system (release_memory).
+RELEASE_AFTER_BYTES = 1 << 20
 
 
 class BadRequest(Exception):
@@ -88,6 +94,33 @@ def parse_texts(body: bytes, max_texts: int, max_chars: int) -> list[str]:
     return texts
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is known to exceed ``limit`` bytes: from its
+    Content-Length, else while it streams in (chunked), so an oversized body is never held whole."""
+    declared = request.headers.get("content-length", "")
+    chunks, size = [], 0
+    if not (declared.isdigit() and int(declared) > limit):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                break
+            chunks.append(chunk)
+        else:
+            return b"".join(chunks)
+    chunks.clear()
+    await discard_body(request, DRAIN_LIMIT_FACTOR * limit - size)
+    raise BadRequest(413, f"the body is larger than {limit} bytes (serve.max_body_bytes)")
+
+
+async def discard_body(request: Request, budget: int) -> None:
+    """Read and drop what is left of a refused body, up to ``budget`` bytes, as nginx's lingering
+    close does: a client still sending when the connection closes sees a reset, not the 413."""
+    async for chunk in request.stream():
+        budget -= len(chunk)
+        if budget < 0:
+            return
+
+
 def create_app(service: ClassifierService) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -99,23 +132,28 @@ def create_app(service: ClassifierService) -> FastAPI:
     metrics = service.metrics
     settings = service.settings
 
-    def answer(status: int, content: Any, start: float) -> JSONResponse:
+    def answer(status: int, content: Any, start: float, large: bool = False) -> JSONResponse:
         metrics.requests.labels(status=str(status)).inc()
         metrics.request_latency.observe(time.perf_counter() - start)
-        return JSONResponse(content, status_code=status)
+        # After a large request, once its texts are freed (the response is sent), hand the memory back.
+        background = BackgroundTask(release_memory) if large else None
+        return JSONResponse(content, status_code=status, background=background)
 
     @app.post("/v1/classify")
     async def classify(request: Request) -> JSONResponse:
         start = time.perf_counter()
         try:
-            texts = parse_texts(await request.body(), settings.max_texts_per_request, settings.max_text_chars)
+            body = await read_body(request, settings.max_body_bytes)
+            texts = parse_texts(body, settings.max_texts_per_request, settings.max_text_chars)
         except BadRequest as exc:
             return answer(exc.status, {"error": exc.message}, start)
+        large = len(body) >= RELEASE_AFTER_BYTES
+        del body
         try:
             results = await service.classify(texts)
         except Exception as exc:  # the student itself failed: a real server error, said as such
-            return answer(500, {"error": f"the student failed: {type(exc).__name__}: {exc}"}, start)
-        return answer(200, {"results": results}, start)
+            return answer(500, {"error": f"the student failed: {type(exc).__name__}: {exc}"}, start, large)
+        return answer(200, {"results": results}, start, large)
 
     @app.get("/health")
     async def health() -> JSONResponse:
