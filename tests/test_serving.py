@@ -9,6 +9,7 @@ outage. Nothing is mocked.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -81,31 +82,50 @@ def write_config(workdir: Path, teacher_url: str | None = None, **serve) -> Path
 
 
 class Service:
-    def __init__(self, student: Path, workdir: Path, *args: str) -> None:
+    def __init__(self, student: Path, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "synthdistill.serving.cli", str(student), "--port", str(self.port), *args]
         self.log = workdir / f"serve-{self.port}.log"
+        self.headers: dict[str, str] = {}  # sent with every call
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
         try:
             wait_for_http(f"{self.url}/health", 120, self.process)
         except BaseException:
             self.stop()
             raise
 
-    def post(self, payload, raw: bytes | None = None) -> tuple[int, dict]:
+    def post(self, payload, raw: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
         body = raw if raw is not None else json.dumps(payload).encode()
-        request = urllib.request.Request(f"{self.url}/v1/classify", data=body, method="POST")
+        request = urllib.request.Request(
+            f"{self.url}/v1/classify", data=body, method="POST", headers={**self.headers, **(headers or {})}
+        )
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
 
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"{self.url}{path}", headers={**self.headers, **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def health(self) -> dict:
+        status, body = self.get("/health")
+        assert status == 200
+        return json.loads(body)
+
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
-            text = response.read().decode()
+        status, raw = self.get("/metrics")
+        assert status == 200, raw
+        text = raw.decode()
         values = {}
         for line in text.splitlines():
             match = re.match(r"^(\w+(?:\{[^}]*\})?) (\S+)$", line)
@@ -121,8 +141,8 @@ class Service:
 def service_factory(tmp_path):
     started: list[Service] = []
 
-    def start(student: Path, *args: str) -> Service:
-        started.append(Service(student, tmp_path, *args))
+    def start(student: Path, *args: str, env: dict[str, str] | None = None) -> Service:
+        started.append(Service(student, tmp_path, *args, env=env))
         return started[-1]
 
     yield start
@@ -500,3 +520,44 @@ def test_a_large_request_shares_the_workers_with_the_requests_beside_it(student)
     assert max(sizes) == 16 and sum(sizes) == 97
     assert np.allclose(large, predictor.predict_proba(TEXTS[:96]), atol=0.01)
     assert np.allclose(small, predictor.predict_proba([TEXTS[100]]), atol=0.01)
+
+
+def test_a_bearer_token_guards_the_service_and_a_teacher_is_never_open_without_one(
+    student, service_factory, tmp_path, monkeypatch, capsys
+):
+    """With SYNTHDISTILL_SERVE_TOKEN set, a call without the token (or with a wrong one) gets a 401 and
+    a bare /health only its status; the token never reaches the log. --host 0.0.0.0 with a teacher and
+    no token stops at start unless --allow-unauthenticated."""
+    from synthdistill.serving.cli import TOKEN_ENV, bearer_token, main, parser
+
+    assert TOKEN_ENV == "SYNTHDISTILL_SERVE_TOKEN" and TOKEN_ENV in parser().format_help()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    config = write_config(tmp_path, teacher_url="http://127.0.0.1:9/v1")
+    cascade = [str(student), "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label"]
+    assert main([*cascade, "--threshold", "0.5", "--host", "0.0.0.0"]) == 2
+    assert "--host 0.0.0.0 with --teacher: anyone who reaches this machine" in capsys.readouterr().err
+    for host in ("127.0.0.1", "localhost", "::1"):  # loopback: the check lets it pass
+        assert bearer_token(parser().parse_args([*cascade, "--host", host])) is None
+    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0", "--allow-unauthenticated"])) is None
+    monkeypatch.setenv(TOKEN_ENV, "  ")
+    assert main([*cascade, "--threshold", "0.5"]) == 2
+    assert f"{TOKEN_ENV} is set but empty" in capsys.readouterr().err
+    monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
+    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0"])) == "s3cret-token"
+
+    secret = "correct horse battery staple 42"
+    service = service_factory(
+        student, "--configfile", str(config), "--max-length", "64", "--log-level", "debug", env={TOKEN_ENV: secret}
+    )
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {secret}"}):
+        status, body = service.post({"text": TEXTS[0]}, headers=headers)
+        assert status == 401 and "bearer token" in body["error"]
+        assert service.get("/metrics", headers=headers)[0] == 401
+        assert service.get("/health", headers=headers) == (200, b'{"status":"ok"}')
+    service.headers = {"Authorization": f"Bearer {secret}"}
+    status, body = service.post({"text": TEXTS[0]})
+    assert status == 200 and body["results"][0]["model"] == "student"
+    assert service.health()["student"] == "minilm"
+    assert service.metrics()['synthdistill_requests_total{status="401"}'] == 3
+    assert secret not in service.log.read_text() and TOKEN_ENV in service.log.read_text()

@@ -14,6 +14,7 @@ messages name the offending field and index.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from contextlib import asynccontextmanager
@@ -121,7 +122,9 @@ async def discard_body(request: Request, budget: int) -> None:
             return
 
 
-def create_app(service: ClassifierService) -> FastAPI:
+def create_app(service: ClassifierService, token: str | None = None) -> FastAPI:
+    """The app; with ``token``, every call but a bare ``GET /health`` must send it as a bearer token."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.start()
@@ -131,6 +134,22 @@ def create_app(service: ClassifierService) -> FastAPI:
     app = FastAPI(title="synthdistill-serve", lifespan=lifespan)
     metrics = service.metrics
     settings = service.settings
+
+    expected = token.encode() if token is not None else None
+
+    def authorized(request: Request) -> bool:
+        if expected is None:
+            return True
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # compare_digest takes as long for a near miss as for a wild guess: no timing to learn the token from.
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
+    def refused() -> JSONResponse:
+        return JSONResponse(
+            {"error": "missing or wrong bearer token (send 'Authorization: Bearer <token>')"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     def answer(status: int, content: Any, start: float, large: bool = False) -> JSONResponse:
         metrics.requests.labels(status=str(status)).inc()
@@ -142,6 +161,9 @@ def create_app(service: ClassifierService) -> FastAPI:
     @app.post("/v1/classify")
     async def classify(request: Request) -> JSONResponse:
         start = time.perf_counter()
+        if not authorized(request):
+            metrics.requests.labels(status="401").inc()
+            return refused()
         try:
             body = await read_body(request, settings.max_body_bytes)
             texts = parse_texts(body, settings.max_texts_per_request, settings.max_text_chars)
@@ -156,11 +178,15 @@ def create_app(service: ClassifierService) -> FastAPI:
         return answer(200, {"results": results}, start, large)
 
     @app.get("/health")
-    async def health() -> JSONResponse:
+    async def health(request: Request) -> JSONResponse:
+        if not authorized(request):  # a load balancer's liveness check, told nothing of the setup
+            return JSONResponse({"status": "ok"})
         return JSONResponse(service.describe())
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        if not authorized(request):
+            return refused()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

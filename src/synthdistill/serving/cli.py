@@ -7,13 +7,22 @@
 Run it from the workflow folder: the config (``--configfile``, default config/config.yaml, merged in
 order like Snakemake's) gives the teacher, the prompt template, the response cache and the ``serve``
 settings; the cascade's threshold is read from results/cascade/<student>/<teacher>/<prompt>.json
-unless ``--cascade FILE`` or ``--threshold`` says otherwise. See docs/serving.md.
+unless ``--cascade FILE`` or ``--threshold`` says otherwise.
+
+Authentication: put a secret in the environment variable SYNTHDISTILL_SERVE_TOKEN (never on the
+command line, where ps and shell history show it) and every call must send the header
+``Authorization: Bearer <secret>``; a bare ``GET /health`` (a load balancer's check) then answers
+only its status. Listening beyond loopback (``--host 0.0.0.0``) with ``--teacher`` lets any caller
+spend teacher money, so it needs the token, or ``--allow-unauthenticated`` where a reverse proxy in
+front of the service authenticates.
+See docs/serving.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -28,6 +37,8 @@ from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy
 
 log = logging.getLogger("synthdistill.serve")
 DEFAULT_CONFIG = "config/config.yaml"
+# The bearer token's environment variable: a flag's value would show in ps and shell history.
+TOKEN_ENV = "SYNTHDISTILL_SERVE_TOKEN"
 
 
 def student_facts(student_dir: Path) -> dict[str, Any]:
@@ -68,6 +79,33 @@ def cascade_policy(args: argparse.Namespace, facts: dict[str, Any]) -> CascadePo
             )
         return CascadePolicy.from_file(path)
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``--host`` listens on this machine only (a name other than localhost may resolve anywhere)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_token(args: argparse.Namespace) -> str | None:
+    """The token every caller must send, from the environment; refuses a teacher open to the network
+    without one, unless --allow-unauthenticated says something in front authenticates."""
+    token = os.environ.get(TOKEN_ENV)
+    if token is not None and not token.strip():
+        raise SynthDistillError(f"{TOKEN_ENV} is set but empty; set it to a secret, or unset it")
+    if token is None and not is_loopback(args.host):
+        if args.teacher and not args.allow_unauthenticated:
+            raise SynthDistillError(
+                f"--host {args.host} with --teacher: anyone who reaches this machine could spend teacher money. "
+                f"Set {TOKEN_ENV} (callers then send 'Authorization: Bearer <token>'), listen on 127.0.0.1 "
+                "behind a reverse proxy, or pass --allow-unauthenticated if something in front authenticates"
+            )
+        log.warning("listening on %s without %s: every caller is served", args.host, TOKEN_ENV)
+    return token.strip() if token is not None else None
 
 
 def default_workers(on_gpu: bool) -> int:
@@ -132,7 +170,17 @@ def parser() -> argparse.ArgumentParser:
         prog="synthdistill-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("student_dir", help="a trained student folder (results/students/<student>/<teacher>/<prompt>)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0: every interface, so every machine that reaches this one can call "
+        f"it; with --teacher that needs a token in {TOKEN_ENV}, or --allow-unauthenticated)",
+    )
+    p.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help=f"serve a teacher on a non-loopback --host without {TOKEN_ENV} (say, behind a proxy that authenticates)",
+    )
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument(
@@ -167,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
+        token = bearer_token(args)
         service = build_service(args)
     except SynthDistillError as exc:
         print(f"synthdistill-serve: {exc}", file=sys.stderr)
@@ -176,8 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     from synthdistill.serving.app import create_app
 
     log.info("serving %s", json.dumps(service.describe()))
+    if token is not None:
+        log.info("every call needs the bearer token of %s", TOKEN_ENV)  # the name, never the value
     uvicorn.run(
-        create_app(service), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on"
+        create_app(service, token),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     return 0
 
