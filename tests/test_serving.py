@@ -14,6 +14,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -561,3 +562,110 @@ def test_a_bearer_token_guards_the_service_and_a_teacher_is_never_open_without_o
     assert service.health()["student"] == "minilm"
     assert service.metrics()['synthdistill_requests_total{status="401"}'] == 3
     assert secret not in service.log.read_text() and TOKEN_ENV in service.log.read_text()
+
+
+class StubTeacher:
+    """An OpenAI-compatible teacher on loopback that answers as the test says: ``mode`` "ok" (a chat
+    completion with a label, after ``delay_s``) or "error" (500); it counts the requests it got."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from .servers import fake_completion
+
+        stub = self
+        self.mode, self.delay_s, self.requests = "ok", 0.0, 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format, *args):  # noqa: A002 (signature of the base)
+                pass
+
+            def do_POST(self):  # noqa: N802 (name fixed by http.server)
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stub.lock:
+                    stub.requests += 1
+                    n = stub.requests
+                if stub.mode == "error":
+                    body, status = b'{"error": {"message": "teacher down", "type": "server_error"}}', 500
+                else:
+                    time.sleep(stub.delay_s)
+                    body, status = json.dumps(fake_completion(request, LABELS, n)).encode(), 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.block_on_close = False  # close() must not wait for a handler told to hang
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub_teacher():
+    teacher = StubTeacher()
+    yield teacher
+    teacher.close()
+
+
+def cascade_args(config: Path, feedback: Path) -> list[str]:
+    """Every text defers (threshold above any confidence) to the config's teacher."""
+    return ["--configfile", str(config), "--teacher", "smollm2", "--prompt", "label", "--threshold", "1.01",
+            "--feedback", str(feedback), "--max-length", "64"]  # fmt: skip
+
+
+def test_a_circuit_breaker_stops_asking_a_teacher_that_is_down(student, stub_teacher, service_factory, tmp_path):
+    """After 3 texts in a row the teacher did not answer (500s), deferrals get the student's answer at
+    once, without a request to the teacher, until the cool-down ends; then one request probes it:
+    a 500 opens the breaker again, an answer closes it. The same for a teacher on a dead port."""
+    stub_teacher.mode = "error"
+    breaker = {"teacher_breaker_failures": 3, "teacher_breaker_cooldown_s": 3}
+    config = write_config(tmp_path, teacher_url=stub_teacher.base_url, **breaker)
+    service = service_factory(student, *cascade_args(config, tmp_path / "feedback.jsonl"))
+    assert service.health()["teacher"]["breaker"]["state"] == "closed"
+    for text in TEXTS[:3]:
+        assert service.post({"text": text})[1]["results"][0]["model"] == "student-fallback"
+    asked = stub_teacher.requests
+    assert asked >= 3
+    assert service.health()["teacher"]["breaker"]["state"] == "open"
+    assert service.metrics()['synthdistill_teacher_breaker{synthdistill_teacher_breaker="open"}'] == 1
+
+    with ThreadPoolExecutor(5) as pool:  # while open: answered by the student, the teacher not asked
+        answers = list(pool.map(lambda text: service.post({"text": text}), TEXTS[3:8]))
+    assert [body["results"][0]["model"] for _, body in answers] == ["student-fallback"] * 5
+    assert stub_teacher.requests == asked
+    assert service.metrics()['synthdistill_teacher_errors_total{reason="breaker_open"}'] == 5
+
+    time.sleep(3.2)  # the cool-down: one probe, still a 500, opens it again
+    assert service.post({"text": TEXTS[8]})[1]["results"][0]["model"] == "student-fallback"
+    assert stub_teacher.requests > asked
+    health = service.health()["teacher"]["breaker"]
+    assert (health["state"], health["trips"]) == ("open", 2)
+    asked = stub_teacher.requests
+    assert service.post({"text": TEXTS[9]})[1]["results"][0]["model"] == "student-fallback"
+    assert stub_teacher.requests == asked
+
+    stub_teacher.mode = "ok"
+    time.sleep(3.2)  # the probe is answered: closed, and the teacher answers again
+    assert service.post({"text": TEXTS[10]})[1]["results"][0]["model"] == "teacher"
+    assert service.post({"text": TEXTS[11]})[1]["results"][0]["model"] == "teacher"
+    assert service.health()["teacher"]["breaker"]["state"] == "closed"
+    metrics = service.metrics()
+    assert metrics['synthdistill_teacher_breaker{synthdistill_teacher_breaker="closed"}'] == 1
+    assert metrics['synthdistill_teacher_errors_total{reason="breaker_open"}'] == 6
+    service.stop()
+
+    dead = write_config(tmp_path, teacher_url=f"http://127.0.0.1:{free_port()}/v1", **breaker)
+    service = service_factory(student, *cascade_args(dead, tmp_path / "feedback.jsonl"))
+    for text in TEXTS[:3]:
+        assert service.post({"text": text})[1]["results"][0]["model"] == "student-fallback"
+    assert service.health()["teacher"]["breaker"]["state"] == "open"
+    assert service.post({"texts": TEXTS[3:6]})[0] == 200
+    assert service.metrics()['synthdistill_teacher_errors_total{reason="breaker_open"}'] == 3

@@ -27,6 +27,7 @@ import numpy as np
 
 from synthdistill.schema import with_defaults
 from synthdistill.serving.batcher import MicroBatcher
+from synthdistill.serving.breaker import TeacherBreaker
 from synthdistill.serving.deferral import TeacherAnswer, TeacherDeferral, clean_text
 from synthdistill.serving.metrics import ServiceMetrics
 from synthdistill.students.cascade_policy import CascadePolicy, confidence_of
@@ -50,6 +51,8 @@ class ServeSettings:
     teacher_batch_size: int
     teacher_timeout_s: float
     teacher_max_pending: int
+    teacher_breaker_failures: int
+    teacher_breaker_cooldown_s: float
 
     @classmethod
     def from_config(cls, serve: dict[str, Any] | None, **overrides: Any) -> ServeSettings:
@@ -93,6 +96,9 @@ class ClassifierService:
             if deferral is not None
             else None
         )
+        self.breaker = TeacherBreaker(
+            settings.teacher_breaker_failures, settings.teacher_breaker_cooldown_s, self.metrics.breaker.state
+        )
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,7 +120,7 @@ class ClassifierService:
             "labels": self.labels,
             **({"thresholds": self._thresholds()} if self.multi_label else {}),
             "policy": self.policy.to_dict() if self.policy else None,
-            "teacher": self.deferral.describe() if self.deferral else None,
+            "teacher": {**self.deferral.describe(), "breaker": self.breaker.describe()} if self.deferral else None,
             "settings": self.settings.__dict__,
             "uptime_s": round(time.time() - self.started, 1),
         }
@@ -198,8 +204,14 @@ class ClassifierService:
             for i in deferred:
                 results[i]["model"] = FALLBACK
             return
+        if not self.breaker.allow():  # the teacher is down: no request waits for it to fail again
+            self.metrics.teacher_errors.labels(reason="breaker_open").inc(len(deferred))
+            for i in deferred:
+                results[i]["model"] = FALLBACK
+            return
         items = [(texts[i], student_labels[i], float(confidences[i])) for i in deferred]
         future = self.teacher_batcher.submit(items)
+        answers: list[TeacherAnswer | None] = [None] * len(deferred)
         try:
             # shield: a timed-out request stops waiting, but the teacher's answer still reaches the
             # cache and the feedback file.
@@ -207,11 +219,14 @@ class ClassifierService:
         except TimeoutError:
             self.metrics.teacher_errors.labels(reason="timeout").inc(len(deferred))
             future.add_done_callback(_consume)
-            answers = [None] * len(deferred)
         except Exception as exc:  # the teacher call itself raised (cache unwritable, client bug, ...)
             log.warning("teacher failed for %d texts: %s", len(deferred), exc)
             self.metrics.teacher_errors.labels(reason="exception").inc(len(deferred))
-            answers = [None] * len(deferred)
+        finally:  # even a cancelled request records its outcome: it may be the breaker's probe
+            self.breaker.record(
+                answered=sum(a is not None and not a.unanswered for a in answers),
+                unanswered=sum(a is None or a.unanswered for a in answers),
+            )
         for i, answer in zip(deferred, answers, strict=True):
             if answer is not None and answer.label is not None:
                 results[i].update(
