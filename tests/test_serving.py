@@ -669,3 +669,47 @@ def test_a_circuit_breaker_stops_asking_a_teacher_that_is_down(student, stub_tea
     assert service.health()["teacher"]["breaker"]["state"] == "open"
     assert service.post({"texts": TEXTS[3:6]})[0] == 200
     assert service.metrics()['synthdistill_teacher_errors_total{reason="breaker_open"}'] == 3
+
+
+def test_sigterm_finishes_the_work_in_flight_writes_its_feedback_and_exits(
+    student, stub_teacher, service_factory, tmp_path
+):
+    """SIGTERM while a deferred request waits on a 3 s teacher: new connections are refused, the request
+    is answered by the teacher, its feedback line is written, and the process ends. With a teacher
+    that hangs, the service still exits by serve.shutdown_timeout_s."""
+    import signal
+
+    stub_teacher.delay_s = 3.0
+    feedback = tmp_path / "feedback.jsonl"
+    config = write_config(tmp_path, teacher_url=stub_teacher.base_url, shutdown_timeout_s=20)
+    service = service_factory(student, *cascade_args(config, feedback))
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(service.post, {"text": TEXTS[0]})
+        while stub_teacher.requests == 0:
+            time.sleep(0.05)
+        service.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(0.5)
+        with pytest.raises(urllib.error.URLError):  # no longer accepting
+            urllib.request.urlopen(f"{service.url}/health", timeout=5)
+        status, body = in_flight.result(timeout=30)
+    assert status == 200 and body["results"][0]["model"] == "teacher"
+    assert service.process.wait(timeout=20) == -signal.SIGTERM  # uvicorn ends by the signal, once shut down
+    assert time.monotonic() - signalled < 15
+    [line] = [json.loads(line) for line in feedback.read_text().splitlines()]
+    assert (line["text"], line["label"]) == (TEXTS[0], body["results"][0]["label"])
+
+    stub_teacher.delay_s = 600.0  # hangs past the request's timeout and the shutdown deadline
+    config = write_config(tmp_path, teacher_url=stub_teacher.base_url, shutdown_timeout_s=2, teacher_timeout_s=1)
+    service = service_factory(student, *cascade_args(config, feedback))
+    asked = stub_teacher.requests
+    assert service.post({"text": TEXTS[1]})[1]["results"][0]["model"] == "student-fallback"
+    deadline = time.monotonic() + 60
+    while stub_teacher.requests == asked and time.monotonic() < deadline:  # the teacher call is on its way
+        time.sleep(0.1)
+    assert stub_teacher.requests == asked + 1
+    service.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    assert service.process.wait(timeout=30) == -signal.SIGTERM
+    assert time.monotonic() - signalled < 12
+    assert "a teacher call was still running at the shutdown deadline" in service.log.read_text()

@@ -95,19 +95,25 @@ class MicroBatcher:
         self._wakeup, self._full = asyncio.Event(), asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float | None = None) -> bool:
+        """Stop taking batches, let the running ones finish within ``timeout_s`` (None: however
+        long), and fail the requests still queued. True when every running batch finished; a batch
+        still running then is left to its thread, which nothing waits for."""
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        finished = True
         if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+            _, unfinished = await asyncio.wait(set(self._running), timeout=timeout_s)
+            finished = not unfinished
         for pending in self._pending:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the service is shutting down"))
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=finished, cancel_futures=True)
+        return finished
 
     def submit(self, items: Sequence[Any]) -> asyncio.Future:
         """A future of the results for ``items``; never blocks."""

@@ -14,7 +14,7 @@ command line, where ps and shell history show it) and every call must send the h
 ``Authorization: Bearer <secret>``; a bare ``GET /health`` (a load balancer's check) then answers
 only its status. Listening beyond loopback (``--host 0.0.0.0``) with ``--teacher`` lets any caller
 spend teacher money, so it needs the token, or ``--allow-unauthenticated`` where a reverse proxy in
-front of the service authenticates.
+front of the service authenticates. SIGTERM stops it gracefully (serve.shutdown_timeout_s).
 See docs/serving.md.
 """
 
@@ -209,6 +209,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def serve(app: Any, service: Any, host: str, port: int) -> None:
+    """Run uvicorn until SIGTERM or SIGINT; then it stops accepting connections, lets requests in
+    flight finish, and the service its batches, all by one deadline (serve.shutdown_timeout_s)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            service.begin_shutdown()  # the deadline runs from the signal, not from the app's shutdown
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=service.settings.shutdown_timeout_s,
+    )
+    Server(config).run()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -220,21 +242,22 @@ def main(argv: list[str] | None = None) -> int:
     except SynthDistillError as exc:
         print(f"synthdistill-serve: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
     from synthdistill.serving.app import create_app
 
     log.info("serving %s", json.dumps(service.describe()))
     if token is not None:
         log.info("every call needs the bearer token of %s", TOKEN_ENV)  # the name, never the value
-    uvicorn.run(
-        create_app(service, token),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    try:
+        # After a graceful shutdown uvicorn raises the signal again: SIGTERM then ends the process
+        # (status 143, as for any process SIGTERM stops), Ctrl-C arrives here as KeyboardInterrupt.
+        serve(create_app(service, token), service, args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    if not service.stopped_cleanly:
+        # A teacher call hangs past the shutdown deadline on a worker thread, which the interpreter
+        # would wait for at exit (as long as the teacher's own timeout): leave without it.
+        logging.shutdown()
+        os._exit(130)
     return 0
 
 

@@ -53,6 +53,7 @@ class ServeSettings:
     teacher_max_pending: int
     teacher_breaker_failures: int
     teacher_breaker_cooldown_s: float
+    shutdown_timeout_s: float
 
     @classmethod
     def from_config(cls, serve: dict[str, Any] | None, **overrides: Any) -> ServeSettings:
@@ -82,6 +83,8 @@ class ClassifierService:
         self.max_chars = max_chars
         self.metrics = ServiceMetrics()
         self.started = time.time()
+        self.shutdown_deadline: float | None = None
+        self.stopped_cleanly = True
         self.student_batcher = MicroBatcher(
             self._predict,
             settings.max_batch_size,
@@ -106,10 +109,27 @@ class ClassifierService:
         if self.teacher_batcher is not None:
             self.teacher_batcher.start()
 
-    async def stop(self) -> None:
-        await self.student_batcher.stop()
+    def begin_shutdown(self) -> None:
+        """Start the clock of a graceful shutdown (SIGTERM): in-flight work has
+        ``serve.shutdown_timeout_s`` from now, the HTTP server's draining included."""
+        if self.shutdown_deadline is None:
+            self.shutdown_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+
+    async def stop(self) -> bool:
+        """Finish the running batches by the shutdown deadline: the student's, then the teacher's,
+        whose answers reach the cache and the feedback file. True when all finished in time."""
+        self.begin_shutdown()
+        assert self.shutdown_deadline is not None
+        finished = await self.student_batcher.stop(max(0.0, self.shutdown_deadline - time.monotonic()))
         if self.teacher_batcher is not None:
-            await self.teacher_batcher.stop()
+            left = max(0.0, self.shutdown_deadline - time.monotonic())
+            if not await self.teacher_batcher.stop(left):
+                log.warning(
+                    "a teacher call was still running at the shutdown deadline; its texts are not in the feedback file"
+                )
+                finished = False
+        self.stopped_cleanly = finished
+        return finished
 
     def describe(self) -> dict[str, Any]:
         return {
