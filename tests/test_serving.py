@@ -523,47 +523,6 @@ def test_a_large_request_shares_the_workers_with_the_requests_beside_it(student)
     assert np.allclose(small, predictor.predict_proba([TEXTS[100]]), atol=0.01)
 
 
-def test_a_bearer_token_guards_the_service_and_a_teacher_is_never_open_without_one(
-    student, service_factory, tmp_path, monkeypatch, capsys
-):
-    """With SYNTHDISTILL_SERVE_TOKEN set, a call without the token (or with a wrong one) gets a 401 and
-    a bare /health only its status; the token never reaches the log. --host 0.0.0.0 with a teacher and
-    no token stops at start unless --allow-unauthenticated."""
-    from synthdistill.serving.cli import TOKEN_ENV, bearer_token, main, parser
-
-    assert TOKEN_ENV == "SYNTHDISTILL_SERVE_TOKEN" and TOKEN_ENV in parser().format_help()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(TOKEN_ENV, raising=False)
-    config = write_config(tmp_path, teacher_url="http://127.0.0.1:9/v1")
-    cascade = [str(student), "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label"]
-    assert main([*cascade, "--threshold", "0.5", "--host", "0.0.0.0"]) == 2
-    assert "--host 0.0.0.0 with --teacher: anyone who reaches this machine" in capsys.readouterr().err
-    for host in ("127.0.0.1", "localhost", "::1"):  # loopback: the check lets it pass
-        assert bearer_token(parser().parse_args([*cascade, "--host", host])) is None
-    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0", "--allow-unauthenticated"])) is None
-    monkeypatch.setenv(TOKEN_ENV, "  ")
-    assert main([*cascade, "--threshold", "0.5"]) == 2
-    assert f"{TOKEN_ENV} is set but empty" in capsys.readouterr().err
-    monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
-    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0"])) == "s3cret-token"
-
-    secret = "correct horse battery staple 42"
-    service = service_factory(
-        student, "--configfile", str(config), "--max-length", "64", "--log-level", "debug", env={TOKEN_ENV: secret}
-    )
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {secret}"}):
-        status, body = service.post({"text": TEXTS[0]}, headers=headers)
-        assert status == 401 and "bearer token" in body["error"]
-        assert service.get("/metrics", headers=headers)[0] == 401
-        assert service.get("/health", headers=headers) == (200, b'{"status":"ok"}')
-    service.headers = {"Authorization": f"Bearer {secret}"}
-    status, body = service.post({"text": TEXTS[0]})
-    assert status == 200 and body["results"][0]["model"] == "student"
-    assert service.health()["student"] == "minilm"
-    assert service.metrics()['synthdistill_requests_total{status="401"}'] == 3
-    assert secret not in service.log.read_text() and TOKEN_ENV in service.log.read_text()
-
-
 class StubTeacher:
     """An OpenAI-compatible teacher on loopback that answers as the test says: ``mode`` "ok" (a chat
     completion with a label, after ``delay_s``) or "error" (500); it counts the requests it got."""
@@ -713,3 +672,100 @@ def test_sigterm_finishes_the_work_in_flight_writes_its_feedback_and_exits(
     assert service.process.wait(timeout=30) == -signal.SIGTERM
     assert time.monotonic() - signalled < 12
     assert "a teacher call was still running at the shutdown deadline" in service.log.read_text()
+
+
+def test_a_bearer_token_guards_the_service_and_a_teacher_is_never_open_without_one(
+    student, service_factory, tmp_path, monkeypatch, capsys
+):
+    """With SYNTHDISTILL_SERVE_TOKEN set, a call without the token (or with a wrong one) gets a 401 and
+    a bare /health only its status; the token never reaches the log. --host 0.0.0.0 with a teacher and
+    no token stops at start unless --allow-unauthenticated."""
+    from synthdistill.serving.cli import TOKEN_ENV, bearer_token, main, parser
+
+    assert TOKEN_ENV == "SYNTHDISTILL_SERVE_TOKEN" and TOKEN_ENV in parser().format_help()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    config = write_config(tmp_path, teacher_url="http://127.0.0.1:9/v1")
+    cascade = [str(student), "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label"]
+    assert main([*cascade, "--threshold", "0.5", "--host", "0.0.0.0"]) == 2
+    assert "--host 0.0.0.0 with --teacher: anyone who reaches this machine" in capsys.readouterr().err
+    for host in ("127.0.0.1", "localhost", "::1"):  # loopback: the check lets it pass
+        assert bearer_token(parser().parse_args([*cascade, "--host", host])) is None
+    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0", "--allow-unauthenticated"])) is None
+    monkeypatch.setenv(TOKEN_ENV, "  ")
+    assert main([*cascade, "--threshold", "0.5"]) == 2
+    assert f"{TOKEN_ENV} is set but empty" in capsys.readouterr().err
+    monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
+    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0"])) == "s3cret-token"
+
+    secret = "correct horse battery staple 42"
+    service = service_factory(
+        student, "--configfile", str(config), "--max-length", "64", "--log-level", "debug", env={TOKEN_ENV: secret}
+    )
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {secret}"}):
+        status, body = service.post({"text": TEXTS[0]}, headers=headers)
+        assert status == 401 and "bearer token" in body["error"]
+        assert service.get("/metrics", headers=headers)[0] == 401
+        assert service.get("/health", headers=headers) == (200, b'{"status":"ok"}')
+    service.headers = {"Authorization": f"Bearer {secret}"}
+    status, body = service.post({"text": TEXTS[0]})
+    assert status == 200 and body["results"][0]["model"] == "student"
+    assert service.health()["student"] == "minilm"
+    assert service.metrics()['synthdistill_requests_total{status="401"}'] == 3
+    assert secret not in service.log.read_text() and TOKEN_ENV in service.log.read_text()
+
+
+def schema_strategy(schema: dict):
+    """Values of the JSON Schema subset /openapi.json uses for the classify body (oneOf, object, array,
+    string); strings include lone surrogates, which JSON's escapes can carry."""
+    from hypothesis import strategies as st
+
+    if "oneOf" in schema:
+        return st.one_of([schema_strategy(option) for option in schema["oneOf"]])
+    if schema["type"] == "object":
+        return st.fixed_dictionaries({k: schema_strategy(v) for k, v in schema["properties"].items()})
+    if schema["type"] == "array":
+        return st.lists(schema_strategy(schema["items"]), min_size=schema["minItems"], max_size=schema["maxItems"])
+    assert schema["type"] == "string", schema
+    # Every code point, with lone surrogates (rare among them) drawn often on their own.
+    characters = st.characters(exclude_categories=()) | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+    return st.text(characters, min_size=schema["minLength"], max_size=min(schema["maxLength"], 40))
+
+
+def test_generated_requests_from_the_openapi_schema_get_documented_answers(student, service_factory, tmp_path):
+    """Bodies drawn from the service's own /openapi.json, and arbitrary JSON: every answer is a status
+    the schema documents for /v1/classify, never a 5xx, its body valid against that status's schema."""
+    import jsonschema
+    from hypothesis import HealthCheck, example, given, settings
+    from hypothesis import strategies as st
+
+    config = write_config(tmp_path, max_texts_per_request=6, max_text_chars=200)
+    service = service_factory(student, "--configfile", str(config), "--max-length", "64")
+    operation = json.loads(service.get("/openapi.json")[1])["paths"]["/v1/classify"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["oneOf"][0]["properties"]["texts"]["maxItems"] == 6
+    documented = {
+        code: answer["content"]["application/json"]["schema"] for code, answer in operation["responses"].items()
+    }
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["text", "texts", "x"]), inner),
+        max_leaves=12,
+    )
+    seen: set[int] = set()
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.one_of(schema_strategy(schema), json_values))
+    @example({"texts": ["ok \ud800"]})  # issue 25: half an emoji
+    def answers_as_documented(payload) -> None:
+        status, body = service.post(payload)
+        seen.add(status)
+        assert str(status) in documented and status < 500, (payload, status, body)
+        jsonschema.validate(body, documented[str(status)])
+        if status == 200:
+            texts = [payload["text"]] if "text" in payload else payload["texts"]
+            assert len(body["results"]) == len(texts)
+            assert all(r["label"] in LABELS for r in body["results"])
+
+    answers_as_documented()
+    assert {200, 400, 422} <= seen

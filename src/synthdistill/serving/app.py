@@ -122,6 +122,55 @@ async def discard_body(request: Request, budget: int) -> None:
             return
 
 
+def classify_openapi(max_texts: int, max_chars: int) -> dict[str, Any]:
+    """The OpenAPI of ``POST /v1/classify``, written out because the body is checked by hand (a
+    client generator, Schemathesis or the service's own property test reads it from /openapi.json)."""
+    text = {"type": "string", "minLength": 1, "maxLength": max_chars}
+    request = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": max_texts}},
+                "required": ["texts"],
+                "additionalProperties": False,
+            },
+            {"type": "object", "properties": {"text": text}, "required": ["text"], "additionalProperties": False},
+        ]
+    }
+    result = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string"},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+            "model": {"enum": ["student", "teacher", "student-fallback"]},
+            "confidence": {"type": "number"},
+            "student_label": {"type": "string"},
+        },
+        "required": ["probabilities", "model"],
+    }
+    ok = {"type": "object", "properties": {"results": {"type": "array", "items": result}}, "required": ["results"]}
+    error = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+    errors = {
+        "400": "the body is not JSON, is nested too deeply, or a text is not valid Unicode",
+        "401": "the bearer token is missing or wrong",
+        "413": "too many texts, a text too long, or a body over serve.max_body_bytes",
+        "422": "a field is missing, empty, of the wrong type, or unknown",
+        "500": "the student failed on this request",
+    }
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+        "responses": {
+            "200": {"description": "one result per text, in input order", "content": _json(ok)},
+            **{code: {"description": why, "content": _json(error)} for code, why in errors.items()},
+        },
+    }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
 def create_app(service: ClassifierService, token: str | None = None) -> FastAPI:
     """The app; with ``token``, every call but a bare ``GET /health`` must send it as a bearer token."""
 
@@ -158,7 +207,10 @@ def create_app(service: ClassifierService, token: str | None = None) -> FastAPI:
         background = BackgroundTask(release_memory) if large else None
         return JSONResponse(content, status_code=status, background=background)
 
-    @app.post("/v1/classify")
+    @app.post(
+        "/v1/classify",
+        openapi_extra=classify_openapi(settings.max_texts_per_request, settings.max_text_chars),
+    )
     async def classify(request: Request) -> JSONResponse:
         start = time.perf_counter()
         if not authorized(request):
