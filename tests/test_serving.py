@@ -292,7 +292,8 @@ def test_teacher_outage_degrades_to_the_student_without_server_errors(student, s
     feedback = tmp_path / "feedback.jsonl"
     plan = FaultPlan(schedule=["timeout"], slow_s=10.0, server_error=1.0)
     with FaultProxy("fake", plan) as proxy:
-        config = write_config(tmp_path, teacher_url=proxy.base_url, teacher_timeout_s=4.0)
+        # The breaker kept shut: this is how requests fare while it has not tripped (its own test is below).
+        config = write_config(tmp_path, teacher_url=proxy.base_url, teacher_timeout_s=4.0, teacher_breaker_failures=100)
         service = service_factory(
             student, "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label",
             "--threshold", "1.01", "--feedback", str(feedback), "--max-length", "64",
