@@ -37,6 +37,7 @@ from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy
 
 log = logging.getLogger("synthdistill.serve")
 DEFAULT_CONFIG = "config/config.yaml"
+INTERRUPTED = 130  # the shell's status for a process Ctrl-C stopped
 # The bearer token's environment variable: a flag's value would show in ps and shell history.
 TOKEN_ENV = "SYNTHDISTILL_SERVE_TOKEN"
 
@@ -252,12 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         # (status 143, as for any process SIGTERM stops), Ctrl-C arrives here as KeyboardInterrupt.
         serve(create_app(service, token), service, args.host, args.port)
     except KeyboardInterrupt:
-        pass
-    if not service.stopped_cleanly:
-        # A teacher call hangs past the shutdown deadline on a worker thread, which the interpreter
-        # would wait for at exit (as long as the teacher's own timeout): leave without it.
-        logging.shutdown()
-        os._exit(130)
+        if not service.stopped_cleanly:
+            # A teacher call hangs past the shutdown deadline on a worker thread, which the
+            # interpreter would wait for at exit (up to the teacher's own timeout): leave without it.
+            logging.shutdown()
+            os._exit(INTERRUPTED)
+        return INTERRUPTED
     return 0
 
 
