@@ -37,6 +37,9 @@ from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy
 
 log = logging.getLogger("synthdistill.serve")
 DEFAULT_CONFIG = "config/config.yaml"
+# An ONNX run of this many tokens (8 texts of 128) or more shrinks the arena back after it: the usual
+# short texts keep it warm (shrinking after every run cost 15% of throughput), long ones return it.
+RELEASE_ARENA_AFTER_TOKENS = 1024
 INTERRUPTED = 130  # the shell's status for a process Ctrl-C stopped
 # The bearer token's environment variable: a flag's value would show in ps and shell history.
 TOKEN_ENV = "SYNTHDISTILL_SERVE_TOKEN"
@@ -160,6 +163,8 @@ def build_service(args: argparse.Namespace):
     # The cores are shared out between the workers' runs, so that two runs do not fight over them.
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     predictor = load_predictor(student_dir, args.backend, int(max_length), inner, threads, spinning=args.spinning)
+    if hasattr(predictor, "release_arena_after_tokens"):  # ONNX: long texts' memory goes back after their run
+        predictor.release_arena_after_tokens = RELEASE_ARENA_AFTER_TOKENS
     max_chars = config.get("dataset", {}).get("max_chars") if config else None
     service = ClassifierService(predictor, settings, student, policy, deferral, max_chars)
     predictor.predict_proba(["warm-up"])  # the first call allocates; no client should pay for it
