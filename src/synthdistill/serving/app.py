@@ -172,7 +172,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(service: ClassifierService, token: str | None = None) -> FastAPI:
-    """The app; with ``token``, every call but a bare ``GET /health`` must send it as a bearer token."""
+    """The app; with ``token``, ``/v1/classify`` and ``/metrics`` need it as a bearer token and
+    ``/health`` without it tells only the status (``/openapi.json`` and ``/docs`` hold no data)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

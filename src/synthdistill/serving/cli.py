@@ -10,9 +10,9 @@ settings; the cascade's threshold is read from results/cascade/<student>/<teache
 unless ``--cascade FILE`` or ``--threshold`` says otherwise.
 
 Authentication: put a secret in the environment variable SYNTHDISTILL_SERVE_TOKEN (never on the
-command line, where ps and shell history show it) and every call must send the header
-``Authorization: Bearer <secret>``; a bare ``GET /health`` (a load balancer's check) then answers
-only its status. Listening beyond loopback (``--host 0.0.0.0``) with ``--teacher`` lets any caller
+command line, where ps and shell history show it) and every call to /v1/classify and /metrics
+must send the header ``Authorization: Bearer <secret>``; a bare ``GET /health`` (a load balancer's
+check) then answers only its status. Listening beyond loopback (``--host 0.0.0.0``) with ``--teacher`` lets any caller
 spend teacher money, so it needs the token, or ``--allow-unauthenticated`` where a reverse proxy in
 front of the service authenticates. SIGTERM stops it gracefully (serve.shutdown_timeout_s).
 See docs/serving.md.
