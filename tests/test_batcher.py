@@ -81,3 +81,13 @@ def test_a_failing_batch_fails_only_its_own_requests():
 def test_workers_must_be_positive():
     with pytest.raises(ValueError, match="workers must be at least 1"):
         MicroBatcher(Recorder(), max_batch_size=1, max_wait_s=0.0, workers=0)
+
+
+def test_a_request_larger_than_a_batch_is_shared_out_and_put_back_in_order():
+    run = Recorder()
+    batcher = MicroBatcher(run, max_batch_size=4, max_wait_s=0.05, workers=1)
+    large = [f"t{i}" for i in range(10)]
+    results = asyncio.run(submit_all(batcher, [large, ["x"], ["y"]]))
+    assert results == [[item.upper() for item in large], ["X"], ["Y"]]
+    assert max(len(b) for b in run.batches) == 4
+    assert "x" in run.batches[0] and "y" in run.batches[0]  # the small requests share the first batch

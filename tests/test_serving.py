@@ -9,10 +9,12 @@ outage. Nothing is mocked.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -81,31 +83,50 @@ def write_config(workdir: Path, teacher_url: str | None = None, **serve) -> Path
 
 
 class Service:
-    def __init__(self, student: Path, workdir: Path, *args: str) -> None:
+    def __init__(self, student: Path, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "synthdistill.serving.cli", str(student), "--port", str(self.port), *args]
         self.log = workdir / f"serve-{self.port}.log"
+        self.headers: dict[str, str] = {}  # sent with every call
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
         try:
             wait_for_http(f"{self.url}/health", 120, self.process)
         except BaseException:
             self.stop()
             raise
 
-    def post(self, payload, raw: bytes | None = None) -> tuple[int, dict]:
+    def post(self, payload, raw: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
         body = raw if raw is not None else json.dumps(payload).encode()
-        request = urllib.request.Request(f"{self.url}/v1/classify", data=body, method="POST")
+        request = urllib.request.Request(
+            f"{self.url}/v1/classify", data=body, method="POST", headers={**self.headers, **(headers or {})}
+        )
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
 
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"{self.url}{path}", headers={**self.headers, **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def health(self) -> dict:
+        status, body = self.get("/health")
+        assert status == 200
+        return json.loads(body)
+
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
-            text = response.read().decode()
+        status, raw = self.get("/metrics")
+        assert status == 200, raw
+        text = raw.decode()
         values = {}
         for line in text.splitlines():
             match = re.match(r"^(\w+(?:\{[^}]*\})?) (\S+)$", line)
@@ -121,8 +142,8 @@ class Service:
 def service_factory(tmp_path):
     started: list[Service] = []
 
-    def start(student: Path, *args: str) -> Service:
-        started.append(Service(student, tmp_path, *args))
+    def start(student: Path, *args: str, env: dict[str, str] | None = None) -> Service:
+        started.append(Service(student, tmp_path, *args, env=env))
         return started[-1]
 
     yield start
@@ -271,7 +292,8 @@ def test_teacher_outage_degrades_to_the_student_without_server_errors(student, s
     feedback = tmp_path / "feedback.jsonl"
     plan = FaultPlan(schedule=["timeout"], slow_s=10.0, server_error=1.0)
     with FaultProxy("fake", plan) as proxy:
-        config = write_config(tmp_path, teacher_url=proxy.base_url, teacher_timeout_s=4.0)
+        # The breaker kept shut: this is how requests fare while it has not tripped (its own test is below).
+        config = write_config(tmp_path, teacher_url=proxy.base_url, teacher_timeout_s=4.0, teacher_breaker_failures=100)
         service = service_factory(
             student, "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label",
             "--threshold", "1.01", "--feedback", str(feedback), "--max-length", "64",
@@ -380,3 +402,371 @@ def test_a_multi_label_student_serves_label_sets_and_refuses_a_teacher(multi_lab
         result = subprocess.run([*command, *option], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, result.stderr
         assert "multi_label student" in result.stderr and "single-label only" in result.stderr
+
+
+def test_a_text_the_tokenizer_cannot_take_fails_only_its_own_request(student, service_factory, tmp_path):
+    """A lone surrogate (half an emoji) is refused at the edge with a 400 naming the item; the 16
+    clients batched beside it are all answered. A deeply nested body is a 400 too, not a 500."""
+    config = write_config(tmp_path, max_wait_ms=20)
+    service = service_factory(student, "--configfile", str(config), "--max-length", "64")
+
+    def client(i: int) -> list[tuple[int, dict]]:
+        if i == 0:
+            return [service.post({"texts": ["fine", "ok \ud800"]}) for _ in range(10)]
+        return [service.post({"texts": [TEXTS[(i * 10 + k) % len(TEXTS)]]}) for k in range(10)]
+
+    with ThreadPoolExecutor(17) as pool:
+        answers = list(pool.map(client, range(17)))
+    for status, body in answers[0]:
+        assert status == 400, body
+        assert "texts[1] is not valid Unicode: a lone surrogate ('\\ud800') at character 3" in body["error"]
+    assert [status for client_answers in answers[1:] for status, _ in client_answers] == [200] * 160
+    # A whole pair of escapes is one character (an emoji), and is answered.
+    assert service.post({"text": "Shares soar \ud83d\ude80"})[0] == 200
+
+    for depth, code, message in ((100_000, 400, "nested too deeply"), (50, 422, "texts[0] must be a string")):
+        status, body = service.post(None, raw=b'{"texts": ' + b"[" * depth + b"]" * depth + b"}")
+        assert (status, message in body["error"]) == (code, True), body
+    assert service.metrics().get('synthdistill_requests_total{status="500"}', 0) == 0
+
+
+def test_a_failed_micro_batch_is_retried_request_by_request(student):
+    """Past the edge, a text the student's own tokenizer fails on (the real ONNX predictor) fails only
+    its request: the batch it joined runs again one request at a time."""
+    import asyncio
+
+    from synthdistill.serving.batcher import MicroBatcher
+    from synthdistill.students.inference import load_predictor
+
+    predictor = load_predictor(student, "onnx", 64, batch_size=8)
+
+    async def serve() -> list:
+        batcher = MicroBatcher(predictor.predict_proba, 32, 0.2, split_on_failure=True)
+        batcher.start()
+        requests = [[TEXTS[0]], ["ok \ud800"], TEXTS[1:3]]
+        answers = await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)
+        await batcher.stop()
+        return answers
+
+    first, bad, rest = asyncio.run(serve())
+    assert isinstance(bad, Exception)
+    assert np.allclose(np.vstack([first, rest]), predictor.predict_proba(TEXTS[:3]), atol=0.01)
+
+
+def test_the_body_limit_and_long_texts_cost_what_the_student_reads(student, service_factory, tmp_path):
+    """A body over serve.max_body_bytes is a 413 before it is parsed (declared or chunked); a text is
+    tokenized only as far as max_length tokens reach, with the very ids of the whole text."""
+    import http.client
+
+    from synthdistill.serving.service import ClassifierService, ServeSettings
+    from synthdistill.students.inference import load_predictor
+    from synthdistill.text_batches import FIRST_CUT_CHARS_PER_TOKEN
+
+    config = write_config(tmp_path, max_body_bytes=100_000)
+    service = service_factory(student, "--configfile", str(config), "--max-length", "64")
+    long_text = " ".join(TEXTS * 20)[:78_000]
+    status, body = service.post({"texts": [long_text, long_text]})
+    assert status == 413 and "larger than 100000 bytes (serve.max_body_bytes)" in body["error"]
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    chunks = [b'{"texts": ["'] + [b"a" * 10_000] * 20 + [b'"]}']
+    connection.request("POST", "/v1/classify", body=iter(chunks), encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413 and b"serve.max_body_bytes" in response.read()
+    connection.close()
+    status, body = service.post({"texts": [long_text]})  # under the limit: answered
+    assert status == 200 and body["results"][0]["model"] == "student"
+
+    predictor = load_predictor(student, "onnx", 64, batch_size=8)
+    texts = [long_text, TEXTS[0], "x" * 5_000 + " tail", " " * 3_000 + TEXTS[1], long_text[:700]]
+    assert predictor.batching.encode_prefixes(texts) == predictor.batching.encode(texts)
+    seen: list[int] = []
+    tokenizer = predictor.batching.tokenizer
+
+    def recording(batch, **kwargs):
+        seen.extend(map(len, batch))
+        return tokenizer(batch, **kwargs)
+
+    predictor.batching.tokenizer = recording
+    served = ClassifierService(predictor, ServeSettings.from_config({}), "minilm")._predict([long_text] * 2)
+    assert max(seen) <= 64 * FIRST_CUT_CHARS_PER_TOKEN < len(long_text) / 100
+    predictor.batching.tokenizer = tokenizer
+    assert np.allclose(served, predictor.predict_proba([long_text] * 2), atol=1e-6)
+
+
+def test_a_large_request_shares_the_workers_with_the_requests_beside_it(student):
+    """96 texts and then one text, on one worker with batches of 16: the one text rides in the next
+    batch and is answered long before the 96 are (before, the 96 ran as one batch and it waited)."""
+    import asyncio
+
+    from synthdistill.serving.batcher import MicroBatcher
+    from synthdistill.students.inference import load_predictor
+
+    predictor = load_predictor(student, "onnx", 64, batch_size=8)
+    sizes: list[int] = []
+
+    async def serve() -> tuple[list[str], list]:
+        batcher = MicroBatcher(predictor.predict_proba, 16, 0.0, on_batch=sizes.append)
+        batcher.start()
+        order: list[str] = []
+        large = batcher.submit(TEXTS[:96])
+        large.add_done_callback(lambda _: order.append("large"))
+        await asyncio.sleep(0.01)  # the first batch of the 96 is running
+        small = batcher.submit([TEXTS[100]])
+        small.add_done_callback(lambda _: order.append("small"))
+        answers = await asyncio.gather(large, small)
+        await batcher.stop()
+        return order, answers
+
+    order, (large, small) = asyncio.run(serve())
+    assert order == ["small", "large"]
+    assert max(sizes) == 16 and sum(sizes) == 97
+    assert np.allclose(large, predictor.predict_proba(TEXTS[:96]), atol=0.01)
+    assert np.allclose(small, predictor.predict_proba([TEXTS[100]]), atol=0.01)
+
+
+class StubTeacher:
+    """An OpenAI-compatible teacher on loopback that answers as the test says: ``mode`` "ok" (a chat
+    completion with a label, after ``delay_s``) or "error" (500); it counts the requests it got."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from .servers import fake_completion
+
+        stub = self
+        self.mode, self.delay_s, self.requests = "ok", 0.0, 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format, *args):  # noqa: A002 (signature of the base)
+                pass
+
+            def do_POST(self):  # noqa: N802 (name fixed by http.server)
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stub.lock:
+                    stub.requests += 1
+                    n = stub.requests
+                if stub.mode == "error":
+                    body, status = b'{"error": {"message": "teacher down", "type": "server_error"}}', 500
+                else:
+                    time.sleep(stub.delay_s)
+                    body, status = json.dumps(fake_completion(request, LABELS, n)).encode(), 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.block_on_close = False  # close() must not wait for a handler told to hang
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub_teacher():
+    teacher = StubTeacher()
+    yield teacher
+    teacher.close()
+
+
+def cascade_args(config: Path, feedback: Path) -> list[str]:
+    """Every text defers (threshold above any confidence) to the config's teacher."""
+    return ["--configfile", str(config), "--teacher", "smollm2", "--prompt", "label", "--threshold", "1.01",
+            "--feedback", str(feedback), "--max-length", "64"]  # fmt: skip
+
+
+def test_a_circuit_breaker_stops_asking_a_teacher_that_is_down(student, stub_teacher, service_factory, tmp_path):
+    """After 3 texts in a row the teacher did not answer (500s), deferrals get the student's answer at
+    once, without a request to the teacher, until the cool-down ends; then one request probes it:
+    a 500 opens the breaker again, an answer closes it. The same for a teacher on a dead port."""
+    stub_teacher.mode = "error"
+    breaker = {"teacher_breaker_failures": 3, "teacher_breaker_cooldown_s": 3}
+    config = write_config(tmp_path, teacher_url=stub_teacher.base_url, **breaker)
+    service = service_factory(student, *cascade_args(config, tmp_path / "feedback.jsonl"))
+    assert service.health()["teacher"]["breaker"]["state"] == "closed"
+    for text in TEXTS[:3]:
+        assert service.post({"text": text})[1]["results"][0]["model"] == "student-fallback"
+    asked = stub_teacher.requests
+    assert asked >= 3
+    assert service.health()["teacher"]["breaker"]["state"] == "open"
+    assert service.metrics()['synthdistill_teacher_breaker{synthdistill_teacher_breaker="open"}'] == 1
+
+    with ThreadPoolExecutor(5) as pool:  # while open: answered by the student, the teacher not asked
+        answers = list(pool.map(lambda text: service.post({"text": text}), TEXTS[3:8]))
+    assert [body["results"][0]["model"] for _, body in answers] == ["student-fallback"] * 5
+    assert stub_teacher.requests == asked
+    assert service.metrics()['synthdistill_teacher_errors_total{reason="breaker_open"}'] == 5
+
+    time.sleep(3.2)  # the cool-down: one probe, still a 500, opens it again
+    assert service.post({"text": TEXTS[8]})[1]["results"][0]["model"] == "student-fallback"
+    assert stub_teacher.requests > asked
+    health = service.health()["teacher"]["breaker"]
+    assert (health["state"], health["trips"]) == ("open", 2)
+    asked = stub_teacher.requests
+    assert service.post({"text": TEXTS[9]})[1]["results"][0]["model"] == "student-fallback"
+    assert stub_teacher.requests == asked
+
+    stub_teacher.mode = "ok"
+    time.sleep(3.2)  # the probe is answered: closed, and the teacher answers again
+    assert service.post({"text": TEXTS[10]})[1]["results"][0]["model"] == "teacher"
+    assert service.post({"text": TEXTS[11]})[1]["results"][0]["model"] == "teacher"
+    assert service.health()["teacher"]["breaker"]["state"] == "closed"
+    metrics = service.metrics()
+    assert metrics['synthdistill_teacher_breaker{synthdistill_teacher_breaker="closed"}'] == 1
+    assert metrics['synthdistill_teacher_errors_total{reason="breaker_open"}'] == 6
+    service.stop()
+
+    dead = write_config(tmp_path, teacher_url=f"http://127.0.0.1:{free_port()}/v1", **breaker)
+    service = service_factory(student, *cascade_args(dead, tmp_path / "feedback.jsonl"))
+    for text in TEXTS[:3]:
+        assert service.post({"text": text})[1]["results"][0]["model"] == "student-fallback"
+    assert service.health()["teacher"]["breaker"]["state"] == "open"
+    assert service.post({"texts": TEXTS[3:6]})[0] == 200
+    assert service.metrics()['synthdistill_teacher_errors_total{reason="breaker_open"}'] == 3
+
+
+def test_sigterm_finishes_the_work_in_flight_writes_its_feedback_and_exits(
+    student, stub_teacher, service_factory, tmp_path
+):
+    """SIGTERM while a deferred request waits on a 3 s teacher: new connections are refused, the request
+    is answered by the teacher, its feedback line is written, and the process ends. With a teacher
+    that hangs, the service still exits by serve.shutdown_timeout_s."""
+    import signal
+
+    stub_teacher.delay_s = 3.0
+    feedback = tmp_path / "feedback.jsonl"
+    config = write_config(tmp_path, teacher_url=stub_teacher.base_url, shutdown_timeout_s=20)
+    service = service_factory(student, *cascade_args(config, feedback))
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(service.post, {"text": TEXTS[0]})
+        while stub_teacher.requests == 0:
+            time.sleep(0.05)
+        service.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(0.5)
+        with pytest.raises(urllib.error.URLError):  # no longer accepting
+            urllib.request.urlopen(f"{service.url}/health", timeout=5)
+        status, body = in_flight.result(timeout=30)
+    assert status == 200 and body["results"][0]["model"] == "teacher"
+    assert service.process.wait(timeout=20) == -signal.SIGTERM  # uvicorn ends by the signal, once shut down
+    assert time.monotonic() - signalled < 15
+    [line] = [json.loads(line) for line in feedback.read_text().splitlines()]
+    assert (line["text"], line["label"]) == (TEXTS[0], body["results"][0]["label"])
+
+    stub_teacher.delay_s = 600.0  # hangs past the request's timeout and the shutdown deadline
+    config = write_config(tmp_path, teacher_url=stub_teacher.base_url, shutdown_timeout_s=2, teacher_timeout_s=1)
+    service = service_factory(student, *cascade_args(config, feedback))
+    asked = stub_teacher.requests
+    assert service.post({"text": TEXTS[1]})[1]["results"][0]["model"] == "student-fallback"
+    deadline = time.monotonic() + 60
+    while stub_teacher.requests == asked and time.monotonic() < deadline:  # the teacher call is on its way
+        time.sleep(0.1)
+    assert stub_teacher.requests == asked + 1
+    service.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    assert service.process.wait(timeout=30) == -signal.SIGTERM
+    assert time.monotonic() - signalled < 12
+    assert "a teacher call was still running at the shutdown deadline" in service.log.read_text()
+
+
+def test_a_bearer_token_guards_the_service_and_a_teacher_is_never_open_without_one(
+    student, service_factory, tmp_path, monkeypatch, capsys
+):
+    """With SYNTHDISTILL_SERVE_TOKEN set, a call without the token (or with a wrong one) gets a 401 and
+    a bare /health only its status; the token never reaches the log. --host 0.0.0.0 with a teacher and
+    no token stops at start unless --allow-unauthenticated."""
+    from synthdistill.serving.cli import TOKEN_ENV, bearer_token, main, parser
+
+    assert TOKEN_ENV == "SYNTHDISTILL_SERVE_TOKEN" and TOKEN_ENV in parser().format_help()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    config = write_config(tmp_path, teacher_url="http://127.0.0.1:9/v1")
+    cascade = [str(student), "--configfile", str(config), "--teacher", "smollm2", "--prompt", "label"]
+    assert main([*cascade, "--threshold", "0.5", "--host", "0.0.0.0"]) == 2
+    assert "--host 0.0.0.0 with --teacher: anyone who reaches this machine" in capsys.readouterr().err
+    for host in ("127.0.0.1", "localhost", "::1"):  # loopback: the check lets it pass
+        assert bearer_token(parser().parse_args([*cascade, "--host", host])) is None
+    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0", "--allow-unauthenticated"])) is None
+    monkeypatch.setenv(TOKEN_ENV, "  ")
+    assert main([*cascade, "--threshold", "0.5"]) == 2
+    assert f"{TOKEN_ENV} is set but empty" in capsys.readouterr().err
+    monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
+    assert bearer_token(parser().parse_args([*cascade, "--host", "0.0.0.0"])) == "s3cret-token"
+
+    secret = "correct horse battery staple 42"
+    service = service_factory(
+        student, "--configfile", str(config), "--max-length", "64", "--log-level", "debug", env={TOKEN_ENV: secret}
+    )
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {secret}"}):
+        status, body = service.post({"text": TEXTS[0]}, headers=headers)
+        assert status == 401 and "bearer token" in body["error"]
+        assert service.get("/metrics", headers=headers)[0] == 401
+        assert service.get("/health", headers=headers) == (200, b'{"status":"ok"}')
+    service.headers = {"Authorization": f"Bearer {secret}"}
+    status, body = service.post({"text": TEXTS[0]})
+    assert status == 200 and body["results"][0]["model"] == "student"
+    assert service.health()["student"] == "minilm"
+    assert service.metrics()['synthdistill_requests_total{status="401"}'] == 3
+    assert secret not in service.log.read_text() and TOKEN_ENV in service.log.read_text()
+
+
+def schema_strategy(schema: dict):
+    """Values of the JSON Schema subset /openapi.json uses for the classify body (oneOf, object, array,
+    string); strings include lone surrogates, which JSON's escapes can carry."""
+    from hypothesis import strategies as st
+
+    if "oneOf" in schema:
+        return st.one_of([schema_strategy(option) for option in schema["oneOf"]])
+    if schema["type"] == "object":
+        return st.fixed_dictionaries({k: schema_strategy(v) for k, v in schema["properties"].items()})
+    if schema["type"] == "array":
+        return st.lists(schema_strategy(schema["items"]), min_size=schema["minItems"], max_size=schema["maxItems"])
+    assert schema["type"] == "string", schema
+    # Every code point, with lone surrogates (rare among them) drawn often on their own.
+    characters = st.characters(exclude_categories=()) | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+    return st.text(characters, min_size=schema["minLength"], max_size=min(schema["maxLength"], 40))
+
+
+def test_generated_requests_from_the_openapi_schema_get_documented_answers(student, service_factory, tmp_path):
+    """Bodies drawn from the service's own /openapi.json, and arbitrary JSON: every answer is a status
+    the schema documents for /v1/classify, never a 5xx, its body valid against that status's schema."""
+    import jsonschema
+    from hypothesis import HealthCheck, example, given, settings
+    from hypothesis import strategies as st
+
+    config = write_config(tmp_path, max_texts_per_request=6, max_text_chars=200)
+    service = service_factory(student, "--configfile", str(config), "--max-length", "64")
+    operation = json.loads(service.get("/openapi.json")[1])["paths"]["/v1/classify"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["oneOf"][0]["properties"]["texts"]["maxItems"] == 6
+    documented = {
+        code: answer["content"]["application/json"]["schema"] for code, answer in operation["responses"].items()
+    }
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["text", "texts", "x"]), inner),
+        max_leaves=12,
+    )
+    seen: set[int] = set()
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.one_of(schema_strategy(schema), json_values))
+    @example({"texts": ["ok \ud800"]})  # issue 25: half an emoji
+    def answers_as_documented(payload) -> None:
+        status, body = service.post(payload)
+        seen.add(status)
+        assert str(status) in documented and status < 500, (payload, status, body)
+        jsonschema.validate(body, documented[str(status)])
+        if status == 200:
+            texts = [payload["text"]] if "text" in payload else payload["texts"]
+            assert len(body["results"]) == len(texts)
+            assert all(r["label"] in LABELS for r in body["results"])
+
+    answers_as_documented()
+    assert {200, 400, 422} <= seen

@@ -7,13 +7,22 @@
 Run it from the workflow folder: the config (``--configfile``, default config/config.yaml, merged in
 order like Snakemake's) gives the teacher, the prompt template, the response cache and the ``serve``
 settings; the cascade's threshold is read from results/cascade/<student>/<teacher>/<prompt>.json
-unless ``--cascade FILE`` or ``--threshold`` says otherwise. See docs/serving.md.
+unless ``--cascade FILE`` or ``--threshold`` says otherwise.
+
+Authentication: put a secret in the environment variable SYNTHDISTILL_SERVE_TOKEN (never on the
+command line, where ps and shell history show it) and every call to /v1/classify and /metrics
+must send the header ``Authorization: Bearer <secret>``; a bare ``GET /health`` (a load balancer's
+check) then answers only its status. Listening beyond loopback (``--host 0.0.0.0``) with ``--teacher`` lets any caller
+spend teacher money, so it needs the token, or ``--allow-unauthenticated`` where a reverse proxy in
+front of the service authenticates. SIGTERM stops it gracefully (serve.shutdown_timeout_s).
+See docs/serving.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -28,6 +37,12 @@ from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy
 
 log = logging.getLogger("synthdistill.serve")
 DEFAULT_CONFIG = "config/config.yaml"
+# An ONNX run of this many tokens (8 texts of 128) or more shrinks the arena back after it: the usual
+# short texts keep it warm (shrinking after every run cost 15% of throughput), long ones return it.
+RELEASE_ARENA_AFTER_TOKENS = 1024
+INTERRUPTED = 130  # the shell's status for a process Ctrl-C stopped
+# The bearer token's environment variable: a flag's value would show in ps and shell history.
+TOKEN_ENV = "SYNTHDISTILL_SERVE_TOKEN"
 
 
 def student_facts(student_dir: Path) -> dict[str, Any]:
@@ -68,6 +83,33 @@ def cascade_policy(args: argparse.Namespace, facts: dict[str, Any]) -> CascadePo
             )
         return CascadePolicy.from_file(path)
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``--host`` listens on this machine only (a name other than localhost may resolve anywhere)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_token(args: argparse.Namespace) -> str | None:
+    """The token every caller must send, from the environment; refuses a teacher open to the network
+    without one, unless --allow-unauthenticated says something in front authenticates."""
+    token = os.environ.get(TOKEN_ENV)
+    if token is not None and not token.strip():
+        raise SynthDistillError(f"{TOKEN_ENV} is set but empty; set it to a secret, or unset it")
+    if token is None and not is_loopback(args.host):
+        if args.teacher and not args.allow_unauthenticated:
+            raise SynthDistillError(
+                f"--host {args.host} with --teacher: anyone who reaches this machine could spend teacher money. "
+                f"Set {TOKEN_ENV} (callers then send 'Authorization: Bearer <token>'), listen on 127.0.0.1 "
+                "behind a reverse proxy, or pass --allow-unauthenticated if something in front authenticates"
+            )
+        log.warning("listening on %s without %s: every caller is served", args.host, TOKEN_ENV)
+    return token.strip() if token is not None else None
 
 
 def default_workers(on_gpu: bool) -> int:
@@ -121,6 +163,8 @@ def build_service(args: argparse.Namespace):
     # The cores are shared out between the workers' runs, so that two runs do not fight over them.
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     predictor = load_predictor(student_dir, args.backend, int(max_length), inner, threads, spinning=args.spinning)
+    if hasattr(predictor, "release_arena_after_tokens"):  # ONNX: long texts' memory goes back after their run
+        predictor.release_arena_after_tokens = RELEASE_ARENA_AFTER_TOKENS
     max_chars = config.get("dataset", {}).get("max_chars") if config else None
     service = ClassifierService(predictor, settings, student, policy, deferral, max_chars)
     predictor.predict_proba(["warm-up"])  # the first call allocates; no client should pay for it
@@ -132,7 +176,17 @@ def parser() -> argparse.ArgumentParser:
         prog="synthdistill-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("student_dir", help="a trained student folder (results/students/<student>/<teacher>/<prompt>)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0: every interface, so every machine that reaches this one can call "
+        f"it; with --teacher that needs a token in {TOKEN_ENV}, or --allow-unauthenticated)",
+    )
+    p.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help=f"serve a teacher on a non-loopback --host without {TOKEN_ENV} (say, behind a proxy that authenticates)",
+    )
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument(
@@ -161,24 +215,55 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def serve(app: Any, service: Any, host: str, port: int) -> None:
+    """Run uvicorn until SIGTERM or SIGINT; then it stops accepting connections, lets requests in
+    flight finish, and the service its batches, all by one deadline (serve.shutdown_timeout_s)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            service.begin_shutdown()  # the deadline runs from the signal, not from the app's shutdown
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=service.settings.shutdown_timeout_s,
+    )
+    Server(config).run()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
+        token = bearer_token(args)
         service = build_service(args)
     except SynthDistillError as exc:
         print(f"synthdistill-serve: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
     from synthdistill.serving.app import create_app
 
     log.info("serving %s", json.dumps(service.describe()))
-    uvicorn.run(
-        create_app(service), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on"
-    )
+    if token is not None:
+        log.info("every call needs the bearer token of %s", TOKEN_ENV)  # the name, never the value
+    try:
+        # After a graceful shutdown uvicorn raises the signal again: SIGTERM then ends the process
+        # (status 143, as for any process SIGTERM stops), Ctrl-C arrives here as KeyboardInterrupt.
+        serve(create_app(service, token), service, args.host, args.port)
+    except KeyboardInterrupt:
+        if not service.stopped_cleanly:
+            # A teacher call hangs past the shutdown deadline on a worker thread, which the
+            # interpreter would wait for at exit (up to the teacher's own timeout): leave without it.
+            logging.shutdown()
+            os._exit(INTERRUPTED)
+        return INTERRUPTED
     return 0
 
 

@@ -22,6 +22,7 @@ import yaml
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import is_channel
 from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.parsing import ERROR
 from synthdistill.annotation.prompt_files import example_pool_from, prompt_messages
 from synthdistill.annotation.prompts import load_template
 from synthdistill.annotation.teachers import Teacher, make_teacher
@@ -70,6 +71,7 @@ class TeacherAnswer:
     label: str | None
     vote_shares: dict[str, float]
     error: str | None  # why there is no label (request error, unparseable answer, tie), else None
+    unanswered: bool = False  # every request for it failed: the teacher never answered (the breaker counts these)
 
 
 class TeacherDeferral:
@@ -177,7 +179,8 @@ class TeacherDeferral:
                 errors = [f["error"].iat[i] for f in per_iteration if isinstance(f["error"].iat[i], str)]
                 statuses = sorted({str(f["parse_status"].iat[i]) for f in per_iteration})
                 error = errors[0] if errors else f"no label ({status}; answers: {', '.join(statuses)})"
-            answers.append(TeacherAnswer(label, shares, error))
+            unanswered = all(f["parse_status"].iat[i] == ERROR for f in per_iteration)
+            answers.append(TeacherAnswer(label, shares, error, unanswered))
         return answers
 
     def record(self, texts: list[str], answers: list[TeacherAnswer], student_labels: list[str], confidences) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+
+from synthdistill.serving.breaker import STATES
 
 # Milliseconds to a minute: a student batch takes a few ms, a teacher answer up to the timeout.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -25,8 +27,15 @@ class ServiceMetrics:
             "synthdistill_teacher_errors",
             "deferred texts the teacher did not label, by reason: request (failed or unparseable answer), "
             "timeout (no answer within serve.teacher_timeout_s), overload (serve.teacher_max_pending reached), "
-            "exception (the teacher call raised)",
+            "exception (the teacher call raised), breaker_open (the circuit breaker kept it from the teacher)",
             ["reason"],
+            registry=r,
+        )
+        self.breaker = Enum(
+            "synthdistill_teacher_breaker",
+            "the teacher's circuit breaker: closed (deferrals go to the teacher), open (the student answers "
+            "alone until the cool-down ends), half_open (one request probes the teacher)",
+            states=list(STATES),
             registry=r,
         )
         self.request_latency = Histogram(

@@ -14,8 +14,12 @@ never defers: deferral is single-label only.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +27,7 @@ import numpy as np
 
 from synthdistill.schema import with_defaults
 from synthdistill.serving.batcher import MicroBatcher
+from synthdistill.serving.breaker import TeacherBreaker
 from synthdistill.serving.deferral import TeacherAnswer, TeacherDeferral, clean_text
 from synthdistill.serving.metrics import ServiceMetrics
 from synthdistill.students.cascade_policy import CascadePolicy, confidence_of
@@ -42,9 +47,13 @@ class ServeSettings:
     max_wait_ms: float
     max_texts_per_request: int
     max_text_chars: int
+    max_body_bytes: int
     teacher_batch_size: int
     teacher_timeout_s: float
     teacher_max_pending: int
+    teacher_breaker_failures: int
+    teacher_breaker_cooldown_s: float
+    shutdown_timeout_s: float
 
     @classmethod
     def from_config(cls, serve: dict[str, Any] | None, **overrides: Any) -> ServeSettings:
@@ -74,6 +83,8 @@ class ClassifierService:
         self.max_chars = max_chars
         self.metrics = ServiceMetrics()
         self.started = time.time()
+        self.shutdown_deadline: float | None = None
+        self.stopped_cleanly = True
         self.student_batcher = MicroBatcher(
             self._predict,
             settings.max_batch_size,
@@ -81,11 +92,15 @@ class ClassifierService:
             name="student",
             on_batch=self.metrics.batch_size.observe,
             workers=settings.workers or 1,
+            split_on_failure=True,
         )
         self.teacher_batcher = (
             MicroBatcher(self._ask_teacher, settings.teacher_batch_size, 0.0, name="teacher")
             if deferral is not None
             else None
+        )
+        self.breaker = TeacherBreaker(
+            settings.teacher_breaker_failures, settings.teacher_breaker_cooldown_s, self.metrics.breaker.state
         )
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -94,10 +109,27 @@ class ClassifierService:
         if self.teacher_batcher is not None:
             self.teacher_batcher.start()
 
-    async def stop(self) -> None:
-        await self.student_batcher.stop()
+    def begin_shutdown(self) -> None:
+        """Start the clock of a graceful shutdown (SIGTERM): in-flight work has
+        ``serve.shutdown_timeout_s`` from now, the HTTP server's draining included."""
+        if self.shutdown_deadline is None:
+            self.shutdown_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+
+    async def stop(self) -> bool:
+        """Finish the running batches by the shutdown deadline: the student's, then the teacher's,
+        whose answers reach the cache and the feedback file. True when all finished in time."""
+        self.begin_shutdown()
+        assert self.shutdown_deadline is not None
+        finished = await self.student_batcher.stop(max(0.0, self.shutdown_deadline - time.monotonic()))
         if self.teacher_batcher is not None:
-            await self.teacher_batcher.stop()
+            left = max(0.0, self.shutdown_deadline - time.monotonic())
+            if not await self.teacher_batcher.stop(left):
+                log.warning(
+                    "a teacher call was still running at the shutdown deadline; its texts are not in the feedback file"
+                )
+                finished = False
+        self.stopped_cleanly = finished
+        return finished
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -108,7 +140,7 @@ class ClassifierService:
             "labels": self.labels,
             **({"thresholds": self._thresholds()} if self.multi_label else {}),
             "policy": self.policy.to_dict() if self.policy else None,
-            "teacher": self.deferral.describe() if self.deferral else None,
+            "teacher": {**self.deferral.describe(), "breaker": self.breaker.describe()} if self.deferral else None,
             "settings": self.settings.__dict__,
             "uptime_s": round(time.time() - self.started, 1),
         }
@@ -116,7 +148,9 @@ class ClassifierService:
     # -- workers (run on the batchers' threads) --------------------------------------------------
     def _predict(self, texts: list[str]) -> np.ndarray:
         start = time.perf_counter()
-        probs = self.predictor.predict_proba(texts)
+        # The student reads max_length tokens of a text: tokenizing more is work (and memory) for
+        # nothing, so only a prefix of each text is tokenized, with the same ids as the whole text.
+        probs = self.predictor.predict_encoded(self.predictor.batching.encode_prefixes(texts))
         self.metrics.student_latency.observe(time.perf_counter() - start)
         return probs
 
@@ -190,8 +224,14 @@ class ClassifierService:
             for i in deferred:
                 results[i]["model"] = FALLBACK
             return
+        if not self.breaker.allow():  # the teacher is down: no request waits for it to fail again
+            self.metrics.teacher_errors.labels(reason="breaker_open").inc(len(deferred))
+            for i in deferred:
+                results[i]["model"] = FALLBACK
+            return
         items = [(texts[i], student_labels[i], float(confidences[i])) for i in deferred]
         future = self.teacher_batcher.submit(items)
+        answers: list[TeacherAnswer | None] = [None] * len(deferred)
         try:
             # shield: a timed-out request stops waiting, but the teacher's answer still reaches the
             # cache and the feedback file.
@@ -199,11 +239,14 @@ class ClassifierService:
         except TimeoutError:
             self.metrics.teacher_errors.labels(reason="timeout").inc(len(deferred))
             future.add_done_callback(_consume)
-            answers = [None] * len(deferred)
         except Exception as exc:  # the teacher call itself raised (cache unwritable, client bug, ...)
             log.warning("teacher failed for %d texts: %s", len(deferred), exc)
             self.metrics.teacher_errors.labels(reason="exception").inc(len(deferred))
-            answers = [None] * len(deferred)
+        finally:  # even a cancelled request records its outcome: it may be the breaker's probe
+            self.breaker.record(
+                answered=sum(a is not None and not a.unanswered for a in answers),
+                unanswered=sum(a is None or a.unanswered for a in answers),
+            )
         for i, answer in zip(deferred, answers, strict=True):
             if answer is not None and answer.label is not None:
                 results[i].update(
@@ -216,6 +259,21 @@ class ClassifierService:
                 if answer is not None:
                     self.metrics.teacher_errors.labels(reason="request").inc()
                 results[i]["model"] = FALLBACK
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system. glibc keeps what a large request's texts took for
+    reuse, so without this the process stays at its peak (the issue saw 417 MB -> 1,035 MB, kept)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _consume(future: asyncio.Future) -> None:

@@ -151,6 +151,11 @@ class OnnxPredictor:
         self.multi_label = _is_multi_label(config)
         self.thresholds = _thresholds(config)
         self.batching = LengthSortedBatches(AutoTokenizer.from_pretrained(onnx_dir), max_length, batch_size)
+        # A long-lived process (the service) sets this: a run of at least this many tokens hands the
+        # memory it grew ONNX Runtime's arena by back afterwards, where the arena would keep its peak.
+        self.release_arena_after_tokens: int | None = None
+        self._shrink = onnxruntime.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return self.predict_encoded(self.batching.encode(texts))
@@ -158,7 +163,9 @@ class OnnxPredictor:
     def predict_encoded(self, ids: list[list[int]]) -> np.ndarray:
         probs = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
         for index, input_ids, mask in self.batching.batches(ids):
-            (logits,) = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            large = self.release_arena_after_tokens is not None and input_ids.size >= self.release_arena_after_tokens
+            (logits,) = self.session.run(["logits"], feeds, self._shrink if large else None)
             probs[index] = _sigmoid(logits) if self.multi_label else _softmax(logits)
         return probs
 
