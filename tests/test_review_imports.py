@@ -184,9 +184,9 @@ def test_a_structurally_broken_export_stops_naming_the_file_and_row(tmp_path, ki
     cases = label_studio_breakages(results) if tool == "label_studio" else argilla_breakages(record)
     data, expected = cases[breakage]
     # The valid first task or record alone imports: only the broken second one stops the import.
-    assert run(tmp_path, write(tmp_path, data[:1] if isinstance(data, list) else data["records"][:1]))[0].loc[
-        "i1", "corrected"
-    ]
+    valid = data[:1] if isinstance(data, list) else data["records"][:1]
+    reviewed, _ = run(tmp_path, write(tmp_path, valid))
+    assert reviewed.loc["i1", "corrected"]
     export = write(tmp_path, data, "broken.json")
     out = tmp_path / "labels.parquet"
     out.unlink()
@@ -203,7 +203,7 @@ def test_a_structurally_broken_export_stops_naming_the_file_and_row(tmp_path, ki
 # --- span offsets against the text the region says it covers ---------------------------------------
 
 
-def test_a_label_studio_region_one_off_moves_to_its_text_as_the_issue_reproduces_it(tmp_path):
+def test_a_label_studio_region_one_off_moves_to_its_text_as_the_issue_reproduces_it(tmp_path, caplog):
     """The region {start: s+1, end: s+1+len(w), text: w} once became 'ased ' instead of 'based'."""
     s = SPAN_TEXT.index("based")
     regions = [ls_region(s + 1, s + 1 + len("based"), "ORG", "based"), ls_region(10, 14, "ORG", "Acme")]
@@ -211,15 +211,17 @@ def test_a_label_studio_region_one_off_moves_to_its_text_as_the_issue_reproduces
     spans = json.loads(reviewed.loc["i1", "label"])
     assert [SPAN_TEXT[x["start"] : x["end"]] for x in spans] == ["Acme", "based"]
     assert audit["new_label"].tolist() == [reviewed.loc["i1", "label"]]
+    assert f"row 1 (id i1): span 1 [{s + 1}, {s + 6}) covers 'ased ', not its text 'based'; moved to" in caplog.text
 
 
 def test_offsets_shifted_by_emoji_in_utf16_land_on_the_nearest_occurrence_of_their_text(tmp_path):
-    # Label Studio counts an emoji as two UTF-16 code units: every offset after it is one too far.
+    # Label Studio counts an emoji as two UTF-16 code units: each one before a span puts its offsets
+    # one character too far.
     text = "🚀🚀 Acme rose. Acme paid EUR 5 million to Acme."
     money = len(text[: text.index("EUR")].encode("utf-16-le")) // 2
     second = text.index("Acme paid")
     regions = [
-        ls_region(second + 2, second + 6, "ORG", "Acme"),  # shifted by the two emoji: "cme " at those offsets
+        ls_region(second + 2, second + 6, "ORG", "Acme"),  # shifted by the two emoji: "me p" there
         ls_region(money, money + 13, "MONEY", "EUR 5 million"),
     ]
     reviewed, _ = run_spans(tmp_path, write(tmp_path, [ls_task("i1", ls_annotation(regions, "ann"))]), text)
