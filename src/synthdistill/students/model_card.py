@@ -35,10 +35,14 @@ _ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 def markdown_text(value: Any) -> str:
     """``value`` as literal text inside a line of Markdown: a label such as ``<img src=x onerror=alert(1)>``,
     ``**x**`` or ``$5^$`` shows as written, never as HTML, emphasis, a link or math."""
+    text = str(value)
     out = []
-    for char in str(value):
+    for i, char in enumerate(text):
         if char in _ENTITIES:
             out.append(_ENTITIES[char])
+        elif char == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+            # CommonMark never reads an underscore inside a word as emphasis: feature_request stays as written.
+            out.append(char)
         elif char in _MARKDOWN_PUNCTUATION:
             out.append("\\" + char)
         else:
