@@ -20,7 +20,7 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, check_failures
-from synthdistill.annotation.parsing import ERROR, OK
+from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.costs import resolve_price, teacher_cost_row, teacher_costing
 from synthdistill.errors import SynthDistillError

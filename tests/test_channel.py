@@ -17,7 +17,7 @@ import yaml
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import channel_chat, check_channel_template
 from synthdistill.annotation.engine import annotate, item_requests
-from synthdistill.annotation.parsing import OK
+from synthdistill.annotation.parsed import OK
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers.base import CHANNEL, Completion
 from synthdistill.errors import SynthDistillError

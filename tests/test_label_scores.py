@@ -12,7 +12,7 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache, cache_key
 from synthdistill.annotation.engine import annotate, build_request
-from synthdistill.annotation.parsing import OK
+from synthdistill.annotation.parsed import OK
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import label_sequences

@@ -10,7 +10,8 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, build_request
-from synthdistill.annotation.parsing import ERROR, OK, parse
+from synthdistill.annotation.parsed import ERROR, OK
+from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers.base import Completion
 

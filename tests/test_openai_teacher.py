@@ -22,7 +22,7 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, build_request
-from synthdistill.annotation.parsing import ERROR, OK
+from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import Request

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from synthdistill import data
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, build_request
-from synthdistill.annotation.parsing import OK, Parsed, match_label, parse
+from synthdistill.annotation.parsed import OK, Parsed, match_label
+from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import messages_for
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError

@@ -17,7 +17,8 @@ import pandas as pd
 
 from synthdistill.annotation.cache import CacheWriteError, ResponseCache, cache_key
 from synthdistill.annotation.channel import CHANNEL, CHANNEL_BACKENDS, channel_completion, is_channel
-from synthdistill.annotation.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
+from synthdistill.annotation.parsed import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import answer_aliases
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.errors import SynthDistillError
