@@ -22,7 +22,7 @@ from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.evaluation.metrics import score
+from synthdistill.metrics.single_label import score
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]

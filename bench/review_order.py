@@ -30,8 +30,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from synthdistill.evaluation.metrics import score
 from synthdistill.labels.review import annotator_labels, review_table, score_items, text_features
+from synthdistill.metrics.single_label import score
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"

@@ -47,8 +47,8 @@ from synthdistill.annotation.channel import channel_chat
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.evaluation.metrics import score
-from synthdistill.evaluation.stats import bootstrap_intervals, compare
+from synthdistill.metrics.single_label import score
+from synthdistill.metrics.stats import bootstrap_intervals, compare
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 from synthdistill.students.inference import predict_frame
 from synthdistill.students.targets import target_columns

@@ -29,7 +29,7 @@ from synthdistill.annotation.examples import DEFAULT_EMBEDDING_MODEL, nearest_ex
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.data import carve_shots, split
-from synthdistill.evaluation.metrics import score
+from synthdistill.metrics.single_label import score
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"

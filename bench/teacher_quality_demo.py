@@ -25,7 +25,7 @@ from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.evaluation.metrics import score
+from synthdistill.metrics.single_label import score
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "financial_news_sentiment.csv"

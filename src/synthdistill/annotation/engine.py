@@ -19,13 +19,13 @@ from synthdistill.annotation.cache import CacheWriteError, ResponseCache, cache_
 from synthdistill.annotation.channel import CHANNEL, CHANNEL_BACKENDS, channel_completion, is_channel
 from synthdistill.annotation.parsed import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.annotation.parsing import parse
-from synthdistill.annotation.prompts import answer_aliases
+from synthdistill.annotation.prompts import PER_LABEL_DEFAULTS, answer_aliases
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
+from synthdistill.annotation.teachers.chat_api import first_token_problem
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import label_set_json
 from synthdistill.names import CALIBRATION_SPLIT
 from synthdistill.schema import defaults
-from synthdistill.settings import PER_LABEL_DEFAULTS, first_token_problem
 
 log = logging.getLogger(__name__)
 
