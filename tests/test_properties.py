@@ -37,6 +37,8 @@ from synthdistill.labels.vote import vote
 from synthdistill.schema import SCHEMA_PATH
 from synthdistill.settings import check_labels
 
+from .conftest import MAX_CONSECUTIVE_FAILURES
+
 # The label strings the config accepts: the schema's (read from it, never copied) and settings.check_labels.
 LABELS_SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["labels"]
 LABEL_PATTERN = re.compile(LABELS_SCHEMA["items"]["pattern"])
@@ -162,6 +164,7 @@ def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) 
             generation=GENERATION,
             iteration=i,
             max_failure_share=1.0,
+            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
         for i in range(2)
     ]

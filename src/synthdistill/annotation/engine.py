@@ -217,9 +217,6 @@ class BusyClock:
             return share
 
 
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 20
-
-
 def failure_kind(exc: BaseException) -> str:
     """What makes two failures "the same" for the circuit breaker: the HTTP status if there was one,
     else the exception type and message with every number stripped (ports, attempts, timings)."""
@@ -254,7 +251,7 @@ def _collect(
     cache: ResponseCache,
     *,
     reask: Callable[[int, Completion], bool] | None = None,
-    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    max_consecutive_failures: int | None,
     batch_missing: str | None = None,
 ) -> list[Outcome]:
     """Answers for every request: from the cache, else from the teacher, stored as they arrive.
@@ -485,7 +482,7 @@ def annotate(
     iteration: int,
     max_failure_share: float = 0.1,
     retry_unparsed: bool = False,
-    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    max_consecutive_failures: int | None,
     batch_missing: str | None = None,
 ) -> pd.DataFrame:
     """Label every prompt once (one self-consistency iteration).

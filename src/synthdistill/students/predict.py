@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.schema import defaults
 from synthdistill.students.inference import load_predictor, predict_chunks, predicted_labels
 from synthdistill.students.text_chunks import CHUNK_ROWS, read_chunks, row_count, texts_of
 
@@ -38,7 +39,8 @@ def predict_file(
     text_column: str = "text",
     id_column: str | None = None,
     backend: str = "auto",
-    max_length: int = 256,
+    *,
+    max_length: int,
     batch_size: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
     threads: int | None = None,
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--id-column", default=None)
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
-    parser.add_argument("--max-length", type=int, default=256)
+    # The students' default max_length (schema): what a student trained with unless its config said otherwise.
+    parser.add_argument("--max-length", type=int, default=defaults("students", "*")["max_length"])
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     args = parser.parse_args(argv)
