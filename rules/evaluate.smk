@@ -47,7 +47,9 @@ def paired_test_models():
         models[f"{t}/{p}"] = fill(rules.vote.output.votes, teacher=t, prompt=p)
     if LEARN_FROM_BEST:
         # The chosen labeller's labels (its test labels are its votes: test items are never reviewed).
-        models[f"{BEST}/{BEST_PROMPT}"] = rules.select_labeller.output.labels
+        # A plain path: params are pickled into the script, and a rule's output object carries its
+        # rule, whose resources set by the profile cannot be pickled.
+        models[f"{BEST}/{BEST_PROMPT}"] = fill(rules.select_labeller.output.labels)
     for s in STUDENTS:
         for t, p in label_sources():
             name = f"{s}/{t}/{p}"

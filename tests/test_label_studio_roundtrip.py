@@ -180,6 +180,13 @@ def test_label_studio_review_round_trip_changes_exactly_the_submitted_labels(lab
         reviewer = annotation["completed_by"]
     skipped = {"result": [], "was_cancelled": True}
     call(label_studio, "POST", f"/api/tasks/{task_of['ls-4']}/annotations/", skipped)
+    # A second opinion on -17 ("no opinion", made later), and the first one starred as ground truth
+    # in Label Studio: the starred one wins, and the audit keeps both answers.
+    second = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["no opinion"]}}]
+    call(label_studio, "POST", f"/api/tasks/{task_of['-17']}/annotations/", {"result": second, "was_cancelled": False})
+    listed = call(label_studio, "GET", f"/api/tasks/{task_of['-17']}/annotations/")
+    (first,) = [a for a in listed if a["result"][0]["value"]["choices"] == ["bullish"]]
+    call(label_studio, "PATCH", f"/api/annotations/{first['id']}/", {"ground_truth": True})
 
     exported = call(label_studio, "GET", f"/api/projects/{project['id']}/export?exportType=JSON")
     export_path = tmp_path / "label_studio_export.json"
@@ -192,6 +199,9 @@ def test_label_studio_review_round_trip_changes_exactly_the_submitted_labels(lab
         [item_id, old[item_id], label, old[item_id] != label, str(reviewer)] for item_id, label in decisions.items()
     )
     assert audit["changed"].tolist().count(False) == 1  # ls-1 confirmed its vote
+    answers = dict(zip(audit["id"], audit["answers"], strict=True))
+    assert [a["label"] for a in json.loads(answers["-17"])] == ["bullish", "no opinion"]
+    assert audit.set_index("id")["reviewers_disagree"].to_dict() == {item_id: item_id == "-17" for item_id in decisions}
     reviewed = pd.read_parquet(labels_out).set_index("id")
     assert reviewed.loc[list(decisions), "label"].tolist() == list(decisions.values())
     assert reviewed.loc[["ls-4", "ls-5"], "label"].tolist() == old[["ls-4", "ls-5"]].tolist()

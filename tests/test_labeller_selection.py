@@ -17,7 +17,7 @@ from synthdistill.reporting.sections import selection_section
 from synthdistill.settings import check_gold_dev
 
 from .conftest import LABELS, REPO
-from .pipeline_helpers import copy_run, snakemake, write_config
+from .pipeline_helpers import copy_run, planned_jobs, snakemake, write_config
 
 DATASET = {"path": str(REPO / "data" / "demo" / "financial_news_sentiment.csv"), "text_column": "text"}
 DATASET["label_column"] = "label"
@@ -79,17 +79,29 @@ def test_ranking_uses_gold_dev_only():
 
 @pytest.mark.slow
 def test_students_learn_from_the_labeller_ranked_first_on_gold_dev(tiny_run, tmp_path):
-    """A real run with a gold dev split, students_learn_from: best and vote targets: the labeller
+    """A real run with a gold dev split, students_learn_from: best and vote targets, by config alone
+    (every target, with the shipped profile the run picks up from profiles/default): the labeller
     ranked first on gold dev is the one the student learned from, the test split is the tiny run's,
-    and test labels, however changed, change no choice."""
+    and test labels, however changed, change no choice. compare_models once failed here after every
+    paid call (its params held a rule's output object, which cannot be pickled into the script), and
+    so did every plain rerun."""
     run = copy_run(tiny_run, tmp_path / "run")
     config = yaml.safe_load((run / "config" / "config.yaml").read_text())
     config = copy.deepcopy(config)
     config["split"]["gold_dev_size"] = 5
     config["students_learn_from"] = "best"
     config["students"]["minilm"]["targets"] = "votes"
+    # Cheaper than the tiny run where that changes nothing under test: every target still runs.
+    config["evaluation"] = {"expert_baseline": False}
+    config["review"] = {"features": "tfidf"}
+    config["costs"]["benchmark"] = {"texts": 40, "latency_texts": 5, "batch_sizes": [8]}
     write_config(run / "config" / "config.yaml", config)
-    snakemake(run, "results/students/minilm/best/on_gold_dev/metadata.json", "results/labels/ranking.csv")
+    assert (run / "profiles" / "default" / "config.yaml").exists()
+    snakemake(run)
+    paired = pd.read_csv(run / "results" / "evaluation" / "paired_tests.csv")
+    assert {"best/on_gold_dev", "minilm/best/on_gold_dev"} <= set(paired["a"]) | set(paired["b"])
+    assert "Ranked first" in (run / "results" / "report" / "report.md").read_text()
+    assert planned_jobs(run) == []  # a plain rerun has nothing left to do
 
     data = run / "results" / "data"
     pd.testing.assert_frame_equal(

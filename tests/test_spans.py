@@ -396,8 +396,10 @@ def test_label_studio_span_corrections_come_back_as_spans_with_an_audit(tmp_path
     assert audit[["id", "changed", "reviewer"]].to_dict("records") == [
         {"id": "a", "changed": True, "reviewer": "ann@example.com"}
     ]
-    # A region past its text stops the import naming the file and row; nothing is applied.
+    # A region past its text stops the import naming the file and row; nothing is applied. (A region
+    # that says which text it covers moves onto that text: tests/test_review_imports.py.)
     tasks[0]["annotations"][0]["result"][1]["value"].update(start=40, end=60)
+    del tasks[0]["annotations"][0]["result"][1]["value"]["text"]
     export.write_text(json.dumps(tasks))
     with pytest.raises(SynthDistillError, match=r"export.json: row 1 \(id a\): span 2 \[40, 60\) ends past the text"):
         import_span_review(str(votes_path), str(export), LABELS, str(tmp_path / "l.parquet"), str(tmp_path / "a.csv"))

@@ -7,18 +7,22 @@ truth for that item whichever teacher labelled it):
   is a label, not a missing value), and the ``'`` our review spreadsheets put before formula-like
   values is removed, so ids and labels copied from them come back exactly;
 - a Label Studio JSON export (tasks with ``data.id`` and ``annotations[].result[].value.choices``;
-  the last annotation that was not cancelled wins, ``completed_by`` is the reviewer);
+  the annotation marked ``ground_truth``, else the last that was not cancelled, wins, ``completed_by``
+  is the reviewer);
 - an Argilla 2.x records export (JSON list, or ``{"records": [...]}``) with submitted responses to
   the ``label`` question, in the nested form ``responses: {"label": [{value, user_id, status}]}``
   or the flat one ``responses: [{question_name, value, user_id, status}]``.
 
 Every row names its position (``row N``: the 1-based data row, or the task/record index in JSON)
-so a bad id or label can be found in the file.
+so a bad id or label, or a task or record that is not what the tool writes, can be found in the file.
+When several reviewers answered one item, one answer is applied (see above; in Argilla the last
+submitted response) and the audit keeps every answer.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,10 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.review import unescape_cell, write_csv
 
-COLUMNS = ["row", "id", "label", "reviewer"]
+log = logging.getLogger(__name__)
+
+# answers: every reviewer's answer for the row's item ({reviewer, label} each), kept for the audit.
+COLUMNS = ["row", "id", "label", "reviewer", "answers"]
 
 
 def _cell(value: Any) -> str | None:
@@ -45,7 +52,7 @@ def _table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in ("id", "label") if c not in frame.columns]
     if missing:
         raise SynthDistillError(f"{source}: missing column(s) {missing}; a corrections file needs id and label")
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "row": range(1, len(frame) + 1),
             "id": frame["id"].map(_cell),
@@ -53,69 +60,171 @@ def _table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             "reviewer": frame["reviewer"].map(_cell) if "reviewer" in frame else None,
         }
     )
+    return with_answers(table)
+
+
+def with_answers(corrections: pd.DataFrame) -> pd.DataFrame:
+    """The corrections with an ``answers`` column: a row of a table is one reviewer's one answer."""
+    if "answers" in corrections:
+        return corrections
+    answers = [
+        [{"reviewer": reviewer, "label": label}]
+        for reviewer, label in zip(corrections["reviewer"], corrections["label"], strict=True)
+    ]
+    return corrections.assign(answers=pd.Series(answers, index=corrections.index, dtype=object))
+
+
+def is_label_studio(items: list[Any]) -> bool:
+    """Whether a JSON export holds Label Studio tasks (else Argilla records)."""
+    return any(isinstance(item, dict) and ("annotations" in item or "data" in item) for item in items)
+
+
+def export_where(source: str, number: int, item: Any) -> str:
+    """``file: row N (id X)`` for the N-th task or record of a review export, for messages: our item
+    id where it can be read (``data.id`` of a Label Studio task, ``id`` of an Argilla record)."""
+    item_id = None
+    if isinstance(item, dict) and ("data" in item or "annotations" in item):
+        # A Label Studio task: its top-level id is Label Studio's own, not the item's.
+        data = item.get("data")
+        item_id = data.get("id") if isinstance(data, dict) else None
+    elif isinstance(item, dict):
+        item_id = item.get("id")
+    return f"{source}: row {number}" + ("" if item_id is None else f" (id {item_id})")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _describe(value: Any) -> str:
+    """A JSON value's type and a short view of it, for messages."""
+    if value is None:
+        return "null"
+    shown = repr(value)
+    return f"{type(value).__name__} {shown if len(shown) <= 60 else shown[:57] + '...'}"
+
+
+def object_list(value: Any, what: str, where: str) -> list[dict[str, Any]]:
+    """``value`` when it is a list of JSON objects; otherwise stop naming the file, row and field,
+    so that a broken export (``annotations: null``, a number where a task should be) never reaches
+    the reader as a raw TypeError."""
+    if not isinstance(value, list):
+        raise SynthDistillError(f"{where}: {what} is {_kind(value)}, not a list of objects")
+    for number, item in enumerate(value, start=1):
+        if not isinstance(item, dict):
+            raise SynthDistillError(f"{where}: {what} entry {number} is {_describe(item)}, not an object")
+    return value
+
+
+def label_studio_value(result: dict[str, Any], key: str, where: str) -> list[Any]:
+    """The list ``value[key]`` of a Label Studio result (its choices or span labels), checked."""
+    value = result.get("value", {})
+    if not isinstance(value, dict):
+        raise SynthDistillError(f"{where}: a {result.get('type')} result's value is {_kind(value)}, not an object")
+    items = value.get(key, [])
+    if not isinstance(items, list):
+        raise SynthDistillError(f"{where}: a {result.get('type')} result's value.{key} is {_kind(items)}, not a list")
+    return items
+
+
+def _label_studio_reviewer(annotation: dict[str, Any]) -> str | None:
+    reviewer = annotation.get("completed_by")
+    if isinstance(reviewer, dict):
+        reviewer = reviewer.get("email") or reviewer.get("id")
+    return None if reviewer is None else str(reviewer)
+
+
+def _answers(reviewers: list[str | None], labels: list[Any]) -> list[dict[str, Any]]:
+    return [{"reviewer": reviewer, "label": label} for reviewer, label in zip(reviewers, labels, strict=True)]
 
 
 def label_studio_reviews(
-    tasks: list[dict[str, Any]], answer: Callable[[list[dict[str, Any]]], Any]
+    tasks: list[Any], answer: Callable[[list[dict[str, Any]], str], Any], source: str
 ) -> list[dict[str, Any]]:
-    """``row, id, label, reviewer`` of each reviewed Label Studio task: the last annotation that was not
-    cancelled wins, ``answer(its results)`` is the label, ``completed_by`` the reviewer."""
+    """``row, id, label, reviewer, answers`` of each reviewed Label Studio task.
+
+    ``answer(results, where)`` is the label one annotation gives. When several people annotated a
+    task, the annotation marked as ground truth in Label Studio wins (the last one so marked), else
+    the last annotation that was not cancelled, in the export's order; ``answers`` keeps every
+    reviewer's answer for the audit. A task or annotation that is not what Label Studio writes
+    stops naming the file and the task."""
     rows = []
     for number, task in enumerate(tasks, start=1):
-        annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+        where = export_where(source, number, task)
+        if not isinstance(task, dict):
+            raise SynthDistillError(f"{where}: the task is {_describe(task)}, not an object")
+        data = task.get("data", {})
+        if not isinstance(data, dict):
+            raise SynthDistillError(f"{where}: the task's data is {_kind(data)}, not an object")
+        annotations = [
+            a for a in object_list(task.get("annotations", []), "annotations", where) if not a.get("was_cancelled")
+        ]
         if not annotations:
             continue  # not reviewed yet
-        annotation = annotations[-1]
-        reviewer = annotation.get("completed_by")
-        if isinstance(reviewer, dict):
-            reviewer = reviewer.get("email") or reviewer.get("id")
-        item_id = task.get("data", {}).get("id")
+        labels = [answer(object_list(a.get("result", []), "result", where), where) for a in annotations]
+        reviewers = [_label_studio_reviewer(a) for a in annotations]
+        marked = [i for i, a in enumerate(annotations) if a.get("ground_truth")]
+        winner = marked[-1] if marked else len(annotations) - 1
+        item_id = data.get("id")
         rows.append(
             {
                 "row": number,
                 "id": None if item_id is None else str(item_id),
-                "label": answer(annotation.get("result", [])),
-                "reviewer": None if reviewer is None else str(reviewer),
+                "label": labels[winner],
+                "reviewer": reviewers[winner],
+                "answers": _answers(reviewers, labels),
             }
         )
     return rows
 
 
-def _label_studio(tasks: list[dict[str, Any]], question: str, multiple: bool) -> list[dict[str, Any]]:
-    def answer(results: list[dict[str, Any]]) -> Any:
+def _label_studio(tasks: list[Any], question: str, multiple: bool, source: str) -> list[dict[str, Any]]:
+    def answer(results: list[dict[str, Any]], where: str) -> Any:
         choices = [
             choice
             for result in results
             if result.get("type") == "choices" and result.get("from_name", question) == question
-            for choice in result.get("value", {}).get("choices", [])
+            for choice in label_studio_value(result, "choices", where)
         ]
         if multiple:
             return choices
         return choices[0] if len(choices) == 1 else (None if not choices else "|".join(choices))
 
-    return label_studio_reviews(tasks, answer)
+    return label_studio_reviews(tasks, answer, source)
 
 
-def _argilla_responses(record: dict[str, Any], question: str) -> list[dict[str, Any]]:
+def _argilla_responses(record: dict[str, Any], question: str, where: str) -> list[dict[str, Any]]:
+    # Argilla writes no responses as {} (or null); a question's responses are a list of objects.
     responses = record.get("responses") or {}
     if isinstance(responses, dict):
-        return list(responses.get(question) or [])
-    return [r for r in responses if r.get("question_name", question) == question]
+        return object_list(responses.get(question) or [], f"responses.{question}", where)
+    return [r for r in object_list(responses, "responses", where) if r.get("question_name", question) == question]
 
 
-def _argilla(records: list[dict[str, Any]], question: str) -> list[dict[str, Any]]:
+def argilla_reviews(records: list[Any], question: str, source: str) -> list[dict[str, Any]]:
+    """``row, id, label, reviewer, answers`` of each Argilla record with a submitted response to
+    ``question``: the last submitted response wins (Argilla's export has no order but the list's and
+    no ground-truth mark), ``answers`` keeps every submitted one for the audit. A record or response
+    that is not what Argilla writes stops naming the file and the record."""
     rows = []
     for number, record in enumerate(records, start=1):
-        submitted = [r for r in _argilla_responses(record, question) if r.get("status", "submitted") == "submitted"]
+        where = export_where(source, number, record)
+        if not isinstance(record, dict):
+            raise SynthDistillError(f"{where}: the record is {_describe(record)}, not an object")
+        submitted = [
+            r for r in _argilla_responses(record, question, where) if r.get("status", "submitted") == "submitted"
+        ]
         if not submitted:
             continue  # not reviewed, or only drafts / discarded
-        response = submitted[-1]
+        reviewers = [None if r.get("user_id") is None else str(r["user_id"]) for r in submitted]
+        labels = [r.get("value") for r in submitted]
         rows.append(
             {
                 "row": number,
                 "id": None if record.get("id") is None else str(record["id"]),
-                "label": response.get("value"),
-                "reviewer": None if response.get("user_id") is None else str(response["user_id"]),
+                "label": labels[-1],
+                "reviewer": reviewers[-1],
+                "answers": _answers(reviewers, labels),
             }
         )
     return rows
@@ -167,10 +276,10 @@ def read_corrections(path: str | Path, question: str = "label", multiple: bool =
             data = data["records"]
         if not isinstance(data, list):
             raise SynthDistillError(f"{source}: expected a list of Label Studio tasks or Argilla records")
-        if any("annotations" in item or "data" in item for item in data):
-            rows = _label_studio(data, question, multiple)
+        if is_label_studio(data):
+            rows = _label_studio(data, question, multiple, source)
         else:
-            rows = _argilla(data, question)
+            rows = argilla_reviews(data, question, source)
         return pd.DataFrame(rows, columns=COLUMNS)
     raise SynthDistillError(f"{source}: unsupported corrections format {suffix!r}; use .csv, .tsv, .xlsx or .json")
 
@@ -219,14 +328,17 @@ def apply_corrections(
     The reviewed labels are the votes with ``voted_label`` (the teacher's), ``label`` (the corrected
     one where a person said so) and ``corrected``; test items are never corrected, since the test
     split is scored against expert labels. The audit lists every applied row: id, old and new label,
-    whether it changed, the reviewer, the source file and its row.
+    whether it changed, the reviewer, the source file and its row, and every reviewer's answer for
+    the item (``answers``, JSON) with ``reviewers_disagree`` where they differ.
     """
     reviewed = votes.copy()
     reviewed["voted_label"] = reviewed["label"]
     reviewed["corrected"] = False
     if "agreement" in reviewed:
         reviewed["voted_agreement"] = reviewed["agreement"]
-    audit_columns = ["id", "split", "old_label", "new_label", "changed", "reviewer", "source", "row"]
+    audit_columns = [
+        "id", "split", "old_label", "new_label", "changed", "reviewer", "source", "row", "answers", "reviewers_disagree"
+    ]  # fmt: skip
     if corrections is None or corrections.empty:
         return reviewed, pd.DataFrame(columns=audit_columns)
     reviewable = set(reviewed.loc[reviewed["split"].isin(("train", "validation")), "id"].astype(str))
@@ -253,7 +365,39 @@ def apply_corrections(
     audit["reviewer"] = audit["id"].map(last["reviewer"])
     audit["source"] = source
     audit["row"] = audit["id"].map(last["row"]).astype(int)
+    answers = answers_by_id(corrections)
+    audit["answers"] = [json.dumps(answers[i], ensure_ascii=False, default=str) for i in audit["id"]]
+    audit["reviewers_disagree"] = [disagree(answers[i]) for i in audit["id"]]
+    _warn_disagreements(audit, source)
     return reviewed, audit.sort_values("row").reset_index(drop=True)[audit_columns]
+
+
+def answers_by_id(corrections: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Every reviewer's answer for each corrected id, in the file's order (from all its rows)."""
+    answers: dict[str, list[dict[str, Any]]] = {}
+    for item_id, row_answers in zip(corrections["id"], with_answers(corrections)["answers"], strict=True):
+        answers.setdefault(item_id, []).extend(row_answers)
+    return answers
+
+
+def disagree(answers: list[dict[str, Any]]) -> bool:
+    """Whether the answers hold more than one label (labels compared as JSON: sets are lists)."""
+    return len({json.dumps(a["label"], sort_keys=True, default=str) for a in answers}) > 1
+
+
+def _warn_disagreements(audit: pd.DataFrame, source: str) -> None:
+    # Not an error: a disagreement is resolved by a documented rule, but it should not pass unseen.
+    split = audit.loc[audit["reviewers_disagree"]]
+    if len(split):
+        shown = ", ".join(f"row {r} (id {i})" for r, i in zip(split["row"][:5], split["id"][:5], strict=True))
+        log.warning(
+            "%s: reviewers gave different answers for %d item(s): %s%s; the ground-truth or last answer "
+            "was applied, every answer is in the audit (answers, reviewers_disagree)",
+            source,
+            len(split),
+            shown,
+            ", ..." if len(split) > 5 else "",
+        )
 
 
 def import_review(

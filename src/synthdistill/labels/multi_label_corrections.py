@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.label_sets import label_set_json
-from synthdistill.labels.corrections import apply_corrections, read_corrections
+from synthdistill.labels.corrections import apply_corrections, read_corrections, with_answers
 from synthdistill.labels.review import write_csv
 
 # The question and control name of our multi_label review exports (labels.multi_label_review).
@@ -82,7 +82,14 @@ def apply_label_set_corrections(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reviewed sets, audit trail), as labels.corrections.apply_corrections on the voted sets."""
     if corrections is not None:
-        corrections = corrections.assign(label=[_canonical(v, labels, delimiter) for v in corrections["label"]])
+        corrections = with_answers(corrections)
+        every = [
+            [{**a, "label": _canonical(a["label"], labels, delimiter)} for a in row] for row in corrections["answers"]
+        ]
+        corrections = corrections.assign(
+            label=[_canonical(v, labels, delimiter) for v in corrections["label"]],
+            answers=pd.Series(every, index=corrections.index, dtype=object),
+        )
     sets = votes.rename(columns={"voted_label": "label"})
     return apply_corrections(
         sets, corrections, labels, source, label_problem=lambda value: label_set_problem(value, labels, delimiter)
