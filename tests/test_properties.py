@@ -37,7 +37,7 @@ from synthdistill.labels.vote import vote
 from synthdistill.schema import SCHEMA_PATH
 from synthdistill.settings import check_labels
 
-from .conftest import MAX_CONSECUTIVE_FAILURES
+from .conftest import MAX_CONSECUTIVE_FAILURES, REVIEW_CV
 
 # The label strings the config accepts: the schema's (read from it, never copied) and settings.check_labels.
 LABELS_SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["labels"]
@@ -174,7 +174,7 @@ def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) 
     annotators = pd.DataFrame({f"t/p/iter{i}": f.set_index("id")["label"] for i, f in enumerate(iterations)}).reindex(
         votes["id"]
     )
-    scores = score_items(votes, annotators, labels, features="tfidf", cv_folds=2)
+    scores = score_items(votes, annotators, labels, features="tfidf", cv_folds=2, seed=REVIEW_CV["seed"])
     table = review_table(votes, scores, {f"t/p/iter{i}": f for i, f in enumerate(iterations)}, labels)
     outputs = {
         "csv": workdir / "r.csv",
