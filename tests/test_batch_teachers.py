@@ -84,6 +84,7 @@ def run(frame, batch_teacher, cache, iteration=0, kind="label", generation=LABEL
     )
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_openai_batch_answers_every_iteration_and_real_time_reuses_them(llama_url, tmp_path):
     frame = prompts(5)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -108,6 +109,7 @@ def test_openai_batch_answers_every_iteration_and_real_time_reuses_them(llama_ur
     assert again["raw_output"].tolist() == second["raw_output"].tolist()
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_structured_output_and_label_scores_through_openai_batch(llama_url, tmp_path):
     frame = prompts(2)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -122,6 +124,7 @@ def test_structured_output_and_label_scores_through_openai_batch(llama_url, tmp_
     assert abs(probs.sum(axis=1) - 1).max() < 1e-6
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_errored_and_expired_lines_are_resubmitted_once_each(llama_url, tmp_path):
     frame = prompts(8)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -140,6 +143,7 @@ def test_errored_and_expired_lines_are_resubmitted_once_each(llama_url, tmp_path
     assert len(cache) == 8
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_lines_failing_past_the_retry_cap_are_failures_with_their_error_and_a_rerun_asks_again(llama_url, tmp_path):
     frame = prompts(6)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -158,6 +162,7 @@ def test_lines_failing_past_the_retry_cap_are_failures_with_their_error_and_a_re
     assert stats["submitted_lines"] == 6 + failed
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_first_run_failure_message_names_the_batch_error(llama_url, tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     with BatchServer(tmp_path / "state", llama_url, fail_share=1.0) as server:
@@ -186,6 +191,7 @@ def _request():
     return build_request(json.loads(prompts(1)["messages"][0]), "label", LABELS, LABEL_GEN, 0)
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_server_restart_while_a_batch_is_in_progress(llama_url, tmp_path, kind):
     state = tmp_path / "state"
@@ -298,6 +304,7 @@ def test_sharded_jobs_submit_and_resume_only_their_own_requests(tmp_path):
     assert stats["submitted_lines"] == stats["distinct_custom_ids"] == 6
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_anthropic_message_batches_with_errors_and_expiry(llama_url, tmp_path):
     frame = prompts(6)
     cache = ResponseCache(tmp_path / "cache.sqlite")

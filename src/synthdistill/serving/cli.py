@@ -1,8 +1,8 @@
 """Serve one student over HTTP, optionally as a cascade that defers unsure texts to the teacher.
 
-    synthdistill-serve results/students/minilm/smollm2/label              # the student alone
-    synthdistill-serve results/students/minilm/smollm2/label \\
-        --teacher smollm2 --prompt label                                  # the cascade
+    synthdistill-serve results/students/minilm/smollm2/scores             # the student alone
+    synthdistill-serve results/students/minilm/smollm2/scores \\
+        --teacher smollm2 --prompt scores                                 # the cascade
 
 Run it from the workflow folder: the config (``--configfile``, default config/config.yaml, merged in
 order like Snakemake's) gives the teacher, the prompt template, the response cache and the ``serve``
