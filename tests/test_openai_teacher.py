@@ -404,6 +404,7 @@ WORKER = textwrap.dedent(
     import json, sys
     import pandas as pd
     from synthdistill.annotation.engine import annotate
+    from synthdistill.schema import defaults
     from synthdistill.annotation.cache import ResponseCache
     from synthdistill.annotation.teachers import make_teacher
 
@@ -411,7 +412,8 @@ WORKER = textwrap.dedent(
     frame = pd.read_json(frame_path, orient="records", lines=True)
     generation = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": False}
     out = annotate(frame, make_teacher(json.loads(settings_json)), ResponseCache(cache_path), kind="label",
-                   labels=["positive", "negative", "neutral"], generation=generation, iteration=0)
+                   labels=["positive", "negative", "neutral"], generation=generation, iteration=0,
+                   max_consecutive_failures=defaults("annotate")["max_consecutive_failures"])
     out.to_json(out_path, orient="records", lines=True)
     """
 )
