@@ -36,9 +36,10 @@ sys.path.insert(0, str(REPO))  # for tests.servers (the fault proxy)
 
 from synthdistill.annotation.cache import ResponseCache  # noqa: E402
 from synthdistill.annotation.engine import annotate  # noqa: E402
-from synthdistill.annotation.parsing import ERROR  # noqa: E402
+from synthdistill.annotation.parsed import ERROR  # noqa: E402
 from synthdistill.annotation.prompts import load_template, messages_for  # noqa: E402
 from synthdistill.annotation.teachers import make_teacher  # noqa: E402
+from synthdistill.schema import defaults  # noqa: E402
 from tests.servers import FaultPlan, proxy_stats, reset_proxy, start_proxy_process, stop_process  # noqa: E402
 
 LABELS = ["positive", "negative", "neutral"]
@@ -69,7 +70,15 @@ def run_engine(frame, settings, cache, max_tokens=4):
     teacher = make_teacher(settings)
     start = time.perf_counter()
     out = annotate(
-        frame, teacher, cache, kind="label", labels=LABELS, generation=generation, iteration=0, max_failure_share=0.0
+        frame,
+        teacher,
+        cache,
+        kind="label",
+        labels=LABELS,
+        generation=generation,
+        iteration=0,
+        max_failure_share=0.0,
+        max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
     )
     return out, time.perf_counter() - start
 

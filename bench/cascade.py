@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from synthdistill.schema import defaults  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 FPB = REPO.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"
 LABELS = ["positive", "negative", "neutral"]
@@ -130,7 +132,16 @@ def annotate_through_engine(items: pd.DataFrame, base_url: str, cache_dir: str) 
     cache = ResponseCache(Path(cache_dir) / "responses.sqlite")
     try:
         generation = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": False}
-        return annotate(prompts, teacher, cache, kind="label", labels=LABELS, generation=generation, iteration=0)
+        return annotate(
+            prompts,
+            teacher,
+            cache,
+            kind="label",
+            labels=LABELS,
+            generation=generation,
+            iteration=0,
+            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+        )
     finally:
         cache.close()
 

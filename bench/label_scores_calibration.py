@@ -22,8 +22,9 @@ from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.evaluation.metrics import score
+from synthdistill.metrics.single_label import score
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
+from synthdistill.schema import defaults  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"
@@ -52,8 +53,20 @@ def main() -> None:
     settings = dict(kind="label_scores", labels=LABELS, generation={"max_tokens": 1}, iteration=0)
     with tempfile.TemporaryDirectory() as folder:
         cache = ResponseCache(Path(folder) / "cache.sqlite")
-        plain = annotate(prompts.iloc[:-1], teacher, cache, **settings)
-        calibrated = annotate(prompts, teacher, cache, **settings)
+        plain = annotate(
+            prompts.iloc[:-1],
+            teacher,
+            cache,
+            **settings,
+            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+        )
+        calibrated = annotate(
+            prompts,
+            teacher,
+            cache,
+            **settings,
+            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+        )
     figures = {
         "model": "SmolLM2-135M-Instruct Q4_1 (llama.cpp)",
         "items": len(data),

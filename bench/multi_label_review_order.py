@@ -30,6 +30,7 @@ from synthdistill import data
 from synthdistill.label_sets import indicator_matrix, label_sets_of
 from synthdistill.labels.multi_label_review import review_table, score_items
 from synthdistill.labels.multi_label_vote import vote_label_sets
+from synthdistill.schema import defaults  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["billing", "bug", "feature_request", "account", "praise"]
@@ -65,7 +66,14 @@ def main() -> None:
     for seed in range(args.seeds):
         votes, corrupted = noisy_teacher(items, args.share, seed)
         start = time.perf_counter()
-        scores = score_items(votes, LABELS, features=args.features, embedding_model=MINILM, seed=42)
+        scores = score_items(
+            votes,
+            LABELS,
+            features=args.features,
+            embedding_model=MINILM,
+            seed=42,
+            cv_folds=defaults("review")["cv_folds"],
+        )
         order = review_table(votes, LABELS, scores)
         seconds.append(time.perf_counter() - start)
         flagged = set(order.loc[order["label_issue"].astype(bool), "id"])

@@ -39,6 +39,7 @@ from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.evaluation.multi_label_metrics import bootstrap_label_set_intervals, score_label_sets
 from synthdistill.label_sets import indicator_matrix, label_sets_of
+from synthdistill.schema import defaults  # noqa: E402
 from synthdistill.settings import prompt_settings, teacher_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,7 @@ def main() -> None:
                 generation={**teacher_config, **prompt},
                 iteration=0,
                 max_failure_share=1.0,
+                max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
             )
             seconds = time.perf_counter() - start
             timing[name] = {

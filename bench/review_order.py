@@ -30,8 +30,9 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from synthdistill.evaluation.metrics import score
 from synthdistill.labels.review import annotator_labels, review_table, score_items, text_features
+from synthdistill.metrics.single_label import score
+from synthdistill.schema import defaults  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"
@@ -92,7 +93,15 @@ def main() -> None:
 
     start = time.perf_counter()
     annotators = annotator_labels({"noisy/teacher/iter0": votes[["id", "label"]]}, votes["id"].tolist())
-    scores = score_items(votes, annotators, LABELS, features=args.features, embedding_model=MINILM, seed=42)
+    scores = score_items(
+        votes,
+        annotators,
+        LABELS,
+        features=args.features,
+        embedding_model=MINILM,
+        seed=42,
+        cv_folds=defaults("review")["cv_folds"],
+    )
     order = review_table(votes, scores, {}, LABELS)
     review_seconds = time.perf_counter() - start
     top = order["id"].head(round(0.10 * len(order)))

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from synthdistill import data
-from synthdistill.evaluation.span_metrics import bootstrap_entity_intervals, entity_scores
+from synthdistill.metrics.spans import bootstrap_entity_intervals, entity_scores
 from synthdistill.schema import defaults
 from synthdistill.spans import from_json
 from synthdistill.students.inference import export_onnx

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from synthdistill.evaluation.metrics import score
+from synthdistill.metrics.single_label import score
 from synthdistill.students.inference import predict_frame
 from synthdistill.students.training import train
 

@@ -47,9 +47,10 @@ from synthdistill.annotation.channel import channel_chat
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.evaluation.metrics import score
-from synthdistill.evaluation.stats import bootstrap_intervals, compare
+from synthdistill.metrics.single_label import score
+from synthdistill.metrics.stats import bootstrap_intervals, compare
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
+from synthdistill.schema import defaults  # noqa: E402
 from synthdistill.students.inference import predict_frame
 from synthdistill.students.targets import target_columns
 from synthdistill.students.training import train
@@ -89,6 +90,7 @@ def teacher_scores(texts: list[str], threads: int, direction: str = "direct") ->
         labels=LABELS,
         generation={"max_tokens": 1, **({"direction": "channel"} if channel else {})},
         iteration=0,
+        max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
     )
     return frame.reset_index(drop=True)
 

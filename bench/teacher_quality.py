@@ -29,7 +29,8 @@ from synthdistill.annotation.examples import DEFAULT_EMBEDDING_MODEL, nearest_ex
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.data import carve_shots, split
-from synthdistill.evaluation.metrics import score
+from synthdistill.metrics.single_label import score
+from synthdistill.schema import defaults  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"
@@ -78,6 +79,7 @@ def run(name: str, test: pd.DataFrame, pool: pd.DataFrame, prompt: dict, teacher
         generation=generation,
         iteration=0,
         max_failure_share=1.0,
+        max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
     )
     annotate_s = time.perf_counter() - start
     metrics = score(test["expert_label"], out["label"], LABELS)

@@ -25,7 +25,8 @@ from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.evaluation.metrics import score
+from synthdistill.metrics.single_label import score
+from synthdistill.schema import defaults  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "financial_news_sentiment.csv"
@@ -75,7 +76,14 @@ def main() -> None:
             frame = build_prompt_frame(items, prompt["template"], teacher_settings, prompt, LABELS)
             generation = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 4, **prompt}
             out = annotate(
-                frame, teacher, cache, kind=prompt["kind"], labels=LABELS, generation=generation, iteration=0
+                frame,
+                teacher,
+                cache,
+                kind=prompt["kind"],
+                labels=LABELS,
+                generation=generation,
+                iteration=0,
+                max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
             )
             metrics = score(data["label"], out["label"], LABELS)
             figures["conditions"][name] = {

@@ -20,13 +20,13 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, check_failures
-from synthdistill.annotation.parsing import ERROR, OK
+from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.costs import resolve_price, teacher_cost_row, teacher_costing
 from synthdistill.errors import SynthDistillError
 
 from .batch_server import BatchServer, batch_stats, start_batch_server_process
-from .conftest import LABELS
+from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
 from .pipeline_helpers import make_workdir
 from .servers import start_llama_server, stop_process
 
@@ -79,10 +79,12 @@ def run(frame, batch_teacher, cache, iteration=0, kind="label", generation=LABEL
         generation=generation,
         iteration=iteration,
         max_failure_share=kwargs.pop("max_failure_share", 1.0),
+        max_consecutive_failures=kwargs.pop("max_consecutive_failures", MAX_CONSECUTIVE_FAILURES),
         **kwargs,
     )
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_openai_batch_answers_every_iteration_and_real_time_reuses_them(llama_url, tmp_path):
     frame = prompts(5)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -107,6 +109,7 @@ def test_openai_batch_answers_every_iteration_and_real_time_reuses_them(llama_ur
     assert again["raw_output"].tolist() == second["raw_output"].tolist()
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_structured_output_and_label_scores_through_openai_batch(llama_url, tmp_path):
     frame = prompts(2)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -121,6 +124,7 @@ def test_structured_output_and_label_scores_through_openai_batch(llama_url, tmp_
     assert abs(probs.sum(axis=1) - 1).max() < 1e-6
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_errored_and_expired_lines_are_resubmitted_once_each(llama_url, tmp_path):
     frame = prompts(8)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -139,6 +143,7 @@ def test_errored_and_expired_lines_are_resubmitted_once_each(llama_url, tmp_path
     assert len(cache) == 8
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_lines_failing_past_the_retry_cap_are_failures_with_their_error_and_a_rerun_asks_again(llama_url, tmp_path):
     frame = prompts(6)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -157,6 +162,7 @@ def test_lines_failing_past_the_retry_cap_are_failures_with_their_error_and_a_re
     assert stats["submitted_lines"] == 6 + failed
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_first_run_failure_message_names_the_batch_error(llama_url, tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     with BatchServer(tmp_path / "state", llama_url, fail_share=1.0) as server:
@@ -185,6 +191,7 @@ def _request():
     return build_request(json.loads(prompts(1)["messages"][0]), "label", LABELS, LABEL_GEN, 0)
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_server_restart_while_a_batch_is_in_progress(llama_url, tmp_path, kind):
     state = tmp_path / "state"
@@ -297,6 +304,7 @@ def test_sharded_jobs_submit_and_resume_only_their_own_requests(tmp_path):
     assert stats["submitted_lines"] == stats["distinct_custom_ids"] == 6
 
 
+@pytest.mark.slow  # the llama.cpp server answers its batch lines
 def test_anthropic_message_batches_with_errors_and_expiry(llama_url, tmp_path):
     frame = prompts(6)
     cache = ResponseCache(tmp_path / "cache.sqlite")

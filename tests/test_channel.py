@@ -17,14 +17,14 @@ import yaml
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import channel_chat, check_channel_template
 from synthdistill.annotation.engine import annotate, item_requests
-from synthdistill.annotation.parsing import OK
+from synthdistill.annotation.parsed import OK
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers.base import CHANNEL, Completion
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import CALIBRATION_SPLIT
 from synthdistill.settings import check_config
 
-from .conftest import LABELS, REPO
+from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
 from .pipeline_helpers import make_workdir, planned_jobs, snakemake
 from .test_label_scores import TEXTS, forced_logprob
 
@@ -110,7 +110,16 @@ def test_the_engine_asks_once_per_label_and_scores_each_item_as_a_distribution(t
     rendered = json.loads(frame["rendered"][0])
     assert rendered == [f"Sentiment: {label}\nSentence: up up up up up up up up" for label in LABELS]
     teacher, cache = TextScores(), ResponseCache(tmp_path / "c.sqlite")
-    out = annotate(frame, teacher, cache, kind="label_scores", labels=LABELS, generation=CHANNEL_PROMPT, iteration=0)
+    out = annotate(
+        frame,
+        teacher,
+        cache,
+        kind="label_scores",
+        labels=LABELS,
+        generation=CHANNEL_PROMPT,
+        iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+    )
     assert len(teacher.requests) == 2 * len(LABELS)
     # "positive" and "negative" have 8 letters like the 8-word text: a tie, softmax splits it.
     assert out.loc[0, "prob_positive"] == pytest.approx(out.loc[0, "prob_negative"])
@@ -118,7 +127,16 @@ def test_the_engine_asks_once_per_label_and_scores_each_item_as_a_distribution(t
     assert json.loads(out.loc[1, "raw_output"]) == {"positive": -7.0, "negative": -7.0, "neutral": -6.0}
     assert out.loc[1, "label"] == "neutral" and (out["parse_status"] == OK).all()
     assert out["input_tokens"].tolist() == [9, 9]  # the tokens of all three requests
-    again = annotate(frame, teacher, cache, kind="label_scores", labels=LABELS, generation=CHANNEL_PROMPT, iteration=0)
+    again = annotate(
+        frame,
+        teacher,
+        cache,
+        kind="label_scores",
+        labels=LABELS,
+        generation=CHANNEL_PROMPT,
+        iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+    )
     assert len(teacher.requests) == 2 * len(LABELS) and again["cached"].all()  # every request from the cache
 
     # A prompts file built for a direct prompt is refused, not misread.
@@ -140,6 +158,7 @@ def test_a_teacher_that_cannot_score_texts_is_refused_before_any_request(tmp_pat
             labels=LABELS,
             generation=CHANNEL_PROMPT,
             iteration=0,
+            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
 
 
@@ -169,6 +188,7 @@ def test_smollm2_scores_the_text_after_each_label_as_one_fresh_forward_pass_woul
         labels=LABELS,
         generation=prompt,
         iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     probs = out[[f"prob_{label}" for label in LABELS]].to_numpy()
     assert len(out) == 3 and probs.sum(axis=1) == pytest.approx([1.0] * 3)

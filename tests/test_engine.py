@@ -22,7 +22,7 @@ from synthdistill.annotation.engine import annotate, build_request
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
 
-from .conftest import LABELS
+from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
 
 GENERATION = {"max_tokens": 4, "temperature": 0.7, "seed": 0}
 
@@ -83,6 +83,7 @@ def test_results_align_with_items_whatever_the_completion_order(tmp_path):
         labels=LABELS,
         generation=GENERATION,
         iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     assert list(frame["id"]) == [f"i{i}" for i in range(60)]
     assert list(frame["label"]) == [LABELS[i % 3] for i in range(60)]
@@ -98,6 +99,7 @@ def test_batching_backends_get_batches(tmp_path):
         labels=LABELS,
         generation=GENERATION,
         iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     assert teacher.batches == [4, 4, 2]
     assert list(frame["label"]) == [LABELS[i % 3] for i in range(10)]
@@ -106,12 +108,14 @@ def test_batching_backends_get_batches(tmp_path):
 def test_failed_requests_are_recorded_and_retried_on_rerun(tmp_path):
     cache = ResponseCache(tmp_path / "c")
     settings = dict(kind="label", labels=LABELS, generation=GENERATION, iteration=0, max_failure_share=0.5)
-    frame = annotate(items(20), EchoTeacher(fail_every=5), cache, **settings)
+    frame = annotate(
+        items(20), EchoTeacher(fail_every=5), cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
+    )
     failed = frame["parse_status"] == "request_error"
     assert failed.sum() == 4 and frame.loc[failed, "error"].str.contains("ConnectionError").all()
     assert len(cache) == 16
     healed = EchoTeacher()
-    again = annotate(items(20), healed, cache, **settings)
+    again = annotate(items(20), healed, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES)
     assert healed.calls == 4 and (again["parse_status"] == "ok").all()
 
 
@@ -127,6 +131,7 @@ def test_too_many_failures_stop_the_job_after_storing_the_rest(tmp_path):
             generation=GENERATION,
             iteration=0,
             max_failure_share=0.1,
+            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
     assert len(cache) == 10
 
@@ -188,7 +193,16 @@ def test_an_interrupt_sends_nothing_more(tmp_path):
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            annotate(items(400), teacher, cache, kind="label", labels=LABELS, generation=GENERATION, iteration=0)
+            annotate(
+                items(400),
+                teacher,
+                cache,
+                kind="label",
+                labels=LABELS,
+                generation=GENERATION,
+                iteration=0,
+                max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            )
     finally:
         timer.cancel()
         gc.enable()

@@ -14,12 +14,12 @@ import pytest
 
 from synthdistill.annotation.cache import CacheError, ResponseCache
 from synthdistill.annotation.engine import CircuitBreaker, annotate, failure_kind
-from synthdistill.annotation.parsing import NOT_A_LABEL, OK
+from synthdistill.annotation.parsed import NOT_A_LABEL, OK
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
 
-from .conftest import LABELS
+from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
 from .servers import FaultPlan, FaultProxy, free_port
 
 GENERATION = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": False}
@@ -54,7 +54,7 @@ def prompts(n: int, padding: int = 0) -> pd.DataFrame:
 
 
 def run(frame, settings, cache, **options):
-    options = {"max_failure_share": 1.0, **options}
+    options = {"max_failure_share": 1.0, "max_consecutive_failures": MAX_CONSECUTIVE_FAILURES, **options}
     return annotate(
         frame,
         make_teacher(settings),

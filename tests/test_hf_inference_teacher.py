@@ -23,7 +23,7 @@ from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
 from synthdistill.paths import resolve_model_ref
 
-from .conftest import LABELS, REPO, SMOLLM2
+from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
 from .servers import FaultPlan, FaultProxy
 
 TEXTS = [
@@ -103,13 +103,17 @@ def test_labels_come_back_through_the_engine_and_reruns_use_the_cache(server_url
     cache = ResponseCache(tmp_path / "c.sqlite")
     settings = dict(kind="label", labels=LABELS, generation={**GENERATION, "structured": True})
 
-    frame = annotate(prompt_frame(), teacher, cache, iteration=0, **settings)
+    frame = annotate(
+        prompt_frame(), teacher, cache, iteration=0, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
+    )
     assert len(calls) == 3 and list(frame["id"]) == ["t0", "t1", "t2"]
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status", "error"]]
     assert frame["label"].isin(LABELS).all()
     assert (frame["input_tokens"] > 20).all() and (frame["output_tokens"] > 0).all()
 
-    again = annotate(prompt_frame(), teacher, cache, iteration=0, **settings)
+    again = annotate(
+        prompt_frame(), teacher, cache, iteration=0, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
+    )
     assert len(calls) == 3  # no request: every answer came from the cache
     assert again["cached"].all() and again["raw_output"].tolist() == frame["raw_output"].tolist()
 
@@ -125,6 +129,7 @@ def test_unconstrained_answers_are_parsed_strictly(server_url, tmp_path):
         generation={**GENERATION, "structured": False},
         iteration=0,
         max_failure_share=1.0,  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     assert frame["error"].isna().all() and (frame["output_tokens"] > 0).all()
     assert frame["label"].dropna().isin(LABELS).all()
@@ -143,12 +148,24 @@ def test_label_scores_match_the_openai_backend(server_url, tmp_path):
     )
     hf_teacher = teacher_for(server_url, concurrency=1)
     hf_teacher.complete(warm_up)
-    frame = annotate(prompt_frame(), hf_teacher, ResponseCache(tmp_path / "hf.sqlite"), **settings)
+    frame = annotate(
+        prompt_frame(),
+        hf_teacher,
+        ResponseCache(tmp_path / "hf.sqlite"),
+        **settings,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+    )
     openai_teacher = make_teacher(
         {"backend": "openai", "model": "smollm2", "base_url": f"{server_url}/v1", "api_key_env": None, "concurrency": 1}
     )
     openai_teacher.complete(warm_up)
-    expected = annotate(prompt_frame(), openai_teacher, ResponseCache(tmp_path / "openai.sqlite"), **settings)
+    expected = annotate(
+        prompt_frame(),
+        openai_teacher,
+        ResponseCache(tmp_path / "openai.sqlite"),
+        **settings,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+    )
     probs = [f"prob_{label}" for label in LABELS]
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "error"]]
     assert frame[probs].sum(axis=1).to_numpy() == pytest.approx(1.0)

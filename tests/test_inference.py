@@ -90,10 +90,10 @@ def test_onnx_and_torch_predictors_agree_and_keep_input_order(student):
 
 @pytest.mark.slow
 def test_auto_backend_takes_onnx_on_cpu_and_torch_without_an_export(student):
-    assert isinstance(load_predictor(student["dir"]), OnnxPredictor)
-    assert isinstance(load_predictor(student["dir"] / "model"), TorchPredictor)
+    assert isinstance(load_predictor(student["dir"], "auto", 64), OnnxPredictor)
+    assert isinstance(load_predictor(student["dir"] / "model", "auto", 64), TorchPredictor)
     with pytest.raises(SynthDistillError, match="no model.int8.onnx"):
-        load_predictor(student["dir"] / "model", backend="onnx")
+        load_predictor(student["dir"] / "model", "onnx", 64)
 
 
 @pytest.mark.slow
@@ -128,7 +128,7 @@ def test_predict_names_the_file_and_row_of_bad_input(student, tmp_path, capsys):
     # "NA" is a text; the blank line is an empty text (pandas would silently skip it by default).
     pd.DataFrame({"text": ["NA", "  ", "Sales fell."]}).to_csv(source, index=False)
     with pytest.raises(SynthDistillError, match=r"texts.csv: row 1 has an empty 'text'"):
-        predict_file(student["dir"], source, tmp_path / "out.parquet", progress=False)
+        predict_file(student["dir"], source, tmp_path / "out.parquet", max_length=64, progress=False)
     assert not (tmp_path / "out.parquet").exists()
     assert predict_main([str(student["dir"]), str(source), str(tmp_path / "o.parquet"), "--text-column", "body"]) == 2
     assert "texts.csv: no column 'body'" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache, cache_key
 from synthdistill.annotation.engine import annotate, build_request
-from synthdistill.annotation.parsing import OK
+from synthdistill.annotation.parsed import OK
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import label_sequences
@@ -20,7 +20,7 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.labels.ensemble import equal_member_weights
 from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
-from .conftest import REPO
+from .conftest import MAX_CONSECUTIVE_FAILURES, REPO
 from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs
 from .test_openai_teacher import teacher_settings
 
@@ -85,6 +85,7 @@ def test_labels_sharing_a_first_token_are_scored_by_their_whole_sequence(smollm2
         labels=MARKET,
         generation=SCORES,
         iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     probs = out[[f"prob_{label}" for label in MARKET]].to_numpy()
     assert (out["parse_status"] == OK).all() and probs.sum(axis=1) == pytest.approx([1.0] * 3)
@@ -122,6 +123,7 @@ def test_a_failed_calibration_request_carries_the_backends_reason(tmp_path):
             labels=MARKET,
             generation=SCORES,
             iteration=0,
+            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
     message = str(error.value)
     assert "content-free calibration request" in message and "connection failed" in message
@@ -142,6 +144,7 @@ def test_letter_aliases_let_an_http_teacher_score_labels_sharing_a_first_token(l
         labels=MARKET,
         generation=generation,
         iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     assert (out["parse_status"] == OK).all() and out["label"].isin(MARKET).all()
     raw = [json.loads(r) for r in out["raw_output"]]

@@ -12,7 +12,7 @@ from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, build_request
 from synthdistill.annotation.prompts import load_template, messages_for
 
-from .conftest import LABELS, REPO
+from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
 
 # A real model in process: part of the full suite, not the inner loop.
 pytestmark = pytest.mark.slow
@@ -50,6 +50,7 @@ def test_structured_decoding_gives_only_valid_labels(smollm2_teacher, tmp_path, 
         labels=LABELS,
         generation={**GENERATION, "max_tokens": max_tokens, "structured": True},
         iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     assert list(frame["id"]) == ["t0", "t1", "t2", "t3"]
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status"]]
@@ -71,6 +72,7 @@ def test_unconstrained_output_is_parsed_strictly(smollm2_teacher, tmp_path):
         generation={**GENERATION, "max_tokens": 48, "structured": False},
         iteration=0,
         max_failure_share=1.0,  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     # Whatever SmolLM2 writes, a label is only ever one of the closed set, and a missing one is counted.
     assert frame["label"].dropna().isin(LABELS).all()
@@ -80,12 +82,33 @@ def test_unconstrained_output_is_parsed_strictly(smollm2_teacher, tmp_path):
 def test_cache_serves_reruns_and_keeps_iterations_apart(smollm2_teacher, tmp_path):
     cache = ResponseCache(tmp_path / "c.sqlite")
     settings = dict(kind="label", labels=LABELS, generation={**GENERATION, "max_tokens": 4, "structured": True})
-    first = annotate(prompt_frame("label"), smollm2_teacher, cache, iteration=0, **settings)
+    first = annotate(
+        prompt_frame("label"),
+        smollm2_teacher,
+        cache,
+        iteration=0,
+        **settings,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+    )
     assert not first["cached"].any() and len(cache) == 4
-    again = annotate(prompt_frame("label"), smollm2_teacher, cache, iteration=0, **settings)
+    again = annotate(
+        prompt_frame("label"),
+        smollm2_teacher,
+        cache,
+        iteration=0,
+        **settings,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+    )
     assert again["cached"].all() and len(cache) == 4
     assert again["raw_output"].tolist() == first["raw_output"].tolist()
-    second_sample = annotate(prompt_frame("label"), smollm2_teacher, cache, iteration=1, **settings)
+    second_sample = annotate(
+        prompt_frame("label"),
+        smollm2_teacher,
+        cache,
+        iteration=1,
+        **settings,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+    )
     assert not second_sample["cached"].any() and len(cache) == 8
 
 
@@ -102,13 +125,17 @@ def scores_frame(calibrate: bool) -> pd.DataFrame:
 def test_label_scores_give_a_distribution_and_calibration_shifts_it(smollm2_teacher, tmp_path):
     cache = ResponseCache(tmp_path / "c.sqlite")
     settings = dict(kind="label_scores", labels=LABELS, generation={**GENERATION, "max_tokens": 1}, iteration=0)
-    plain = annotate(scores_frame(False), smollm2_teacher, cache, **settings)
+    plain = annotate(
+        scores_frame(False), smollm2_teacher, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
+    )
     probs = plain[[f"prob_{label}" for label in LABELS]].to_numpy()
     assert probs.sum(axis=1) == pytest.approx([1.0] * 4)
     assert (plain["label"] == [LABELS[i] for i in probs.argmax(axis=1)]).all()
     assert (plain["output_tokens"] == 0).all() and (plain["input_tokens"] > 20).all()
 
-    calibrated = annotate(scores_frame(True), smollm2_teacher, cache, **settings)
+    calibrated = annotate(
+        scores_frame(True), smollm2_teacher, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
+    )
     assert list(calibrated["id"]) == list(plain["id"])  # the content-free row is not an item
     assert calibrated.loc[:3, "cached"].all()  # the items' forward passes were reused
     cal = calibrated[[f"prob_{label}" for label in LABELS]].to_numpy()

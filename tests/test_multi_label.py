@@ -12,13 +12,14 @@ import pytest
 from synthdistill import data
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, output_schema
-from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, parse
+from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import indicator_matrix, label_set_json, label_sets_of
 from synthdistill.labels.multi_label_vote import vote_label_sets, write_votes
 
-from .conftest import REPO
+from .conftest import MAX_CONSECUTIVE_FAILURES, REPO
 
 LABELS = ["billing", "bug", "feature_request", "account", "praise"]
 SPLIT = {"test_size": 0.25, "validation_size": 0.25, "seed": 0}
@@ -251,6 +252,7 @@ def test_smollm2_answers_a_label_set_under_constrained_decoding(smollm2_teacher,
         labels=LABELS,
         generation={"temperature": 0.7, "top_p": 0.95, "seed": 0, "max_tokens": 64, "structured": True},
         iteration=0,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status"]]
     for raw, label in zip(frame["raw_output"], frame["label"], strict=True):

@@ -22,7 +22,7 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, build_request
-from synthdistill.annotation.parsing import ERROR, OK
+from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import Request
@@ -30,7 +30,7 @@ from synthdistill.annotation.teachers.chat_api import label_logprobs
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
 
-from .conftest import LABELS, REPO
+from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
 from .servers import FaultPlan, FaultProxy
 
 DEMO = REPO / "data" / "demo" / "financial_news_sentiment.csv"
@@ -85,6 +85,7 @@ def run(frame, settings, cache, kind="label", generation=None, max_failure_share
         generation=generation or LABEL_GEN,
         iteration=0,
         max_failure_share=max_failure_share,
+        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
     )
 
 
@@ -160,7 +161,16 @@ def test_labels_sharing_a_first_token_are_refused_before_any_request(tmp_path):
     with FaultProxy("fake", labels=labels) as fake:
         teacher = make_teacher(teacher_settings(fake.base_url))
         with pytest.raises(SynthDistillError, match=r"'very negative' and 'very positive' share their first token"):
-            annotate(frame, teacher, cache, kind="label_scores", labels=labels, generation={}, iteration=0)
+            annotate(
+                frame,
+                teacher,
+                cache,
+                kind="label_scores",
+                labels=labels,
+                generation={},
+                iteration=0,
+                max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            )
         assert fake.stats()["received"] == 0 and len(cache) == 0
 
 
@@ -394,6 +404,7 @@ WORKER = textwrap.dedent(
     import json, sys
     import pandas as pd
     from synthdistill.annotation.engine import annotate
+    from synthdistill.schema import defaults
     from synthdistill.annotation.cache import ResponseCache
     from synthdistill.annotation.teachers import make_teacher
 
@@ -401,7 +412,8 @@ WORKER = textwrap.dedent(
     frame = pd.read_json(frame_path, orient="records", lines=True)
     generation = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": False}
     out = annotate(frame, make_teacher(json.loads(settings_json)), ResponseCache(cache_path), kind="label",
-                   labels=["positive", "negative", "neutral"], generation=generation, iteration=0)
+                   labels=["positive", "negative", "neutral"], generation=generation, iteration=0,
+                   max_consecutive_failures=defaults("annotate")["max_consecutive_failures"])
     out.to_json(out_path, orient="records", lines=True)
     """
 )

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, parse
+from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import load_template, messages_for, render
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import label_set_json

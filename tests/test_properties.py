@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from synthdistill import data
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, build_request
-from synthdistill.annotation.parsing import OK, Parsed, match_label, parse
+from synthdistill.annotation.parsed import OK, Parsed, match_label
+from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import messages_for
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
@@ -35,6 +36,8 @@ from synthdistill.labels.review import review_table, score_items, write_review_f
 from synthdistill.labels.vote import vote
 from synthdistill.schema import SCHEMA_PATH
 from synthdistill.settings import check_labels
+
+from .conftest import MAX_CONSECUTIVE_FAILURES, REVIEW_CV
 
 # The label strings the config accepts: the schema's (read from it, never copied) and settings.check_labels.
 LABELS_SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["labels"]
@@ -161,6 +164,7 @@ def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) 
             generation=GENERATION,
             iteration=i,
             max_failure_share=1.0,
+            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
         for i in range(2)
     ]
@@ -170,7 +174,7 @@ def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) 
     annotators = pd.DataFrame({f"t/p/iter{i}": f.set_index("id")["label"] for i, f in enumerate(iterations)}).reindex(
         votes["id"]
     )
-    scores = score_items(votes, annotators, labels, features="tfidf", cv_folds=2)
+    scores = score_items(votes, annotators, labels, features="tfidf", cv_folds=2, seed=REVIEW_CV["seed"])
     table = review_table(votes, scores, {f"t/p/iter{i}": f for i, f in enumerate(iterations)}, labels)
     outputs = {
         "csv": workdir / "r.csv",

@@ -30,7 +30,7 @@ from synthdistill.labels.review import (
 )
 from synthdistill.settings import ensemble_settings
 
-from .conftest import LABELS
+from .conftest import LABELS, REVIEW_CV
 from .pipeline_helpers import TINY_CONFIG, copy_run, planned_jobs, rules_of, snakemake, write_config
 
 WORDS = {
@@ -69,7 +69,9 @@ def test_cleanlab_flags_the_flipped_labels_and_they_lead_the_review_order():
     votes = scripted_votes()
     iterations = iterations_of(votes)
     ids = votes.loc[votes["split"] != "test", "id"].tolist()
-    scores = score_items(votes, annotator_labels(iterations, ids), LABELS, features="tfidf", cv_folds=5)
+    scores = score_items(
+        votes, annotator_labels(iterations, ids), LABELS, features="tfidf", cv_folds=5, seed=REVIEW_CV["seed"]
+    )
     assert set(scores["id"]) == set(ids)  # the test split is never up for review
     assert set(scores.loc[scores["label_issue"], "id"]) == {"i3", "i10", "i20"}
     assert scores["issue_method"].iloc[0] == "cv_logreg_tfidf+crowdlab"
@@ -87,7 +89,14 @@ def test_crowdlab_flags_a_vote_the_other_annotators_contradict():
     other = votes[["id", "label"]].assign(label=votes["expert_label"])
     iterations.update({f"b/p/iter{k}": other.copy() for k in range(3)})
     ids = votes.loc[votes["split"] != "test", "id"].tolist()
-    scores = score_items(votes, annotator_labels(iterations, ids), LABELS, features="tfidf").set_index("id")
+    scores = score_items(
+        votes,
+        annotator_labels(iterations, ids),
+        LABELS,
+        features="tfidf",
+        cv_folds=REVIEW_CV["cv_folds"],
+        seed=REVIEW_CV["seed"],
+    ).set_index("id")
     assert scores.loc["i5", "consensus_label"] == votes.loc[5, "expert_label"]
     assert scores.loc["i5", "label_issue"]
 
@@ -108,7 +117,14 @@ def test_one_voted_class_still_writes_a_review_ordered_by_agreement():
     votes = scripted_votes(flipped=()).assign(label="positive")
     votes.loc[0, "agreement"] = 0.34
     ids = votes.loc[votes["split"] != "test", "id"].tolist()
-    scores = score_items(votes, annotator_labels(iterations_of(votes), ids), LABELS, features="tfidf")
+    scores = score_items(
+        votes,
+        annotator_labels(iterations_of(votes), ids),
+        LABELS,
+        features="tfidf",
+        cv_folds=REVIEW_CV["cv_folds"],
+        seed=REVIEW_CV["seed"],
+    )
     assert (scores["issue_method"] == "agreement_only").all() and not scores["label_issue"].any()
     assert review_table(votes, scores, {}, LABELS)["id"].iloc[0] == "i0"
 
@@ -119,7 +135,17 @@ def test_review_files_in_every_format(tmp_path):
     iterations = iterations_of(votes)
     ids = votes.loc[votes["split"] != "test", "id"].tolist()
     table = review_table(
-        votes, score_items(votes, annotator_labels(iterations, ids), LABELS, features="tfidf"), iterations, LABELS
+        votes,
+        score_items(
+            votes,
+            annotator_labels(iterations, ids),
+            LABELS,
+            features="tfidf",
+            cv_folds=REVIEW_CV["cv_folds"],
+            seed=REVIEW_CV["seed"],
+        ),
+        iterations,
+        LABELS,
     )
     outputs = {k: str(tmp_path / f"r.{k}") for k in ("csv", "xlsx", "argilla", "label_studio", "label_studio_config")}
     write_review_files(table, LABELS, "synthdistill:t/p", outputs)

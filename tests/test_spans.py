@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from synthdistill import data
-from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.annotation.span_parsing import locate, parse_spans_json, spans_json_schema
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.span_vote import vote, vote_one

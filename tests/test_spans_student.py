@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthdistill.evaluation.span_metrics import bootstrap_entity_intervals, entity_scores
+from synthdistill.metrics.spans import bootstrap_entity_intervals, entity_scores
 from synthdistill.paths import resolve_model_ref
 from synthdistill.spans import Span
 from synthdistill.students.token_classification import IGNORED, align, bio_tags, decode

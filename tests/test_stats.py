@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from synthdistill.evaluation.scoring import comparison_pairs, paired_tests
-from synthdistill.evaluation.stats import _accuracy_f1, _codes, bootstrap_intervals, compare, mcnemar
+from synthdistill.metrics.stats import _accuracy_f1, _codes, bootstrap_intervals, compare, mcnemar
 
 LABELS = ["positive", "negative", "neutral"]
 

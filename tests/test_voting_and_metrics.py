@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.evaluation.metrics import score
 from synthdistill.labels.vote import ALL_FAILED, TIE, TIE_BROKEN, VOTED, vote, vote_one
+from synthdistill.metrics.single_label import score
 
 from .conftest import LABELS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdistill.annotation.channel import CHANNEL_BACKENDS, check_channel_template, is_channel
-from synthdistill.annotation.prompts import load_template
+from synthdistill.annotation.prompts import PER_LABEL_DEFAULTS, load_template
 from synthdistill.errors import SynthDistillError
 from synthdistill.names import BEST, EXPERT
 from synthdistill.schema import defaults, with_defaults
@@ -23,9 +23,6 @@ PROMPT_DEFAULTS = {
     "labels_json": {"max_tokens": 48, "structured": False, "system": None},
     "spans_json": {"max_tokens": 256, "structured": False, "system": None},
 }
-# A multi_label label_scores prompt asks one yes/no question per label (``per_label``, derived from
-# the task, not a user setting); a label is in the answer when P(yes)/(P(yes)+P(no)) >= threshold.
-PER_LABEL_DEFAULTS = {"threshold": 0.5}
 # Settings that do not change a teacher's answers: kept out of the annotate params so that
 # editing them reruns nothing.
 NON_GENERATION_KEYS = ("price", "self_hosted", "hardware", "energy_wh_per_1k_tokens")
@@ -91,27 +88,11 @@ def check_labels(labels: list[str]) -> None:
             )
 
 
-def first_token_problem(labels: list[str]) -> str | None:
-    """Why first-token scores (HTTP teachers: the first answer token's top_logprobs) cannot tell two of
-    ``labels`` apart, or None. The rule and why it is sound without the server's tokenizer:
-    ``chat_api.first_token_bound``."""
-    from synthdistill.annotation.teachers.chat_api import first_token_clash
-
-    clash = first_token_clash(labels)
-    if clash is None:
-        return None
-    label, other, bound = clash
-    if bound == label.lower():
-        return f"label {label!r} is a prefix of {other!r}"
-    return (
-        f"labels {label!r} and {other!r} share their first token: the first token of {label!r} is at most "
-        f"{bound!r}, which begins {other!r} too"
-    )
-
-
 def check_first_token_scores(labels: list[str], teacher: str, prompt: str) -> None:
     """First-token scores give a token to the one label it begins: labels whose first tokens cannot
     differ (``neg`` and ``negative``; ``very negative`` and ``very positive``) could never be told apart."""
+    from synthdistill.annotation.teachers.chat_api import first_token_problem
+
     problem = first_token_problem(labels)
     if problem:
         raise SynthDistillError(

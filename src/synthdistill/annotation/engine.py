@@ -17,14 +17,15 @@ import pandas as pd
 
 from synthdistill.annotation.cache import CacheWriteError, ResponseCache, cache_key
 from synthdistill.annotation.channel import CHANNEL, CHANNEL_BACKENDS, channel_completion, is_channel
-from synthdistill.annotation.parsing import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK, parse
-from synthdistill.annotation.prompts import answer_aliases
+from synthdistill.annotation.parsed import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.annotation.parsing import parse
+from synthdistill.annotation.prompts import PER_LABEL_DEFAULTS, answer_aliases
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
+from synthdistill.annotation.teachers.chat_api import first_token_problem
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import label_set_json
 from synthdistill.names import CALIBRATION_SPLIT
 from synthdistill.schema import defaults
-from synthdistill.settings import PER_LABEL_DEFAULTS, first_token_problem
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +217,6 @@ class BusyClock:
             return share
 
 
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 20
-
-
 def failure_kind(exc: BaseException) -> str:
     """What makes two failures "the same" for the circuit breaker: the HTTP status if there was one,
     else the exception type and message with every number stripped (ports, attempts, timings)."""
@@ -253,7 +251,7 @@ def _collect(
     cache: ResponseCache,
     *,
     reask: Callable[[int, Completion], bool] | None = None,
-    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    max_consecutive_failures: int | None,
     batch_missing: str | None = None,
 ) -> list[Outcome]:
     """Answers for every request: from the cache, else from the teacher, stored as they arrive.
@@ -484,7 +482,7 @@ def annotate(
     iteration: int,
     max_failure_share: float = 0.1,
     retry_unparsed: bool = False,
-    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    max_consecutive_failures: int | None,
     batch_missing: str | None = None,
 ) -> pd.DataFrame:
     """Label every prompt once (one self-consistency iteration).

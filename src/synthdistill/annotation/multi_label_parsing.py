@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
+from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
 from synthdistill.label_sets import label_set_json
 
 

@@ -64,6 +64,10 @@ def load_template(path: str | Path, per_label: bool = False) -> str:
     return template
 
 
+# A multi_label label_scores prompt asks one yes/no question per label (``per_label``, derived from
+# the task, not a user setting); a label is in the answer when P(yes)/(P(yes)+P(no)) >= threshold.
+PER_LABEL_DEFAULTS = {"threshold": 0.5}
+
 ALIAS_KINDS = ("letters",)
 
 

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from synthdistill.annotation.parsing import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
+from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
 from synthdistill.spans import Span, to_json
 
 # Longest span text and most spans a constrained answer may hold: bounds that keep a small model

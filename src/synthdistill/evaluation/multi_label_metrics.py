@@ -1,5 +1,5 @@
 """Scores of label sets on the frozen expert test split (task multi_label), identical for teachers
-and students, with percentile bootstrap intervals over test items (evaluation.stats) and a paired
+and students, with percentile bootstrap intervals over test items (metrics.stats) and a paired
 bootstrap between two models on the same items.
 
 An item without a prediction (no teacher iteration answered) counts as the empty set, so a teacher
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.evaluation.stats import LEVEL, RESAMPLES, _interval, _resample_index
 from synthdistill.label_sets import indicator_matrix
+from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index
 from synthdistill.students.inference import predict_frame
 
 SCORES = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.evaluation.metrics import score
-from synthdistill.evaluation.stats import bootstrap_intervals, compare
+from synthdistill.metrics.single_label import score
+from synthdistill.metrics.stats import bootstrap_intervals, compare
 from synthdistill.students.inference import predict_frame
 
 

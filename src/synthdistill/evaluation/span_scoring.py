@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.evaluation.span_metrics import test_span_metrics, write_json
+from synthdistill.metrics.spans import test_span_metrics, write_json
 from synthdistill.spans import to_json
 from synthdistill.students.token_classification import SpanPredictor
 

@@ -34,9 +34,7 @@ log = logging.getLogger(__name__)
 _EPS = 1e-4
 
 
-def one_vs_rest_probs(
-    features, labelled: np.ndarray, targets: np.ndarray, folds: int = 5, seed: int = 42
-) -> np.ndarray:
+def one_vs_rest_probs(features, labelled: np.ndarray, targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Each label's probability for every item, from one logistic regression per label: out-of-fold
     for the labelled items (each scored by models that never saw its set), from models fitted on all
     labelled items for the others. A label one fold's training part has only as 0 (or only as 1)
@@ -72,8 +70,8 @@ def score_items(
     *,
     features: str = "embeddings",
     embedding_model: str | None = None,
-    cv_folds: int = 5,
-    seed: int = 42,
+    cv_folds: int,
+    seed: int,
 ) -> pd.DataFrame:
     """cleanlab's multi-label scores for the reviewable items (train and validation) of one vote.
 

@@ -83,9 +83,7 @@ def voted_targets(voted: pd.Series, labels: list[str]) -> tuple[np.ndarray, np.n
     return labelled, voted.loc[labelled].map(index).to_numpy()
 
 
-def item_probs(
-    features, labelled: np.ndarray, targets: np.ndarray, n_labels: int, folds: int = 5, seed: int = 42
-) -> np.ndarray:
+def item_probs(features, labelled: np.ndarray, targets: np.ndarray, n_labels: int, folds: int, seed: int) -> np.ndarray:
     """Class probabilities for every item: out-of-fold for the labelled ones (each scored by a model
     that never saw its label), from a model fitted on all labelled items for the others.
 
@@ -132,8 +130,8 @@ def score_items(
     *,
     features: str = "embeddings",
     embedding_model: str | None = None,
-    cv_folds: int = 5,
-    seed: int = 42,
+    cv_folds: int,
+    seed: int,
 ) -> pd.DataFrame:
     """cleanlab scores for the reviewable items (train and validation splits) of one vote file.
 

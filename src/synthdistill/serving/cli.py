@@ -1,8 +1,8 @@
 """Serve one student over HTTP, optionally as a cascade that defers unsure texts to the teacher.
 
-    synthdistill-serve results/students/minilm/smollm2/label              # the student alone
-    synthdistill-serve results/students/minilm/smollm2/label \\
-        --teacher smollm2 --prompt label                                  # the cascade
+    synthdistill-serve results/students/minilm/smollm2/scores             # the student alone
+    synthdistill-serve results/students/minilm/smollm2/scores \\
+        --teacher smollm2 --prompt scores                                 # the cascade
 
 Run it from the workflow folder: the config (``--configfile``, default config/config.yaml, merged in
 order like Snakemake's) gives the teacher, the prompt template, the response cache and the ``serve``
@@ -32,7 +32,7 @@ from typing import Any
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.logs import QUIET_LOGGERS
-from synthdistill.schema import with_defaults
+from synthdistill.schema import defaults, with_defaults
 from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy
 
 log = logging.getLogger("synthdistill.serve")
@@ -152,7 +152,7 @@ def build_service(args: argparse.Namespace):
     if args.teacher:
         feedback = args.feedback or with_defaults(config.get("serve"), "serve")["feedback_path"]
         deferral = TeacherDeferral(config, args.teacher, args.prompt, student, feedback)
-    max_length = args.max_length or facts.get("max_length") or 256
+    max_length = args.max_length or facts.get("max_length") or defaults("students", "*")["max_length"]
     import torch
 
     # Chunks of inner_batch_size save padding on a CPU; a GPU wants the whole micro-batch in one call.

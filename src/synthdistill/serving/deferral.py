@@ -22,7 +22,7 @@ import yaml
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import is_channel
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.parsing import ERROR
+from synthdistill.annotation.parsed import ERROR
 from synthdistill.annotation.prompt_files import example_pool_from, prompt_messages
 from synthdistill.annotation.prompts import load_template
 from synthdistill.annotation.teachers import Teacher, make_teacher

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.evaluation.metrics import score
-from synthdistill.evaluation.stats import _accuracy_f1, _codes, bootstrap_intervals, compare
+from synthdistill.metrics.single_label import score
+from synthdistill.metrics.stats import _accuracy_f1, _codes, bootstrap_intervals, compare
 from synthdistill.students.cascade_policy import CascadePolicy, temperature_scale
 
 log = logging.getLogger(__name__)

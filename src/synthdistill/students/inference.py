@@ -69,7 +69,7 @@ def _thresholds(config) -> np.ndarray | None:
 class TorchPredictor:
     """The student as trained, in torch: bf16 + SDPA on a GPU, fp32 on a CPU."""
 
-    def __init__(self, model_dir: str | Path, max_length: int = 256, batch_size: int | None = None, device=None):
+    def __init__(self, model_dir: str | Path, max_length: int, batch_size: int | None = None, device=None):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -128,7 +128,7 @@ class OnnxPredictor:
     def __init__(
         self,
         onnx_dir: str | Path,
-        max_length: int = 256,
+        max_length: int,
         batch_size: int = 32,
         threads: int | None = None,
         spinning: bool = True,
@@ -172,8 +172,8 @@ class OnnxPredictor:
 
 def load_predictor(
     model_dir: str | Path,
-    backend: str = "auto",
-    max_length: int = 256,
+    backend: str,
+    max_length: int,
     batch_size: int | None = None,
     threads: int | None = None,
     spinning: bool = True,

@@ -25,59 +25,11 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.schema import defaults
 from synthdistill.students.inference import load_predictor, predict_chunks, predicted_labels
+from synthdistill.students.text_chunks import CHUNK_ROWS, read_chunks, row_count, texts_of
 
 log = logging.getLogger(__name__)
-CHUNK_ROWS = 20_000
-
-
-def _row_count(path: Path) -> int | None:
-    return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
-
-
-def read_chunks(path: str | Path, columns: list[str], chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """The file's ``columns`` in chunks of ``chunk_rows`` rows, never the whole file at once."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise SynthDistillError(f"{path}: no such file")
-    if suffix == ".parquet":
-        names = pq.ParquetFile(path).schema_arrow.names
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise SynthDistillError(f"{path}: no column {missing[0]!r}; columns are {names}")
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-            yield batch.to_pandas()
-        return
-    if suffix in (".csv", ".tsv"):
-        # Blank lines are rows (empty texts, reported as such) and "NA" is a text, not a missing value:
-        # pandas' defaults would silently drop or null them and shift every later row number.
-        reader = pd.read_csv(
-            path,
-            sep="\t" if suffix == ".tsv" else ",",
-            chunksize=chunk_rows,
-            dtype=str,
-            skip_blank_lines=False,
-            keep_default_na=False,
-        )
-    elif suffix in (".jsonl", ".json"):
-        reader = pd.read_json(path, lines=True, chunksize=chunk_rows, dtype=False)
-    else:
-        raise SynthDistillError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv, .parquet or .jsonl")
-    for chunk in reader:
-        missing = [c for c in columns if c not in chunk.columns]
-        if missing:
-            raise SynthDistillError(f"{path}: no column {missing[0]!r}; columns are {list(chunk.columns)}")
-        yield chunk[columns]
-
-
-def _texts(chunk: pd.DataFrame, text_column: str, first_row: int, path: str | Path) -> list[str]:
-    texts = chunk[text_column]
-    empty = texts.isna() | (texts.astype(str).str.strip() == "")
-    if empty.any():
-        row = first_row + int(empty.to_numpy().argmax())
-        raise SynthDistillError(f"{path}: row {row} has an empty {text_column!r}")
-    return texts.astype(str).tolist()
 
 
 def predict_file(
@@ -87,7 +39,8 @@ def predict_file(
     text_column: str = "text",
     id_column: str | None = None,
     backend: str = "auto",
-    max_length: int = 256,
+    *,
+    max_length: int,
     batch_size: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
     threads: int | None = None,
@@ -135,11 +88,11 @@ def predict_file(
         first = 0
         for chunk in read_chunks(input_path, columns, chunk_rows):
             frames.append(chunk)
-            yield _texts(chunk, text_column, first, input_path)
+            yield texts_of(chunk, text_column, first, input_path)
             first += len(chunk)
 
     rows = 0
-    bar = tqdm(total=_row_count(Path(input_path)), unit="texts", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=row_count(Path(input_path)), unit="texts", disable=not progress, file=sys.stderr)
     with pq.ParquetWriter(partial, schema) as writer:
         for probs in predict_chunks(predictor, texts_of_chunks()):
             chunk = frames.pop(0)
@@ -169,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--id-column", default=None)
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
-    parser.add_argument("--max-length", type=int, default=256)
+    # The students' default max_length (schema): what a student trained with unless its config said otherwise.
+    parser.add_argument("--max-length", type=int, default=defaults("students", "*")["max_length"])
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     args = parser.parse_args(argv)

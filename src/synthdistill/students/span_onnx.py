@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.evaluation.span_metrics import entity_scores
+from synthdistill.metrics.spans import entity_scores, write_json
 from synthdistill.spans import from_json
 from synthdistill.students.inference import ONNX_FILE, export_onnx, quantization_of
 from synthdistill.students.token_classification import SpanPredictor
@@ -70,8 +70,6 @@ def write_span_onnx_export(
     model_dir: str, test_path: str, labels: list[str], max_length: int, output_dir: str, check_path: str
 ) -> dict[str, Any]:
     """The spans export_onnx rule: the int8 ONNX folder plus its check against torch on the test split."""
-    from synthdistill.evaluation.span_metrics import write_json
-
     if Path(output_dir).exists():
         shutil.rmtree(output_dir)
     export_onnx(model_dir, output_dir, token_classification=True)

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from synthdistill.errors import SynthDistillError
 from synthdistill.spans import to_json
 from synthdistill.students.inference import ONNX_FILE
+from synthdistill.students.text_chunks import read_chunks, texts_of
 from synthdistill.students.token_classification import SpanPredictor
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,6 @@ def predict_span_file(
 ) -> dict[str, Any]:
     """row, the id column when given, and ``label`` (the span JSON) for every row, in input order;
     written under a temporary name and renamed at the end, as predict_file does."""
-    from synthdistill.students.predict import _texts, read_chunks
-
     predictor = load_span_predictor(model_dir, backend, max_length, batch_size, threads)
     columns = [text_column] + ([id_column] if id_column else [])
     output_path = Path(output_path)
@@ -90,7 +89,7 @@ def predict_span_file(
     rows = 0
     with pq.ParquetWriter(partial, schema) as writer:
         for chunk in read_chunks(input_path, columns, chunk_rows):
-            spans = predictor.predict(_texts(chunk, text_column, rows, input_path))
+            spans = predictor.predict(texts_of(chunk, text_column, rows, input_path))
             table: dict[str, Any] = {"row": range(rows, rows + len(chunk))}
             if id_column:
                 table[id_column] = chunk[id_column].astype(str).to_numpy()

@@ -154,7 +154,7 @@ def train(
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from synthdistill.evaluation.span_metrics import entity_scores
+    from synthdistill.metrics.spans import entity_scores
 
     hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
     seed_everything(int(hp["seed"]))

@@ -305,6 +305,22 @@ def first_token_clash(labels: list[str]) -> tuple[str, str, str] | None:
     return None
 
 
+def first_token_problem(labels: list[str]) -> str | None:
+    """Why first-token scores (HTTP teachers: the first answer token's top_logprobs) cannot tell two of
+    ``labels`` apart, or None. The rule and why it is sound without the server's tokenizer:
+    ``first_token_bound``."""
+    clash = first_token_clash(labels)
+    if clash is None:
+        return None
+    label, other, bound = clash
+    if bound == label.lower():
+        return f"label {label!r} is a prefix of {other!r}"
+    return (
+        f"labels {label!r} and {other!r} share their first token: the first token of {label!r} is at most "
+        f"{bound!r}, which begins {other!r} too"
+    )
+
+
 def _logsumexp(values: list[float]) -> float:
     top = max(values)
     return top + math.log(sum(math.exp(value - top) for value in values))

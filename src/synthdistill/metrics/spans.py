@@ -1,6 +1,6 @@
 """Entity-level scores for task spans: a predicted span counts only when its start, end and label
 all equal an expert span's (strict boundaries, as seqeval's default), micro over all types and per
-type, with percentile bootstrap intervals over texts (evaluation.stats)."""
+type, with percentile bootstrap intervals over texts (metrics.stats)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.evaluation.stats import LEVEL, RESAMPLES, _interval, _resample_index
+from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index
 from synthdistill.spans import Span, from_json
 
 TP, FP, FN = 0, 1, 2
