@@ -740,20 +740,21 @@ class OpenAIBatchTeacher(BatchTeacher):
                 continue
             text = client.files.content(file_id).text
             for number, raw, item, problem in jsonl_objects(text):
-                line: Line | None = None
-                key = item.get("custom_id") if item is not None else None
-                if item is not None and not isinstance(key, str):
-                    problem = "a JSON object without a custom_id"
-                elif item is not None and isinstance(key, str):
-                    if key not in requests:
+                if item is not None:
+                    key = item.get("custom_id")
+                    if not isinstance(key, str):
+                        problem = "a JSON object without a custom_id"
+                    elif key not in requests:
                         continue  # another shard's request
-                    try:
-                        line = self._line(key, item, requests[key])
-                    except (AttributeError, TypeError) as exc:  # a response that is no object, ...
-                        problem = f"not a batch result ({type(exc).__name__}: {exc})"
-                if line is None:
-                    line = unreadable_line(raw, number, batch_id, f"file {file_id}", problem or "", requests)
-                yield line
+                    else:
+                        try:
+                            line = self._line(key, item, requests[key])
+                        except (AttributeError, TypeError) as exc:  # a response that is no object, ...
+                            problem = f"not a batch result ({type(exc).__name__}: {exc})"
+                        else:
+                            yield line
+                            continue
+                yield unreadable_line(raw, number, batch_id, f"file {file_id}", problem or "", requests)
 
     def _line(self, key: str, item: dict[str, Any], request: Request) -> Line:
         response = item.get("response") or {}
