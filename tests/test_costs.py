@@ -140,17 +140,19 @@ def test_busy_clock_shares_overlapping_requests_and_adds_up_to_the_busy_wall_tim
         (0.30, "a", "stop"), (0.32, "b", "stop"), (0.34, "c", "stop"), (0.36, "d", "stop"),
         (0.60, "e", "start"), (0.80, "e", "stop"),
     ]  # fmt: skip
-    marks: dict[str, float] = {}
+    marks: dict[str, tuple[float, float]] = {}
     shares: dict[str, float] = {}
+    latencies: dict[str, float] = {}
     for at, name, what in events:
         now[0] = at
         if what == "start":
             marks[name] = clock.start()
         else:
-            shares[name] = clock.stop(marks[name])
+            shares[name], latencies[name] = clock.stop(marks[name])
     # 0.36 s with at least one of the four in flight, then 0.2 s alone: 0.56 s busy of 0.8 s wall.
     assert sum(shares.values()) == pytest.approx(0.36 + 0.2)
-    assert shares["e"] == pytest.approx(0.2)  # alone: its share is its latency
+    assert shares["e"] == pytest.approx(0.2) == latencies["e"]  # alone: its share is its latency
+    assert latencies["a"] == pytest.approx(0.3) and latencies["d"] == pytest.approx(0.3)
     overlap = 0.24 / 4  # 0.06 to 0.30: all four in flight
     assert shares["a"] == pytest.approx(0.02 + 0.02 / 2 + 0.02 / 3 + overlap)
     assert shares["d"] == pytest.approx(overlap + 0.02 / 3 + 0.02 / 2 + 0.02)

@@ -186,7 +186,9 @@ class BusyClock:
     64). Every stretch of time during which k requests are in flight is split equally among those
     k; a request's share is the sum of its slices, and the shares of all requests add up to the
     wall time during which at least one was in flight. With one request at a time a share is its
-    latency. The clock keeps the running integral of 1/k, so start and stop are O(1).
+    latency. The clock keeps the running integral of 1/k, so start and stop are O(1). The latency
+    comes from the same two readings as the share, so a thread switch between separate readings
+    never makes the two disagree.
     """
 
     def __init__(self) -> None:
@@ -202,19 +204,20 @@ class BusyClock:
         self._last = now
         return self._integral
 
-    def start(self) -> float:
+    def start(self) -> tuple[float, float]:
         """Mark a request as sent; returns the token to pass to :meth:`stop`."""
         with self._lock:
-            mark = self._advance()
+            mark = (self._advance(), self._last)
             self._in_flight += 1
             return mark
 
-    def stop(self, mark: float) -> float:
-        """Mark the request started at ``mark`` as answered; returns its share of busy seconds."""
+    def stop(self, mark: tuple[float, float]) -> tuple[float, float]:
+        """Mark the request started at ``mark`` as answered; returns its share of busy seconds and
+        its latency."""
         with self._lock:
-            share = self._advance() - mark
+            share = self._advance() - mark[0]
             self._in_flight -= 1
-            return share
+            return share, self._last - mark[1]
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -300,7 +303,6 @@ def _collect(
         if stop.is_set():  # picked up between the decision to stop and the cancellation
             slots.release()
             return None
-        start = time.perf_counter()
         mark = clock.start()
         try:
             if complete_batch is not None and batch_size > 1:
@@ -308,12 +310,12 @@ def _collect(
             else:
                 completions = [teacher.complete(requests[indices[0]])]
         except Exception as exc:  # recorded per item; the share check in annotate() decides the job
-            share = clock.stop(mark) / len(indices)
+            share, elapsed = clock.stop(mark)
             error, kind = f"{type(exc).__name__}: {exc}", failure_kind(exc)
-            return [(i, None, time.perf_counter() - start, share, error, kind) for i in indices]
+            return [(i, None, elapsed, share / len(indices), error, kind) for i in indices]
         # A batch generated together shares its time equally among its prompts.
-        share = clock.stop(mark) / len(indices)
-        latency = (time.perf_counter() - start) / len(indices)
+        share, elapsed = clock.stop(mark)
+        share, latency = share / len(indices), elapsed / len(indices)
         outcomes: list[CallOutcome] = []
         for i, answer in zip(indices, completions, strict=True):
             if isinstance(answer, Exception):  # complete_batch may fail one request and answer the others
