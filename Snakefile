@@ -34,37 +34,26 @@ scattergather:
     annotate=config["annotate"]["shards"],
 
 
+# Every rule is written once, for every task kind (src/synthdistill/tasks/): a rule's script calls
+# the run's task's step, and the stages a kind does not support are never asked for.
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
+include: "rules/review.smk"
+include: "rules/ensemble.smk"
+include: "rules/select.smk"
+include: "rules/student.smk"
+include: "rules/evaluate.smk"
+include: "rules/cascade.smk"
+include: "rules/feedback.smk"
+include: "rules/predict.smk"
+include: "rules/report.smk"
 
 
-# The stages after the vote follow the task kind (src/synthdistill/tasks.py): single_label is
-# the whole pipeline below; multi_label and spans have their own stages in rules/<task>.smk.
-if TASK == "single_label":
-
-    include: "rules/review.smk"
-    include: "rules/ensemble.smk"
-    include: "rules/select.smk"
-    include: "rules/student.smk"
-    include: "rules/evaluate.smk"
-    include: "rules/cascade.smk"
-    include: "rules/feedback.smk"
-    include: "rules/predict.smk"
-    include: "rules/report.smk"
-
-    rule all:
-        default_target: True
-        input:
-            rules.report.output.html,
-            student_release_files(),
-            review_files(),
-            selection_files(),
-
-else:
-
-    include: f"rules/{TASK}.smk"
-
-    # Snakemake restores the default target after an include, so the default_target of the task
-    # file's `rule all` is lost: name it here.
-    workflow.default_target = "all"
+rule all:
+    default_target: True
+    input:
+        rules.report.output.html,
+        student_release_files(),
+        review_files(),
+        selection_files(),

@@ -127,8 +127,7 @@ rule vote:
         runtime=30,
     params:
         labels=lookup(dpath="labels", within=config),
-        tie_policy=lookup(dpath="vote/tie_policy", within=config),
+        vote=lookup(dpath="vote", within=config),
         task=TASK,
-        min_share=lookup(dpath="vote/min_share", within=config),
     script:
         "../scripts/vote.py"

@@ -9,9 +9,12 @@ from synthdistill.settings import (
 )
 from synthdistill.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
 from synthdistill.labels.feedback import feedback_pairs
+from synthdistill.tasks import get_task
 
 RUN = check_config(config)
 TASK = RUN["task"]
+# What the run's task kind supports: rules and targets it does not support are never asked for.
+TASK_KIND = get_task(TASK)
 TEACHERS = RUN["teachers"]
 PROMPTS = RUN["prompts"]
 STUDENTS = RUN["students"]

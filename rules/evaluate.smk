@@ -10,6 +10,7 @@ rule evaluate_teacher:
     conda:
         "../envs/report.yaml"
     params:
+        task=TASK,
         labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/evaluate_teacher.py"
@@ -32,6 +33,7 @@ rule evaluate_student:
         mem_mb=8000,
         runtime=60,
     params:
+        task=TASK,
         labels=lookup(dpath="labels", within=config),
         max_length=lookup(
             dpath="students/{wildcards.student}/max_length", within=config
@@ -80,6 +82,7 @@ rule compare_models:
     conda:
         "../envs/report.yaml"
     params:
+        task=TASK,
         models=lambda wildcards: PAIRED["models"],
         teachers=lambda wildcards: PAIRED["teachers"],
         students=lambda wildcards: PAIRED["students"],

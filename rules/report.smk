@@ -27,8 +27,15 @@ def report_entries():
             "metadata": fill(
                 rules.train_student.output.metadata, student=s, teacher=t, prompt=p
             ),
-            "benchmark": fill(
-                rules.benchmark_student.output[0], student=s, teacher=t, prompt=p
+            "benchmark": (
+                fill(rules.benchmark_student.output[0], student=s, teacher=t, prompt=p)
+                if TASK_KIND.supports("costs")
+                else None
+            ),
+            "onnx_check": (
+                fill(rules.export_onnx.output.check, student=s, teacher=t, prompt=p)
+                if config["inference"]["onnx"]
+                else None
             ),
             "metrics": (
                 fill(
@@ -54,7 +61,7 @@ def report_entries():
             ),
             "curve": fill(rules.cascade.output.curve, student=s, teacher=t, prompt=p),
         }
-        for s, t, p in cascades()
+        for s, t, p in (cascades() if TASK_KIND.supports("cascade") else [])
     ]
     return {"teachers": teachers, "students": students, "cascades": cascade_entries}
 
@@ -66,7 +73,16 @@ def report_files(entries):
         for entry in group
         for key, path in entry.items()
         if key
-        in ("stats", "votes", "metrics", "metadata", "benchmark", "summary", "curve")
+        in (
+            "stats",
+            "votes",
+            "metrics",
+            "metadata",
+            "benchmark",
+            "onnx_check",
+            "summary",
+            "curve",
+        )
         and path
     ]
 
@@ -95,11 +111,92 @@ FEEDBACK_ENTRIES = feedback_entries()
 CONFIG_HASH = config_hash(config)
 
 
+# The figures and tables of the cost and decision sections, for the task kinds with costs.
+COST_REPORT_FILES = {
+    "figure_quality": report(
+        "results/report/figures/quality.png",
+        caption="../report/quality.rst",
+        category="Quality",
+    ),
+    "figure_agreement": report(
+        "results/report/figures/agreement.png",
+        caption="../report/agreement.rst",
+        category="Label quality",
+    ),
+    "figure_accuracy_by_agreement": report(
+        "results/report/figures/accuracy_by_agreement.png",
+        caption="../report/accuracy_by_agreement.rst",
+        category="Label quality",
+    ),
+    "figure_confusion": report(
+        "results/report/figures/confusion.png",
+        caption="../report/confusion.rst",
+        category="Quality",
+    ),
+    "figure_pareto": report(
+        "results/report/figures/pareto.png",
+        caption="../report/pareto.rst",
+        category="Decision report",
+    ),
+    "figure_cascade": report(
+        "results/report/figures/cascade.png",
+        caption="../report/cascade.rst",
+        category="Cascade",
+    ),
+    "table_quality": report(
+        "results/report/tables/quality.csv",
+        caption="../report/tables.rst",
+        category="Quality",
+        labels={"table": "quality"},
+    ),
+    "table_label_quality": report(
+        "results/report/tables/label_quality.csv",
+        caption="../report/tables.rst",
+        category="Label quality",
+        labels={"table": "label_quality"},
+    ),
+    "table_teacher_cost": report(
+        "results/report/tables/teacher_cost.csv",
+        caption="../report/tables.rst",
+        category="Teacher cost",
+        labels={"table": "teacher_cost"},
+    ),
+    "table_student_cost": report(
+        "results/report/tables/student_cost.csv",
+        caption="../report/tables.rst",
+        category="Student cost",
+        labels={"table": "student_cost"},
+    ),
+    "table_break_even": report(
+        "results/report/tables/break_even.csv",
+        caption="../report/tables.rst",
+        category="Decision report",
+        labels={"table": "break_even"},
+    ),
+    "table_cascade": report(
+        "results/report/tables/cascade.csv",
+        caption="../report/tables.rst",
+        category="Cascade",
+        labels={"table": "cascade"},
+    ),
+    "table_stages": report(
+        "results/report/tables/stages.csv",
+        caption="../report/tables.rst",
+        category="Run facts",
+        labels={"table": "stages"},
+    ),
+}
+
+
 rule report:
     input:
         summary=rules.prepare_data.output.summary,
         parts=report_files(REPORT_ENTRIES),
-        paired=rules.compare_models.output if EVALUATED else [],
+        paired=(
+            rules.compare_models.output
+            if EVALUATED and TASK_KIND.supports("paired_tests")
+            else []
+        ),
         # The labeller ranking on the gold dev split, and the choice of students_learn_from: best.
         selection=(
             [rules.select_labeller.output.choice, rules.select_labeller.output.ranking]
@@ -114,84 +211,13 @@ rule report:
             for path in (entry["summary"], entry["deferral"])
         ],
     output:
+        **(COST_REPORT_FILES if TASK_KIND.supports("costs") else {}),
         markdown="results/report/report.md",
         html=report(
             "results/report/report.html",
             caption="../report/decision.rst",
             category="Decision report",
             labels={"file": "decision report (self-contained)"},
-        ),
-        figure_quality=report(
-            "results/report/figures/quality.png",
-            caption="../report/quality.rst",
-            category="Quality",
-        ),
-        figure_agreement=report(
-            "results/report/figures/agreement.png",
-            caption="../report/agreement.rst",
-            category="Label quality",
-        ),
-        figure_accuracy_by_agreement=report(
-            "results/report/figures/accuracy_by_agreement.png",
-            caption="../report/accuracy_by_agreement.rst",
-            category="Label quality",
-        ),
-        figure_confusion=report(
-            "results/report/figures/confusion.png",
-            caption="../report/confusion.rst",
-            category="Quality",
-        ),
-        figure_pareto=report(
-            "results/report/figures/pareto.png",
-            caption="../report/pareto.rst",
-            category="Decision report",
-        ),
-        figure_cascade=report(
-            "results/report/figures/cascade.png",
-            caption="../report/cascade.rst",
-            category="Cascade",
-        ),
-        table_quality=report(
-            "results/report/tables/quality.csv",
-            caption="../report/tables.rst",
-            category="Quality",
-            labels={"table": "quality"},
-        ),
-        table_label_quality=report(
-            "results/report/tables/label_quality.csv",
-            caption="../report/tables.rst",
-            category="Label quality",
-            labels={"table": "label_quality"},
-        ),
-        table_teacher_cost=report(
-            "results/report/tables/teacher_cost.csv",
-            caption="../report/tables.rst",
-            category="Teacher cost",
-            labels={"table": "teacher_cost"},
-        ),
-        table_student_cost=report(
-            "results/report/tables/student_cost.csv",
-            caption="../report/tables.rst",
-            category="Student cost",
-            labels={"table": "student_cost"},
-        ),
-        table_break_even=report(
-            "results/report/tables/break_even.csv",
-            caption="../report/tables.rst",
-            category="Decision report",
-            labels={"table": "break_even"},
-        ),
-        table_cascade=report(
-            "results/report/tables/cascade.csv",
-            caption="../report/tables.rst",
-            category="Cascade",
-            labels={"table": "cascade"},
-        ),
-        table_stages=report(
-            "results/report/tables/stages.csv",
-            caption="../report/tables.rst",
-            category="Run facts",
-            labels={"table": "stages"},
         ),
     log:
         "logs/report.log",
@@ -200,12 +226,15 @@ rule report:
     conda:
         "../envs/report.yaml"
     params:
+        task=TASK,
         entries=REPORT_ENTRIES,
-        evaluated=EVALUATED,
-        hardware=STUDENT_HARDWARE,
-        config_hash=CONFIG_HASH,
-        benchmarks_dir="benchmarks",
         labels=lookup(dpath="labels", within=config),
-        feedback=FEEDBACK_ENTRIES,
+        run={
+            "evaluated": EVALUATED,
+            "hardware": STUDENT_HARDWARE,
+            "config_hash": CONFIG_HASH,
+            "benchmarks_dir": "benchmarks",
+            "feedback": FEEDBACK_ENTRIES,
+        },
     script:
         "../scripts/report.py"

@@ -16,6 +16,7 @@ rule train_student:
         mem_mb=16000,
         runtime=240,
     params:
+        task=TASK,
         student=lookup(dpath="students/{wildcards.student}", within=config),
         labels=lookup(dpath="labels", within=config),
     script:
@@ -39,6 +40,8 @@ rule export_onnx:
         mem_mb=8000,
         runtime=60,
     params:
+        task=TASK,
+        labels=lookup(dpath="labels", within=config),
         max_length=lookup(
             dpath="students/{wildcards.student}/max_length", within=config
         ),

@@ -1,14 +1,14 @@
-"""Paired significance tests between teachers, and between each student and its teacher."""
+"""Paired significance tests: between teachers, and between each student and its teacher."""
 
-from synthdistill.evaluation.scoring import write_paired_tests
 from synthdistill.logs import setup
+from synthdistill.tasks import get_task
 
 setup(snakemake.log[0])
-write_paired_tests(
-    snakemake.params.models,
-    snakemake.params.teachers,
-    snakemake.params.students,
-    snakemake.input.test,
-    snakemake.params.labels,
-    snakemake.output[0],
+get_task(snakemake.params.task).step("compare_models")(
+    models=snakemake.params.models,
+    teachers=snakemake.params.teachers,
+    students=snakemake.params.students,
+    test_path=snakemake.input.test,
+    labels=snakemake.params.labels,
+    output=snakemake.output[0],
 )

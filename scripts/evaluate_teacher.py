@@ -1,7 +1,9 @@
-"""Score a teacher × prompt's voted labels on the frozen expert test split."""
+"""Score a teacher × prompt's votes on the frozen expert test split."""
 
-from synthdistill.evaluation.scoring import evaluate_teacher
 from synthdistill.logs import setup
+from synthdistill.tasks import get_task
 
 setup(snakemake.log[0])
-evaluate_teacher(snakemake.input[0], snakemake.params.labels, snakemake.output[0])
+get_task(snakemake.params.task).step("evaluate_teacher")(
+    votes_path=snakemake.input[0], labels=snakemake.params.labels, output_path=snakemake.output[0]
+)

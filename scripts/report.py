@@ -1,27 +1,19 @@
-"""Write the decision report (Markdown, self-contained HTML, figures, CSV tables) from the run's artifacts."""
+"""Write the report (Markdown and self-contained HTML; for single_label also figures and CSV tables)
+from the run's artifacts."""
 
 from synthdistill.logs import setup
-from synthdistill.reporting.report import FIGURES, TABLES, build
+from synthdistill.tasks import get_task
 
 setup(snakemake.log[0])
-build(
-    snakemake.input.summary,
-    snakemake.params.entries["teachers"],
-    snakemake.params.entries["students"],
-    snakemake.params.evaluated,
-    snakemake.params.hardware,
-    {
-        "markdown": snakemake.output.markdown,
-        "html": snakemake.output.html,
-        "figures": {name: snakemake.output[f"figure_{name}"] for name in FIGURES},
-        "tables": {name: snakemake.output[f"table_{name}"] for name in TABLES},
-    },
-    paired_path=snakemake.input.paired[0] if snakemake.input.paired else None,
-    selection_paths=tuple(snakemake.input.selection) or None,
-    benchmarks_dir=snakemake.params.benchmarks_dir,
-    config_hash=snakemake.params.config_hash,
-    splits={"train": snakemake.input.splits[0], "test": snakemake.input.splits[1]} if snakemake.input.splits else None,
+get_task(snakemake.params.task).step("report")(
+    entries=snakemake.params.entries,
     labels=snakemake.params.labels,
-    feedback=snakemake.params.feedback,
-    cascades=snakemake.params.entries["cascades"],
+    outputs=dict(snakemake.output.items()),
+    run={
+        **snakemake.params.run,
+        "summary": snakemake.input.summary,
+        "paired": snakemake.input.paired[0] if snakemake.input.paired else None,
+        "selection": tuple(snakemake.input.selection) or None,
+        "splits": dict(zip(("train", "test"), snakemake.input.splits, strict=True)) if snakemake.input.splits else None,
+    },
 )

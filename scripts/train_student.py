@@ -1,11 +1,12 @@
-"""Fine-tune one student on one label source (a teacher × prompt vote, or the expert labels)."""
+"""Fine-tune one student on one label source (a teacher × prompt vote, or the expert labels), with the
+run's task's head."""
 
 from synthdistill.logs import setup
-from synthdistill.students.files import train_from_files
+from synthdistill.tasks import get_task
 
 setup(snakemake.log[0])
-train_from_files(
-    snakemake.input,
+get_task(snakemake.params.task).step("train_student")(
+    list(snakemake.input),
     teacher=snakemake.wildcards.teacher,
     prompt=snakemake.wildcards.prompt,
     student=snakemake.params.student,

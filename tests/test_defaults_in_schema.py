@@ -47,6 +47,8 @@ DIFFERENT_MEANING = {
     ("synthdistill.annotation.teachers.make_teacher", "name"),
     ("synthdistill.serving.batcher.MicroBatcher.__init__", "name"),
     ("synthdistill.students.files.train_from_files", "name"),
+    ("synthdistill.students.multi_label_training.train_from_files", "name"),
+    ("synthdistill.students.span_files.train_from_files", "name"),
     ("synthdistill.students.model_card.write_card", "name"),
     # A feedback file and a table of cascade rows, not the cascade section of the config.
     ("synthdistill.reporting.report.build", "feedback"),

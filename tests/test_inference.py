@@ -52,7 +52,12 @@ def student(tmp_path_factory, demo):
     test = demo.iloc[160:240].rename(columns={"label": "expert_label"})
     test.to_parquet(folder / "test.parquet")
     check = write_onnx_export(
-        str(folder / "model"), str(folder / "test.parquet"), 64, str(folder / "onnx"), str(folder / "onnx_check.json")
+        str(folder / "model"),
+        str(folder / "test.parquet"),
+        [],
+        64,
+        str(folder / "onnx"),
+        str(folder / "onnx_check.json"),
     )
     return {"dir": folder, "metadata": metadata, "check": check, "test": test}
 

@@ -193,7 +193,7 @@ def test_label_studio_review_round_trip_changes_exactly_the_submitted_labels(lab
     export_path.write_text(json.dumps(exported))
 
     labels_out, audit_out = tmp_path / "labels.parquet", tmp_path / "audit.csv"
-    audit = import_review(str(tmp_path / "votes.parquet"), str(export_path), LABELS, labels_out, audit_out)
+    audit = import_review(str(tmp_path / "votes.parquet"), str(export_path), LABELS, labels_out, audit_out, {})
     old = votes.set_index("id")["label"]
     assert sorted(audit[["id", "old_label", "new_label", "changed", "reviewer"]].values.tolist()) == sorted(
         [item_id, old[item_id], label, old[item_id] != label, str(reviewer)] for item_id, label in decisions.items()

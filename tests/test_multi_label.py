@@ -214,7 +214,7 @@ def test_vote_files(tmp_path):
     split = tmp_path / "train.parquet"
     ITEMS.assign(expert_label=['["bug"]', "[]", "[]", '["praise"]']).to_parquet(split)
     outputs = {k: str(tmp_path / f"votes.{k}") for k in ("votes", "train_csv", "stats")}
-    write_votes([str(p) for p in paths], [str(split)], LABELS, 0.5, outputs)
+    write_votes([str(p) for p in paths], [str(split)], LABELS, {"min_share": 0.5}, outputs)
     train = pd.read_csv(outputs["train_csv"])
     assert train.columns.tolist() == ["text", "label", *LABELS]
     assert train["label"].tolist() == ['["bug"]', "[]", '["praise"]'] and train["bug"].tolist() == [1, 0, 0]

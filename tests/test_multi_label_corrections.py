@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.labels.multi_label_corrections import import_label_set_review
+from synthdistill.labels.multi_label_corrections import import_review
 from synthdistill.labels.multi_label_review import argilla_records, label_studio_tasks, review_table
 
 LABELS = ["billing", "bug", "feature_request"]
@@ -38,7 +38,9 @@ def run_import(tmp_path, corrections_path):
     votes_path = tmp_path / "votes.parquet"
     votes().to_parquet(votes_path)
     out, audit_out = tmp_path / "labels.parquet", tmp_path / "audit.csv"
-    audit = import_label_set_review(str(votes_path), str(corrections_path), LABELS, "|", str(out), str(audit_out))
+    audit = import_review(
+        str(votes_path), str(corrections_path), LABELS, str(out), str(audit_out), {"label_delimiter": "|"}
+    )
     return pd.read_parquet(out).set_index("id"), audit, pd.read_csv(audit_out)
 
 

@@ -253,7 +253,9 @@ def test_onnx_int8_export_and_predict(run, tmp_path):
 
     student = run / "results" / "students" / "minilm" / "expert" / "gold"
     test = run / "results" / "data" / "test.parquet"
-    check = write_onnx_export(str(student / "model"), str(test), 64, str(tmp_path / "onnx"), str(tmp_path / "c.json"))
+    check = write_onnx_export(
+        str(student / "model"), str(test), LABELS, 64, str(tmp_path / "onnx"), str(tmp_path / "c.json")
+    )
     # the int8 model keeps the thresholds (config.json) and answers nearly the same sets as torch
     assert (
         read_json(tmp_path / "onnx" / "config.json")["label_thresholds"]

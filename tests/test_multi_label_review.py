@@ -121,7 +121,7 @@ def test_export_writes_the_cleanlab_columns_to_every_file(tmp_path):
     }
     outputs = {k: str(tmp_path / v) for k, v in outputs.items()}
     settings = {"features": "tfidf", "embedding_model": None, "cv_folds": 5, "seed": 42, "corrections": None}
-    export_review(str(tmp_path / "votes.parquet"), LABELS, settings, "synthdistill:t/p", outputs)
+    export_review(str(tmp_path / "votes.parquet"), {}, {}, LABELS, settings, "t", "p", outputs)
     table = pd.read_csv(outputs["csv"])
     for column in ("label_issue", "cl_issue", "label_quality", "cl_suggested_label", "issue_method"):
         assert column in table

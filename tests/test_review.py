@@ -264,7 +264,7 @@ def test_bad_corrections_name_the_row_and_apply_nothing(tmp_path, rows, message)
     pd.DataFrame(rows, columns=["id", "label"]).to_csv(tmp_path / "c.csv", index=False)
     labels_out, audit_out = tmp_path / "labels.parquet", tmp_path / "audit.csv"
     with pytest.raises(SynthDistillError) as error:
-        import_review(str(tmp_path / "votes.parquet"), str(tmp_path / "c.csv"), LABELS, labels_out, audit_out)
+        import_review(str(tmp_path / "votes.parquet"), str(tmp_path / "c.csv"), LABELS, labels_out, audit_out, {})
     assert message in str(error.value) and str(tmp_path / "c.csv") in str(error.value)
     assert not labels_out.exists() and not audit_out.exists()
 
@@ -336,7 +336,8 @@ def export(tmp_path, votes: pd.DataFrame, labels: list[str], reason: str = "beca
         {"t/p/iter0": str(iteration)},
         labels,
         settings,
-        "synthdistill:t/p",
+        "t",
+        "p",
         outputs,
     )
     return outputs
@@ -371,6 +372,7 @@ def test_labels_that_are_no_python_names_go_out_for_review_and_come_back(tmp_pat
             ODD_LABELS,
             tmp_path / "l.parquet",
             tmp_path / "a.csv",
+            {},
         )
         assert audit[["id", "old_label", "new_label", "changed"]].values.tolist() == [
             ["i0", "no opinion", "n/a", True],
@@ -456,6 +458,7 @@ def test_the_audit_csv_is_escaped_too(tmp_path):
         ["=x", "y"],
         tmp_path / "l.parquet",
         tmp_path / "a.csv",
+        {},
     )
     assert audit[["id", "old_label", "new_label", "reviewer"]].values.tolist() == [["-17", "=x", "y", "@ann"]]
     with open(tmp_path / "a.csv", newline="") as handle:

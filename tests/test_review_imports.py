@@ -15,8 +15,8 @@ import pytest
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.corrections import import_review
-from synthdistill.labels.multi_label_corrections import import_label_set_review
-from synthdistill.labels.span_corrections import import_span_review
+from synthdistill.labels.multi_label_corrections import import_review as import_label_set_review
+from synthdistill.labels.span_corrections import import_review as import_span_review
 from synthdistill.labels.span_vote import vote as span_vote
 from synthdistill.spans import Span, to_json
 
@@ -62,7 +62,7 @@ def run_single(tmp_path: Path, export: Path) -> tuple[pd.DataFrame, pd.DataFrame
     votes_path = tmp_path / "votes.parquet"
     single_votes().to_parquet(votes_path)
     out, audit_out = tmp_path / "labels.parquet", tmp_path / "audit.csv"
-    import_review(str(votes_path), str(export), LABELS, str(out), str(audit_out))
+    import_review(str(votes_path), str(export), LABELS, str(out), str(audit_out), {})
     return pd.read_parquet(out).set_index("id"), pd.read_csv(audit_out, keep_default_na=False)
 
 
@@ -70,7 +70,9 @@ def run_sets(tmp_path: Path, export: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     votes_path = tmp_path / "votes.parquet"
     set_votes().to_parquet(votes_path)
     out, audit_out = tmp_path / "labels.parquet", tmp_path / "audit.csv"
-    import_label_set_review(str(votes_path), str(export), SET_LABELS, "|", str(out), str(audit_out))
+    import_label_set_review(
+        str(votes_path), str(export), SET_LABELS, str(out), str(audit_out), {"label_delimiter": "|"}
+    )
     return pd.read_parquet(out).set_index("id"), pd.read_csv(audit_out, keep_default_na=False)
 
 
@@ -78,7 +80,7 @@ def run_spans(tmp_path: Path, export: Path, text: str = SPAN_TEXT) -> tuple[pd.D
     votes_path = tmp_path / "votes.parquet"
     span_votes(text).to_parquet(votes_path)
     out, audit_out = tmp_path / "labels.parquet", tmp_path / "audit.csv"
-    import_span_review(str(votes_path), str(export), SPAN_LABELS, str(out), str(audit_out))
+    import_span_review(str(votes_path), str(export), SPAN_LABELS, str(out), str(audit_out), {})
     return pd.read_parquet(out).set_index("id"), pd.read_csv(audit_out, keep_default_na=False)
 
 

@@ -278,8 +278,8 @@ def test_label_studio_tasks_show_voted_spans_least_agreed_first():
 
 
 def test_argilla_span_question_suggests_the_voted_spans_and_its_answers_come_back(tmp_path):
-    from synthdistill.labels.span_corrections import import_span_review
-    from synthdistill.labels.span_review import write_span_review
+    from synthdistill.labels.span_corrections import import_review
+    from synthdistill.labels.span_review import export_review
 
     items = pd.DataFrame(
         {"id": ["a", "b", "c", "t"], "split": ["train", "validation", "train", "test"], "text": [TEXT, "x", "y", "z"]}
@@ -293,7 +293,7 @@ def test_argilla_span_question_suggests_the_voted_spans_and_its_answers_come_bac
     votes_path = tmp_path / "votes.parquet"
     vote(iterations, items, 0.5).to_parquet(votes_path)
     outputs = {name: str(tmp_path / f"review.{name}") for name in ("label_studio", "label_studio_config", "argilla")}
-    write_span_review(str(votes_path), LABELS, "smollm2", "spans", outputs)
+    export_review(str(votes_path), {}, {}, LABELS, {}, "smollm2", "spans", outputs)
     data = json.loads((tmp_path / "review.argilla").read_text())
 
     # rg.SpanQuestion over the text field, in the settings' dict form; overlaps off as in the vote.
@@ -343,8 +343,8 @@ def test_argilla_span_question_suggests_the_voted_spans_and_its_answers_come_bac
     records[0]["responses"] = {"spans": [{"value": [], "user_id": "u3", "status": "draft"}]}  # not submitted
     export = tmp_path / "argilla_export.json"
     export.write_text(json.dumps(records))
-    audit = import_span_review(
-        str(votes_path), str(export), LABELS, str(tmp_path / "labels.parquet"), str(tmp_path / "audit.csv")
+    audit = import_review(
+        str(votes_path), str(export), LABELS, str(tmp_path / "labels.parquet"), str(tmp_path / "audit.csv"), {}
     )
     reviewed = pd.read_parquet(tmp_path / "labels.parquet").set_index("id")
     assert reviewed.loc["a", "label"] == answer((10, 19, "ORG"), (25, 29, "ORG"), (30, 43, "MONEY"))
@@ -358,11 +358,11 @@ def test_argilla_span_question_suggests_the_voted_spans_and_its_answers_come_bac
     records[1]["responses"]["spans"][0]["value"][2].update(start=40, end=60)
     export.write_text(json.dumps({"records": records}))
     with pytest.raises(SynthDistillError, match=r"argilla_export.json: row 2 \(id a\): span 3 \[40, 60\) ends past"):
-        import_span_review(str(votes_path), str(export), LABELS, str(tmp_path / "l.parquet"), str(tmp_path / "x.csv"))
+        import_review(str(votes_path), str(export), LABELS, str(tmp_path / "l.parquet"), str(tmp_path / "x.csv"), {})
 
 
 def test_label_studio_span_corrections_come_back_as_spans_with_an_audit(tmp_path):
-    from synthdistill.labels.span_corrections import import_span_review
+    from synthdistill.labels.span_corrections import import_review
     from synthdistill.labels.span_review import label_studio_span_tasks
 
     items = pd.DataFrame(
@@ -386,8 +386,8 @@ def test_label_studio_span_corrections_come_back_as_spans_with_an_audit(tmp_path
     tasks[1]["annotations"] = [{"was_cancelled": True, "result": []}]
     export = tmp_path / "export.json"
     export.write_text(json.dumps(tasks))
-    audit = import_span_review(
-        str(votes_path), str(export), LABELS, str(tmp_path / "labels.parquet"), str(tmp_path / "audit.csv")
+    audit = import_review(
+        str(votes_path), str(export), LABELS, str(tmp_path / "labels.parquet"), str(tmp_path / "audit.csv"), {}
     )
     reviewed = pd.read_parquet(tmp_path / "labels.parquet").set_index("id")
     assert reviewed.loc["a", "label"] == answer((0, 4, "ORG"), (30, 43, "MONEY")) and reviewed.loc["a", "corrected"]
@@ -402,4 +402,4 @@ def test_label_studio_span_corrections_come_back_as_spans_with_an_audit(tmp_path
     del tasks[0]["annotations"][0]["result"][1]["value"]["text"]
     export.write_text(json.dumps(tasks))
     with pytest.raises(SynthDistillError, match=r"export.json: row 1 \(id a\): span 2 \[40, 60\) ends past the text"):
-        import_span_review(str(votes_path), str(export), LABELS, str(tmp_path / "l.parquet"), str(tmp_path / "a.csv"))
+        import_review(str(votes_path), str(export), LABELS, str(tmp_path / "l.parquet"), str(tmp_path / "a.csv"), {})

@@ -166,10 +166,16 @@ def _test_sets(path: str) -> pd.Series:
 
 
 def write_paired_tests(
-    models: dict[str, str], students: dict[str, str], test_path: str, labels: list[str], output: str
+    models: dict[str, str],
+    teachers: list[str],
+    students: dict[str, str],
+    test_path: str,
+    labels: list[str],
+    output: str,
 ) -> pd.DataFrame:
     """Each student against the teacher it learned from (``students``: student -> source name), on the
-    same test ids (a mismatch is an error: it would compare different items)."""
+    same test ids (a mismatch is an error: it would compare different items). Teachers are not
+    compared with each other in a multi_label run: ``teachers`` is unused."""
     test = pd.read_parquet(test_path).set_index("id")
     rows = []
     for student, source in students.items():

@@ -401,9 +401,15 @@ def _warn_disagreements(audit: pd.DataFrame, source: str) -> None:
 
 
 def import_review(
-    votes_path: str, corrections_path: str | None, labels: list[str], labels_out: str, audit_out: str
+    votes_path: str,
+    corrections_path: str | None,
+    labels: list[str],
+    labels_out: str,
+    audit_out: str,
+    settings: dict[str, Any],
 ) -> pd.DataFrame:
-    """Write the reviewed labels the students train on, and the audit trail."""
+    """The import_review step of task single_label: the reviewed labels the students train on, and the
+    audit trail (``settings`` holds nothing single_label needs)."""
     votes = pd.read_parquet(votes_path)
     corrections = read_corrections(corrections_path) if corrections_path else None
     reviewed, audit = apply_corrections(votes, corrections, labels, str(corrections_path))

@@ -96,15 +96,17 @@ def apply_label_set_corrections(
     )
 
 
-def import_label_set_review(
+def import_review(
     votes_path: str,
     corrections_path: str | None,
     labels: list[str],
-    delimiter: str,
     labels_out: str,
     audit_out: str,
+    settings: dict[str, Any],
 ) -> pd.DataFrame:
-    """The import_review rule of task multi_label: the reviewed sets students train on, and the audit."""
+    """The import_review step of task multi_label: the reviewed sets students train on, and the audit.
+    ``settings``: label_delimiter, how a reviewer's answer separates labels."""
+    delimiter = settings["label_delimiter"]
     votes = pd.read_parquet(votes_path)
     corrections = read_corrections(corrections_path, QUESTION, multiple=True) if corrections_path else None
     reviewed, audit = apply_label_set_corrections(votes, corrections, labels, delimiter, str(corrections_path))

@@ -266,10 +266,19 @@ def label_studio_config(labels: list[str]) -> str:
 
 
 def export_review(
-    votes_path: str, labels: list[str], settings: dict[str, Any], source: str, outputs: dict[str, str]
+    votes_path: str,
+    iteration_paths: dict[str, str],
+    annotator_paths: dict[str, str],
+    labels: list[str],
+    settings: dict[str, Any],
+    teacher: str,
+    prompt: str,
+    outputs: dict[str, str],
 ) -> pd.DataFrame:
-    """The export_review rule of task multi_label: cleanlab scores, then the CSV, XLSX, Argilla and
-    Label Studio files. ``settings``: the review block (features, embedding_model, cv_folds, seed)."""
+    """The export_review step of task multi_label: cleanlab scores, then the CSV, XLSX, Argilla and
+    Label Studio files. ``settings``: the review block (features, embedding_model, cv_folds, seed).
+    The scores come from the voted sets alone: the iteration files are not read."""
+    source = f"synthdistill:{teacher}/{prompt}"
     votes = pd.read_parquet(votes_path)
     scores = score_items(
         votes,

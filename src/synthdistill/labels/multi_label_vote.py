@@ -95,12 +95,16 @@ def vote_summary(votes: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
 
 
 def write_votes(
-    iteration_paths: list[str], split_paths: list[str], labels: list[str], min_share: float, outputs: dict[str, str]
+    iteration_paths: list[str],
+    split_paths: list[str],
+    labels: list[str],
+    settings: dict[str, Any],
+    outputs: dict[str, str],
 ) -> pd.DataFrame:
     """The files of a vote job: votes, the trainer-ready CSV (text, label set, one 0/1 column per
-    label) of the train split, and the stats."""
+    label) of the train split, and the stats. ``settings``: config vote, whose min_share it reads."""
     iterations = [pd.read_parquet(p) for p in iteration_paths]
-    votes = vote_label_sets(iterations, read_splits(split_paths), labels, min_share)
+    votes = vote_label_sets(iterations, read_splits(split_paths), labels, settings["min_share"])
     votes.to_parquet(outputs["votes"], index=False)
     train = votes.loc[(votes["split"] == "train") & votes["voted_label"].notna(), ["text", "voted_label"]]
     train = train.rename(columns={"voted_label": "label"}).reset_index(drop=True)

@@ -403,14 +403,17 @@ def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
 
 def export_review(
     votes_path: str,
-    own_iteration_paths: dict[str, str],
+    iteration_paths: dict[str, str],
     annotator_paths: dict[str, str],
     labels: list[str],
     settings: dict[str, Any],
-    source: str,
+    teacher: str,
+    prompt: str,
     outputs: dict[str, str],
 ) -> pd.DataFrame:
-    """Score one teacher × prompt's votes and write its review files."""
+    """The export_review step of task single_label: score one teacher × prompt's votes (its own
+    iterations, and every annotator's for CROWDLAB) and write its review files."""
+    source = f"synthdistill:{teacher}/{prompt}"
     votes = pd.read_parquet(votes_path)
     annotators = read_iterations(annotator_paths)
     ids = votes.loc[votes["split"].isin(REVIEW_SPLITS), "id"].tolist()
@@ -423,7 +426,7 @@ def export_review(
         cv_folds=settings["cv_folds"],
         seed=settings["seed"],
     )
-    table = review_table(votes, scores, read_iterations(own_iteration_paths), labels)
+    table = review_table(votes, scores, read_iterations(iteration_paths), labels)
     write_review_files(table, labels, source, outputs)
     log.info(
         "%s: %d items for review, %d flagged (%s)",

@@ -185,10 +185,15 @@ def _audit_answer(value: Any, text: str, labels: list[str], where: str, done: di
         return value
 
 
-def import_span_review(
-    votes_path: str, corrections_path: str | None, labels: list[str], labels_out: str, audit_out: str
+def import_review(
+    votes_path: str,
+    corrections_path: str | None,
+    labels: list[str],
+    labels_out: str,
+    audit_out: str,
+    settings: dict[str, Any],
 ) -> pd.DataFrame:
-    """The import_review rule of task spans: the reviewed spans students train on, and the audit."""
+    """The import_review step of task spans: the reviewed spans students train on, and the audit."""
     votes = pd.read_parquet(votes_path)
     corrections = None
     if corrections_path:

@@ -147,8 +147,18 @@ def argilla_span_records(votes: pd.DataFrame, labels: list[str], teacher: str, p
     return {"settings": settings, "records": records}
 
 
-def write_span_review(votes_path: str, labels: list[str], teacher: str, prompt: str, outputs: dict[str, str]) -> None:
-    """The export_review files of a spans run: Label Studio tasks JSON and labelling config, Argilla JSON."""
+def export_review(
+    votes_path: str,
+    iteration_paths: dict[str, str],
+    annotator_paths: dict[str, str],
+    labels: list[str],
+    settings: dict[str, Any],
+    teacher: str,
+    prompt: str,
+    outputs: dict[str, str],
+) -> None:
+    """The export_review step of task spans: Label Studio tasks JSON and labelling config, Argilla
+    JSON, the voted spans as predictions. Nothing is scored (no review settings or iterations read)."""
     votes = pd.read_parquet(votes_path)
     tasks = label_studio_span_tasks(votes, f"{teacher}/{prompt}")
     Path(outputs["label_studio"]).write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")

@@ -97,9 +97,15 @@ def vote_summary(votes: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_votes(
-    iteration_paths: list[str], split_paths: list[str], labels: list[str], min_share: float, outputs: dict[str, str]
+    iteration_paths: list[str],
+    split_paths: list[str],
+    labels: list[str],
+    settings: dict[str, Any],
+    outputs: dict[str, str],
 ) -> pd.DataFrame:
-    """The vote job's files: votes (Parquet), the train split's voted spans as text,label CSV, stats."""
+    """The vote job's files: votes (Parquet), the train split's voted spans as text,label CSV, stats.
+    ``settings``: config vote, whose min_share it reads."""
+    min_share = settings["min_share"]
     iterations = [pd.read_parquet(p) for p in iteration_paths]
     votes = vote(iterations, read_splits(split_paths), min_share)
     votes.to_parquet(outputs["votes"], index=False)

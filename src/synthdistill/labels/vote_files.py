@@ -58,10 +58,15 @@ def annotation_stats(iterations: list[pd.DataFrame]) -> dict[str, Any]:
 
 
 def write_votes(
-    iteration_paths: list[str], split_paths: list[str], labels: list[str], tie_policy: str, outputs: dict[str, str]
+    iteration_paths: list[str],
+    split_paths: list[str],
+    labels: list[str],
+    settings: dict[str, Any],
+    outputs: dict[str, str],
 ) -> pd.DataFrame:
+    """The vote step of task single_label (``settings``: config vote, whose tie_policy it reads)."""
     iterations = [pd.read_parquet(p) for p in iteration_paths]
-    votes = vote(iterations, read_splits(split_paths), labels, tie_policy)
+    votes = vote(iterations, read_splits(split_paths), labels, settings["tie_policy"])
     write_vote_outputs(votes, annotation_stats(iterations), outputs)
     return votes
 

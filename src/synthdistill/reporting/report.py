@@ -211,3 +211,33 @@ def build(
     )
     Path(outputs["html"]).write_text(render.html_page(title=TITLE, intro=intro, sections=sections, figures=figures))
     return csv_tables
+
+
+def write_report(
+    entries: dict[str, list[dict[str, Any]]], labels: list[str], outputs: dict[str, str], run: dict[str, Any]
+) -> None:
+    """The report step of task single_label. ``outputs``: markdown, html, figure_<name> and
+    table_<name> for FIGURES and TABLES; ``run`` (rules/report.smk): the data summary, whether the run
+    is evaluated, the student hardware, the paired tests, the selection files, the split files, the
+    benchmarks folder, the config hash and the served-feedback entries."""
+    build(
+        run["summary"],
+        entries["teachers"],
+        entries["students"],
+        run["evaluated"],
+        run["hardware"],
+        {
+            "markdown": outputs["markdown"],
+            "html": outputs["html"],
+            "figures": {name: outputs[f"figure_{name}"] for name in FIGURES},
+            "tables": {name: outputs[f"table_{name}"] for name in TABLES},
+        },
+        paired_path=run["paired"],
+        selection_paths=run["selection"],
+        benchmarks_dir=run["benchmarks_dir"],
+        config_hash=run["config_hash"],
+        splits=run["splits"],
+        labels=labels,
+        feedback=run["feedback"],
+        cascades=entries["cascades"],
+    )

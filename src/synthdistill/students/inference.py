@@ -361,9 +361,10 @@ def onnx_agreement(
 
 
 def write_onnx_export(
-    model_dir: str, test_path: str, max_length: int, output_dir: str, check_path: str
+    model_dir: str, test_path: str, labels: list[str], max_length: int, output_dir: str, check_path: str
 ) -> dict[str, Any]:
-    """The export_onnx rule: int8 ONNX folder plus its accuracy check against torch on the test split."""
+    """The export_onnx step of single_label and multi_label: int8 ONNX folder plus its accuracy check
+    against torch on the test split (the labels are read from the model's config, not ``labels``)."""
     import pandas as pd
 
     if Path(output_dir).exists():

@@ -186,8 +186,10 @@ def train_from_files(
     model_dir: str,
     metadata_path: str,
     threads: int = 1,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """The train_student rule of task multi_label: one student on one label source."""
+    """The train_student step of task multi_label: one student on one label source (``name`` is
+    taken for the step's common signature; nothing here prints it)."""
     import torch
 
     torch.set_num_threads(threads)

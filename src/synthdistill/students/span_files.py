@@ -39,6 +39,7 @@ def train_from_files(
     model_dir: str,
     metadata_path: str,
     threads: int = 1,
+    name: str | None = None,
 ) -> dict[str, Any]:
     import torch
 

@@ -1,0 +1,93 @@
+"""What a task kind is to the pipeline: the prompt kinds it takes, what it supports, and the function
+behind each of its steps.
+
+Every rule after the vote is written once; its script asks the run's task for the step's function
+(``get_task(name).step("vote")``) and calls it with the step's arguments below. A step is named by its
+import path, as plug-ins are in entry points: the task kinds sit below every stage of the library
+(the stages read the task's vocabulary), so they name the stage functions instead of importing them,
+and a vote job never loads torch for the student's step. Adding a kind means one module in this
+package that fills a ``Task``, the step functions it names, and its tests.
+
+The steps and the arguments their functions take (keyword names as written):
+
+- ``vote(iteration_paths, split_paths, labels, settings, outputs)``: ``settings`` is config ``vote``;
+  ``outputs`` holds ``votes``, ``train_csv``, ``stats``.
+- ``export_review(votes_path, iteration_paths, annotator_paths, labels, settings, source, outputs)``:
+  ``settings`` is the review scoring settings; ``outputs`` the task's ``review_files``.
+- ``import_review(votes_path, corrections_path, labels, settings, labels_out, audit_out)``, returns
+  the audit frame; ``settings`` holds ``label_delimiter``.
+- ``train_student(paths, *, teacher, prompt, student, labels, model_dir, metadata_path, threads, name)``.
+- ``export_onnx(model_dir, test_path, labels, max_length, output_dir, check_path)``.
+- ``evaluate_teacher(votes_path, labels, output_path)``.
+- ``evaluate_student(model_dir, test_path, labels, max_length, metrics_path, predictions_path)``.
+- ``compare_models(models, teachers, students, test_path, labels, output)`` (feature ``paired_tests``).
+- ``report(entries, labels, outputs, run)``: ``entries`` holds ``teachers`` and ``students`` (and
+  ``cascades``), ``run`` the run-wide files and facts (rules/report.smk).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+STEPS = (
+    "vote",
+    "export_review",
+    "import_review",
+    "train_student",
+    "export_onnx",
+    "evaluate_teacher",
+    "evaluate_student",
+    "compare_models",
+    "report",
+)
+
+# What a kind may support beyond the steps every kind has. A rule or a config key that needs one is
+# used only by kinds that declare it (rules/*.smk, check_task).
+FEATURES = frozenset(
+    {
+        "crowdlab",  # review scores every iteration of every teacher as an annotator
+        "ensembles",  # config ensembles
+        "gold_dev",  # split.gold_dev_size and students_learn_from: best
+        "few_shot",  # split.shots_per_label, prompts.*.examples
+        "label_names",  # dataset.label_names (integer labels)
+        "soft_targets",  # students.*.targets
+        "bio_tags",  # dataset.tokens_column and tags_column
+        "paired_tests",  # compare_models
+        "costs",  # benchmark_student and the report's cost, break-even and Pareto sections
+        "cascade",  # cascade, cascade.feedback
+        "learning_curve",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task kind: ``steps`` maps every step of STEPS the kind runs to ``module:function``."""
+
+    name: str
+    description: str
+    prompt_kinds: tuple[str, ...]
+    steps: Mapping[str, str]
+    features: frozenset[str]
+    # The files export_review writes, by output name (their paths: rules/review.smk).
+    review_files: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.steps) - set(STEPS)) | (self.features - FEATURES)
+        if unknown:
+            raise ValueError(f"task {self.name}: unknown steps or features {sorted(unknown)}")
+
+    def supports(self, feature: str) -> bool:
+        if feature not in FEATURES:
+            raise ValueError(f"{feature!r} is not a task feature: {sorted(FEATURES)}")
+        return feature in self.features
+
+    def step(self, name: str) -> Callable[..., Any]:
+        """The function behind one of this kind's steps, imported now."""
+        if name not in self.steps:
+            raise ValueError(f"task {self.name} has no step {name!r}")
+        module, _, function = self.steps[name].partition(":")
+        return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]

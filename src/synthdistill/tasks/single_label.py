@@ -1,0 +1,22 @@
+"""``single_label``: one label per text; the default kind, and the one every feature exists for."""
+
+from synthdistill.tasks.base import FEATURES, Task
+
+TASK = Task(
+    name="single_label",
+    description="one label per text",
+    prompt_kinds=("label", "cot_json", "label_scores"),
+    steps={
+        "vote": "synthdistill.labels.vote_files:write_votes",
+        "export_review": "synthdistill.labels.review:export_review",
+        "import_review": "synthdistill.labels.corrections:import_review",
+        "train_student": "synthdistill.students.files:train_from_files",
+        "export_onnx": "synthdistill.students.inference:write_onnx_export",
+        "evaluate_teacher": "synthdistill.evaluation.scoring:evaluate_teacher",
+        "evaluate_student": "synthdistill.evaluation.scoring:evaluate_student",
+        "compare_models": "synthdistill.evaluation.scoring:write_paired_tests",
+        "report": "synthdistill.reporting.report:write_report",
+    },
+    features=FEATURES - {"bio_tags"},
+    review_files=("csv", "xlsx", "argilla", "label_studio", "label_studio_config"),
+)
