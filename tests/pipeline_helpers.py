@@ -118,3 +118,14 @@ def rules_of(jobs) -> dict[str, int]:
     for rule, _ in jobs:
         counts[rule] = counts.get(rule, 0) + 1
     return counts
+
+
+def table_row(markdown: str, section: str, *first_cells: str) -> list[str]:
+    """The cells of the first Markdown table row in ``section`` (``## section``) that starts with
+    ``first_cells``, whatever the padding the table writer put around them."""
+    body = markdown.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    for line in body.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[: len(first_cells)] == list(first_cells):
+            return cells
+    raise AssertionError(f"no row starting {first_cells} under ## {section}:\n{body}")

@@ -9,7 +9,7 @@ import pytest
 
 from synthdistill.spans import from_json
 
-from .pipeline_helpers import make_workdir, planned_jobs, rules_of, snakemake, write_config
+from .pipeline_helpers import make_workdir, planned_jobs, rules_of, snakemake, table_row, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -139,12 +139,18 @@ def test_spans_run_trains_scores_and_reports_teacher_and_student_on_one_test_spl
 
     report = (results / "report/report.md").read_text()
     assert "6 test texts with" in report
-    assert f"| smollm2 / spans (votes) | teacher | {teacher['precision']:.3f}" in report
-    assert f"| minilm | smollm2 / spans | {student['precision']:.3f}" in report
-    assert f"| minilm | smollm2 / spans | {metadata['train_examples']} | {metadata['train_spans']} | 1 |" in report
-    assert (
-        f"| minilm | smollm2 / spans | {check['entity_f1_torch']:.3f} | {check['entity_f1_onnx_int8']:.3f} |" in report
+    quality = "Teachers and students on the expert test split"
+    assert table_row(report, quality, "smollm2 / spans (votes)", "teacher")[2].startswith(
+        f"{teacher['precision']:.3f} ["
     )
+    assert table_row(report, quality, "minilm", "smollm2 / spans")[2].startswith(f"{student['precision']:.3f} [")
+    trained = table_row(report, "Students", "minilm", "smollm2 / spans")
+    assert trained[2:5] == [str(metadata["train_examples"]), str(metadata["train_spans"]), "1"]
+    exported = table_row(report, "ONNX int8 export", "minilm", "smollm2 / spans")
+    assert exported[2:4] == [f"{check['entity_f1_torch']:.3f}", f"{check['entity_f1_onnx_int8']:.3f}"]
+    page = (results / "report/report.html").read_text()
+    low, high = student["intervals"]["f1"]
+    assert page.startswith("<!doctype html>") and f"<td>{student['f1']:.3f} [{low:.3f}, {high:.3f}]</td>" in page
 
 
 def test_spans_student_ships_a_token_classification_card_and_argilla_review(spans_run):
