@@ -1,7 +1,7 @@
 # What every trained student ships with, whatever the task kind: its model card, and the opt-in
-# push to the Hugging Face Hub. Included by rules/student.smk, rules/multi_label.smk and
-# rules/spans.smk after their train_student, evaluate_student and export_onnx rules, whose outputs
-# (same names in every task) the card reads.
+# push to the Hugging Face Hub. Included by rules/student.smk after the train_student and
+# export_onnx rules (and before evaluate_student, which it names in an input function) whose
+# outputs the card reads.
 
 
 def model_card_inputs(wildcards):

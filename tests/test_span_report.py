@@ -136,7 +136,7 @@ def run_report(tmp_path: Path, evaluated: bool = True, onnx_check: dict | None =
         }
     ]
     outputs = {"markdown": str(tmp_path / "report.md"), "html": str(tmp_path / "report.html")}
-    assert write_report(teachers, students, LABELS, outputs) is None
+    assert write_report({"teachers": teachers, "students": students}, LABELS, outputs, {}) is None
     return Path(outputs["markdown"]).read_text(), Path(outputs["html"]).read_text()
 
 

@@ -194,15 +194,16 @@ def sections_and_intro(
 
 
 def write_report(
-    teachers: list[dict[str, Any]], students: list[dict[str, Any]], labels: list[str], outputs: dict[str, str]
+    entries: dict[str, list[dict[str, Any]]], labels: list[str], outputs: dict[str, str], run: dict[str, Any]
 ) -> None:
-    """Write the report as Markdown and as a self-contained HTML page (``outputs``: markdown, html).
+    """The report step of task spans: Markdown and a self-contained HTML page (``outputs``: markdown,
+    html). Nothing in ``run`` is read: a spans run has no costs, selection or paired tests yet.
 
-    ``teachers``: per teacher × prompt ``{"teacher", "prompt", "stats": votes stats JSON, "metrics": test
-    metrics JSON or None}``; ``students``: per student and label source ``{"student", "teacher", "prompt",
+    ``entries["teachers"]``: per teacher × prompt ``{"teacher", "prompt", "stats": votes stats JSON, "metrics": test
+    metrics JSON or None}``; ``entries["students"]``: per student and label source ``{"student", "teacher", "prompt",
     "metadata": metadata JSON, "metrics": test metrics JSON or None, "onnx_check": ONNX check JSON or None}``.
     """
-    intro, sections = sections_and_intro(teachers, students, labels)
+    intro, sections = sections_and_intro(entries["teachers"], entries["students"], labels)
     Path(outputs["markdown"]).write_text(
         render.markdown(title=TITLE, intro=intro, sections=sections, figure_dir="figures") + "\n"
     )
