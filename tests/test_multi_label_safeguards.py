@@ -227,7 +227,7 @@ def test_the_report_shows_the_baselines_and_names_a_collapsed_student(tmp_path):
     assert f"{baselines['every_label']['f1_micro']:.3f} [" in markdown
     # every label is the best trivial F1 micro; the greedy student is that baseline, so it does not beat it
     best = baselines["every_label"]["f1_micro"]
-    assert f"Best F1 micro: baseline: every label ({best:.3f})" in markdown
+    assert f"The best on F1 micro: baseline: every label ({best:.3f}); on subset accuracy:" in markdown
     assert f"Not better than the best trivial baseline on F1 micro (baseline: every label, {best:.3f}): greedy" in (
         markdown
     )

@@ -71,9 +71,13 @@ def label_set_collapse(truth: np.ndarray, predicted: np.ndarray, labels: list[st
         for j, label in enumerate(labels)
         if answered[j] > COLLAPSE_SHARE and prevalence[j] < LOW_PREVALENCE
     }
-    for label, share in always.items():
+    if always:
         reasons.append(
-            f"{label!r} for {share:.0%} of the validation texts, though {prevalence[labels.index(label)]:.0%} carry it"
+            "a rare label for nearly every validation text: "
+            + ", ".join(
+                f"{label!r} for {share:.0%} (carried by {prevalence[labels.index(label)]:.0%})"
+                for label, share in always.items()
+            )
         )
     return {
         "collapsed": bool(reasons),

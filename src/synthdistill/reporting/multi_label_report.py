@@ -106,7 +106,8 @@ def baseline_lines(
     lines = [
         "Trivial baselines on the same test split: every label for every text, no label for any text, and each "
         "label answered at random with its share of the train pool's texts (its expected scores, no interval). "
-        + "; ".join(f"Best {BEATEN_ON[score]}: {name} ({value:.3f})" for score, (value, name) in best.items())
+        + "The best on "
+        + "; on ".join(f"{BEATEN_ON[score]}: {name} ({value:.3f})" for score, (value, name) in best.items())
         + "."
     ]
     systems = [(f"{e['teacher']}/{e['prompt']}", e) for e in teachers] + [(_student_name(e), e) for e in students]
