@@ -300,10 +300,11 @@ def test_thresholds_are_tuned_per_label_on_validation():
 
     truth = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]])
     probs = np.array([[0.30, 0.9, 0.60], [0.25, 0.8, 0.55], [0.10, 0.7, 0.52], [0.12, 0.6, 0.40]])
-    thresholds = tune_thresholds(probs, truth)
+    thresholds = tune_thresholds(probs, truth, 1)
     # label 0 separates anywhere in (0.12, 0.25]: the grid value nearest 0.5 is 0.25
-    # label 1 is never true on validation: 0.5 is kept; label 2 needs a threshold in (0.40, 0.52]
-    assert thresholds.tolist() == pytest.approx([0.25, 0.5, 0.5])
+    # label 1 is never true on validation (below the floor of 1 positive): the global threshold, the
+    # best micro F1 over all labels (0.25); label 2 needs a threshold in (0.40, 0.52]
+    assert thresholds.tolist() == pytest.approx([0.25, 0.25, 0.5])
     assert positive_weights(truth.astype(float), "balanced").tolist() == [1.0, 1.0, 3.0]
     assert positive_weights(truth.astype(float), None).tolist() == [1.0, 1.0, 1.0]
 

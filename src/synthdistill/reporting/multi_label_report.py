@@ -1,6 +1,7 @@
 """The report of a multi_label run: teachers' votes and students side by side on the frozen expert
-test split, every score with its 95% bootstrap interval, Markdown and self-contained HTML (the shared
-templates of reporting.render)."""
+test split, every score with its 95% bootstrap interval, next to trivial baselines (every label, no
+label, each label at random at its train share), with every student whose validation answers collapsed
+named; Markdown and self-contained HTML (the shared templates of reporting.render)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.evaluation.baselines import multi_label_baselines
 from synthdistill.reporting import render
 from synthdistill.reporting.sections import Section
 
@@ -21,34 +23,118 @@ def _read(path: str | None) -> dict[str, Any] | None:
 
 
 def _with_interval(metrics: dict[str, Any], name: str) -> str:
+    if name not in metrics.get("intervals", {}):  # an expectation, not a measurement: no interval
+        return f"{metrics[name]:.3f}"
     low, high = metrics["intervals"][name]
     return f"{metrics[name]:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def quality_table(teachers: list[dict[str, Any]], students: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per teacher × prompt (its voted sets) and per student, each score with its interval."""
+# The trivial baselines (evaluation.baselines.multi_label_baselines) as the report names them.
+BASELINES = {
+    "every_label": "baseline: every label",
+    "no_label": "baseline: no label",
+    "prior_random": "baseline: each label at its train share (expected)",
+}
+# A system beats the trivial baselines on a score when it is strictly above the best of them.
+BEATEN_ON = {"f1_micro": "F1 micro", "subset_accuracy": "subset accuracy"}
+
+
+def best_baselines(baselines: dict[str, dict[str, Any]]) -> dict[str, tuple[float, str]]:
+    """For each score of BEATEN_ON, the best trivial baseline's value and name (ties: the first listed)."""
+    best = {}
+    for score in BEATEN_ON:
+        key = max(BASELINES, key=lambda name: (baselines[name][score], -list(BASELINES).index(name)))
+        best[score] = (float(baselines[key][score]), BASELINES[key])
+    return best
+
+
+def _student_name(entry: dict[str, Any]) -> str:
+    return f"{entry['student']} ({entry['teacher']}/{entry['prompt']})"
+
+
+def _collapse(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """A student's validation collapse check (metadata.json, written at training time)."""
+    return (_read(entry.get("metadata")) or {}).get("validation_collapse")
+
+
+def quality_table(
+    teachers: list[dict[str, Any]],
+    students: list[dict[str, Any]],
+    baselines: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """One row per teacher × prompt (its voted sets) and per student, each score with its interval,
+    then the trivial baselines; with baselines, whether each system beats the best of them, and
+    whether each student's validation answers collapsed."""
     rows = []
     entries = [("teacher", f"{e['teacher']}/{e['prompt']}", "", e) for e in teachers] + [
         ("student", e["student"], f"{e['teacher']}/{e['prompt']}", e) for e in students
     ]
+    best = best_baselines(baselines) if baselines else {}
     for kind, name, learned_from, entry in entries:
         metrics = _read(entry.get("metrics"))
         if metrics is None:
             continue
-        rows.append(
-            {
-                "model": name,
-                "kind": kind,
-                "learned from": learned_from,
-                "F1 micro [95% CI]": _with_interval(metrics, "f1_micro"),
-                "F1 macro [95% CI]": _with_interval(metrics, "f1_macro"),
-                "subset accuracy [95% CI]": _with_interval(metrics, "subset_accuracy"),
-                "Hamming loss [95% CI]": _with_interval(metrics, "hamming_loss"),
-                "coverage": f"{metrics['coverage']:.3f}",
-                "n": metrics["n"],
-            }
-        )
-    return pd.DataFrame(rows)
+        rows.append({"model": name, "kind": kind, "learned from": learned_from, **_scores(metrics)})
+        for score, label in BEATEN_ON.items():
+            if score in best:
+                rows[-1][f"beats trivial ({label})"] = "yes" if metrics[score] > best[score][0] else "NO"
+        if students:
+            check = _collapse(entry) if kind == "student" else None
+            rows[-1]["collapsed"] = "–" if check is None else ("YES" if check["collapsed"] else "no")
+    for key, name in BASELINES.items() if baselines else ():
+        assert baselines is not None
+        rows.append({"model": name, "kind": "baseline", "learned from": "", **_scores(baselines[key])})
+    return pd.DataFrame(rows).fillna("–")
+
+
+def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "F1 micro [95% CI]": _with_interval(metrics, "f1_micro"),
+        "F1 macro [95% CI]": _with_interval(metrics, "f1_macro"),
+        "subset accuracy [95% CI]": _with_interval(metrics, "subset_accuracy"),
+        "Hamming loss [95% CI]": _with_interval(metrics, "hamming_loss"),
+        "coverage": f"{metrics['coverage']:.3f}",
+        "n": metrics["n"],
+    }
+
+
+def baseline_lines(
+    teachers: list[dict[str, Any]], students: list[dict[str, Any]], baselines: dict[str, dict[str, Any]]
+) -> list[str]:
+    """Sentences: what the trivial baselines score, and every system that does not beat the best of them."""
+    best = best_baselines(baselines)
+    lines = [
+        "Trivial baselines on the same test split: every label for every text, no label for any text, and each "
+        "label answered at random with its share of the train pool's texts (its expected scores, no interval). "
+        + "The best on "
+        + "; on ".join(f"{BEATEN_ON[score]}: {name} ({value:.3f})" for score, (value, name) in best.items())
+        + "."
+    ]
+    systems = [(f"{e['teacher']}/{e['prompt']}", e) for e in teachers] + [(_student_name(e), e) for e in students]
+    for score, (value, name) in best.items():
+        losers = [
+            system for system, entry in systems if (m := _read(entry.get("metrics"))) is not None and m[score] <= value
+        ]
+        if losers:
+            lines.append(
+                f"Not better than the best trivial baseline on {BEATEN_ON[score]} ({name}, {value:.3f}): "
+                + ", ".join(losers)
+                + "."
+            )
+    return lines
+
+
+def collapse_lines(students: list[dict[str, Any]]) -> list[str]:
+    """A sentence naming each student whose validation answers collapsed (metrics.collapse), and why."""
+    lines = []
+    for entry in students:
+        check = _collapse(entry)
+        if check and check["collapsed"]:
+            lines.append(
+                f"Collapsed: {_student_name(entry)} answers {'; '.join(check['reasons'])}. Its answers say little "
+                "about the text (validation split at the tuned thresholds, never the test split)."
+            )
+    return lines
 
 
 def per_label_table(teachers: list[dict[str, Any]], students: list[dict[str, Any]], labels: list[str]) -> pd.DataFrame:
@@ -103,6 +189,8 @@ def student_table(students: list[dict[str, Any]]) -> pd.DataFrame:
                 "validation items": metadata["validation_examples"],
                 "best epoch": metadata["best_epoch"],
                 "thresholds": ", ".join(f"{k} {v:.2f}" for k, v in metadata["label_thresholds"].items()),
+                # Labels with too few validation positives (students.*.min_threshold_positives).
+                "at the global threshold": ", ".join(metadata.get("threshold_floor", {}).get("fell_back", [])) or "–",
                 "training s": f"{metadata['train_seconds']:.0f}",
             }
         )
@@ -120,10 +208,17 @@ def build(
     labels: list[str],
     paired_path: str | None,
     outputs: dict[str, str],
+    *,
+    splits: dict[str, str] | None = None,
 ) -> list[Section]:
-    """Write the report (``outputs``: markdown, html)."""
+    """Write the report (``outputs``: markdown, html). ``splits`` (``train`` and ``test`` split files of
+    prepare_data) give the trivial baselines of the quality table."""
     evaluated = any(entry.get("metrics") for entry in teachers + students)
+    baselines = None
+    if evaluated and splits:
+        baselines = multi_label_baselines(pd.read_parquet(splits["train"]), pd.read_parquet(splits["test"]), labels)
     sections = []
+    collapses = collapse_lines(students)
     if evaluated:
         quality = Section("Quality on the frozen expert test split")
         quality.text(
@@ -131,7 +226,9 @@ def build(
             "the per-label thresholds tuned on the validation split), all on the same test items. An item "
             "without a vote counts as the empty set. Intervals: 95% percentile bootstrap over test items."
         )
-        quality.table(quality_table(teachers, students))
+        for line in [*(baseline_lines(teachers, students, baselines) if baselines else []), *collapses]:
+            quality.text(line)
+        quality.table(quality_table(teachers, students, baselines))
         quality.text("Per label: F1 (precision / recall).")
         quality.table(per_label_table(teachers, students, labels))
         sections.append(quality)
@@ -145,7 +242,10 @@ def build(
             sections.append(paired)
     sections.append(Section("Teacher answers and votes").table(vote_table(teachers)))
     if students:
-        sections.append(Section("Students").table(student_table(students)))
+        trained = Section("Students")
+        for line in [] if evaluated else collapses:  # shown with the quality table when there is one
+            trained.text(line)
+        sections.append(trained.table(student_table(students)))
     intro = f"Task multi_label over the labels {', '.join(labels)}: each text gets any subset. " + (
         "" if evaluated else "The dataset has no expert labels, so nothing is scored."
     )

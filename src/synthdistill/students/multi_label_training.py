@@ -2,8 +2,11 @@
 
 It learns the voted label sets of the train split (or the expert sets, for the expert baseline). On
 the validation split (the same kind of labels, never the expert test split) each epoch gets its
-per-label thresholds tuned, and the best epoch by micro F1 is kept; its thresholds are saved in the
-model's config.json (``label_thresholds``), where the predictors of students.inference read them.
+per-label thresholds tuned (a label with too few validation positives gets one global threshold), and
+the best epoch by micro F1 is kept; its thresholds are saved in the model's config.json
+(``label_thresholds``), where the predictors of students.inference read them. metadata.json also
+holds which labels fell back to the global threshold and whether the validation answers collapsed
+(metrics.collapse).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sklearn.metrics import f1_score
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import indicator_matrix
+from synthdistill.metrics.collapse import label_set_collapse
 from synthdistill.names import EXPERT
 from synthdistill.paths import resolve_model_ref
 from synthdistill.schema import with_defaults
@@ -66,23 +70,45 @@ def label_set_frames(
     return train_items, labelled.loc[labelled["split"] == "validation"]
 
 
-def tune_thresholds(probs: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per label, the threshold of THRESHOLD_GRID with the best F1 on (probs, truth); 0.5 for a
-    label the validation split never has (nothing to tune on)."""
-    thresholds = np.full(probs.shape[1], 0.5, dtype=np.float32)
-    preference = -np.abs(THRESHOLD_GRID - 0.5)
-    for j in range(probs.shape[1]):
-        positives = truth[:, j].astype(bool)
-        if not positives.any():
-            continue
-        predicted = probs[:, j][:, None] >= THRESHOLD_GRID[None, :]  # items × thresholds
-        tp = (predicted & positives[:, None]).sum(axis=0)
-        fp = (predicted & ~positives[:, None]).sum(axis=0)
-        fn = (~predicted & positives[:, None]).sum(axis=0)
-        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
-        best = np.lexsort((preference, f1))[-1]
-        thresholds[j] = THRESHOLD_GRID[best]
-    return thresholds
+def _best_threshold(probs: np.ndarray, truth: np.ndarray) -> float:
+    """The threshold of THRESHOLD_GRID with the best F1 over every item × label decision of (probs,
+    truth) together (items × labels): one label's F1, or the micro F1 of several."""
+    predicted = probs[..., None] >= THRESHOLD_GRID  # items × labels × thresholds
+    positives = truth.astype(bool)[..., None]
+    tp = (predicted & positives).sum(axis=(0, 1))
+    fp = (predicted & ~positives).sum(axis=(0, 1))
+    fn = (~predicted & positives).sum(axis=(0, 1))
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    return float(THRESHOLD_GRID[np.lexsort((-np.abs(THRESHOLD_GRID - 0.5), f1))[-1]])
+
+
+def too_few_positives(truth: np.ndarray, min_positives: int) -> np.ndarray:
+    """The labels (a mask) with fewer than ``min_positives`` validation positives: they get the global threshold."""
+    return np.asarray(truth).sum(axis=0) < min_positives
+
+
+def global_threshold(probs: np.ndarray, truth: np.ndarray) -> float:
+    """One threshold for every label, tuned on all labels together (micro F1)."""
+    return _best_threshold(probs, truth)
+
+
+def tune_thresholds(probs: np.ndarray, truth: np.ndarray, min_positives: int) -> np.ndarray:
+    """Per label, the threshold of THRESHOLD_GRID with the best F1 on (probs, truth); a label with
+    fewer than ``min_positives`` validation positives (students.*.min_threshold_positives) gets the
+    global threshold instead, tuned on all labels together (micro F1). A label the split never has
+    scores F1 0 everywhere, so on its own it would keep 0.5.
+
+    Fall back rather than shrink toward the global threshold: with two positives a label's F1 curve
+    is flat or a step wherever its two scores fall, and its best threshold (0.05: answer the label
+    for every text, recall 1) is noise that any shrinkage weight still lets through in part, and that
+    weight would be one more setting to tune on the same few items. The global threshold pools the
+    positives of every label, so it is stable, and a fallen-back label is named in metadata.json.
+    """
+    thresholds = np.array([_best_threshold(probs[:, [j]], truth[:, [j]]) for j in range(probs.shape[1])])
+    few = too_few_positives(truth, min_positives)
+    if few.any():
+        thresholds[few] = global_threshold(probs, truth)
+    return thresholds.astype(np.float32)
 
 
 def positive_weights(targets: np.ndarray, class_weights: str | None) -> np.ndarray:
@@ -137,12 +163,26 @@ def train_multi_label(
             logits, targets, pos_weight=pos_weight, reduction="none"
         ).mean(dim=1)
 
+    min_positives = int(hp["min_threshold_positives"])
+
     def validate(model: Any) -> tuple[float, dict[str, Any], Any]:
         probs = TorchPredictor.from_model(model, tokenizer, max_length).predict_proba(val_texts)
-        thresholds = tune_thresholds(probs, val_truth)
-        f1 = float(f1_score(val_truth, probs >= thresholds, average="micro", zero_division=0))
+        thresholds = tune_thresholds(probs, val_truth, min_positives)
+        predicted = probs >= thresholds
+        f1 = float(f1_score(val_truth, predicted, average="micro", zero_division=0))
         at_half = float(f1_score(val_truth, probs >= 0.5, average="micro", zero_division=0))
-        return f1, {"validation_f1_micro": f1, "validation_f1_micro_at_0.5": at_half}, thresholds
+        # What the student answers on validation at these thresholds: the report flags a collapse.
+        collapse = label_set_collapse(val_truth, predicted, labels)
+        details = {
+            "validation_f1_micro": f1,
+            "validation_f1_micro_at_0.5": at_half,
+            "validation_collapsed": collapse["collapsed"] if collapse else None,
+        }
+        return (
+            f1,
+            details,
+            {"thresholds": thresholds, "global": global_threshold(probs, val_truth), "collapse": collapse},
+        )
 
     fitted = fit(
         model,
@@ -152,7 +192,9 @@ def train_multi_label(
         hp,
         validate if val_texts else None,
     )
-    best_thresholds = fitted.best_extra if fitted.best_extra is not None else np.full(len(labels), 0.5)
+    best = fitted.best_extra or {"thresholds": np.full(len(labels), 0.5), "global": None, "collapse": None}
+    best_thresholds = best["thresholds"]
+    few = too_few_positives(val_truth, min_positives) if val_texts else np.zeros(len(labels), dtype=bool)
     model.config.label_thresholds = {
         label: round(float(t), 4) for label, t in zip(labels, best_thresholds, strict=True)
     }
@@ -164,6 +206,15 @@ def train_multi_label(
         "labels": labels,
         "hyperparameters": hp,
         "label_thresholds": model.config.label_thresholds,
+        # Labels with fewer validation positives than the floor answer at the global threshold.
+        "threshold_floor": {
+            "min_positives": min_positives,
+            "validation_positives": dict(zip(labels, val_truth.sum(axis=0).astype(int).tolist(), strict=True)),
+            "global_threshold": best["global"],
+            "fell_back": [label for label, low in zip(labels, few, strict=True) if low],
+        },
+        # The best epoch's validation answers (never the test split); None without a validation split.
+        "validation_collapse": best["collapse"],
         "positive_weights": dict(zip(labels, pos_weight.tolist(), strict=True)),
         "train_examples": len(texts),
         "validation_examples": len(val_texts),
