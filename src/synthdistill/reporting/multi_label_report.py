@@ -254,3 +254,11 @@ def build(
     )
     Path(outputs["html"]).write_text(render.html_page(title=TITLE, intro=intro, sections=sections, figures={}))
     return sections
+
+
+def write_report(
+    entries: dict[str, list[dict[str, Any]]], labels: list[str], outputs: dict[str, str], run: dict[str, Any]
+) -> None:
+    """The report step of task multi_label (``outputs``: markdown, html); of ``run`` it reads the
+    paired tests and the train and test split files (the trivial baselines)."""
+    build(entries["teachers"], entries["students"], labels, run["paired"], outputs, splits=run["splits"])
