@@ -2,7 +2,7 @@
 
 A self-hosted teacher is charged its busy time × its hardware's price per hour. With K requests in
 flight their latencies overlap, so summing them counts the same seconds up to K times; the engine
-instead gives each request an equal share of every stretch it overlaps with others (engine.BusyClock),
+instead gives each request an equal share of every stretch it overlaps with others (runner.BusyClock),
 so the shares add up to the time the teacher had work. Measured here through the real engine and the
 openai backend against the fault proxy in its own process, adding a fixed latency to every request
 in front of an instant fake upstream (the accounting is measured, not a model). For each concurrency:

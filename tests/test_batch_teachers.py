@@ -186,7 +186,7 @@ def test_batches_are_split_by_request_and_byte_limits(tmp_path):
 
 
 def _request():
-    from synthdistill.annotation.engine import build_request
+    from synthdistill.annotation.requests import build_request
 
     return build_request(json.loads(prompts(1)["messages"][0]), "label", LABELS, LABEL_GEN, 0)
 
@@ -247,7 +247,7 @@ def test_a_batch_created_by_a_run_killed_before_recording_its_id_is_found_not_re
     import openai
 
     from synthdistill.annotation.cache import cache_key
-    from synthdistill.annotation.engine import build_request
+    from synthdistill.annotation.requests import build_request
 
     frame = prompts(3)
     cache = ResponseCache(tmp_path / "cache.sqlite")

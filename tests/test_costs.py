@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from synthdistill.annotation import engine
-from synthdistill.annotation.engine import BusyClock
+from synthdistill.annotation import runner
+from synthdistill.annotation.runner import BusyClock
 from synthdistill.costs import break_even, teacher_cost_row, teacher_costing
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.ensemble import combined_annotation_stats
@@ -133,7 +133,7 @@ def test_ensemble_adds_its_members_costs_each_costed_its_own_way():
 def test_busy_clock_shares_overlapping_requests_and_adds_up_to_the_busy_wall_time(monkeypatch):
     # A scripted clock, so the figures are exact whatever the machine's load.
     now = [0.0]
-    monkeypatch.setattr(engine, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: now[0]))
     clock = BusyClock()
     events = [  # (time, request, start or stop): four overlapping 0.3 s requests, a gap, one alone
         (0.00, "a", "start"), (0.02, "b", "start"), (0.04, "c", "start"), (0.06, "d", "start"),

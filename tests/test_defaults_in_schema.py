@@ -31,8 +31,8 @@ DIFFERENT_MEANING = {
     ("synthdistill.labels.review.embed_texts", "max_length"),
     # One yes/no question per label (label_scores of task multi_label), not prompts.*.examples.per_label
     # (k examples of each label).
-    ("synthdistill.annotation.engine.scored_probabilities", "per_label"),
-    ("synthdistill.annotation.engine.content_free_prior", "per_label"),
+    ("synthdistill.annotation.label_scores.scored_probabilities", "per_label"),
+    ("synthdistill.annotation.label_scores.content_free_prior", "per_label"),
     ("synthdistill.annotation.prompts.check_template", "per_label"),
     ("synthdistill.annotation.prompts.load_template", "per_label"),
     # The bootstrap's resampling seed, which no config key sets (seed is the split's, a teacher's,

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from synthdistill.annotation.cache import ResponseCache
-from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.engine import annotate
+from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from synthdistill.annotation.cache import CacheError, ResponseCache
-from synthdistill.annotation.engine import CircuitBreaker, annotate, failure_kind
+from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.parsed import NOT_A_LABEL, OK
+from synthdistill.annotation.runner import CircuitBreaker, failure_kind
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError

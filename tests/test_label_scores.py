@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from synthdistill.annotation.cache import ResponseCache, cache_key
-from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.parsed import OK
 from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import label_sequences
 from synthdistill.errors import SynthDistillError

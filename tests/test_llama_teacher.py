@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from synthdistill.annotation.cache import ResponseCache
-from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.requests import build_request
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
 

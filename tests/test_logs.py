@@ -11,7 +11,7 @@ def test_rule_log_keeps_progress_and_http_errors_but_not_every_request(tmp_path,
     path = tmp_path / "annotate.log"
     logs.setup(str(path))
     try:
-        logging.getLogger("synthdistill.annotation.engine").info("annotated 10/10")
+        logging.getLogger("synthdistill.annotation.runner").info("annotated 10/10")
         logging.getLogger("httpx2").info('HTTP Request: POST http://127.0.0.1/v1/chat/completions "HTTP/1.1 200 OK"')
         logging.getLogger("httpx").warning("connection pool is full")
     finally:

@@ -11,16 +11,10 @@ import pandas as pd
 import pytest
 
 from synthdistill.annotation.cache import ResponseCache
-from synthdistill.annotation.engine import (
-    YES_NO,
-    annotate,
-    build_request,
-    content_free_prior,
-    item_outcome,
-    item_requests,
-    scored_probabilities,
-)
+from synthdistill.annotation.engine import annotate, item_outcome
+from synthdistill.annotation.label_scores import content_free_prior, scored_probabilities
 from synthdistill.annotation.prompt_files import build_prompt_frame
+from synthdistill.annotation.requests import YES_NO, build_request, item_requests
 from synthdistill.annotation.teachers.base import Completion
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.multi_label_vote import vote_label_sets

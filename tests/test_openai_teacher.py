@@ -21,9 +21,10 @@ import pandas as pd
 import pytest
 
 from synthdistill.annotation.cache import ResponseCache
-from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.prompts import load_template, messages_for
+from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import Request
 from synthdistill.annotation.teachers.chat_api import label_logprobs

@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 
 from synthdistill import data
 from synthdistill.annotation.cache import ResponseCache
-from synthdistill.annotation.engine import annotate, build_request
+from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.parsed import OK, Parsed, match_label
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import messages_for
+from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
 from synthdistill.label_sets import label_set_json

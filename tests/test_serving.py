@@ -219,8 +219,8 @@ def cache_keys(path: Path) -> set[str]:
 def pipeline_cache_keys(config_path: Path, texts: list[str]) -> set[str]:
     """The keys the pipeline's annotate job would use for these texts (build_prompts + engine)."""
     from synthdistill.annotation.cache import cache_key
-    from synthdistill.annotation.engine import build_request
     from synthdistill.annotation.prompt_files import build_prompt_frame
+    from synthdistill.annotation.requests import build_request
     from synthdistill.annotation.teachers import make_teacher
     from synthdistill.serving.deferral import load_config
     from synthdistill.settings import prompt_settings, teacher_settings

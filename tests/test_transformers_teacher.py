@@ -197,7 +197,7 @@ def test_annotate_runs_through_the_engine(teacher, tmp_path, caplog):
 
 def test_channel_scores_read_the_same_tokens_as_llama_cpp_and_rank_the_labels_alike(teacher, smollm2_teacher):
     from synthdistill.annotation.channel import channel_chat
-    from synthdistill.annotation.engine import item_requests
+    from synthdistill.annotation.requests import item_requests
 
     template = (REPO / "config" / "prompts" / "label_channel.txt").read_text()
     for text in TEXTS[1:3]:

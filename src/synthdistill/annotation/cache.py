@@ -138,7 +138,7 @@ class ResponseCache:
             self.db.execute("ALTER TABLE responses ADD COLUMN compute_s REAL")
 
     def get(self, key: str) -> tuple[Completion, float, float | None] | None:
-        """The stored answer, its latency and its share of the teacher's busy time (engine.BusyClock),
+        """The stored answer, its latency and its share of the teacher's busy time (runner.BusyClock),
         both measured when it was paid for; the share is None for answers stored without one."""
         try:
             row = self.db.execute(

@@ -83,6 +83,57 @@ def _power_source(tracker, device_kind: str) -> tuple[bool, str]:
     return mode in MEASURED_CPU_MODES, f"CPU power mode {mode}"
 
 
+def _latencies_ms(predictor, texts: list[str]) -> list[float]:
+    """Milliseconds per text, one text at a time."""
+    latencies = []
+    predictor.batching.batch_size = 1
+    for text in texts:
+        start = time.perf_counter()
+        predictor.predict_proba([text])
+        latencies.append((time.perf_counter() - start) * 1000)
+    return latencies
+
+
+def _throughput_runs(predictor, corpus: list[str], batch_sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The whole corpus predicted once per batch size, timed."""
+    runs: list[dict[str, Any]] = []
+    for batch_size in batch_sizes:
+        predictor.batching.batch_size = batch_size
+        start = time.perf_counter()
+        predictor.predict_proba(corpus)
+        seconds = time.perf_counter() - start
+        runs.append({"batch_size": batch_size, "seconds": seconds, "texts_per_second": len(corpus) / seconds})
+        log.info("batch %d: %.1f texts/s", batch_size, len(corpus) / seconds)
+    return runs
+
+
+def _energy(predictor, corpus: list[str], batch_size: int, device_kind: str) -> dict[str, Any]:
+    """The energy of predicting the corpus at ``batch_size``, measured by codecarbon where it can."""
+    tracker, why_not = _energy_tracker(device_kind)
+    if tracker is None:
+        return {"measured": False, "reason": why_not}
+    # A separate run at the best batch size, so the energy belongs to known texts and time.
+    predictor.batching.batch_size = batch_size
+    tracker.start()
+    start = time.perf_counter()
+    predictor.predict_proba(corpus)
+    seconds = time.perf_counter() - start
+    tracker.stop()
+    measured, source = _power_source(tracker, device_kind)
+    data = tracker.final_emissions_data
+    return {
+        "measured": measured,
+        "source": source,
+        "reason": None if measured else f"{source}: an estimate, not a reading",
+        "kwh": float(data.energy_consumed),
+        "codecarbon_kwh_cpu": float(data.cpu_energy),
+        "codecarbon_kwh_gpu": float(data.gpu_energy),
+        "codecarbon_kwh_ram": float(data.ram_energy),
+        "texts": len(corpus),
+        "seconds": seconds,
+    }
+
+
 def benchmark_student(
     student_dir: str,
     test_path: str,
@@ -101,49 +152,12 @@ def benchmark_student(
     corpus = _texts(test_path, texts)
     predictor.predict_proba(corpus[:16])  # warm-up: first-call allocations are not serving cost
 
-    latencies = []
-    predictor.batching.batch_size = 1
-    for text in corpus[:latency_texts]:
-        start = time.perf_counter()
-        predictor.predict_proba([text])
-        latencies.append((time.perf_counter() - start) * 1000)
-
-    runs: list[dict[str, Any]] = []
-    for batch_size in batch_sizes:
-        predictor.batching.batch_size = batch_size
-        start = time.perf_counter()
-        predictor.predict_proba(corpus)
-        seconds = time.perf_counter() - start
-        runs.append({"batch_size": batch_size, "seconds": seconds, "texts_per_second": len(corpus) / seconds})
-        log.info("batch %d: %.1f texts/s", batch_size, len(corpus) / seconds)
+    latencies = _latencies_ms(predictor, corpus[:latency_texts])
+    runs = _throughput_runs(predictor, corpus, batch_sizes)
     best = max(runs, key=lambda run: run["texts_per_second"])
-
     energy: dict[str, Any] = {"measured": False, "reason": "codecarbon: false in costs.benchmark"}
     if codecarbon:
-        tracker, why_not = _energy_tracker(device["kind"])
-        if tracker is None:
-            energy = {"measured": False, "reason": why_not}
-        else:
-            # A separate run at the best batch size, so the energy belongs to known texts and time.
-            predictor.batching.batch_size = best["batch_size"]
-            tracker.start()
-            start = time.perf_counter()
-            predictor.predict_proba(corpus)
-            seconds = time.perf_counter() - start
-            tracker.stop()
-            measured, source = _power_source(tracker, device["kind"])
-            data = tracker.final_emissions_data
-            energy = {
-                "measured": measured,
-                "source": source,
-                "reason": None if measured else f"{source}: an estimate, not a reading",
-                "kwh": float(data.energy_consumed),
-                "codecarbon_kwh_cpu": float(data.cpu_energy),
-                "codecarbon_kwh_gpu": float(data.gpu_energy),
-                "codecarbon_kwh_ram": float(data.ram_energy),
-                "texts": len(corpus),
-                "seconds": seconds,
-            }
+        energy = _energy(predictor, corpus, best["batch_size"], device["kind"])
     return {
         "student_dir": student_dir,
         "backend": backend_used,

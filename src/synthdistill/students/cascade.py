@@ -145,6 +145,37 @@ def build_cascade(
 
     ``student_predictions`` has id and prob_<label> for every validation and test item.
     """
+    parts = _parts(validation, test, student_predictions, votes, labels, votes_path)
+    val = parts["validation"]
+    temperature = fit_temperature(val["probs"], val["teacher_codes"])
+    _add_student_answers(parts, CascadePolicy(confidence, temperature, 0.0))
+
+    thresholds = candidate_thresholds(val["confidence"])
+    curve = _validation_curve(val, thresholds, votes_path)
+    chosen = choose_threshold(curve, target)
+    policy = CascadePolicy(confidence, temperature, float(thresholds[chosen]))
+    curve["chosen"] = curve.index == chosen
+    summary = _summary(val, curve, chosen, policy, labels, target)
+    items_table = _items_table(parts, labels, policy.threshold)
+
+    test_part = parts["test"]
+    items = test_part["items"]
+    if len(items) and "expert_label" in items and items["expert_label"].notna().all():
+        summary["test"] = _test_summary(test_part, items["expert_label"].reset_index(drop=True), labels, thresholds)
+        curve = curve.join(summary["test"].pop("curve"))
+        summary["test"]["agreement_with_teacher"] = float(curve.at[chosen, "test_agreement"])
+    return summary, curve, items_table
+
+
+def _parts(
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    student_predictions: pd.DataFrame,
+    votes: pd.DataFrame,
+    labels: list[str],
+    votes_path: str,
+) -> dict[str, dict[str, Any]]:
+    """Per split: its items, the student's probabilities and the teacher's voted labels (and their codes)."""
     predictions = student_predictions.drop_duplicates("id").set_index("id")
     parts = {}
     for split, items in (("validation", validation), ("test", test)):
@@ -154,25 +185,36 @@ def build_cascade(
         probs = _probabilities(predictions.reindex(items["id"]), labels, "student predictions")
         teacher = _teacher_labels(votes, items, votes_path, split)
         parts[split] = {"items": items, "probs": probs, "teacher": teacher, "teacher_codes": _codes(teacher, labels)}
+    return parts
 
-    val = parts["validation"]
-    temperature = fit_temperature(val["probs"], val["teacher_codes"])
-    provisional = CascadePolicy(confidence, temperature, 0.0)
+
+def _add_student_answers(parts: dict[str, dict[str, Any]], policy: CascadePolicy) -> None:
+    """Each split's confidences (under the fitted temperature) and the student's label codes."""
     for part in parts.values():
-        part["confidence"] = provisional.confidences(part["probs"]) if len(part["probs"]) else np.zeros(0)
+        part["confidence"] = policy.confidences(part["probs"]) if len(part["probs"]) else np.zeros(0)
         part["student_codes"] = part["probs"].argmax(axis=1) if len(part["probs"]) else np.zeros(0, dtype=np.int64)
 
-    thresholds = candidate_thresholds(val["confidence"])
+
+def _validation_curve(val: dict[str, Any], thresholds: np.ndarray, votes_path: str) -> pd.DataFrame:
+    """Per threshold, the validation share deferred and the cascade's agreement with the teacher."""
     curve = pd.DataFrame({"threshold": thresholds})
     share, agreement = agreement_curve(val["confidence"], val["student_codes"], val["teacher_codes"], thresholds)
     curve["validation_deferred_share"], curve["validation_agreement"] = share, agreement
     if np.isnan(agreement).all():
         raise SynthDistillError(f"{votes_path}: the teacher labelled no validation item; nothing to fit the cascade on")
-    chosen = choose_threshold(curve, target)
-    policy = CascadePolicy(confidence, temperature, float(thresholds[chosen]))
-    curve["chosen"] = curve.index == chosen
+    return curve
 
-    summary: dict[str, Any] = {
+
+def _summary(
+    val: dict[str, Any],
+    curve: pd.DataFrame,
+    chosen: int,
+    policy: CascadePolicy,
+    labels: list[str],
+    target: dict[str, float],
+) -> dict[str, Any]:
+    """The cascade's policy and how it did on the validation split it was fitted on."""
+    return {
         "labels": labels,
         "policy": policy.to_dict(),
         "target": target,
@@ -184,7 +226,7 @@ def build_cascade(
             "items": len(val["items"]),
             "items_with_teacher_label": int((val["teacher_codes"] >= 0).sum()),
             "nll_before": nll(val["probs"], val["teacher_codes"]),
-            "nll_after": nll(temperature_scale(val["probs"], temperature), val["teacher_codes"]),
+            "nll_after": nll(temperature_scale(val["probs"], policy.temperature), val["teacher_codes"]),
             "student_agreement": float(curve["validation_agreement"].iloc[0]),
             "deferred_share": float(curve.at[chosen, "validation_deferred_share"]),
             "agreement": float(curve.at[chosen, "validation_agreement"]),
@@ -192,9 +234,13 @@ def build_cascade(
         "test": None,
     }
 
+
+def _items_table(parts: dict[str, dict[str, Any]], labels: list[str], threshold: float) -> pd.DataFrame:
+    """One row per validation and test item: the student's answer, whether it was deferred, the
+    cascade's label; each split's rows are also kept as its part's ``frame``."""
     rows = []
     for split, part in parts.items():
-        deferred = part["confidence"] < policy.threshold
+        deferred = part["confidence"] < threshold
         student_labels = [labels[i] for i in part["student_codes"]]
         cascade_labels = [t if d else s for s, t, d in zip(student_labels, part["teacher"], deferred, strict=True)]
         frame = pd.DataFrame(
@@ -212,15 +258,7 @@ def build_cascade(
             frame[f"prob_{label}"] = part["probs"][:, i]
         rows.append(frame)
         part["frame"] = frame
-    items_table = pd.concat(rows, ignore_index=True)
-
-    test_part = parts["test"]
-    items = test_part["items"]
-    if len(items) and "expert_label" in items and items["expert_label"].notna().all():
-        summary["test"] = _test_summary(test_part, items["expert_label"].reset_index(drop=True), labels, thresholds)
-        curve = curve.join(summary["test"].pop("curve"))
-        summary["test"]["agreement_with_teacher"] = float(curve.at[chosen, "test_agreement"])
-    return summary, curve, items_table
+    return pd.concat(rows, ignore_index=True)
 
 
 def _test_summary(part: dict[str, Any], expert: pd.Series, labels: list[str], thresholds: np.ndarray) -> dict[str, Any]:

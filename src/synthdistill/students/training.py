@@ -151,6 +151,44 @@ def save_model(model: Any, tokenizer: Any, output_dir: str | Path) -> None:
     tokenizer.save_pretrained(output_dir)
 
 
+def _load_classifier(
+    model_ref: str, labels: list[str], label2id: dict[str, int], device: Any, trust_remote_code: bool
+) -> tuple[Any, Any]:
+    """The tokenizer and a fresh classification head of ``len(labels)`` outputs on the base model."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_ref(model_ref)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id=label2id,
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        ignore_mismatched_sizes=True,
+    ).to(device)
+    return tokenizer, model
+
+
+def _validator(
+    tokenizer: Any, max_length: int, val_texts: list[str], val_targets: list[int], labels: list[str]
+) -> Callable[[Any], tuple[float, dict[str, Any], Any]]:
+    """What :func:`fit` selects the epoch by: macro F1 on the validation split's hard labels."""
+
+    def validate(model: Any) -> tuple[float, dict[str, Any], Any]:
+        predictions = TorchPredictor.from_model(model, tokenizer, max_length).predict_proba(val_texts).argmax(axis=1)
+        f1 = float(
+            f1_score(val_targets, predictions, average="macro", labels=list(range(len(labels))), zero_division=0)
+        )
+        # What the student answers on validation: the report flags one class for nearly every item.
+        counts = np.bincount(predictions, minlength=len(labels))
+        shares = {label: float(counts[i] / len(predictions)) for i, label in enumerate(labels)}
+        return f1, {"validation_f1_macro": f1, "validation_prediction_shares": shares}, None
+
+    return validate
+
+
 def train(
     train_items: pd.DataFrame,
     validation_items: pd.DataFrame,
@@ -167,23 +205,12 @@ def train(
     chooses the epoch and stops training early; the expert test split is never seen here.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
     seed_everything(int(hp["seed"]))
     device = torch.device(pick_device())
     label2id = {label: i for i, label in enumerate(labels)}
-    path = resolve_model_ref(model_ref)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id=label2id,
-        use_safetensors=True,
-        trust_remote_code=trust_remote_code,
-        ignore_mismatched_sizes=True,
-    ).to(device)
+    tokenizer, model = _load_classifier(model_ref, labels, label2id, device, trust_remote_code)
 
     texts = train_items["text"].tolist()
     soft = target_columns(labels)
@@ -196,16 +223,7 @@ def train(
     max_length = int(hp["max_length"])
     val_texts = validation_items["text"].tolist()
     val_targets = [label2id[label] for label in validation_items["label"]]
-
-    def validate(model: Any) -> tuple[float, dict[str, Any], Any]:
-        predictions = TorchPredictor.from_model(model, tokenizer, max_length).predict_proba(val_texts).argmax(axis=1)
-        f1 = float(
-            f1_score(val_targets, predictions, average="macro", labels=list(range(len(labels))), zero_division=0)
-        )
-        # What the student answers on validation: the report flags one class for nearly every item.
-        counts = np.bincount(predictions, minlength=len(labels))
-        shares = {label: float(counts[i] / len(predictions)) for i, label in enumerate(labels)}
-        return f1, {"validation_f1_macro": f1, "validation_prediction_shares": shares}, None
+    validate = _validator(tokenizer, max_length, val_texts, val_targets, labels)
 
     fitted = fit(
         model,

@@ -44,7 +44,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,6 +171,25 @@ def unreadable_line(raw: str, number: int, batch_id: str, file: str, reason: str
         raw,
     )
     return key, None, "unreadable", f"{where} cannot be read ({reason})"
+
+
+# An answer as complete_many hands it back: completion, seconds waited, error
+Answer = tuple[Completion | None, float | None, str | None]
+
+
+@dataclass
+class _Job:
+    """One complete_many call: its requests and where each of them stands."""
+
+    todo: dict[str, Request]  # this job's requests by cache key
+    cache: Any
+    batch_missing: str
+    tries: dict[str, int]  # batches each request has been submitted in
+    results: dict[str, Answer] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)
+    active: dict[str, float] = field(default_factory=dict)  # batch id -> when this run started waiting for it
+    pending: list[str] = field(default_factory=list)  # to submit
+    deferred: list[str] = field(default_factory=list)  # refused for the queue limit: sent when a batch finishes
 
 
 class BatchTeacher:
@@ -364,7 +383,7 @@ class BatchTeacher:
 
     def complete_many(
         self, requests: list[Request], keys: list[str], cache: Any, batch_missing: str = "fail"
-    ) -> dict[str, tuple[Completion | None, float | None, str | None]]:
+    ) -> dict[str, Answer]:
         """Answers (or errors) for every key, each answer stored in ``cache`` as its batch's results come in.
         ``batch_missing`` (``annotate.batch_missing``) says what a recorded batch the provider answers 404
         for does: ``fail`` stops the job, naming it; ``resubmit`` submits its requests again."""
@@ -373,13 +392,18 @@ class BatchTeacher:
         for request in requests:
             self.check(request)
         self.cache_path = f"the response cache {getattr(cache, 'path', '')}".rstrip()
-        todo: dict[str, Request] = dict(zip(keys, requests, strict=True))
-        results: dict[str, tuple[Completion | None, float | None, str | None]] = {}
-        tries: dict[str, int] = dict.fromkeys(keys, 0)
-        last_error: dict[str, str] = {}
-        active: dict[str, float] = {}  # batch id -> when this run started waiting for it
-        in_flight: set[str] = set()
+        job = _Job(dict(zip(keys, requests, strict=True)), cache, batch_missing, dict.fromkeys(keys, 0))
+        in_flight = self._resume(job, keys)
+        job.pending = [key for key in keys if key not in in_flight]
+        self._poll_until_done(job)
+        for key in keys:
+            job.results.setdefault(key, (None, None, job.last_error.get(key, "no answer")))
+        return {key: job.results[key] for key in keys}
 
+    def _resume(self, job: _Job, keys: list[str]) -> set[str]:
+        """Take up the batches earlier runs recorded for any of ``keys``; returns the keys they hold."""
+        cache = job.cache
+        in_flight: set[str] = set()
         for batch in cache.open_batches(self.provider, keys):
             batch_id = batch["batch_id"]
             held = cache.batch_entries(batch_id)
@@ -400,87 +424,103 @@ class BatchTeacher:
                 with self._missing_as(batch_id):  # known to the provider? Asked before anything is submitted
                     self._state(batch_id)
             except BatchMissing as exc:
-                self._handle_missing(exc, held, cache, batch_missing)
+                self._handle_missing(exc, held, cache, job.batch_missing)
                 continue
             log.info(
                 "%s: resuming batch %s (%d requests) recorded by an earlier run", self.provider, batch_id, len(held)
             )
-            active[batch_id] = time.monotonic()
+            job.active[batch_id] = time.monotonic()
             for key in held:
-                if key in tries:
-                    tries[key] += 1
+                if key in job.tries:
+                    job.tries[key] += 1
                     in_flight.add(key)
-        pending = [key for key in keys if key not in in_flight]
+        return in_flight
 
-        def send_again(exc: BatchMissing) -> None:
-            """A batch that went missing while this run waited for it: stop, or submit its requests again."""
-            for key in self._handle_missing(exc, cache.batch_entries(exc.batch_id), cache, batch_missing):
-                if key in todo:  # this run's requests: sent again, no retry used up
-                    tries[key] -= 1
-                    pending.append(key)
-
-        deferred: list[str] = []  # refused for the queue limit: sent again when a batch finishes
+    def _poll_until_done(self, job: _Job) -> None:
+        """Submit the pending requests and poll the active batches, until no batch is active."""
         interval = self.poll_interval_s
         while True:
-            if pending:
-                pending = self._submit(pending, todo, cache, active, tries)
-            if not active:
+            if job.pending:
+                job.pending = self._submit(job.pending, job.todo, job.cache, job.active, job.tries)
+            if not job.active:
                 break
             time.sleep(interval)
-            finished = freed = False
-            for batch_id in list(active):
-                try:
-                    with self._missing_as(batch_id):
-                        state = self._state(batch_id)
-                except BatchMissing as exc:
-                    active.pop(batch_id)
-                    send_again(exc)
-                    continue
-                log.info(
-                    "%s: batch %s %s: %d/%d completed, %d failed",
-                    self.provider,
-                    batch_id,
-                    state.status,
-                    state.completed,
-                    state.total,
-                    state.failed,
-                )
-                cache.update_batch(batch_id, state.status)
-                if not state.done:
-                    continue
-                finished = True
-                waited = time.monotonic() - active.pop(batch_id)
-                try:
-                    retry = self._collect_batch(batch_id, state, todo, cache, results, last_error, waited)
-                except BatchMissing as exc:  # its results are gone
-                    send_again(exc)
-                    continue
-                if state.queue_full:
-                    # Refused for the queue limit, not for the requests: no retry used up. They go again
-                    # once a running batch has finished; with none running the job stops and says why.
-                    mine = [key for key in retry if key in todo]
-                    for key in mine:
-                        tries[key] -= 1
-                    deferred.extend(mine)
-                    if not active:
-                        raise BatchQueueFull(self._queue_message(state.error))
-                    log.warning("%s; %d requests wait until a running batch finishes", state.error, len(mine))
-                    continue
-                freed = True
-                for key in retry:
-                    if key not in todo:
-                        continue  # another shard's request: that job resubmits it
-                    if tries[key] <= self.max_batch_retries:
-                        pending.append(key)
-                    else:
-                        results[key] = (None, None, last_error.get(key, "no answer"))
-            if freed and deferred:
-                pending.extend(deferred)
-                deferred.clear()
+            finished = self._poll_active(job)
             interval = self.poll_interval_s if finished else min(interval * self.poll_backoff, self.poll_max_interval_s)
-        for key in keys:
-            results.setdefault(key, (None, None, last_error.get(key, "no answer")))
-        return {key: results[key] for key in keys}
+
+    def _poll_active(self, job: _Job) -> bool:
+        """Poll every active batch once and take in those that finished; True when any did."""
+        finished = freed = False
+        for batch_id in list(job.active):
+            state = self._poll(job, batch_id)
+            if state is None or not state.done:
+                continue
+            finished = True
+            freed = self._finish(job, batch_id, state) or freed
+        if freed and job.deferred:
+            job.pending.extend(job.deferred)
+            job.deferred.clear()
+        return finished
+
+    def _poll(self, job: _Job, batch_id: str) -> BatchState | None:
+        """One active batch's state, logged and recorded (None: the provider no longer knows it)."""
+        try:
+            with self._missing_as(batch_id):
+                state = self._state(batch_id)
+        except BatchMissing as exc:
+            job.active.pop(batch_id)
+            self._send_again(job, exc)
+            return None
+        log.info(
+            "%s: batch %s %s: %d/%d completed, %d failed",
+            self.provider,
+            batch_id,
+            state.status,
+            state.completed,
+            state.total,
+            state.failed,
+        )
+        job.cache.update_batch(batch_id, state.status)
+        return state
+
+    def _finish(self, job: _Job, batch_id: str, state: BatchState) -> bool:
+        """Store a finished batch's answers and queue its unanswered requests again (or fail them after
+        ``batch_max_retries``); True when it freed room in the provider's queue."""
+        waited = time.monotonic() - job.active.pop(batch_id)
+        try:
+            retry = self._collect_batch(batch_id, state, job.todo, job.cache, job.results, job.last_error, waited)
+        except BatchMissing as exc:  # its results are gone
+            self._send_again(job, exc)
+            return False
+        if state.queue_full:
+            self._defer(job, retry, state.error)
+            return False
+        for key in retry:
+            if key not in job.todo:
+                continue  # another shard's request: that job resubmits it
+            if job.tries[key] <= self.max_batch_retries:
+                job.pending.append(key)
+            else:
+                job.results[key] = (None, None, job.last_error.get(key, "no answer"))
+        return True
+
+    def _defer(self, job: _Job, retry: list[str], error: str | None) -> None:
+        """Requests refused for the queue limit, not for themselves: no retry used up. They go again once
+        a running batch has finished; with none running the job stops and says why."""
+        mine = [key for key in retry if key in job.todo]
+        for key in mine:
+            job.tries[key] -= 1
+        job.deferred.extend(mine)
+        if not job.active:
+            raise BatchQueueFull(self._queue_message(error))
+        log.warning("%s; %d requests wait until a running batch finishes", error, len(mine))
+
+    def _send_again(self, job: _Job, exc: BatchMissing) -> None:
+        """A batch that went missing while this run waited for it: stop, or submit its requests again."""
+        for key in self._handle_missing(exc, job.cache.batch_entries(exc.batch_id), job.cache, job.batch_missing):
+            if key in job.todo:  # this run's requests: sent again, no retry used up
+                job.tries[key] -= 1
+                job.pending.append(key)
 
     def _handle_missing(self, exc: BatchMissing, held: dict[str, Any], cache: Any, policy: str) -> list[str]:
         """A recorded batch the provider answers 404 for. ``fail``: raise, naming it and the ways on;
@@ -550,7 +590,7 @@ class BatchTeacher:
         state: BatchState,
         todo: dict[str, Request],
         cache: Any,
-        results: dict[str, tuple[Completion | None, float | None, str | None]],
+        results: dict[str, Answer],
         last_error: dict[str, str],
         waited: float,
     ) -> list[str]:
