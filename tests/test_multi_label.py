@@ -175,10 +175,8 @@ def test_a_label_is_kept_at_min_share_of_the_iterations_that_answered():
     # item 0: billing 3/3, bug 1/3 and account 1/3 fall below a half
     # item 1: praise 1 of the 2 that answered (the failure neither chooses nor rejects): kept
     # item 2: no answer, no vote; item 3: the one answer decides
-    assert (
-        votes["voted_label"].tolist()[:2] == ['["billing"]', '["praise"]'] and votes["voted_label"].iloc[3] == '["bug"]'
-    )
-    assert pd.isna(votes["voted_label"].iloc[2])
+    assert votes["label"].tolist()[:2] == ['["billing"]', '["praise"]'] and votes["label"].iloc[3] == '["bug"]'
+    assert pd.isna(votes["label"].iloc[2])
     assert votes["vote_status"].tolist() == ["voted", "voted", "all_failed", "voted"]
     assert votes["share_bug"].tolist()[:2] == pytest.approx([1 / 3, 0.0])
     assert votes["agreement_bug"].tolist()[:2] == pytest.approx([2 / 3, 1.0])
@@ -188,9 +186,9 @@ def test_a_label_is_kept_at_min_share_of_the_iterations_that_answered():
     assert votes["agreement"].tolist() == pytest.approx([1 / 3, 1 / 3, 0.0, 1 / 3])
     assert votes["n_answered"].tolist() == [3, 2, 0, 1]
     strict = vote_label_sets(iterations, ITEMS, LABELS, min_share=2 / 3)
-    assert strict["voted_label"].tolist()[:2] == ['["billing"]', "[]"]
+    assert strict["label"].tolist()[:2] == ['["billing"]', "[]"]
     lenient = vote_label_sets(iterations, ITEMS, LABELS, min_share=0.3)
-    assert lenient["voted_label"].iloc[0] == '["billing", "bug", "account"]'
+    assert lenient["label"].iloc[0] == '["billing", "bug", "account"]'
 
 
 def test_iterations_over_other_items_stop_the_vote():

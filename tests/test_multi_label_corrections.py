@@ -23,12 +23,12 @@ def votes() -> pd.DataFrame:
         ("a4", "train", None, 0.0),  # no iteration answered
         ("t1", "test", '["bug"]', 1.0),
     ]
-    frame = pd.DataFrame(rows, columns=["id", "split", "voted_label", "agreement"])
+    frame = pd.DataFrame(rows, columns=["id", "split", "label", "agreement"])
     frame["text"] = "text of " + frame["id"]
     frame["vote_status"] = ["voted", "voted", "voted", "all_failed", "voted"]
     frame["n_failed"] = 0
     for label in LABELS:
-        chosen = frame["voted_label"].fillna("[]").str.contains(f'"{label}"')
+        chosen = frame["label"].fillna("[]").str.contains(f'"{label}"')
         frame[f"share_{label}"] = chosen.astype(float)
         frame[f"agreement_{label}"] = 1.0
     return frame

@@ -67,10 +67,11 @@ def test_data_and_votes(run):
         assert all(json.dumps([x for x in LABELS if x in json.loads(v)]) == v for v in frame["expert_label"])
     votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "labels_json.parquet")
     assert len(votes) == 30 and {f"share_{label}" for label in LABELS} <= set(votes.columns)
+    assert "voted_label" not in votes  # the voted set is named label, as a single_label vote
     iteration = pd.read_parquet(run / "results" / "annotations" / "smollm2" / "labels_json" / "iter0.parquet")
     answered = iteration.set_index("id")["label"].dropna()
     # one iteration: the vote is its answer, and agreement is 1 wherever it answered
-    assert votes.set_index("id").loc[answered.index, "voted_label"].tolist() == answered.tolist()
+    assert votes.set_index("id").loc[answered.index, "label"].tolist() == answered.tolist()
     assert (votes.set_index("id").loc[answered.index, "agreement"] == 1.0).all()
     stats = read_json(run / "results" / "votes" / "smollm2" / "labels_json.stats.json")
     assert stats["annotation"]["answers"] == 30 and stats["vote"]["labelled"] == len(answered)
@@ -148,7 +149,7 @@ def test_teacher_and_students_are_scored_on_the_same_test_split(run):
     evaluation = run / "results" / "evaluation"
     votes = pd.read_parquet(run / "results" / "votes" / "smollm2" / "labels_json.parquet").set_index("id")
     files = {
-        "smollm2/labels_json": (evaluation / "teachers" / "smollm2" / "labels_json.json", votes["voted_label"]),
+        "smollm2/labels_json": (evaluation / "teachers" / "smollm2" / "labels_json.json", votes["label"]),
     }
     for source in ("smollm2/labels_json", "expert/gold"):
         predictions = pd.read_parquet(evaluation / "students" / "minilm" / f"{source}.predictions.parquet")
@@ -199,7 +200,7 @@ def test_review_files_offer_the_voted_sets_least_agreed_first(run):
     tasks = read_json(review / "labels_json.label_studio.json")
     assert 'choice="multiple"' in (review / "labels_json.label_studio.xml").read_text()
     for record, task in zip(argilla["records"], tasks, strict=True):
-        expected = votes.loc[record["id"], "voted_label"]
+        expected = votes.loc[record["id"], "label"]
         if isinstance(expected, str):
             # Argilla takes no empty answer: the voted empty set is suggested as its "(none)" option.
             assert record["suggestions"]["labels"]["value"] == (json.loads(expected) or ["(none)"])
@@ -231,7 +232,7 @@ def test_a_label_scores_prompt_scores_each_label_on_its_own_through_the_workflow
         assert json.loads(row["label"]) == [x for x in LABELS if row[f"prob_{x}"] >= 0.6]
     votes = pd.read_parquet(workdir / "results" / "votes" / "smollm2" / "yes_no.parquet").set_index("id")
     assert np.allclose(votes.loc[answers["id"], probs], answers[probs])  # kept in the votes
-    assert (votes.loc[answers["id"], "voted_label"].to_numpy() == answers["label"].to_numpy()).all()
+    assert (votes.loc[answers["id"], "label"].to_numpy() == answers["label"].to_numpy()).all()
     table = pd.read_csv(workdir / review)
     assert set(probs) <= set(table.columns) and len(table) == int(votes["split"].isin(["train", "validation"]).sum())
     metrics = read_json(workdir / evaluation)

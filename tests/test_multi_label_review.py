@@ -46,7 +46,7 @@ def test_a_planted_wrong_set_is_flagged_and_leads_the_review():
     votes = scripted_votes(planted=PLANTED)
     # the planted sets differ from the texts' ones
     truth = scripted_votes()
-    assert all(votes.loc[i, "voted_label"] != truth.loc[i, "voted_label"] for i in PLANTED)
+    assert all(votes.loc[i, "label"] != truth.loc[i, "label"] for i in PLANTED)
     scores = score_items(votes, LABELS, features="tfidf", cv_folds=5, seed=REVIEW_CV["seed"])
     assert set(scores["id"]) == set(votes.loc[votes["split"] != "test", "id"])  # never the test split
     flagged = set(scores.loc[scores["label_issue"], "id"])
@@ -54,7 +54,7 @@ def test_a_planted_wrong_set_is_flagged_and_leads_the_review():
     assert (scores["issue_method"] == "cv_ovr_logreg_tfidf").all()
     # the suggestion is the set the words say
     suggested = scores.set_index("id")["cl_suggested_label"]
-    assert all(suggested[f"i{i}"] == truth.loc[i, "voted_label"] for i in PLANTED)
+    assert all(suggested[f"i{i}"] == truth.loc[i, "label"] for i in PLANTED)
     table = review_table(votes, LABELS, scores)
     # every vote is unanimous: only cleanlab can bring the planted items to the top
     assert set(table["id"].head(3)) == {f"i{i}" for i in PLANTED}
@@ -68,7 +68,7 @@ def test_flagged_first_then_agreement_then_no_vote_then_least_agreed_label():
     votes = scripted_votes(n=20).iloc[:6].copy()
     votes["split"] = "train"
     votes["agreement"] = [1.0, 1 / 3, 1 / 3, 2 / 3, 1 / 3, 1.0]
-    votes.loc[4, ["voted_label", "vote_status"]] = [None, "all_failed"]
+    votes.loc[4, ["label", "vote_status"]] = [None, "all_failed"]
     votes.loc[4, "agreement"] = 0.0
     votes.loc[2, "agreement_bug"] = 1 / 3  # item 2's least agreed label is less agreed than item 1's
     votes.loc[1, [f"agreement_{x}" for x in LABELS]] = 2 / 3
@@ -80,8 +80,8 @@ def test_flagged_first_then_agreement_then_no_vote_then_least_agreed_label():
 def test_a_label_in_every_set_or_in_none_is_left_unchecked():
     votes = scripted_votes(planted=PLANTED)
     # nobody voted praise, everybody voted billing
-    sets = [json.loads(v) for v in votes["voted_label"]]
-    votes["voted_label"] = [label_set_json({*s, "billing"} - {"praise"}, LABELS) for s in sets]
+    sets = [json.loads(v) for v in votes["label"]]
+    votes["label"] = [label_set_json({*s, "billing"} - {"praise"}, LABELS) for s in sets]
     scores = score_items(votes, LABELS, features="tfidf", cv_folds=5, seed=REVIEW_CV["seed"])
     assert (scores["cl_unchecked_labels"] == "billing|praise").all()
     assert (scores["issue_method"] == "cv_ovr_logreg_tfidf").all()
@@ -92,14 +92,14 @@ def test_a_label_in_every_set_or_in_none_is_left_unchecked():
 
 def test_without_a_label_to_check_agreement_alone_orders_the_review():
     votes = scripted_votes(n=30)
-    votes["voted_label"] = "[]"  # the teacher never tags anything
+    votes["label"] = "[]"  # the teacher never tags anything
     votes.loc[2, "agreement"] = 1 / 3
     scores = score_items(votes, LABELS, features="tfidf", cv_folds=REVIEW_CV["cv_folds"], seed=REVIEW_CV["seed"])
     assert (scores["issue_method"] == "agreement_only").all() and not scores["label_issue"].any()
     assert scores["label_quality"].isna().all()
     assert review_table(votes, LABELS, scores)["id"].iloc[0] == "i2"
     few = scripted_votes(n=30)
-    few.loc[few.index[3:], ["voted_label", "vote_status"]] = [None, "all_failed"]
+    few.loc[few.index[3:], ["label", "vote_status"]] = [None, "all_failed"]
     assert (
         score_items(few, LABELS, features="tfidf", cv_folds=REVIEW_CV["cv_folds"], seed=REVIEW_CV["seed"])[
             "issue_method"
@@ -110,7 +110,7 @@ def test_without_a_label_to_check_agreement_alone_orders_the_review():
 
 def test_export_writes_the_cleanlab_columns_to_every_file(tmp_path):
     votes = scripted_votes(planted=PLANTED)
-    votes.loc[7, ["voted_label", "vote_status"]] = [None, "all_failed"]  # scored, not checked
+    votes.loc[7, ["label", "vote_status"]] = [None, "all_failed"]  # scored, not checked
     votes.to_parquet(tmp_path / "votes.parquet")
     outputs = {
         "csv": "r.csv",
@@ -129,7 +129,7 @@ def test_export_writes_the_cleanlab_columns_to_every_file(tmp_path):
     assert {f"i{i}" for i in PLANTED} <= set(table.head(flagged)["id"]) and flagged <= 6
     unvoted = table.set_index("id").loc["i7"]
     assert np.isnan(unvoted["label_quality"]) and not unvoted["label_issue"]
-    assert json.loads(unvoted["cl_suggested_label"]) == json.loads(scripted_votes().loc[7, "voted_label"])
+    assert json.loads(unvoted["cl_suggested_label"]) == json.loads(scripted_votes().loc[7, "label"])
     assert pd.read_excel(outputs["xlsx"])["id"].tolist() == table["id"].tolist()
     records = json.loads(open(outputs["argilla"]).read())["records"]
     assert [r["metadata"]["label_issue"] for r in records] == ["true"] * flagged + ["false"] * (len(table) - flagged)

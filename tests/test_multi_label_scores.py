@@ -92,7 +92,7 @@ def test_the_vote_keeps_each_label_probability_averaged_over_iterations():
     ]
     votes = vote_label_sets(iterations, items, LABELS, 0.5).set_index("id")
     assert votes["prob_billing"].tolist() == pytest.approx([0.7, 0.3])  # aligned by id, not by row
-    assert votes.loc["a", "voted_label"] == '["billing"]'
+    assert votes.loc["a", "label"] == '["billing"]'
 
 
 # --- config --------------------------------------------------------------------------------------

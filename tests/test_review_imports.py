@@ -45,7 +45,7 @@ def set_votes() -> pd.DataFrame:
             "id": ["i1", "i2", "i3"],
             "split": ["train", "validation", "test"],
             "text": ["a", "b", "c"],
-            "voted_label": ['["billing"]', "[]", '["bug"]'],
+            "label": ['["billing"]', "[]", '["bug"]'],
             "agreement": [1.0, 0.5, 1.0],
             "vote_status": "voted",
         }

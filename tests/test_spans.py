@@ -126,7 +126,7 @@ def test_vote_frame_keeps_expert_spans_next_to_the_voted_ones():
         pd.DataFrame({"id": ["a", "b"], "label": [answer((0, 4, "ORG")), "[]"]}),
     ]
     votes = vote(iterations, items, 0.5)
-    assert votes["voted_label"].tolist() == [answer((0, 4, "ORG")), "[]"]
+    assert votes["label"].tolist() == [answer((0, 4, "ORG")), "[]"]
     assert votes["n_failed"].tolist() == [0, 1] and votes["agreement"].tolist() == [1.0, 0.5]
     assert votes["expert_label"].iloc[0] == "[]" and pd.isna(votes["expert_label"].iloc[1])
     with pytest.raises(SynthDistillError, match="iteration 1 does not cover the same items"):

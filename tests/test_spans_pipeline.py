@@ -81,13 +81,14 @@ def test_spans_run_splits_expert_spans_and_votes_located_spans(spans_run):
     assert set(iteration["parse_status"]) <= {"ok", "not_a_label", "invalid_json", "empty"}
     votes = pd.read_parquet(spans_run / "results/votes/smollm2/spans.parquet")
     assert len(votes) == 24 and set(votes["split"]) == {"train", "validation", "test"}
+    assert "voted_label" not in votes  # the voted spans are named label, as a single_label vote
     for row in votes.itertuples():
         candidates = json.loads(row.span_agreement)
         kept = [(c["start"], c["end"], c["label"]) for c in candidates if c["kept"]]
-        if pd.isna(row.voted_label):
+        if pd.isna(row.label):
             assert row.n_answered == 0 and row.vote_status == "all_failed"
         else:
-            assert [tuple(s) for s in from_json(row.voted_label)] == sorted(kept)
+            assert [tuple(s) for s in from_json(row.label)] == sorted(kept)
             assert all(c["agreement"] >= 0.5 for c in candidates if c["kept"])
     stats = json.loads((spans_run / "results/votes/smollm2/spans.stats.json").read_text())
     assert stats["annotation"]["answers"] == 48 and stats["vote"]["items"] == 24
@@ -96,14 +97,14 @@ def test_spans_run_splits_expert_spans_and_votes_located_spans(spans_run):
     )
     train_csv = pd.read_csv(spans_run / "results/votes/smollm2/spans.train.csv")
     assert list(train_csv.columns) == ["text", "label"]
-    assert len(train_csv) == int(((votes["split"] == "train") & votes["voted_label"].notna()).sum())
+    assert len(train_csv) == int(((votes["split"] == "train") & votes["label"].notna()).sum())
 
 
 def test_spans_run_trains_scores_and_reports_teacher_and_student_on_one_test_split(spans_run):
     results = spans_run / "results"
     metadata = json.loads((results / "students/minilm/smollm2/spans/metadata.json").read_text())
     votes = pd.read_parquet(results / "votes/smollm2/spans.parquet")
-    voted_train = votes.loc[(votes["split"] == "train") & votes["voted_label"].notna()]
+    voted_train = votes.loc[(votes["split"] == "train") & votes["label"].notna()]
     assert metadata["train_examples"] == len(voted_train) > 0
     assert metadata["tags"][:3] == ["O", "B-ORG", "I-ORG"] and metadata["best_epoch"] == 1
     assert (results / "students/minilm/smollm2/spans/model/model.safetensors").exists()
@@ -206,7 +207,7 @@ def test_spans_student_ships_a_token_classification_card_and_argilla_review(span
     }
     votes = pd.read_parquet(results / "votes/smollm2/spans.parquet").set_index("id")
     for record in argilla["records"]:
-        voted = votes.loc[record["id"], "voted_label"]
+        voted = votes.loc[record["id"], "label"]
         assert record["metadata"]["teacher"] == "smollm2" and record["metadata"]["prompt"] == "spans"
         if not isinstance(voted, str):
             assert record["suggestions"] == {}

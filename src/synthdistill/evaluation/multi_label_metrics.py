@@ -141,7 +141,7 @@ def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> di
     """A teacher × prompt's voted sets on the test split."""
     votes = pd.read_parquet(votes_path)
     test = votes.loc[votes["split"] == "test"]
-    metrics = test_metrics(test["expert_label"], test["voted_label"], test["id"], labels)
+    metrics = test_metrics(test["expert_label"], test["label"], test["id"], labels)
     _write(metrics, output_path)
     return metrics
 
@@ -161,7 +161,7 @@ def evaluate_student(
 def _test_sets(path: str) -> pd.Series:
     frame = pd.read_parquet(path)
     if "split" in frame:  # a teacher's votes
-        frame = frame.loc[frame["split"] == "test"].rename(columns={"voted_label": "label"})
+        frame = frame.loc[frame["split"] == "test"]
     return frame.set_index("id")["label"]
 
 

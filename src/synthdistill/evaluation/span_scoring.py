@@ -22,7 +22,7 @@ def _expert_test(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> dict[str, Any]:
     test = _expert_test(pd.read_parquet(votes_path), votes_path)
-    metrics = test_span_metrics(test["expert_label"], test["voted_label"], test["id"], labels)
+    metrics = test_span_metrics(test["expert_label"], test["label"], test["id"], labels)
     write_json(metrics, output_path)
     return metrics
 

@@ -90,9 +90,8 @@ def apply_label_set_corrections(
             label=[_canonical(v, labels, delimiter) for v in corrections["label"]],
             answers=pd.Series(every, index=corrections.index, dtype=object),
         )
-    sets = votes.rename(columns={"voted_label": "label"})
     return apply_corrections(
-        sets, corrections, labels, source, label_problem=lambda value: label_set_problem(value, labels, delimiter)
+        votes, corrections, labels, source, label_problem=lambda value: label_set_problem(value, labels, delimiter)
     )
 
 

@@ -95,8 +95,8 @@ def score_items(
     out["cl_suggested_label"] = None
     out["label_issue"] = False
     out["cl_unchecked_labels"] = "|".join(labels)
-    labelled = items["voted_label"].notna().to_numpy()
-    targets = indicator_matrix(items.loc[labelled, "voted_label"], labels)
+    labelled = items["label"].notna().to_numpy()
+    targets = indicator_matrix(items.loc[labelled, "label"], labels)
     positives = targets.sum(axis=0)
     checked = np.flatnonzero((positives > 0) & (positives < len(targets)))
     if len(checked) == 0 or labelled.sum() < 4:
@@ -144,11 +144,11 @@ def review_table(votes: pd.DataFrame, labels: list[str], scores: pd.DataFrame | 
     ]
     items = items.assign(
         _flag=~items["label_issue"].astype(bool),
-        _vote=items["voted_label"].notna(),
+        _vote=items["label"].notna(),
         _quality=items.get("label_quality", pd.Series(np.nan, index=items.index)).fillna(0.0),
     )
     items = items.sort_values(["_flag", "agreement", "_vote", "least_label_agreement", "_quality", "id"], kind="stable")
-    columns = ["id", "split", "text", "voted_label", "vote_status", "agreement", "uncertain_labels"]
+    columns = ["id", "split", "text", "label", "vote_status", "agreement", "uncertain_labels"]
     cleanlab_columns = [
         c
         for c in (
@@ -165,6 +165,7 @@ def review_table(votes: pd.DataFrame, labels: list[str], scores: pd.DataFrame | 
     probs = [f"prob_{x}" for x in labels if f"prob_{x}" in items]
     shares = [f"share_{x}" for x in labels]
     table = items[columns + cleanlab_columns + shares + probs + ["n_failed"]].reset_index(drop=True)
+    table = table.rename(columns={"label": "voted_label"})  # the review file names the teacher's set, as single_label's
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
 

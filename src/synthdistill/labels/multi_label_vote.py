@@ -5,7 +5,7 @@ iteration that failed (no parsable answer) neither chooses nor rejects. Each lab
 share of the answering iterations that agree with the vote on it (chose a kept label, left out a
 dropped one). The item's ``agreement`` is the share of ALL iterations whose whole set equals the
 voted set: a failed answer counts as dissent, as in the single-label vote. An item that no iteration
-answered has no vote (``voted_label`` None, status all_failed).
+answered has no vote (``label`` None, status all_failed).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def vote_label_sets(
     voted = np.array(label_sets_of(kept, labels), dtype=object)
     has_vote = n_answered > 0
     voted[~has_vote] = None
-    out["voted_label"] = voted
+    out["label"] = voted
     out["vote_status"] = np.where(has_vote, VOTED, ALL_FAILED)
     same_set = np.stack([(a.to_numpy() == voted) & answered[i] for i, a in enumerate(answers)])
     out["agreement"] = np.where(has_vote, same_set.sum(axis=0) / len(iterations), 0.0)
@@ -74,8 +74,8 @@ def vote_label_sets(
 def vote_summary(votes: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
     """Counts the report shows: labelled, all-failed, unanimous share, and per label how often it was
     kept and how much the iterations agreed on it."""
-    labelled = votes.loc[votes["voted_label"].notna()]
-    voted = indicator_matrix(labelled["voted_label"], labels)
+    labelled = votes.loc[votes["label"].notna()]
+    voted = indicator_matrix(labelled["label"], labels)
     sizes = voted.sum(axis=1)
     return {
         "items": len(votes),
@@ -106,8 +106,7 @@ def write_votes(
     iterations = [pd.read_parquet(p) for p in iteration_paths]
     votes = vote_label_sets(iterations, read_splits(split_paths), labels, settings["min_share"])
     votes.to_parquet(outputs["votes"], index=False)
-    train = votes.loc[(votes["split"] == "train") & votes["voted_label"].notna(), ["text", "voted_label"]]
-    train = train.rename(columns={"voted_label": "label"}).reset_index(drop=True)
+    train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]].reset_index(drop=True)
     onehot = pd.DataFrame(indicator_matrix(train["label"], labels), columns=labels)
     pd.concat([train, onehot], axis=1).to_csv(outputs["train_csv"], index=False)
     stats = {"annotation": annotation_stats(iterations), "vote": vote_summary(votes, labels)}

@@ -198,9 +198,8 @@ def import_review(
     corrections = None
     if corrections_path:
         corrections = canonical_corrections(read_span_corrections(corrections_path), votes, labels, corrections_path)
-    spans = votes.rename(columns={"voted_label": "label"})
     reviewed, audit = apply_corrections(
-        spans,
+        votes,
         corrections,
         labels,
         str(corrections_path),

@@ -20,7 +20,7 @@ REVIEWED_SPLITS = ("train", "validation")
 def review_order(votes: pd.DataFrame) -> pd.DataFrame:
     """Train and validation items, the least agreed first (every iteration failed: first of all)."""
     items = votes.loc[votes["split"].isin(REVIEWED_SPLITS)].copy()
-    items["rank_key"] = items["agreement"].where(items["voted_label"].notna(), -1.0)
+    items["rank_key"] = items["agreement"].where(items["label"].notna(), -1.0)
     return items.sort_values(["rank_key", "id"], kind="stable").drop(columns="rank_key").reset_index(drop=True)
 
 
@@ -41,7 +41,7 @@ def label_studio_span_tasks(votes: pd.DataFrame, model_version: str) -> list[dic
             },
             "predictions": [],
         }
-        if isinstance(row["voted_label"], str):
+        if isinstance(row["label"], str):
             regions = [
                 {
                     "id": f"{row['id']}-{number}",
@@ -56,7 +56,7 @@ def label_studio_span_tasks(votes: pd.DataFrame, model_version: str) -> list[dic
                         "labels": [span.label],
                     },
                 }
-                for number, span in enumerate(from_json(row["voted_label"]), start=1)
+                for number, span in enumerate(from_json(row["label"]), start=1)
             ]
             task["predictions"].append(
                 {"model_version": model_version, "score": float(row["agreement"]), "result": regions}
@@ -97,8 +97,8 @@ def argilla_span_records(votes: pd.DataFrame, labels: list[str], teacher: str, p
     for rank, row in enumerate(review_order(votes).to_dict("records"), start=1):
         agreement = {(d["start"], d["end"], d["label"]): d["agreement"] for d in json.loads(row["span_agreement"])}
         suggestions = {}
-        if isinstance(row["voted_label"], str):
-            spans = from_json(row["voted_label"])
+        if isinstance(row["label"], str):
+            spans = from_json(row["label"])
             suggestions[ARGILLA_QUESTION] = {
                 "value": [{"start": s.start, "end": s.end, "label": s.label} for s in spans],
                 "score": [float(agreement.get((s.start, s.end, s.label), 0.0)) for s in spans],

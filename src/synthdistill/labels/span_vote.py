@@ -61,7 +61,7 @@ def vote_one(answers: list[str | None], min_share: float) -> dict[str, Any]:
 
 
 def vote(iterations: list[pd.DataFrame], items: pd.DataFrame, min_share: float) -> pd.DataFrame:
-    """One row per item: the voted spans (``voted_label``), agreement, per-span agreement, failures."""
+    """One row per item: the voted spans (``label``), agreement, per-span agreement, failures."""
     ids = items["id"].tolist()
     columns = []
     for number, frame in enumerate(iterations):
@@ -70,7 +70,7 @@ def vote(iterations: list[pd.DataFrame], items: pd.DataFrame, min_share: float) 
         columns.append(frame.set_index("id")["label"].reindex(ids).tolist())
     out = items[[c for c in ("id", "split", "text", "expert_label") if c in items]].copy().reset_index(drop=True)
     results = [vote_one([None if pd.isna(a) else a for a in row], min_share) for row in zip(*columns, strict=True)]
-    out["voted_label"] = [r["label"] for r in results]
+    out["label"] = [r["label"] for r in results]
     out["vote_status"] = [r["status"] for r in results]
     out["agreement"] = [r["agreement"] for r in results]
     out["span_agreement"] = [json.dumps(r["spans"]) for r in results]
@@ -86,13 +86,13 @@ def vote_summary(votes: pd.DataFrame) -> dict[str, Any]:
     kept = [span for span in details if span["kept"]]
     return {
         "items": len(votes),
-        "labelled": int(votes["voted_label"].notna().sum()),
+        "labelled": int(votes["label"].notna().sum()),
         "all_failed": int((votes["vote_status"] == ALL_FAILED).sum()),
         "unanimous_share": float((votes["agreement"] == 1.0).mean()) if len(votes) else 0.0,
         "spans_kept": len(kept),
         "spans_kept_per_label": dict(sorted(Counter(span["label"] for span in kept).items())),
         "candidate_spans_dropped": len(details) - len(kept),
-        "items_without_spans": int((votes["voted_label"] == "[]").sum()),
+        "items_without_spans": int((votes["label"] == "[]").sum()),
     }
 
 
@@ -109,8 +109,8 @@ def write_votes(
     iterations = [pd.read_parquet(p) for p in iteration_paths]
     votes = vote(iterations, read_splits(split_paths), min_share)
     votes.to_parquet(outputs["votes"], index=False)
-    train = votes.loc[(votes["split"] == "train") & votes["voted_label"].notna(), ["text", "voted_label"]]
-    train.rename(columns={"voted_label": "label"}).to_csv(outputs["train_csv"], index=False)
+    train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]]
+    train.to_csv(outputs["train_csv"], index=False)
     stats = {"annotation": annotation_stats(iterations), "vote": vote_summary(votes), "min_share": min_share}
     Path(outputs["stats"]).write_text(json.dumps(stats, indent=2) + "\n")
     return votes

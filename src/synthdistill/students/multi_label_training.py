@@ -58,9 +58,7 @@ def label_set_frames(
     if teacher == EXPERT:
         train_items, validation_items = (pd.read_parquet(p).rename(columns={"expert_label": "label"}) for p in paths)
         return train_items, validation_items
-    votes = pd.read_parquet(paths[0])
-    if "label" not in votes:  # a vote; the reviewed sets (import_review) keep the teacher's in voted_label
-        votes = votes.rename(columns={"voted_label": "label"})
+    votes = pd.read_parquet(paths[0])  # a vote, or the reviewed sets (import_review): both name the set label
     labelled = votes.loc[votes["label"].notna()]
     train_items = labelled.loc[labelled["split"] == "train"]
     if min_agreement is not None:

@@ -22,9 +22,7 @@ def span_frames(paths: list[str], teacher: str) -> tuple[pd.DataFrame, pd.DataFr
     if teacher == EXPERT:
         train_items, validation_items = (pd.read_parquet(p).rename(columns={"expert_label": "label"}) for p in paths)
         return train_items.loc[train_items["label"].notna()], validation_items.loc[validation_items["label"].notna()]
-    votes = pd.read_parquet(paths[0])
-    if "corrected" not in votes:  # a vote file rather than import_review's reviewed spans
-        votes = votes.rename(columns={"voted_label": "label"})
+    votes = pd.read_parquet(paths[0])  # a vote file, or import_review's reviewed spans: both name them label
     labelled = votes.loc[votes["label"].notna()]
     return labelled.loc[labelled["split"] == "train"], labelled.loc[labelled["split"] == "validation"]
 
