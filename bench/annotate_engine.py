@@ -36,10 +36,10 @@ sys.path.insert(0, str(REPO))  # for tests.servers (the fault proxy)
 
 from synthdistill.annotation.cache import ResponseCache  # noqa: E402
 from synthdistill.annotation.engine import annotate  # noqa: E402
-from synthdistill.annotation.parsed import ERROR  # noqa: E402
 from synthdistill.annotation.prompts import load_template, messages_for  # noqa: E402
 from synthdistill.annotation.teachers import make_teacher  # noqa: E402
 from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.tasks.base import ERROR  # noqa: E402
 from tests.servers import FaultPlan, proxy_stats, reset_proxy, start_proxy_process, stop_process  # noqa: E402
 
 LABELS = ["positive", "negative", "neutral"]

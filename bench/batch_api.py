@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from synthdistill.costs import resolve_price, teacher_cost_row  # noqa: E402
+from synthdistill.metrics.costs import resolve_price, teacher_cost_row  # noqa: E402
 from synthdistill.schema import defaults  # noqa: E402
 from tests.batch_server import batch_stats, start_batch_server_process  # noqa: E402
 from tests.servers import stop_process  # noqa: E402

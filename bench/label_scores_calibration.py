@@ -23,8 +23,8 @@ from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.metrics.single_label import score
-from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"

@@ -28,9 +28,9 @@ import pandas as pd
 
 from synthdistill import data
 from synthdistill.evaluation.multi_label_metrics import bootstrap_label_set_intervals, score_label_sets
-from synthdistill.label_sets import indicator_matrix, label_sets_of
 from synthdistill.students.inference import OnnxPredictor, TorchPredictor, export_onnx, predicted_labels
 from synthdistill.students.multi_label_training import train_multi_label
+from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["billing", "bug", "feature_request", "account", "praise"]

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from synthdistill import data
-from synthdistill.label_sets import indicator_matrix, label_sets_of
 from synthdistill.labels.multi_label_review import review_table, score_items
 from synthdistill.labels.multi_label_vote import vote_label_sets
 from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["billing", "bug", "feature_request", "account", "praise"]

@@ -38,9 +38,9 @@ from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.evaluation.multi_label_metrics import bootstrap_label_set_intervals, score_label_sets
-from synthdistill.label_sets import indicator_matrix, label_sets_of
 from synthdistill.schema import defaults  # noqa: E402
 from synthdistill.settings import prompt_settings, teacher_settings
+from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config" / "examples" / "multi_label.yaml").read_text())

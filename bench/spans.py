@@ -24,10 +24,10 @@ import yaml
 from synthdistill import data
 from synthdistill.metrics.spans import bootstrap_entity_intervals, entity_scores
 from synthdistill.schema import defaults
-from synthdistill.spans import from_json
 from synthdistill.students.inference import export_onnx
 from synthdistill.students.span_onnx import OnnxSpanPredictor
 from synthdistill.students.token_classification import SpanPredictor, train
+from synthdistill.tasks.spans import from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "examples" / "spans.yaml"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from synthdistill.costs import student_cost_row, student_hardware
+from synthdistill.metrics.costs import student_cost_row, student_hardware
 from synthdistill.students.benchmark import benchmark_student
 
 ROOT = Path(__file__).resolve().parents[1]

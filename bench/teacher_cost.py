@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from annotate_engine import run_engine, synthetic_prompts  # noqa: E402
 
 from synthdistill.annotation.cache import ResponseCache  # noqa: E402
-from synthdistill.costs import HARDWARE_PRESETS  # noqa: E402
+from synthdistill.metrics.costs import HARDWARE_PRESETS  # noqa: E402
 from tests.servers import FaultPlan, proxy_stats, reset_proxy, start_proxy_process, stop_process  # noqa: E402
 
 PRESET = "a10g_cloud"

@@ -1,13 +1,13 @@
 # Shared by several files in rules/: the run's names, wildcard constraints, and the input functions
 # more than one stage uses. A helper one stage uses sits in that stage's file, above its rule.
-from synthdistill.costs import student_hardware, teacher_costing
+from synthdistill.metrics.costs import student_hardware, teacher_costing
 from synthdistill.settings import (
     check_config,
     ensemble_settings,
     prompt_iterations,
     review_settings,
 )
-from synthdistill.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
+from synthdistill.tasks.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
 from synthdistill.labels.feedback import feedback_pairs
 from synthdistill.tasks import get_task
 

@@ -1,4 +1,4 @@
-from synthdistill.run_facts import config_hash
+from synthdistill.metrics.run_facts import config_hash
 
 
 def report_entries():

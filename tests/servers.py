@@ -85,7 +85,7 @@ def start_llama_server(
     port: int | None = None, log_path: str | Path | None = None, timeout_s: float = 90.0
 ) -> tuple[subprocess.Popen, str]:
     """Start ``llama_cpp.server`` with SmolLM2 on 127.0.0.1; return (process, base URL ending in /v1)."""
-    from synthdistill.paths import resolve_model_ref
+    from synthdistill.data.model_refs import resolve_model_ref
 
     port = port or free_port()
     command = [

@@ -20,10 +20,10 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, check_failures
-from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.costs import resolve_price, teacher_cost_row, teacher_costing
 from synthdistill.errors import SynthDistillError
+from synthdistill.metrics.costs import resolve_price, teacher_cost_row, teacher_costing
+from synthdistill.tasks.base import ERROR, OK
 
 from .batch_server import BatchServer, batch_stats, start_batch_server_process
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES

@@ -17,13 +17,13 @@ import yaml
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import channel_chat, check_channel_template
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.parsed import OK
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.requests import item_requests
 from synthdistill.annotation.teachers.base import CHANNEL, Completion
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import CALIBRATION_SPLIT
 from synthdistill.settings import check_config
+from synthdistill.tasks.base import OK
+from synthdistill.tasks.names import CALIBRATION_SPLIT
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
 from .pipeline_helpers import make_workdir, planned_jobs, snakemake

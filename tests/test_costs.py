@@ -10,10 +10,10 @@ import pytest
 
 from synthdistill.annotation import runner
 from synthdistill.annotation.runner import BusyClock
-from synthdistill.costs import break_even, teacher_cost_row, teacher_costing
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.ensemble import combined_annotation_stats
 from synthdistill.labels.vote_files import compute_seconds
+from synthdistill.metrics.costs import break_even, teacher_cost_row, teacher_costing
 from synthdistill.schema import defaults
 
 DEFAULT_HARDWARE = defaults("costs", "teacher_hardware")  # what an unset costs.teacher_hardware becomes

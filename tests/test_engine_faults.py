@@ -14,11 +14,11 @@ import pytest
 
 from synthdistill.annotation.cache import CacheError, ResponseCache
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.parsed import NOT_A_LABEL, OK
 from synthdistill.annotation.runner import CircuitBreaker, failure_kind
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
+from synthdistill.tasks.base import NOT_A_LABEL, OK
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
 from .servers import FaultPlan, FaultProxy, free_port

@@ -15,8 +15,8 @@ from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.requests import build_request
 from synthdistill.data import prepare
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import SPLITS
 from synthdistill.settings import check_config
+from synthdistill.tasks.names import SPLITS
 
 from .conftest import LABELS, MINILM, REPO, SMOLLM2
 

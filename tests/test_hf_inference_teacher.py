@@ -20,8 +20,8 @@ from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import Request
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
+from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.errors import SynthDistillError
-from synthdistill.paths import resolve_model_ref
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
 from .servers import FaultPlan, FaultProxy

@@ -10,11 +10,11 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion
+from synthdistill.tasks.base import ERROR, OK
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
 from .test_llama_teacher import TEXTS, prompt_frame

@@ -11,10 +11,10 @@ import pytest
 from sklearn.metrics import f1_score
 
 from synthdistill.annotation.cache import ResponseCache
-from synthdistill.label_sets import indicator_matrix
 from synthdistill.students.inference import write_onnx_export
 from synthdistill.students.model_card import card_text
 from synthdistill.students.predict import predict_file
+from synthdistill.tasks.multi_label import indicator_matrix
 
 from .conftest import MINILM, SMOLLM2, copy_workflow
 from .pipeline_helpers import copy_run, planned_jobs, rules_of, snakemake, write_config

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from synthdistill.label_sets import label_set_json
 from synthdistill.labels.multi_label_review import export_review, review_table, score_items
 from synthdistill.labels.multi_label_vote import vote_label_sets
+from synthdistill.tasks.multi_label import label_set_json
 
 from .conftest import REVIEW_CV
 

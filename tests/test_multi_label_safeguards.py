@@ -11,11 +11,11 @@ import pytest
 
 from synthdistill.evaluation.baselines import multi_label_baselines
 from synthdistill.evaluation.multi_label_metrics import test_metrics as label_set_metrics
-from synthdistill.label_sets import label_set_json, label_sets_of
 from synthdistill.metrics.collapse import label_set_collapse
 from synthdistill.reporting import multi_label_report
 from synthdistill.schema import defaults
 from synthdistill.students.multi_label_training import THRESHOLD_GRID, too_few_positives, tune_thresholds
+from synthdistill.tasks.multi_label import label_set_json, label_sets_of
 
 from .conftest import MINILM
 

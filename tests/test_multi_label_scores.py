@@ -18,8 +18,8 @@ from synthdistill.annotation.requests import YES_NO, build_request, item_request
 from synthdistill.annotation.teachers.base import Completion
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.multi_label_vote import vote_label_sets
-from synthdistill.names import CALIBRATION_SPLIT
 from synthdistill.settings import check_config, prompt_settings
+from synthdistill.tasks.names import CALIBRATION_SPLIT
 
 from .conftest import MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
 

@@ -22,7 +22,6 @@ import pytest
 
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.parsed import ERROR, OK
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers import make_teacher
@@ -30,6 +29,7 @@ from synthdistill.annotation.teachers.base import Request
 from synthdistill.annotation.teachers.chat_api import label_logprobs
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.errors import SynthDistillError
+from synthdistill.tasks.base import ERROR, OK
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
 from .servers import FaultPlan, FaultProxy

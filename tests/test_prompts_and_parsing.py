@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import load_template, messages_for, render
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import label_set_json
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.tasks.multi_label import label_set_json
 
 from .conftest import LABELS, REPO
 

@@ -25,18 +25,18 @@ from hypothesis import strategies as st
 from synthdistill import data
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.parsed import OK, Parsed, match_label
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import messages_for
 from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import label_set_json
 from synthdistill.labels.corrections import apply_corrections, read_corrections
 from synthdistill.labels.review import review_table, score_items, write_review_files
 from synthdistill.labels.vote import vote
 from synthdistill.schema import SCHEMA_PATH
 from synthdistill.settings import check_labels
+from synthdistill.tasks.base import OK, Parsed, match_label
+from synthdistill.tasks.multi_label import label_set_json
 
 from .conftest import MAX_CONSECUTIVE_FAILURES, REVIEW_CV
 

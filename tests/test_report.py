@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from synthdistill.costs import break_even, student_cost_row, teacher_costing
+from synthdistill.metrics.costs import break_even, student_cost_row, teacher_costing
 from synthdistill.reporting.report import FIGURES, TABLES, build
 from synthdistill.students.cascade import build_cascade
 

@@ -18,7 +18,7 @@ from synthdistill.labels.corrections import import_review
 from synthdistill.labels.multi_label_corrections import import_review as import_label_set_review
 from synthdistill.labels.span_corrections import import_review as import_span_review
 from synthdistill.labels.span_vote import vote as span_vote
-from synthdistill.spans import Span, to_json
+from synthdistill.tasks.spans import Span, to_json
 
 LABELS = ["positive", "negative", "neutral"]
 SET_LABELS = ["billing", "bug", "feature_request"]

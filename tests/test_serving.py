@@ -41,7 +41,7 @@ def student(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from synthdistill.paths import resolve_model_ref
+    from synthdistill.data.model_refs import resolve_model_ref
     from synthdistill.students.inference import export_onnx
 
     folder = tmp_path_factory.mktemp("serve") / "results" / "students" / "minilm" / "smollm2" / "label"
@@ -348,7 +348,7 @@ def multi_label_student(tmp_path_factory) -> tuple[Path, list[str]]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from synthdistill.paths import resolve_model_ref
+    from synthdistill.data.model_refs import resolve_model_ref
     from synthdistill.students.inference import load_predictor
 
     folder = tmp_path_factory.mktemp("serve_ml") / "results" / "students" / "minilm" / "smollm2" / "labels_json"
@@ -458,9 +458,9 @@ def test_the_body_limit_and_long_texts_cost_what_the_student_reads(student, serv
     tokenized only as far as max_length tokens reach, with the very ids of the whole text."""
     import http.client
 
+    from synthdistill.data.text_batches import FIRST_CUT_CHARS_PER_TOKEN
     from synthdistill.serving.service import ClassifierService, ServeSettings
     from synthdistill.students.inference import load_predictor
-    from synthdistill.text_batches import FIRST_CUT_CHARS_PER_TOKEN
 
     config = write_config(tmp_path, max_body_bytes=100_000)
     service = service_factory(student, "--configfile", str(config), "--max-length", "64")

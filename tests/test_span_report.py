@@ -13,7 +13,7 @@ from synthdistill.labels.span_vote import vote, vote_summary
 from synthdistill.labels.vote_files import annotation_stats
 from synthdistill.metrics import spans as span_metrics
 from synthdistill.reporting.span_report import write_report
-from synthdistill.spans import Span, to_json
+from synthdistill.tasks.spans import Span, to_json
 
 from .pipeline_helpers import table_row
 

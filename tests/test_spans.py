@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from synthdistill import data
-from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.annotation.span_parsing import locate, parse_spans_json, spans_json_schema
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.span_vote import vote, vote_one
 from synthdistill.schema import defaults
-from synthdistill.spans import Span, from_json, to_json
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.tasks.spans import Span, from_json, to_json
 
 from .conftest import REPO
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from synthdistill.spans import from_json
+from synthdistill.tasks.spans import from_json
 
 from .pipeline_helpers import make_workdir, planned_jobs, rules_of, snakemake, table_row, write_config
 

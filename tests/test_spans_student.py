@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.metrics.spans import bootstrap_entity_intervals, entity_scores
-from synthdistill.paths import resolve_model_ref
-from synthdistill.spans import Span
 from synthdistill.students.token_classification import IGNORED, align, bio_tags, decode
+from synthdistill.tasks.spans import Span
 
 from .conftest import MINILM
 

@@ -13,7 +13,7 @@ from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.span_parsing import spans_json_schema
-from synthdistill.spans import from_json
+from synthdistill.tasks.spans import from_json
 
 from .conftest import MAX_CONSECUTIVE_FAILURES, REPO
 

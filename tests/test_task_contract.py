@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from synthdistill import data
-from synthdistill.costs import student_hardware, teacher_costing
+from synthdistill.metrics.costs import student_hardware, teacher_costing
 from synthdistill.schema import defaults, with_defaults
 from synthdistill.settings import review_settings
 from synthdistill.tasks import REGISTRY, get_task

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthdistill.paths import resolve_model_ref
+from synthdistill.data.model_refs import resolve_model_ref
 
 
 def embed(texts: list[str], model: str, batch_size: int = 64, max_length: int = 128) -> np.ndarray:

@@ -16,7 +16,6 @@ import pandas as pd
 from synthdistill.annotation.cache import ResponseCache, cache_key
 from synthdistill.annotation.channel import CHANNEL_BACKENDS, channel_completion, is_channel
 from synthdistill.annotation.label_scores import content_free_prior, scored_answer
-from synthdistill.annotation.parsed import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import PER_LABEL_DEFAULTS, answer_aliases
 from synthdistill.annotation.requests import item_requests
@@ -24,7 +23,8 @@ from synthdistill.annotation.runner import Outcome, collect_answers
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.annotation.teachers.chat_api import first_token_problem
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import CALIBRATION_SPLIT
+from synthdistill.tasks.base import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK
+from synthdistill.tasks.names import CALIBRATION_SPLIT
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from synthdistill.annotation.parsed import OK
 from synthdistill.annotation.requests import YES_NO
 from synthdistill.annotation.teachers.base import Completion
-from synthdistill.label_sets import label_set_json
+from synthdistill.tasks.base import OK
+from synthdistill.tasks.multi_label import label_set_json
 
 
 def label_probabilities(

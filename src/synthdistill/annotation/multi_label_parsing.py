@@ -13,8 +13,8 @@ import json
 import re
 from typing import Any
 
-from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
-from synthdistill.label_sets import label_set_json
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
+from synthdistill.tasks.multi_label import label_set_json
 
 
 def labels_json_schema(labels: list[str]) -> dict[str, Any]:

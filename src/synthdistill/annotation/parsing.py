@@ -8,8 +8,8 @@ import json
 import re
 
 from synthdistill.annotation.multi_label_parsing import parse_labels_json
-from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
 from synthdistill.annotation.span_parsing import parse_spans_json
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
 
 # Lines end at these only: str.splitlines also splits at U+0085, U+2028 and U+2029, which a label may hold.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -22,7 +22,7 @@ from synthdistill.annotation.examples import (
 )
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
+from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 
 def example_pool_from(paths: list[str], prompt: dict[str, Any], labels: list[str]) -> pd.DataFrame | None:

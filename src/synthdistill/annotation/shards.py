@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import CALIBRATION_SPLIT
+from synthdistill.tasks.names import CALIBRATION_SPLIT
 
 
 def shard_bounds(n_items: int, shard: int, shards: int) -> tuple[int, int]:

@@ -13,8 +13,8 @@ import json
 import re
 from typing import Any
 
-from synthdistill.annotation.parsed import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
-from synthdistill.spans import Span, to_json
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
+from synthdistill.tasks.spans import Span, to_json
 
 # Longest span text and most spans a constrained answer may hold: bounds that keep a small model
 # from writing until max_tokens, far above what a sentence or paragraph of entities needs.

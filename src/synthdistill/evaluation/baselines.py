@@ -15,8 +15,8 @@ import pandas as pd
 
 from synthdistill.evaluation.multi_label_metrics import test_metrics as label_set_metrics
 from synthdistill.evaluation.scoring import test_metrics
-from synthdistill.label_sets import indicator_matrix, label_set_json
 from synthdistill.metrics.collapse import COLLAPSE_SHARE
+from synthdistill.tasks.multi_label import indicator_matrix, label_set_json
 
 
 def label_shares(values: pd.Series, labels: list[str]) -> dict[str, float]:

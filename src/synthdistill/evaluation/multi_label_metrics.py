@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import indicator_matrix
 from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index
 from synthdistill.students.inference import predict_frame
+from synthdistill.tasks.multi_label import indicator_matrix
 
 SCORES = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
 

@@ -8,8 +8,8 @@ import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.metrics.spans import test_span_metrics, write_json
-from synthdistill.spans import to_json
 from synthdistill.students.token_classification import SpanPredictor
+from synthdistill.tasks.spans import to_json
 
 
 def _expert_test(frame: pd.DataFrame, where: str) -> pd.DataFrame:

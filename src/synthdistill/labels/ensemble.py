@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.costs import teacher_totals
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.review import (
@@ -31,6 +30,7 @@ from synthdistill.labels.review import (
 )
 from synthdistill.labels.vote import VOTED, vote
 from synthdistill.labels.vote_files import write_vote_outputs
+from synthdistill.metrics.costs import teacher_totals
 
 log = logging.getLogger(__name__)
 METHODS = ("majority", "crowdlab")

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.label_sets import label_set_json
 from synthdistill.labels.corrections import apply_corrections, read_corrections, with_answers
 from synthdistill.labels.review import write_csv
+from synthdistill.tasks.multi_label import label_set_json
 
 # The question and control name of our multi_label review exports (labels.multi_label_review).
 QUESTION = "labels"

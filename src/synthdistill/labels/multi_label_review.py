@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import indicator_matrix, label_sets_of, read_label_set
 from synthdistill.labels.multi_label_corrections import NO_LABEL, QUESTION
 from synthdistill.labels.review import text_features, write_csv, write_xlsx
-from synthdistill.names import REVIEW_SPLITS
+from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of, read_label_set
+from synthdistill.tasks.names import REVIEW_SPLITS
 
 log = logging.getLogger(__name__)
 

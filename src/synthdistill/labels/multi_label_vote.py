@@ -19,9 +19,9 @@ import pandas as pd
 
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import indicator_matrix, label_sets_of
 from synthdistill.labels.vote import ALL_FAILED, VOTED, mean_label_probabilities
 from synthdistill.labels.vote_files import annotation_stats
+from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of
 
 # A share is a ratio of small counts; the tolerance keeps 2/3 >= 0.6667-style configs exact enough.
 _TOLERANCE = 1e-9

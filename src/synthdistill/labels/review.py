@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdistill.data.model_refs import resolve_model_ref
+from synthdistill.data.text_batches import LengthSortedBatches
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import REVIEW_SPLITS
-from synthdistill.paths import resolve_model_ref
 from synthdistill.schema import defaults
-from synthdistill.text_batches import LengthSortedBatches
+from synthdistill.tasks.names import REVIEW_SPLITS
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.metrics.single_label import score
 from synthdistill.metrics.stats import bootstrap_intervals, compare, with_intervals
-from synthdistill.names import GOLD_DEV_SPLIT
+from synthdistill.tasks.names import GOLD_DEV_SPLIT
 
 RANKING_COLUMNS = [
     "rank",

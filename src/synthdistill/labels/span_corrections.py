@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.data_spans import row_spans
+from synthdistill.data.spans import row_spans
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.corrections import (
     COLUMNS,
@@ -36,7 +36,7 @@ from synthdistill.labels.corrections import (
 )
 from synthdistill.labels.review import write_csv
 from synthdistill.labels.span_review import ARGILLA_QUESTION
-from synthdistill.spans import to_json
+from synthdistill.tasks.spans import to_json
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.spans import from_json
+from synthdistill.tasks.spans import from_json
 
 # Items people can correct: test items stay as the frozen expert benchmark never seen in training.
 REVIEWED_SPLITS = ("train", "validation")

@@ -19,7 +19,7 @@ from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.vote import ALL_FAILED, VOTED
 from synthdistill.labels.vote_files import annotation_stats
-from synthdistill.spans import Span, from_json, to_json
+from synthdistill.tasks.spans import Span, from_json, to_json
 
 
 def without_overlaps(kept: list[Span], counts: Counter[Span]) -> list[Span]:

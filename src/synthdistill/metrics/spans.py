@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index
-from synthdistill.spans import Span, from_json
+from synthdistill.tasks.spans import Span, from_json
 
 TP, FP, FN = 0, 1, 2
 

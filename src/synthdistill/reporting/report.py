@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.evaluation.baselines import trivial_baselines
-from synthdistill.names import BEST
+from synthdistill.metrics.run_facts import machine, versions
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
 from synthdistill.reporting.feedback import feedback_section, feedback_table
@@ -46,7 +46,7 @@ from synthdistill.reporting.tables import (
     system_name,
     teacher_cost_table,
 )
-from synthdistill.run_facts import machine, versions
+from synthdistill.tasks.names import BEST
 
 __all__ = [
     "FIGURES",

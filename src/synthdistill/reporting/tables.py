@@ -12,12 +12,12 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.costs import break_even, student_cost_row, teacher_cost_row, training_cost
 from synthdistill.evaluation.baselines import collapsed
+from synthdistill.metrics.costs import break_even, student_cost_row, teacher_cost_row, training_cost
+from synthdistill.metrics.run_facts import stage_benchmarks
 from synthdistill.metrics.stats import with_intervals
-from synthdistill.names import EXPERT
 from synthdistill.reporting.cascade import cascade_tables
-from synthdistill.run_facts import stage_benchmarks
+from synthdistill.tasks.names import EXPERT
 
 
 def read_json(path: str | None) -> Any:

@@ -22,7 +22,6 @@ import yaml
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import is_channel
 from synthdistill.annotation.engine import annotate
-from synthdistill.annotation.parsed import ERROR
 from synthdistill.annotation.prompt_files import example_pool_from, prompt_messages
 from synthdistill.annotation.prompts import load_template
 from synthdistill.annotation.teachers import Teacher, make_teacher
@@ -30,9 +29,10 @@ from synthdistill.data import CONTROL_CHARACTERS
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.feedback import feedback_record
 from synthdistill.labels.vote import vote_one
-from synthdistill.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 from synthdistill.schema import SCHEMA_PATH
 from synthdistill.settings import check_labels, prompt_iterations, prompt_settings, teacher_settings
+from synthdistill.tasks.base import ERROR
+from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import EXPERT
 from synthdistill.students.targets import with_targets
 from synthdistill.students.training import NOT_HYPERPARAMETERS, train, write_metadata
+from synthdistill.tasks.names import EXPERT
 
 log = logging.getLogger(__name__)
 

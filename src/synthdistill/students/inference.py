@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from synthdistill.data.text_batches import LengthSortedBatches
 from synthdistill.errors import SynthDistillError
-from synthdistill.text_batches import LengthSortedBatches
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def predicted_labels(predictor, probs: np.ndarray) -> list[str]:
     """Each text's answer: the argmax label, or for a multi_label student the canonical JSON set of
     the labels at or above their thresholds."""
     if predictor.multi_label:
-        from synthdistill.label_sets import label_sets_of
+        from synthdistill.tasks.multi_label import label_sets_of
 
         return label_sets_of(probs >= predictor.thresholds, predictor.labels)
     return [predictor.labels[i] for i in probs.argmax(axis=1)]
@@ -345,7 +345,7 @@ def onnx_agreement(
     if expert is not None and texts and onnx_model.multi_label:
         from sklearn.metrics import f1_score
 
-        from synthdistill.label_sets import indicator_matrix
+        from synthdistill.tasks.multi_label import indicator_matrix
 
         truth = indicator_matrix(expert, onnx_model.labels)
         for name, answers in (("torch", torch_labels), ("onnx_int8", onnx_labels)):

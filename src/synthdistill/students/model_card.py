@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthdistill.costs import training_energy
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import EXPERT
+from synthdistill.metrics.costs import training_energy
 from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
+from synthdistill.tasks.names import EXPERT
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCardData

@@ -20,11 +20,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import indicator_matrix
 from synthdistill.metrics.collapse import label_set_collapse
-from synthdistill.names import EXPERT
-from synthdistill.paths import resolve_model_ref
 from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
 from synthdistill.students.training import (
@@ -37,6 +35,8 @@ from synthdistill.students.training import (
     text_encoder,
     write_metadata,
 )
+from synthdistill.tasks.multi_label import indicator_matrix
+from synthdistill.tasks.names import EXPERT
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import EXPERT
 from synthdistill.students.token_classification import train
 from synthdistill.students.training import NOT_HYPERPARAMETERS, write_metadata
+from synthdistill.tasks.names import EXPERT
 
 log = logging.getLogger(__name__)
 

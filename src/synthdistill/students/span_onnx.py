@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.metrics.spans import entity_scores, write_json
-from synthdistill.spans import from_json
 from synthdistill.students.inference import ONNX_FILE, export_onnx, quantization_of
 from synthdistill.students.token_classification import SpanPredictor
+from synthdistill.tasks.spans import from_json
 
 
 class OnnxSpanPredictor(SpanPredictor):

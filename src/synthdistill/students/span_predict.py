@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.spans import to_json
 from synthdistill.students.inference import ONNX_FILE
 from synthdistill.students.text_chunks import read_chunks, texts_of
 from synthdistill.students.token_classification import SpanPredictor
+from synthdistill.tasks.spans import to_json
 
 log = logging.getLogger(__name__)
 

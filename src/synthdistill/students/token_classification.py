@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.paths import resolve_model_ref
+from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.schema import with_defaults
-from synthdistill.spans import Span, from_json
 from synthdistill.students.training import (
     NOT_HYPERPARAMETERS,
     fit,
@@ -28,6 +27,7 @@ from synthdistill.students.training import (
     save_model,
     seed_everything,
 )
+from synthdistill.tasks.spans import Span, from_json
 
 log = logging.getLogger(__name__)
 

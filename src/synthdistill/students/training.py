@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from synthdistill.paths import resolve_model_ref
+from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
 from synthdistill.students.targets import class_weight_vector, one_hot, soft_cross_entropy, target_columns

@@ -1,5 +1,6 @@
-"""What a task kind is to the pipeline: the prompt kinds it takes, what it supports, and the function
-behind each of its steps.
+"""What a task kind is to the pipeline (the prompt kinds it takes, what it supports, the function
+behind each of its steps), and the words every kind's parser shares: the statuses, ``Parsed`` and
+``match_label``.
 
 Every rule after the vote is written once; its script asks the run's task for the step's function
 (``get_task(name).step("vote")``) and calls it with the step's arguments below. A step is named by its
@@ -12,9 +13,10 @@ The steps and the arguments their functions take (keyword names as written):
 
 - ``vote(iteration_paths, split_paths, labels, settings, outputs)``: ``settings`` is config ``vote``;
   ``outputs`` holds ``votes``, ``train_csv``, ``stats``.
-- ``export_review(votes_path, iteration_paths, annotator_paths, labels, settings, source, outputs)``:
+- ``export_review(votes_path, iteration_paths, annotator_paths, labels, settings, teacher, prompt,
+  outputs)``:
   ``settings`` is the review scoring settings; ``outputs`` the task's ``review_files``.
-- ``import_review(votes_path, corrections_path, labels, settings, labels_out, audit_out)``, returns
+- ``import_review(votes_path, corrections_path, labels, labels_out, audit_out, settings)``, returns
   the audit frame; ``settings`` holds ``label_delimiter``.
 - ``train_student(paths, *, teacher, prompt, student, labels, model_dir, metadata_path, threads, name)``.
 - ``export_onnx(model_dir, test_path, labels, max_length, output_dir, check_path)``.
@@ -23,6 +25,10 @@ The steps and the arguments their functions take (keyword names as written):
 - ``compare_models(models, teachers, students, test_path, labels, output)`` (feature ``paired_tests``).
 - ``report(entries, labels, outputs, run)``: ``entries`` holds ``teachers`` and ``students`` (and
   ``cascades``), ``run`` the run-wide files and facts (rules/report.smk).
+
+The statuses, ``Parsed`` and ``match_label`` sit here, apart from the parsers' dispatcher
+(``annotation.parsing.parse``), so each kind's parser can import them without importing the
+dispatcher that imports it.
 """
 
 from __future__ import annotations
@@ -91,3 +97,51 @@ class Task:
             raise ValueError(f"task {self.name} has no step {name!r}")
         module, _, function = self.steps[name].partition(":")
         return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+OK = "ok"
+NOT_A_LABEL = "not_a_label"
+INVALID_JSON = "invalid_json"
+EMPTY = "empty"
+ERROR = "request_error"
+
+# Markup a chat model wraps around a bare word (``**neutral**``, ``"neutral".``, ``(neutral)``).
+_WRAPPING = frozenset(" \t\r\n\"'`*_.:;!()[]")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    label: str | None
+    reason: str | None
+    status: str
+
+
+def _wrapped_in_markup(answer: str, label: str) -> bool:
+    """Whether ``answer`` is ``label`` with only markup characters before and after it (both lower-cased).
+    The label itself is never stripped, so a label that begins or ends with those characters
+    (``U.S.``, ``Other (specify)``) still matches: the markup is what the answer has beyond it."""
+    start = answer.find(label)
+    while start != -1:
+        before, after = answer[:start], answer[start + len(label) :]
+        if _WRAPPING.issuperset(before) and _WRAPPING.issuperset(after):
+            return True
+        if not _WRAPPING.issuperset(before):
+            return False  # a later occurrence has even more in front of it
+        start = answer.find(label, start + 1)
+    return False
+
+
+def match_label(answer: str, labels: list[str]) -> str | None:
+    """The label the answer names, else None: the label exactly as written first (so an exact answer
+    always parses to itself, whatever its punctuation), then ignoring case (labels that differ only in
+    case are refused by settings.check_labels), then the one label the answer wraps in markup. When
+    markup could be read two ways (labels ``U.S`` and ``U.S.``, answer ``**U.S.**``) nothing is guessed."""
+    stripped = answer.strip()
+    if stripped in labels:
+        return stripped
+    lowered = stripped.lower()
+    for label in labels:
+        if label.lower() == lowered:
+            return label
+    wrapped = [label for label in labels if _wrapped_in_markup(lowered, label.lower())]
+    return wrapped[0] if len(wrapped) == 1 else None

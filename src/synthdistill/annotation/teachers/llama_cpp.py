@@ -16,8 +16,8 @@ from synthdistill.annotation.teachers.base import (
     sequence_scores,
 )
 from synthdistill.annotation.teachers.llama_cpp_batch import Generation, MultiSequenceContext
+from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.errors import SynthDistillError
-from synthdistill.paths import resolve_model_ref
 
 
 def _log_softmax(logits: Any) -> Any:

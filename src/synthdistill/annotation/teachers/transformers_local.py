@@ -31,8 +31,8 @@ from synthdistill.annotation.teachers.base import (
     prefixes_to_score,
     sequence_scores,
 )
+from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.errors import SynthDistillError
-from synthdistill.paths import resolve_model_ref
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Expert label sets of a multi_label dataset, read into their canonical JSON (synthdistill.label_sets).
+"""Expert label sets of a multi_label dataset, read into their canonical JSON (synthdistill.tasks.multi_label).
 
 A label cell holds a list (Parquet, JSONL), a delimited string (CSV, TSV: ``billing|bug`` with
 ``dataset.label_delimiter``) or the text of a JSON list (``["billing", "bug"]``, in any format). An
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.label_sets import label_set_json, read_label_set
+from synthdistill.tasks.multi_label import label_set_json, read_label_set
 
 # Formats whose cells are text: there an empty cell is the empty set, not a missing answer.
 _TEXT_FORMATS = (".csv", ".tsv")

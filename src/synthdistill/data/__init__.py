@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 from synthdistill.schema import defaults
 from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
+from synthdistill.tasks.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: 
     )
     if tokens_form:
         # The tokens + BIO tags form: the text is the tokens joined by single spaces.
-        from synthdistill.data_spans import bio_columns
+        from synthdistill.data.spans import bio_columns
 
         texts, answers = bio_columns(frame, settings, source)
         out["text"] = pd.array(texts, dtype="string")
@@ -224,10 +224,10 @@ def expert_answers(
     """The expert answers of a multi_label or spans dataset in their canonical JSON form (None where
     a row has none); a malformed answer stops naming its row."""
     if task == MULTI_LABEL:
-        from synthdistill.data_multi_label import expert_label_sets
+        from synthdistill.data.multi_label import expert_label_sets
 
         return expert_label_sets(frame, labels, settings["label_delimiter"], source)
-    from synthdistill.data_spans import expert_spans
+    from synthdistill.data.spans import expert_spans
 
     return expert_spans(frame, labels, source)
 
@@ -380,11 +380,11 @@ def summarise(
     counts: dict[str, Any] = {name: int((frame["split"] == name).sum()) for name in names}
     per_label = {}
     if "expert_label" in frame and task == SPANS:
-        from synthdistill.data_spans import spans_per_label
+        from synthdistill.data.spans import spans_per_label
 
         per_label = spans_per_label(frame, names)
     elif "expert_label" in frame and task == MULTI_LABEL:
-        from synthdistill.data_multi_label import label_sets_per_label
+        from synthdistill.data.multi_label import label_sets_per_label
 
         per_label = label_sets_per_label(frame, names)
     elif "expert_label" in frame:

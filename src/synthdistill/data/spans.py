@@ -1,6 +1,6 @@
 """Expert spans of a ``spans`` dataset: a column of ``{start, end, label}`` lists (Parquet, JSONL, or
 JSON text in a CSV cell), or the ``tokens`` + BIO ``tags`` form. Either way they end as the canonical
-JSON of synthdistill.spans, checked against the text they point into."""
+JSON of synthdistill.tasks.spans, checked against the text they point into."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
-from synthdistill.spans import Span, from_json, overlapping, to_json
+from synthdistill.tasks.spans import Span, from_json, overlapping, to_json
 
 
 def _missing(value: Any) -> bool:
