@@ -4,6 +4,7 @@ steps take the arguments the one script of each step passes."""
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 
@@ -125,6 +126,33 @@ def test_every_kind_has_the_steps_every_run_needs_and_features_say_the_rest():
         assert missing <= {"compare_models"} and ("compare_models" in kind.steps) == kind.supports("paired_tests")
         assert kind.review_files, kind.name
     with pytest.raises(ValueError, match="unknown steps or features"):
-        Task("x", "", ("label",), {"vote": "a:b"}, frozenset({"telepathy"}), ("csv",))
+        Task("x", "", ("label",), {"vote": "a:b"}, frozenset({"telepathy"}), ("csv",), REGISTRY["spans"].card)
     with pytest.raises(SynthDistillError, match="task: 'ner' is not one of"):
         get_task("ner")
+
+
+@pytest.mark.parametrize(
+    ("config", "where", "task"),
+    [
+        ({"architectures": ["BertForTokenClassification"]}, "model", "spans"),
+        (
+            {"architectures": ["BertForSequenceClassification"], "problem_type": "multi_label_classification"},
+            "onnx",
+            "multi_label",
+        ),
+        (
+            {"architectures": ["BertForSequenceClassification"], "problem_type": "single_label_classification"},
+            ".",
+            "single_label",
+        ),
+        (None, ".", "single_label"),
+    ],
+)
+def test_a_student_folder_says_its_task_kind_through_its_config(tmp_path, config, where, task):
+    from synthdistill.students.inference import student_task
+
+    if config is not None:
+        (tmp_path / where).mkdir(exist_ok=True)
+        (tmp_path / where / "config.json").write_text(json.dumps(config))
+    assert student_task(tmp_path) == task
+    assert get_task(task).card.pipeline_tag == ("token-classification" if task == "spans" else "text-classification")

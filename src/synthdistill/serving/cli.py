@@ -34,6 +34,7 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.logs import QUIET_LOGGERS
 from synthdistill.schema import defaults, with_defaults
 from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy
+from synthdistill.tasks import MULTI_LABEL
 
 log = logging.getLogger("synthdistill.serve")
 DEFAULT_CONFIG = "config/config.yaml"
@@ -58,15 +59,6 @@ def student_facts(student_dir: Path) -> dict[str, Any]:
         facts["prompt"] = data.get("prompt", facts["prompt"])
         facts["max_length"] = (data.get("hyperparameters") or {}).get("max_length")
     return facts
-
-
-def is_multi_label(student_dir: Path) -> bool:
-    """Whether the student folder holds a multi_label student (sigmoid head, per-label thresholds)."""
-    for folder in (student_dir / "model", student_dir / "onnx", student_dir):
-        config = folder / "config.json"
-        if config.exists():
-            return json.loads(config.read_text()).get("problem_type") == "multi_label_classification"
-    return False
 
 
 def cascade_policy(args: argparse.Namespace, facts: dict[str, Any]) -> CascadePolicy | None:
@@ -120,13 +112,13 @@ def default_workers(on_gpu: bool) -> int:
 def build_service(args: argparse.Namespace):
     from synthdistill.serving.deferral import TeacherDeferral, load_config
     from synthdistill.serving.service import ClassifierService, ServeSettings
-    from synthdistill.students.inference import load_predictor
+    from synthdistill.students.inference import load_predictor, student_task
 
     student_dir = Path(args.student_dir)
     if not student_dir.exists():
         raise SynthDistillError(f"{student_dir}: no such student folder")
     facts = student_facts(student_dir)
-    if is_multi_label(student_dir) and (args.teacher or args.cascade or args.threshold is not None):
+    if student_task(student_dir) == MULTI_LABEL and (args.teacher or args.cascade or args.threshold is not None):
         raise SynthDistillError(
             f"{student_dir}: a multi_label student answers label sets on its own; deferral to a teacher "
             "(--teacher, --cascade, --threshold: the cascade) is single-label only. Serve it without them."

@@ -25,6 +25,7 @@ import pandas as pd
 
 from synthdistill.data.text_batches import LengthSortedBatches
 from synthdistill.errors import SynthDistillError
+from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,21 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def _labels(config) -> list[str]:
     return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def student_task(model_dir: str | Path) -> str:
+    """The task kind of the student in a folder (its ``model/``, its ``onnx/`` or the folder itself),
+    from the config.json saved with the model: a token-classification head answers spans, problem_type
+    ``multi_label_classification`` label sets, any other head one label. How predict and the service
+    pick their path for a folder; a folder without a config is a single_label student's."""
+    path = Path(model_dir)
+    for folder in (path / "model", path / "onnx", path):
+        if (folder / "config.json").exists():
+            config = json.loads((folder / "config.json").read_text())
+            if any(name.endswith("ForTokenClassification") for name in config.get("architectures") or []):
+                return SPANS
+            return MULTI_LABEL if config.get("problem_type") == "multi_label_classification" else SINGLE_LABEL
+    return SINGLE_LABEL
 
 
 def _is_multi_label(config) -> bool:

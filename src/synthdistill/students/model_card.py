@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.metrics.costs import training_energy
-from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
+from synthdistill.tasks import SINGLE_LABEL, get_task
 from synthdistill.tasks.names import EXPERT
 
 if TYPE_CHECKING:
@@ -63,23 +63,6 @@ def _render(**values: Any) -> str:
     return environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(**values)
 
 
-# What the Hub's widget and search read: the pipeline the model answers, and tags by task.
-PIPELINE_TAGS = {SINGLE_LABEL: "text-classification", MULTI_LABEL: "text-classification", SPANS: "token-classification"}
-TASK_TAGS = {
-    SINGLE_LABEL: [],
-    MULTI_LABEL: ["multi-label-classification"],
-    SPANS: ["token-classification", "named-entity-recognition"],
-}
-# The epoch-selection metric of each task's training loop, and the ONNX check's key that is set only
-# when the check compared both models with expert labels.
-SELECTION_METRICS = {SINGLE_LABEL: "F1 macro", MULTI_LABEL: "micro F1 at tuned thresholds", SPANS: "entity F1"}
-ONNX_COMPARED = {
-    SINGLE_LABEL: "accuracy_difference_points",
-    MULTI_LABEL: "f1_micro_difference_points",
-    SPANS: "entity_f1_difference_points",
-}
-
-
 def _source(metadata: dict[str, Any]) -> str:
     if metadata["teacher"] == EXPERT:
         return "the expert labels of the dataset (upper-bound baseline, not distilled)"
@@ -97,8 +80,8 @@ def card_data(
     base = metadata["base_model"]
     return ModelCardData(
         library_name="transformers",
-        pipeline_tag=PIPELINE_TAGS[task],
-        tags=["synthdistill", "knowledge-distillation", "synthetic-labels", *TASK_TAGS[task]],
+        pipeline_tag=get_task(task).card.pipeline_tag,
+        tags=["synthdistill", "knowledge-distillation", "synthetic-labels", *get_task(task).card.tags],
         # Only a hub id is a base model the Hub can link; a local or packaged path is not.
         base_model=base if "://" not in base and not Path(base).exists() else None,
         # Example inputs of the Hub's inference widget: only texts the user chose to publish.
@@ -117,9 +100,8 @@ def card_text(
     """The card's Markdown for a student of any task kind, with YAML metadata the Hub reads."""
     from huggingface_hub import ModelCard
 
-    if task not in PIPELINE_TAGS:
-        raise SynthDistillError(f"model card: unknown task {task!r}; expected one of {list(PIPELINE_TAGS)}")
-    compared = onnx_check.get(ONNX_COMPARED[task]) if onnx_check else None
+    card = get_task(task).card  # an unknown task stops here, naming the kinds there are
+    compared = onnx_check.get(card.onnx_compared) if onnx_check else None
     text = _render(
         card_data=card_data(metadata, task, widget_texts).to_yaml(),
         task=task,
@@ -139,7 +121,7 @@ def card_text(
         hp=metadata["hyperparameters"],
         best_epoch=metadata["best_epoch"],
         epochs_run=len(metadata["history"]),
-        selection_metric=SELECTION_METRICS[task],
+        selection_metric=card.selection_metric,
         train_seconds=metadata["train_seconds"],
         device=metadata["device"],
         train_examples_per_second=metadata.get("train_examples_per_second"),

@@ -26,8 +26,9 @@ from tqdm import tqdm
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults
-from synthdistill.students.inference import load_predictor, predict_chunks, predicted_labels
+from synthdistill.students.inference import load_predictor, predict_chunks, predicted_labels, student_task
 from synthdistill.students.text_chunks import CHUNK_ROWS, read_chunks, row_count, texts_of
+from synthdistill.tasks import SPANS
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ def predict_file(
     killed run never leaves a file that looks complete. A token-classification student (task
     spans) writes each row's span JSON instead of probabilities (students.span_predict).
     """
-    from synthdistill.students.span_predict import is_span_student, predict_span_file
+    from synthdistill.students.span_predict import predict_span_file
 
-    if is_span_student(model_dir):
+    if student_task(model_dir) == SPANS:
         return predict_span_file(
             model_dir,
             input_path,

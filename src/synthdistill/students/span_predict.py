@@ -6,7 +6,6 @@ token-classification model (students.predict.predict_file checks).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,6 @@ def _folders(model_dir: str | Path) -> tuple[Path, Path | None]:
     path = Path(model_dir)
     onnx_dir = next((d for d in (path / "onnx", path) if (d / ONNX_FILE).exists()), None)
     return (path / "model" if (path / "model").is_dir() else path), onnx_dir
-
-
-def is_span_student(model_dir: str | Path) -> bool:
-    """Whether the folder holds a token-classification student (task spans)."""
-    torch_dir, onnx_dir = _folders(model_dir)
-    config = next((d / "config.json" for d in (torch_dir, onnx_dir) if d and (d / "config.json").exists()), None)
-    if config is None:
-        return False
-    architectures = json.loads(config.read_text()).get("architectures") or []
-    return any(name.endswith("ForTokenClassification") for name in architectures)
 
 
 def load_span_predictor(

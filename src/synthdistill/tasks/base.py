@@ -70,6 +70,14 @@ FEATURES = frozenset(
 
 
 @dataclass(frozen=True)
+class StudentCard:
+    pipeline_tag: str
+    tags: tuple[str, ...]
+    selection_metric: str
+    onnx_compared: str
+
+
+@dataclass(frozen=True)
 class Task:
     """One task kind: ``steps`` maps every step of STEPS the kind runs to ``module:function``."""
 
@@ -80,6 +88,10 @@ class Task:
     features: frozenset[str]
     # The files export_review writes, by output name (their paths: rules/review.smk).
     review_files: tuple[str, ...]
+    # The student's card (students/model_card.py): the Hub pipeline and tags, the metric that picks
+    # the kept epoch, and the ONNX check's key that is set only when it compared both models with
+    # expert labels.
+    card: StudentCard
 
     def __post_init__(self) -> None:
         unknown = (set(self.steps) - set(STEPS)) | (self.features - FEATURES)

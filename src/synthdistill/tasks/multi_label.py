@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from synthdistill.tasks.base import Task
+from synthdistill.tasks.base import StudentCard, Task
 
 TASK = Task(
     name="multi_label",
@@ -32,6 +32,12 @@ TASK = Task(
     },
     features=frozenset({"paired_tests"}),
     review_files=("csv", "xlsx", "argilla", "label_studio", "label_studio_config"),
+    card=StudentCard(
+        "text-classification",
+        ("multi-label-classification",),
+        "micro F1 at tuned thresholds",
+        "f1_micro_difference_points",
+    ),
 )
 
 

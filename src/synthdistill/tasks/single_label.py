@@ -1,6 +1,6 @@
 """``single_label``: one label per text; the default kind, and the one every feature exists for."""
 
-from synthdistill.tasks.base import FEATURES, Task
+from synthdistill.tasks.base import FEATURES, StudentCard, Task
 
 TASK = Task(
     name="single_label",
@@ -19,4 +19,5 @@ TASK = Task(
     },
     features=FEATURES - {"bio_tags"},
     review_files=("csv", "xlsx", "argilla", "label_studio", "label_studio_config"),
+    card=StudentCard("text-classification", (), "F1 macro", "accuracy_difference_points"),
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from synthdistill.tasks.base import Task
+from synthdistill.tasks.base import StudentCard, Task
 
 TASK = Task(
     name="spans",
@@ -26,6 +26,12 @@ TASK = Task(
     },
     features=frozenset({"bio_tags"}),
     review_files=("label_studio", "label_studio_config", "argilla"),
+    card=StudentCard(
+        "token-classification",
+        ("token-classification", "named-entity-recognition"),
+        "entity F1",
+        "entity_f1_difference_points",
+    ),
 )
 
 
