@@ -8,16 +8,14 @@ cannot look better by failing; ``coverage`` says how often that happened.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
+from synthdistill.evaluation.scoring import score_student, score_votes, test_predictions
 from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index
-from synthdistill.students.inference import predict_frame
 from synthdistill.tasks.multi_label import indicator_matrix
 
 SCORES = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
@@ -133,36 +131,16 @@ def test_metrics(expert: pd.Series, predicted: pd.Series, ids: pd.Series, labels
     }
 
 
-def _write(metrics: dict[str, Any], path: str) -> None:
-    Path(path).write_text(json.dumps(metrics, indent=2) + "\n")
-
-
 def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> dict[str, Any]:
-    """A teacher × prompt's voted sets on the test split."""
-    votes = pd.read_parquet(votes_path)
-    test = votes.loc[votes["split"] == "test"]
-    metrics = test_metrics(test["expert_label"], test["label"], test["id"], labels)
-    _write(metrics, output_path)
-    return metrics
+    """The evaluate_teacher step of task multi_label: the voted sets on the test split."""
+    return score_votes(votes_path, labels, output_path, test_metrics)
 
 
 def evaluate_student(
     model_dir: str, test_path: str, labels: list[str], max_length: int, metrics_path: str, predictions_path: str
 ) -> dict[str, Any]:
-    """A student's predicted sets on the test split, through the torch serving path."""
-    test = pd.read_parquet(test_path)
-    predictions = predict_frame(model_dir, test, max_length)
-    predictions.to_parquet(predictions_path, index=False)
-    metrics = test_metrics(test["expert_label"], predictions["label"], test["id"], labels)
-    _write(metrics, metrics_path)
-    return metrics
-
-
-def _test_sets(path: str) -> pd.Series:
-    frame = pd.read_parquet(path)
-    if "split" in frame:  # a teacher's votes
-        frame = frame.loc[frame["split"] == "test"]
-    return frame.set_index("id")["label"]
+    """The evaluate_student step of task multi_label: the predicted sets on the test split."""
+    return score_student(model_dir, test_path, max_length, (metrics_path, predictions_path), labels, test_metrics)
 
 
 def write_paired_tests(
@@ -183,7 +161,7 @@ def write_paired_tests(
             continue
         pair = {}
         for name in (student, source):
-            series = _test_sets(models[name])
+            series = test_predictions(models[name])
             if set(series.index) != set(test.index):
                 raise SynthDistillError(f"{models[name]}: predicted test ids differ from {test_path}")
             pair[name] = series.reindex(test.index)

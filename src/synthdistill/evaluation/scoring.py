@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +29,47 @@ def test_metrics(expert: pd.Series, predicted: pd.Series, ids: pd.Series, labels
     }
 
 
-def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> dict[str, Any]:
+# A kind's test metrics: (expert answers, predicted answers, ids, labels) -> scores with intervals.
+TestMetrics = Callable[[pd.Series, pd.Series, pd.Series, list[str]], dict[str, Any]]
+
+
+def score_votes(votes_path: str, labels: list[str], output_path: str, metrics: TestMetrics) -> dict[str, Any]:
+    """A teacher × prompt's votes on the test split, scored by its kind's ``metrics``."""
     votes = pd.read_parquet(votes_path)
     test = votes.loc[votes["split"] == "test"]
-    metrics = test_metrics(test["expert_label"], test["label"], test["id"], labels)
-    _write(metrics, output_path)
-    return metrics
+    scores = metrics(test["expert_label"], test["label"], test["id"], labels)
+    _write(scores, output_path)
+    return scores
+
+
+def score_student(
+    model_dir: str,
+    test_path: str,
+    max_length: int,
+    outputs: tuple[str, str],
+    labels: list[str],
+    metrics: TestMetrics,
+) -> dict[str, Any]:
+    """A sequence-classification student's answers on the test split through the torch serving path
+    (``outputs``: metrics and predictions files), scored by its kind's ``metrics``."""
+    test = pd.read_parquet(test_path)
+    predictions = predict_frame(model_dir, test, max_length)
+    predictions.to_parquet(outputs[1], index=False)
+    scores = metrics(test["expert_label"], predictions["label"], test["id"], labels)
+    _write(scores, outputs[0])
+    return scores
+
+
+def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> dict[str, Any]:
+    """The evaluate_teacher step of task single_label."""
+    return score_votes(votes_path, labels, output_path, test_metrics)
 
 
 def evaluate_student(
     model_dir: str, test_path: str, labels: list[str], max_length: int, metrics_path: str, predictions_path: str
 ) -> dict[str, Any]:
-    test = pd.read_parquet(test_path)
-    predictions = predict_frame(model_dir, test, max_length)
-    predictions.to_parquet(predictions_path, index=False)
-    metrics = test_metrics(test["expert_label"], predictions["label"], test["id"], labels)
-    _write(metrics, metrics_path)
-    return metrics
+    """The evaluate_student step of task single_label."""
+    return score_student(model_dir, test_path, max_length, (metrics_path, predictions_path), labels, test_metrics)
 
 
 def test_predictions(path: str) -> pd.Series:

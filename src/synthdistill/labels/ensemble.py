@@ -28,7 +28,7 @@ from synthdistill.labels.review import (
     text_features,
     voted_targets,
 )
-from synthdistill.labels.vote import VOTED, vote
+from synthdistill.labels.vote import VOTED, vote, vote_summary
 from synthdistill.labels.vote_files import write_vote_outputs
 from synthdistill.metrics.costs import teacher_totals
 
@@ -122,5 +122,6 @@ def write_ensemble(
     iterations = equal_member_weights(read_iterations(iteration_paths))
     votes = ensemble_votes(iterations, read_splits(split_paths), labels, method, tie_policy, settings)
     member_stats = [json.loads(Path(p).read_text()) for p in member_stats_paths]
-    write_vote_outputs(votes, combined_annotation_stats(member_stats, costings), outputs)
+    stats = {"annotation": combined_annotation_stats(member_stats, costings), "vote": vote_summary(votes)}
+    write_vote_outputs(votes, stats, outputs)
     return votes

@@ -10,8 +10,6 @@ answered has no vote (``label`` None, status all_failed).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,7 @@ import pandas as pd
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.vote import ALL_FAILED, VOTED, mean_label_probabilities
-from synthdistill.labels.vote_files import annotation_stats
+from synthdistill.labels.vote_files import annotation_stats, voted_train, write_vote_outputs
 from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of
 
 # A share is a ratio of small counts; the tolerance keeps 2/3 >= 0.6667-style configs exact enough.
@@ -105,10 +103,8 @@ def write_votes(
     label) of the train split, and the stats. ``settings``: config vote, whose min_share it reads."""
     iterations = [pd.read_parquet(p) for p in iteration_paths]
     votes = vote_label_sets(iterations, read_splits(split_paths), labels, settings["min_share"])
-    votes.to_parquet(outputs["votes"], index=False)
-    train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]].reset_index(drop=True)
+    train = voted_train(votes)
     onehot = pd.DataFrame(indicator_matrix(train["label"], labels), columns=labels)
-    pd.concat([train, onehot], axis=1).to_csv(outputs["train_csv"], index=False)
     stats = {"annotation": annotation_stats(iterations), "vote": vote_summary(votes, labels)}
-    Path(outputs["stats"]).write_text(json.dumps(stats, indent=2) + "\n")
+    write_vote_outputs(votes, stats, outputs, pd.concat([train, onehot], axis=1))
     return votes

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,7 +17,7 @@ import pandas as pd
 from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.vote import ALL_FAILED, VOTED
-from synthdistill.labels.vote_files import annotation_stats
+from synthdistill.labels.vote_files import annotation_stats, write_vote_outputs
 from synthdistill.tasks.spans import Span, from_json, to_json
 
 
@@ -108,9 +107,6 @@ def write_votes(
     min_share = settings["min_share"]
     iterations = [pd.read_parquet(p) for p in iteration_paths]
     votes = vote(iterations, read_splits(split_paths), min_share)
-    votes.to_parquet(outputs["votes"], index=False)
-    train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]]
-    train.to_csv(outputs["train_csv"], index=False)
     stats = {"annotation": annotation_stats(iterations), "vote": vote_summary(votes), "min_share": min_share}
-    Path(outputs["stats"]).write_text(json.dumps(stats, indent=2) + "\n")
+    write_vote_outputs(votes, stats, outputs)
     return votes

@@ -67,14 +67,20 @@ def write_votes(
     """The vote step of task single_label (``settings``: config vote, whose tie_policy it reads)."""
     iterations = [pd.read_parquet(p) for p in iteration_paths]
     votes = vote(iterations, read_splits(split_paths), labels, settings["tie_policy"])
-    write_vote_outputs(votes, annotation_stats(iterations), outputs)
+    write_vote_outputs(votes, {"annotation": annotation_stats(iterations), "vote": vote_summary(votes)}, outputs)
     return votes
 
 
-def write_vote_outputs(votes: pd.DataFrame, annotation: dict[str, Any], outputs: dict[str, str]) -> None:
-    """The files of a vote job (a teacher's or an ensemble's): votes, trainer-ready CSV and stats."""
+def voted_train(votes: pd.DataFrame) -> pd.DataFrame:
+    """The train split's voted items as ``text, label``: the trainer-ready CSV any trainer reads."""
+    return votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]].reset_index(drop=True)
+
+
+def write_vote_outputs(
+    votes: pd.DataFrame, stats: dict[str, Any], outputs: dict[str, str], train: pd.DataFrame | None = None
+) -> None:
+    """The files of a vote job of any kind (a teacher's or an ensemble's): the votes, the trainer-ready
+    CSV (``train``, else voted_train) and the stats."""
     votes.to_parquet(outputs["votes"], index=False)
-    train = votes.loc[(votes["split"] == "train") & votes["label"].notna(), ["text", "label"]]
-    train.to_csv(outputs["train_csv"], index=False)
-    stats = {"annotation": annotation, "vote": vote_summary(votes)}
+    (voted_train(votes) if train is None else train).to_csv(outputs["train_csv"], index=False)
     Path(outputs["stats"]).write_text(json.dumps(stats, indent=2) + "\n")
