@@ -118,3 +118,14 @@ def test_no_stage_package_imports_one_that_imports_it_back():
             _top_level(other) for other in imported if _top_level(other) != _top_level(module)
         )
     assert circles(packages) == []
+
+
+def test_no_function_in_the_library_is_over_80_lines():
+    """A function that long does several jobs: split it into helpers that each do one (issue 26)."""
+    long = [
+        f"{path.relative_to(SRC)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in (SRC / PACKAGE).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 80
+    ]
+    assert long == []

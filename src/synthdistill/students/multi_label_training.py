@@ -12,7 +12,7 @@ holds which labels fell back to the global threshold and whether the validation 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,23 +119,12 @@ def positive_weights(targets: np.ndarray, class_weights: str | None) -> np.ndarr
     return np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0).astype(np.float32)
 
 
-def train_multi_label(
-    train_items: pd.DataFrame,
-    validation_items: pd.DataFrame,
-    labels: list[str],
-    model_ref: str,
-    hyperparameters: dict[str, Any],
-    output_dir: str | Path,
-    trust_remote_code: bool = False,
-) -> dict[str, Any]:
-    """Train on ``train_items`` (text, label set), keep the best epoch on ``validation_items`` by
-    micro F1 at its tuned thresholds, save the model with them."""
-    import torch
+def _load_sigmoid_classifier(
+    model_ref: str, labels: list[str], trust_remote_code: bool, device: Any
+) -> tuple[Any, Any]:
+    """(tokenizer, model) with one sigmoid output per label, on ``device``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
-    seed_everything(int(hp["seed"]))
-    device = torch.device(pick_device())
     path = resolve_model_ref(model_ref)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -148,20 +137,19 @@ def train_multi_label(
         trust_remote_code=trust_remote_code,
         ignore_mismatched_sizes=True,
     ).to(device)
+    return tokenizer, model
 
-    texts = train_items["text"].tolist()
-    target_array = indicator_matrix(train_items["label"], labels).astype("float32")
-    pos_weight = torch.tensor(positive_weights(target_array, hp.get("class_weights"))).to(device)
-    max_length = int(hp["max_length"])
-    val_texts = validation_items["text"].tolist()
-    val_truth = indicator_matrix(validation_items["label"], labels)
 
-    def per_item_loss(logits: Any, targets: Any) -> Any:
-        return torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, targets, pos_weight=pos_weight, reduction="none"
-        ).mean(dim=1)
-
-    min_positives = int(hp["min_threshold_positives"])
+def _validator(
+    tokenizer: Any,
+    max_length: int,
+    val_texts: list[str],
+    val_truth: np.ndarray,
+    labels: list[str],
+    min_positives: int,
+) -> Callable[[Any], tuple[float, dict[str, Any], Any]]:
+    """fit()'s validation: micro F1 at thresholds tuned on the validation split, and what the
+    collapse check and the threshold floor need from the epoch."""
 
     def validate(model: Any) -> tuple[float, dict[str, Any], Any]:
         probs = TorchPredictor.from_model(model, tokenizer, max_length).predict_proba(val_texts)
@@ -182,6 +170,41 @@ def train_multi_label(
             {"thresholds": thresholds, "global": global_threshold(probs, val_truth), "collapse": collapse},
         )
 
+    return validate
+
+
+def train_multi_label(
+    train_items: pd.DataFrame,
+    validation_items: pd.DataFrame,
+    labels: list[str],
+    model_ref: str,
+    hyperparameters: dict[str, Any],
+    output_dir: str | Path,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Train on ``train_items`` (text, label set), keep the best epoch on ``validation_items`` by
+    micro F1 at its tuned thresholds, save the model with them."""
+    import torch
+
+    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
+    seed_everything(int(hp["seed"]))
+    device = torch.device(pick_device())
+    tokenizer, model = _load_sigmoid_classifier(model_ref, labels, trust_remote_code, device)
+
+    texts = train_items["text"].tolist()
+    target_array = indicator_matrix(train_items["label"], labels).astype("float32")
+    pos_weight = torch.tensor(positive_weights(target_array, hp.get("class_weights"))).to(device)
+    max_length = int(hp["max_length"])
+    val_texts = validation_items["text"].tolist()
+    val_truth = indicator_matrix(validation_items["label"], labels)
+
+    def per_item_loss(logits: Any, targets: Any) -> Any:
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, targets, pos_weight=pos_weight, reduction="none"
+        ).mean(dim=1)
+
+    min_positives = int(hp["min_threshold_positives"])
+    validate = _validator(tokenizer, max_length, val_texts, val_truth, labels, min_positives)
     fitted = fit(
         model,
         text_encoder(tokenizer, texts, torch.tensor(target_array), max_length, device),
