@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.errors import SynthDistillError
 from synthdistill.metrics.collapse import label_set_collapse
 from synthdistill.schema import with_defaults
@@ -29,6 +28,7 @@ from synthdistill.students.training import (
     NOT_HYPERPARAMETERS,
     fit,
     item_weights,
+    load_classifier,
     pick_device,
     save_model,
     seed_everything,
@@ -119,27 +119,6 @@ def positive_weights(targets: np.ndarray, class_weights: str | None) -> np.ndarr
     return np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0).astype(np.float32)
 
 
-def _load_sigmoid_classifier(
-    model_ref: str, labels: list[str], trust_remote_code: bool, device: Any
-) -> tuple[Any, Any]:
-    """(tokenizer, model) with one sigmoid output per label, on ``device``."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = resolve_model_ref(model_ref)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-        problem_type="multi_label_classification",
-        use_safetensors=True,
-        trust_remote_code=trust_remote_code,
-        ignore_mismatched_sizes=True,
-    ).to(device)
-    return tokenizer, model
-
-
 def _validator(
     tokenizer: Any,
     max_length: int,
@@ -189,7 +168,10 @@ def train_multi_label(
     hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
     seed_everything(int(hp["seed"]))
     device = torch.device(pick_device())
-    tokenizer, model = _load_sigmoid_classifier(model_ref, labels, trust_remote_code, device)
+    label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer, model = load_classifier(
+        model_ref, labels, label2id, device, trust_remote_code, problem_type="multi_label_classification"
+    )
 
     texts = train_items["text"].tolist()
     target_array = indicator_matrix(train_items["label"], labels).astype("float32")

@@ -151,10 +151,16 @@ def save_model(model: Any, tokenizer: Any, output_dir: str | Path) -> None:
     tokenizer.save_pretrained(output_dir)
 
 
-def _load_classifier(
-    model_ref: str, labels: list[str], label2id: dict[str, int], device: Any, trust_remote_code: bool
+def load_classifier(
+    model_ref: str,
+    labels: list[str],
+    label2id: dict[str, int],
+    device: Any,
+    trust_remote_code: bool,
+    problem_type: str | None = None,
 ) -> tuple[Any, Any]:
-    """The tokenizer and a fresh classification head of ``len(labels)`` outputs on the base model."""
+    """The tokenizer and a fresh classification head of ``len(labels)`` outputs on the base model
+    (``problem_type`` ``multi_label_classification``: one sigmoid output per label)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model_ref(model_ref)
@@ -164,6 +170,7 @@ def _load_classifier(
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id=label2id,
+        problem_type=problem_type,
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
         ignore_mismatched_sizes=True,
@@ -210,7 +217,7 @@ def train(
     seed_everything(int(hp["seed"]))
     device = torch.device(pick_device())
     label2id = {label: i for i, label in enumerate(labels)}
-    tokenizer, model = _load_classifier(model_ref, labels, label2id, device, trust_remote_code)
+    tokenizer, model = load_classifier(model_ref, labels, label2id, device, trust_remote_code)
 
     texts = train_items["text"].tolist()
     soft = target_columns(labels)
