@@ -770,3 +770,28 @@ def test_generated_requests_from_the_openapi_schema_get_documented_answers(stude
 
     answers_as_documented()
     assert {200, 400, 422} <= seen
+
+
+@pytest.mark.parametrize("messages", [1, 3])
+def test_an_oversized_chunked_body_that_arrived_whole_is_a_413(messages):
+    """The server may hand the app a chunked body already complete (one message, no more body): the
+    body check drains the same stream it read, so the answer is the 413, never a 500 from a second read
+    of a consumed stream (seen once in CI on a loaded machine)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from synthdistill.serving.app import BadRequest, read_body
+
+    body = b'{"texts": ["' + b"a" * 3_000 + b'"]}'
+    parts = [body[i::messages] for i in range(messages)] if messages > 1 else [body]
+    queue = [{"type": "http.request", "body": part, "more_body": i < len(parts) - 1} for i, part in enumerate(parts)]
+
+    async def receive() -> dict:
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/classify", "headers": [(b"transfer-encoding", b"chunked")]}
+    with pytest.raises(BadRequest) as refused:
+        asyncio.run(read_body(Request(scope, receive), limit=1_000))
+    assert refused.value.status == 413 and "serve.max_body_bytes" in refused.value.message
+    assert queue == []  # what was left of the body was drained, not left on the connection

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -99,9 +100,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, or a 413 as soon as it is known to exceed ``limit`` bytes: from its
     Content-Length, else while it streams in (chunked), so an oversized body is never held whole."""
     declared = request.headers.get("content-length", "")
+    # One stream for reading and draining: Starlette refuses a second request.stream() once the last
+    # message came in, which is what happens when a whole chunked body arrived before the app read it.
+    stream = request.stream()
     chunks, size = [], 0
     if not (declared.isdigit() and int(declared) > limit):
-        async for chunk in request.stream():
+        async for chunk in stream:
             size += len(chunk)
             if size > limit:
                 break
@@ -109,14 +113,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         else:
             return b"".join(chunks)
     chunks.clear()
-    await discard_body(request, DRAIN_LIMIT_FACTOR * limit - size)
+    await discard_body(stream, DRAIN_LIMIT_FACTOR * limit - size)
     raise BadRequest(413, f"the body is larger than {limit} bytes (serve.max_body_bytes)")
 
 
-async def discard_body(request: Request, budget: int) -> None:
+async def discard_body(stream: AsyncIterator[bytes], budget: int) -> None:
     """Read and drop what is left of a refused body, up to ``budget`` bytes, as nginx's lingering
     close does: a client still sending when the connection closes sees a reset, not the 413."""
-    async for chunk in request.stream():
+    async for chunk in stream:
         budget -= len(chunk)
         if budget < 0:
             return
