@@ -93,13 +93,18 @@ STEP_ARGUMENTS = {
     "evaluate_student": ("model_dir", "test_path", "labels", "max_length", "metrics_path", "predictions_path"),
     "compare_models": ("models", "teachers", "students", "test_path", "labels", "output"),
     "report": ("entries", "labels", "outputs", "run"),
+    "expert_answers": ("frame", "labels", "settings", "source"),
+    "label_counts": ("frame", "splits"),
 }
+# Called by data.prepare (the prepare_data rule), not by a script of their own.
+DATA_STEPS = ("expert_answers", "label_counts")
 
 
 def test_the_steps_are_the_ones_the_scripts_call():
     assert set(STEP_ARGUMENTS) == set(STEPS)
+    data = (REPO / "src" / "synthdistill" / "data" / "__init__.py").read_text()
     for step, arguments in STEP_ARGUMENTS.items():
-        script = (REPO / "scripts" / f"{step}.py").read_text()
+        script = data if step in DATA_STEPS else (REPO / "scripts" / f"{step}.py").read_text()
         assert f'.step("{step}")' in script
         # Every argument but the positional label files of train_student is passed by name.
         assert all(f"{name}=" in script for name in arguments if name != "paths"), step

@@ -13,7 +13,7 @@ import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults
-from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
+from synthdistill.tasks import SINGLE_LABEL, get_task
 from synthdistill.tasks.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: 
     """Rename the configured columns to ``id``, ``text`` and ``expert_label``; map stored labels to names."""
     label_column = settings.get("label_column")
     id_column = settings.get("id_column")
-    tokens_form = task == SPANS and bool(settings.get("tokens_column"))
+    tokens_form = get_task(task).supports("bio_tags") and bool(settings.get("tokens_column"))
     columns = (
         []
         if tokens_form
@@ -210,26 +210,32 @@ def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: 
             out["expert_label"] = answers
     else:
         out["text"] = source_texts(frame, text_columns(settings), settings["text_separator"], source).to_numpy()
-    if label_column and task != SINGLE_LABEL:
+    if label_column and get_task(task).supports("label_names"):
+        out["expert_label"] = expert_labels(frame[label_column], settings.get("label_names"), source).to_numpy()
+    elif label_column:
         # Lists, dicts or JSON text as stored; clean() turns them into the task's canonical JSON.
         out["expert_label"] = frame[label_column].to_numpy()
-    elif label_column:
-        out["expert_label"] = expert_labels(frame[label_column], settings.get("label_names"), source).to_numpy()
     return out
 
 
-def expert_answers(
-    task: str, frame: pd.DataFrame, labels: list[str], settings: dict[str, Any], source: str
-) -> pd.Series:
-    """The expert answers of a multi_label or spans dataset in their canonical JSON form (None where
-    a row has none); a malformed answer stops naming its row."""
-    if task == MULTI_LABEL:
-        from synthdistill.data.multi_label import expert_label_sets
+def expert_single_labels(frame: pd.DataFrame, labels: list[str], settings: dict[str, Any], source: str) -> pd.Series:
+    """single_label's expert answers: the label names, trimmed (missing where a row has none); a label
+    outside ``labels`` stops naming its row."""
+    label = frame["expert_label"].astype("string").str.strip()
+    unknown = label.notna() & ~label.isin(labels)
+    if unknown.any():
+        row = frame.loc[unknown, "row"].iloc[0]
+        raise SynthDistillError(
+            f"{source}: row {row}: label {label[unknown].iloc[0]!r} is not in the configured labels {labels} "
+            f"({int(unknown.sum())} rows in all); fix the data, the config key labels or dataset.label_names"
+        )
+    return label
 
-        return expert_label_sets(frame, labels, settings["label_delimiter"], source)
-    from synthdistill.data.spans import expert_spans
 
-    return expert_spans(frame, labels, source)
+def single_label_counts(frame: pd.DataFrame, splits: list[str]) -> dict[str, dict[str, int]]:
+    """Texts per split and expert label (summary.json)."""
+    table = pd.crosstab(frame["split"], frame["expert_label"])
+    return {s: {k: int(v) for k, v in table.loc[s].items()} for s in splits if s in table.index}
 
 
 def clean(
@@ -251,7 +257,7 @@ def clean(
     frame = frame.copy()
     text = frame["text"].astype("string")
     has_control = text.str.contains(CONTROL_CHARACTERS, na=False)
-    if task == SPANS:
+    if get_task(task).supports("text_offsets"):
         # Span offsets count the characters of the text as stored: a control character becomes a
         # space and nothing is stripped, so that every expert span still covers its words.
         text = text.str.replace(CONTROL_CHARACTERS, " ", regex=True)
@@ -265,21 +271,10 @@ def clean(
     elif too_long.any():
         text[too_long] = text[too_long].str.slice(0, max_chars)
     frame["text"] = text
-    if "expert_label" in frame and task != SINGLE_LABEL:
-        # A JSON answer per row (synthdistill.tasks), or None where the row has no expert answer.
-        frame["expert_label"] = expert_answers(task, frame, labels, settings or {}, source)
+    if "expert_label" in frame:
+        expert = get_task(task).step("expert_answers")
+        frame["expert_label"] = expert(frame=frame, labels=labels, settings=settings or {}, source=source)
         reasons[reasons.isna() & frame["expert_label"].isna()] = "missing label"
-    elif "expert_label" in frame:
-        label = frame["expert_label"].astype("string").str.strip()
-        reasons[reasons.isna() & label.isna()] = "missing label"
-        unknown = label.notna() & ~label.isin(labels)
-        if unknown.any():
-            row = frame.loc[unknown, "row"].iloc[0]
-            raise SynthDistillError(
-                f"{source}: row {row}: label {label[unknown].iloc[0]!r} is not in the configured labels {labels} "
-                f"({int(unknown.sum())} rows in all); fix the data, the config key labels or dataset.label_names"
-            )
-        frame["expert_label"] = label
     duplicated = frame["text"].duplicated() & reasons.isna()
     reasons[duplicated] = "duplicate text"
     dropped = frame.loc[reasons.notna(), ["row", "id"]].assign(reason=reasons[reasons.notna()])
@@ -378,18 +373,7 @@ def summarise(
     type), every dropped row with its reason, and the rows whose text was changed."""
     names = split_names(frame)
     counts: dict[str, Any] = {name: int((frame["split"] == name).sum()) for name in names}
-    per_label = {}
-    if "expert_label" in frame and task == SPANS:
-        from synthdistill.data.spans import spans_per_label
-
-        per_label = spans_per_label(frame, names)
-    elif "expert_label" in frame and task == MULTI_LABEL:
-        from synthdistill.data.multi_label import label_sets_per_label
-
-        per_label = label_sets_per_label(frame, names)
-    elif "expert_label" in frame:
-        table = pd.crosstab(frame["split"], frame["expert_label"])
-        per_label = {s: {k: int(v) for k, v in table.loc[s].items()} for s in names if s in table.index}
+    per_label = get_task(task).step("label_counts")(frame=frame, splits=names) if "expert_label" in frame else {}
     return {
         "rows_kept": len(frame),
         "rows_dropped": len(dropped),
@@ -422,7 +406,7 @@ def prepare(
     settings: dict[str, Any], labels: list[str], split_settings: dict[str, Any], task: str = SINGLE_LABEL
 ) -> tuple[pd.DataFrame, dict]:
     """Load, clean and split the dataset: the single source of every split in the run. Splits are
-    stratified by the expert label for task single_label only (a JSON answer is no stratum)."""
+    stratified by the expert label where the task supports it (a JSON answer is no stratum)."""
     settings = {**defaults("dataset"), **settings}  # an explicit null (max_chars: no cap) stays null
     source = settings["hub"]["name"] if settings.get("hub") else str(settings["path"])
     raw = load_dataset(settings, task)
@@ -432,14 +416,15 @@ def prepare(
     log_changes(dropped, changed, source)
     max_items = settings.get("max_items")
     if max_items and len(kept) > max_items:
-        stratify = kept["expert_label"] if "expert_label" in kept and task == SINGLE_LABEL else None
+        stratified = get_task(task).supports("stratified_split")
+        stratify = kept["expert_label"] if "expert_label" in kept and stratified else None
         kept, _ = _train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
     items = split(
         kept,
         split_settings["test_size"],
         split_settings["validation_size"],
         split_settings["seed"],
-        stratified=task == SINGLE_LABEL,
+        stratified=get_task(task).supports("stratified_split"),
     )
     items = carve_gold_dev(items, split_settings.get("gold_dev_size"), split_settings["seed"])
     items = carve_shots(items, int(split_settings.get("shots_per_label") or 0), split_settings["seed"])

@@ -54,11 +54,13 @@ def _members(value: Any, delimiter: str, empty_cell_is_empty_set: bool, where: s
     return members
 
 
-def expert_label_sets(frame: pd.DataFrame, labels: list[str], delimiter: str, source: str) -> pd.Series:
-    """The canonical JSON label set of each row of ``frame["expert_label"]`` (None: no expert answer).
+def expert_label_sets(frame: pd.DataFrame, labels: list[str], settings: dict[str, Any], source: str) -> pd.Series:
+    """The canonical JSON label set of each row of ``frame["expert_label"]`` (None: no expert answer),
+    members split at ``settings["label_delimiter"]`` where stored as text.
 
     Labels are matched exactly (after trimming spaces); a repeated label counts once.
     """
+    delimiter = settings["label_delimiter"]
     empty_cell_is_empty_set = source.lower().endswith(_TEXT_FORMATS)
     known = set(labels)
     out: list[str | None] = []

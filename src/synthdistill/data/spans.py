@@ -82,7 +82,7 @@ def row_spans(value: Any, text: str, labels: list[str], where: str) -> list[Span
     return spans
 
 
-def expert_spans(frame: pd.DataFrame, labels: list[str], source: str) -> pd.Series:
+def expert_spans(frame: pd.DataFrame, labels: list[str], settings: dict[str, Any], source: str) -> pd.Series:
     """The canonical JSON of every row's expert spans (None where the row has none); bad spans stop
     naming the row."""
     answers: list[str | None] = []

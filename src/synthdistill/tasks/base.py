@@ -25,6 +25,11 @@ The steps and the arguments their functions take (keyword names as written):
 - ``compare_models(models, teachers, students, test_path, labels, output)`` (feature ``paired_tests``).
 - ``report(entries, labels, outputs, run)``: ``entries`` holds ``teachers`` and ``students`` (and
   ``cascades``), ``run`` the run-wide files and facts (rules/report.smk).
+The last two are the dataset's, called by ``data.prepare`` (the prepare_data rule), not by a script:
+- ``expert_answers(frame, labels, settings, source)``: the expert answer of each row of
+  ``frame["expert_label"]`` in the kind's stored form (missing where the row has none); an answer
+  outside ``labels`` stops naming its row. ``settings`` is config ``dataset``.
+- ``label_counts(frame, splits)``: the expert answers counted per split (summary.json).
 
 The statuses, ``Parsed`` and ``match_label`` sit here, apart from the parsers' dispatcher
 (``annotation.parsing.parse``), so each kind's parser can import them without importing the
@@ -48,6 +53,8 @@ STEPS = (
     "evaluate_student",
     "compare_models",
     "report",
+    "expert_answers",
+    "label_counts",
 )
 
 # What a kind may support beyond the steps every kind has. A rule or a config key that needs one is
@@ -65,6 +72,8 @@ FEATURES = frozenset(
         "costs",  # benchmark_student and the report's cost, break-even and Pareto sections
         "cascade",  # cascade, cascade.feedback
         "learning_curve",
+        "stratified_split",  # the splits keep the expert label's shares
+        "text_offsets",  # answers point into the text by character: cleaning keeps every offset
     }
 )
 

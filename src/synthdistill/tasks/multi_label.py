@@ -29,6 +29,8 @@ TASK = Task(
         "evaluate_student": "synthdistill.evaluation.multi_label_metrics:evaluate_student",
         "compare_models": "synthdistill.evaluation.multi_label_metrics:write_paired_tests",
         "report": "synthdistill.reporting.multi_label_report:write_report",
+        "expert_answers": "synthdistill.data.multi_label:expert_label_sets",
+        "label_counts": "synthdistill.data.multi_label:label_sets_per_label",
     },
     features=frozenset({"paired_tests"}),
     review_files=("csv", "xlsx", "argilla", "label_studio", "label_studio_config"),

@@ -16,8 +16,10 @@ TASK = Task(
         "evaluate_student": "synthdistill.evaluation.scoring:evaluate_student",
         "compare_models": "synthdistill.evaluation.scoring:write_paired_tests",
         "report": "synthdistill.reporting.report:write_report",
+        "expert_answers": "synthdistill.data:expert_single_labels",
+        "label_counts": "synthdistill.data:single_label_counts",
     },
-    features=FEATURES - {"bio_tags"},
+    features=FEATURES - {"bio_tags", "text_offsets"},
     review_files=("csv", "xlsx", "argilla", "label_studio", "label_studio_config"),
     card=StudentCard("text-classification", (), "F1 macro", "accuracy_difference_points"),
 )

@@ -23,8 +23,10 @@ TASK = Task(
         "evaluate_teacher": "synthdistill.evaluation.span_scoring:evaluate_teacher",
         "evaluate_student": "synthdistill.evaluation.span_scoring:evaluate_student",
         "report": "synthdistill.reporting.span_report:write_report",
+        "expert_answers": "synthdistill.data.spans:expert_spans",
+        "label_counts": "synthdistill.data.spans:spans_per_label",
     },
-    features=frozenset({"bio_tags"}),
+    features=frozenset({"bio_tags", "text_offsets"}),
     review_files=("label_studio", "label_studio_config", "argilla"),
     card=StudentCard(
         "token-classification",
