@@ -9,11 +9,9 @@ invents labels shows up in the failure counts.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, first_json, match_label
 from synthdistill.tasks.multi_label import label_set_json
 
 
@@ -30,24 +28,15 @@ def labels_json_schema(labels: list[str]) -> dict[str, Any]:
     }
 
 
-def _first_answer(output: str) -> Any:
-    """The first JSON list, or object with a ``labels`` key, in the output (models fence JSON in
-    markdown or add a sentence around it); None when there is none."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", output):
-        try:
-            value, _ = decoder.raw_decode(output, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list) or (isinstance(value, dict) and "labels" in value):
-            return value
-    return None
+def _labels_answer(value: Any) -> Any:
+    # A JSON list, or an object with a ``labels`` key.
+    return value if isinstance(value, list) or (isinstance(value, dict) and "labels" in value) else None
 
 
 def parse_labels_json(output: str, labels: list[str]) -> Parsed:
     if not output or not output.strip():
         return Parsed(None, None, EMPTY)
-    value = _first_answer(output)
+    value = first_json(output, _labels_answer)
     if isinstance(value, dict):
         value = value["labels"]
     if not isinstance(value, list):

@@ -4,12 +4,11 @@ The ``label`` and ``cot_json`` parsers live here, the structured kinds' in their
 
 from __future__ import annotations
 
-import json
 import re
 
 from synthdistill.annotation.multi_label_parsing import parse_labels_json
 from synthdistill.annotation.span_parsing import parse_spans_json
-from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, first_json, match_label
 
 # Lines end at these only: str.splitlines also splits at U+0085, U+2028 and U+2029, which a label may hold.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -24,24 +23,11 @@ def parse_label(output: str, labels: list[str]) -> Parsed:
     return Parsed(label, None, OK if label else NOT_A_LABEL)
 
 
-def _first_json_object(output: str) -> dict | None:
-    # Models often fence JSON in ```json blocks; take the first {...} that decodes to an object.
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", output):
-        try:
-            value, _ = decoder.raw_decode(output, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
 def parse_cot_json(output: str, labels: list[str]) -> Parsed:
     """A ``cot_json`` answer must hold a JSON object whose ``label`` is in the label set."""
     if not output or not output.strip():
         return Parsed(None, None, EMPTY)
-    value = _first_json_object(output)
+    value = first_json(output, lambda value: value if isinstance(value, dict) else None)
     if value is None:
         return Parsed(None, None, INVALID_JSON)
     reason = value.get("reason")

@@ -9,11 +9,9 @@ closed set, makes the whole answer a counted failure (``not_a_label``, with the 
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, match_label
+from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK, Parsed, first_json, match_label
 from synthdistill.tasks.spans import Span, to_json
 
 # Longest span text and most spans a constrained answer may hold: bounds that keep a small model
@@ -42,19 +40,11 @@ def spans_json_schema(labels: list[str]) -> dict[str, Any]:
     }
 
 
-def _first_json_answer(output: str) -> list[Any] | None:
-    """The first JSON list, or object with a ``spans`` list, in the output (models fence JSON in prose)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", output):
-        try:
-            value, _ = decoder.raw_decode(output, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list):
-            return value
-        if isinstance(value, dict) and isinstance(value.get("spans"), list):
-            return value["spans"]
-    return None
+def _spans_answer(value: Any) -> list[Any] | None:
+    # A JSON list, or an object with a ``spans`` list.
+    if isinstance(value, list):
+        return value
+    return value["spans"] if isinstance(value, dict) and isinstance(value.get("spans"), list) else None
 
 
 def locate(answers: list[tuple[str, str]], text: str) -> tuple[list[Span], str | None]:
@@ -79,7 +69,7 @@ def parse_spans_json(output: str, labels: list[str], text: str) -> Parsed:
     """A ``spans_json`` answer: its spans as canonical JSON (``[]`` for none found), or a failure."""
     if not output or not output.strip():
         return Parsed(None, None, EMPTY)
-    items = _first_json_answer(output)
+    items = first_json(output, _spans_answer)
     if items is None:
         return Parsed(None, None, INVALID_JSON)
     answers = []

@@ -39,6 +39,8 @@ dispatcher that imports it.
 from __future__ import annotations
 
 import importlib
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -166,3 +168,19 @@ def match_label(answer: str, labels: list[str]) -> str | None:
             return label
     wrapped = [label for label in labels if _wrapped_in_markup(lowered, label.lower())]
     return wrapped[0] if len(wrapped) == 1 else None
+
+
+def first_json(output: str, pick: Callable[[Any], Any]) -> Any:
+    """The first JSON object or list in ``output`` that ``pick`` accepts (returns not None for), as
+    ``pick`` returns it; None when there is none. Models fence JSON in markdown or add a sentence
+    around it, so every ``{`` and ``[`` is tried as a start."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[\[{]", output):
+        try:
+            value, _ = decoder.raw_decode(output, match.start())
+        except json.JSONDecodeError:
+            continue
+        picked = pick(value)
+        if picked is not None:
+            return picked
+    return None
