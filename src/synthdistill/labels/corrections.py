@@ -400,20 +400,43 @@ def _warn_disagreements(audit: pd.DataFrame, source: str) -> None:
         )
 
 
-def import_review(
-    votes_path: str,
-    corrections_path: str | None,
-    labels: list[str],
-    labels_out: str,
-    audit_out: str,
-    settings: dict[str, Any],
-) -> pd.DataFrame:
-    """The import_review step of task single_label: the reviewed labels the students train on, and the
-    audit trail (``settings`` holds nothing single_label needs)."""
-    votes = pd.read_parquet(votes_path)
+# A kind's import: (votes, corrections path or None, labels, settings) -> (reviewed labels, audit).
+KindImport = Callable[[pd.DataFrame, str | None, list[str], dict[str, Any]], tuple[pd.DataFrame, pd.DataFrame]]
+# Called with keywords (tasks.base), which a Callable of positional types would not allow.
+ImportStep = Callable[..., pd.DataFrame]
+
+
+def import_review_step(kind_import: KindImport, doc: str) -> ImportStep:
+    """The import_review step of a kind (tasks.base names its arguments): every kind reads the votes
+    and writes the reviewed labels and the audit the same way; only ``kind_import`` differs."""
+
+    def import_review(
+        votes_path: str,
+        corrections_path: str | None,
+        labels: list[str],
+        labels_out: str,
+        audit_out: str,
+        settings: dict[str, Any],
+    ) -> pd.DataFrame:
+        reviewed, audit = kind_import(pd.read_parquet(votes_path), corrections_path, labels, settings)
+        reviewed.to_parquet(labels_out, index=False)
+        # People open the audit in spreadsheets too: ids and labels are escaped like the review CSV.
+        write_csv(audit, audit_out)
+        return audit
+
+    import_review.__doc__ = doc
+    return import_review
+
+
+def _single_label_import(
+    votes: pd.DataFrame, corrections_path: str | None, labels: list[str], settings: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     corrections = read_corrections(corrections_path) if corrections_path else None
-    reviewed, audit = apply_corrections(votes, corrections, labels, str(corrections_path))
-    reviewed.to_parquet(labels_out, index=False)
-    # People open the audit in spreadsheets too: ids and labels are escaped like the review CSV.
-    write_csv(audit, audit_out)
-    return audit
+    return apply_corrections(votes, corrections, labels, str(corrections_path))
+
+
+import_review = import_review_step(
+    _single_label_import,
+    """The import_review step of task single_label: the reviewed labels the students train on, and the
+    audit trail (``settings`` holds nothing single_label needs).""",
+)
