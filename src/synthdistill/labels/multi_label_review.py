@@ -13,25 +13,22 @@ the single-label review's second signal, is multiclass only and does not run her
 from __future__ import annotations
 
 import logging
-import warnings
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.multi_label_corrections import NO_LABEL, QUESTION
-from synthdistill.labels.review import export_review_step, scoring_settings, text_features
-from synthdistill.labels.review_records import (
-    ReviewExport,
-    ReviewJob,
-    argilla_record,
-    choices_config,
-    choices_result,
-    issue_metadata,
-    label_studio_task,
-    review_metadata,
+from synthdistill.labels.review import (
+    ScoringSettings,
+    cleanlab_flags,
+    export_review_step,
+    scoring_settings,
+    text_features,
+    unscored_items,
 )
+from synthdistill.labels.review_records import ReviewExport, ReviewJob, choices_config, scored_record, scored_task
 from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of, read_label_set
 from synthdistill.tasks.names import REVIEW_SPLITS
 
@@ -74,11 +71,7 @@ def one_vs_rest_probs(features, labelled: np.ndarray, targets: np.ndarray, folds
 def score_items(
     votes: pd.DataFrame,
     labels: list[str],
-    *,
-    features: str = "embeddings",
-    embedding_model: str | None = None,
-    cv_folds: int,
-    seed: int,
+    **scoring: Unpack[ScoringSettings],
 ) -> pd.DataFrame:
     """cleanlab's multi-label scores for the reviewable items (train and validation) of one vote.
 
@@ -95,11 +88,7 @@ def score_items(
     from cleanlab.multilabel_classification.filter import find_label_issues
     from cleanlab.multilabel_classification.rank import get_label_quality_scores
 
-    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
-    out = items[["id"]].copy()
-    out["label_quality"] = np.nan
-    out["cl_issue"] = False
-    out["cl_suggested_label"] = None
+    items, out = unscored_items(votes)
     out["label_issue"] = False
     out["cl_unchecked_labels"] = "|".join(labels)
     labelled = items["label"].notna().to_numpy()
@@ -116,15 +105,11 @@ def score_items(
     unchecked = [labels[j] for j in range(len(labels)) if j not in set(checked)]
     if unchecked:
         log.warning("labels in every voted set or in none, not checked by cleanlab: %s", ", ".join(unchecked))
-    matrix = text_features(items["text"].tolist(), features, embedding_model)
-    probs = one_vs_rest_probs(matrix, labelled, targets[:, checked], cv_folds, seed)
+    features = scoring.get("features", "embeddings")
+    matrix = text_features(items["text"].tolist(), features, scoring.get("embedding_model"))
+    probs = one_vs_rest_probs(matrix, labelled, targets[:, checked], scoring["cv_folds"], scoring["seed"])
     given = [list(np.flatnonzero(row)) for row in targets[:, checked]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        issues = find_label_issues(given, probs[labelled], filter_by="prune_by_noise_rate")
-        quality = get_label_quality_scores(given, probs[labelled], method="self_confidence")
-    out.loc[labelled, "label_quality"] = quality
-    out.loc[labelled, "cl_issue"] = issues
+    cleanlab_flags(out, labelled, (find_label_issues, get_label_quality_scores), given, probs[labelled])
     out["label_issue"] = out["cl_issue"].astype(bool)
     # The suggestion keeps the vote on the unchecked labels: only the checked ones had a model.
     suggested = np.zeros((len(items), len(labels)), dtype=np.int8)
@@ -198,12 +183,8 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
             value = voted or [NO_LABEL]
             scores = [float(row[f"share_{x}"]) for x in voted] if voted else [float(row["agreement"])]
             suggestion = {QUESTION: {"value": value, "score": scores, "agent": agent}}
-        metadata = {
-            **review_metadata(row, int(row["rank"])),
-            **issue_metadata(row),
-            **{f"share_{x}": None if pd.isna(row[f"share_{x}"]) else float(row[f"share_{x}"]) for x in labels},
-        }
-        records.append(argilla_record(row["id"], {"text": row["text"]}, metadata, suggestion))
+        shares = {f"share_{x}": None if pd.isna(row[f"share_{x}"]) else float(row[f"share_{x}"]) for x in labels}
+        records.append(scored_record(row, {"text": row["text"]}, shares, suggestion))
     settings = {
         "fields": [{"name": "text", "type": "text", "required": True}],
         "questions": [
@@ -227,16 +208,8 @@ def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: st
     tasks = []
     for row in table.to_dict("records"):
         voted = _voted(row)
-        data = {
-            "id": str(row["id"]),
-            "text": row["text"],
-            "voted_labels": ", ".join(voted) if voted else ("(none)" if voted is not None else "(no vote)"),
-            "agreement": float(row["agreement"]),
-            "label_issue": bool(row["label_issue"]),
-            "rank": int(row["rank"]),
-        }
-        result = None if voted is None else choices_result("labels", voted)
-        tasks.append(label_studio_task(data, model_version, float(row["agreement"]), result))
+        shown = ", ".join(voted) if voted else ("(none)" if voted is not None else "(no vote)")
+        tasks.append(scored_task(row, {"voted_labels": shown}, "labels", voted, model_version))
     return tasks
 
 

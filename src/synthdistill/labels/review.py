@@ -20,7 +20,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -28,16 +28,7 @@ import pandas as pd
 from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.data.text_batches import LengthSortedBatches
 from synthdistill.errors import SynthDistillError
-from synthdistill.labels.review_records import (
-    ReviewExport,
-    ReviewJob,
-    argilla_record,
-    choices_config,
-    choices_result,
-    issue_metadata,
-    label_studio_task,
-    review_metadata,
-)
+from synthdistill.labels.review_records import ReviewExport, ReviewJob, choices_config, scored_record, scored_task
 from synthdistill.schema import defaults
 from synthdistill.tasks.names import REVIEW_SPLITS
 
@@ -133,15 +124,54 @@ def annotator_labels(iterations: dict[str, pd.DataFrame], ids: list[str]) -> pd.
     return pd.DataFrame(columns, index=ids)
 
 
+class ScoringSettings(TypedDict, total=False):
+    """What score_items takes from the review block (single_label's and multi_label's alike)."""
+
+    features: str  # "embeddings" (when not given) or "tfidf"
+    embedding_model: str | None  # None: the schema's default
+    cv_folds: Required[int]
+    seed: Required[int]
+
+
+def scoring_settings(settings: dict[str, Any]) -> ScoringSettings:
+    """score_items' keywords from the review block."""
+    return ScoringSettings(
+        features=settings["features"],
+        embedding_model=settings["embedding_model"],
+        cv_folds=settings["cv_folds"],
+        seed=settings["seed"],
+    )
+
+
+def unscored_items(votes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reviewable items (train and validation) and their score columns before any model ran."""
+    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
+    out = items[["id"]].copy()
+    out["label_quality"] = np.nan
+    out["cl_issue"] = False
+    out["cl_suggested_label"] = None
+    return items, out
+
+
+def cleanlab_flags(
+    out: pd.DataFrame, labelled: np.ndarray, cleanlab: tuple[Callable, Callable], given: Any, probs: np.ndarray
+) -> None:
+    """Fill ``cl_issue`` and ``label_quality`` of the labelled rows with cleanlab's
+    (find_label_issues, get_label_quality_scores) pair: the multiclass or the multi-label one."""
+    find_label_issues, get_label_quality_scores = cleanlab
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        issues = find_label_issues(given, probs, filter_by="prune_by_noise_rate")
+        quality = get_label_quality_scores(given, probs, method="self_confidence")
+    out.loc[labelled, "label_quality"] = quality
+    out.loc[labelled, "cl_issue"] = issues
+
+
 def score_items(
     votes: pd.DataFrame,
     annotators: pd.DataFrame,
     labels: list[str],
-    *,
-    features: str = "embeddings",
-    embedding_model: str | None = None,
-    cv_folds: int,
-    seed: int,
+    **scoring: Unpack[ScoringSettings],
 ) -> pd.DataFrame:
     """cleanlab scores for the reviewable items (train and validation splits) of one vote file.
 
@@ -154,11 +184,7 @@ def score_items(
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
-    out = items[["id"]].copy()
-    out["label_quality"] = np.nan
-    out["cl_issue"] = False
-    out["cl_suggested_label"] = None
+    items, out = unscored_items(votes)
     out["consensus_label"] = None
     out["consensus_quality"] = np.nan
     labelled, targets = voted_targets(items["label"], labels)
@@ -167,14 +193,10 @@ def score_items(
         out["issue_method"] = "agreement_only"
         out["label_issue"] = False
         return out
-    matrix = text_features(items["text"].tolist(), features, embedding_model)
-    all_probs = item_probs(matrix, labelled, targets, len(labels), cv_folds, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        issues = find_label_issues(targets, all_probs[labelled], filter_by="prune_by_noise_rate")
-        quality = get_label_quality_scores(targets, all_probs[labelled], method="self_confidence")
-    out.loc[labelled, "label_quality"] = quality
-    out.loc[labelled, "cl_issue"] = issues
+    features = scoring.get("features", "embeddings")
+    matrix = text_features(items["text"].tolist(), features, scoring.get("embedding_model"))
+    all_probs = item_probs(matrix, labelled, targets, len(labels), scoring["cv_folds"], scoring["seed"])
+    cleanlab_flags(out, labelled, (find_label_issues, get_label_quality_scores), targets, all_probs[labelled])
     out["cl_suggested_label"] = [labels[i] for i in all_probs.argmax(axis=1)]
     out["issue_method"] = f"cv_logreg_{features}"
     consensus = crowdlab(annotators.reindex(items["id"]), all_probs, labels)
@@ -263,18 +285,9 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
     for row in table.to_dict("records"):
         voted = row["voted_label"]
         suggestion = {"label": {"value": voted, "score": float(row["agreement"]), "agent": agent}}
-        records.append(
-            argilla_record(
-                row["id"],
-                {"text": row["text"], "reasons": row["reasons"] or "(no reasons)"},
-                {
-                    **review_metadata(row, int(row["rank"])),
-                    **issue_metadata(row),
-                    **{f"votes_{x}": int(row[f"votes_{x}"]) for x in labels},
-                },
-                suggestion if isinstance(voted, str) else {},
-            )
-        )
+        fields = {"text": row["text"], "reasons": row["reasons"] or "(no reasons)"}
+        votes = {f"votes_{x}": int(row[f"votes_{x}"]) for x in labels}
+        records.append(scored_record(row, fields, votes, suggestion if isinstance(voted, str) else {}))
     settings = {
         "fields": [{"name": "text", "type": "text"}, {"name": "reasons", "type": "text", "use_markdown": True}],
         "questions": [{"name": "label", "type": "label_selection", "labels": labels, "required": True}],
@@ -288,18 +301,10 @@ def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: st
     tasks = []
     for row in table.to_dict("records"):
         voted = row["voted_label"]
-        data = {
-            "id": str(row["id"]),
-            "text": row["text"],
-            "reasons": row["reasons"],
-            "voted_label": voted if isinstance(voted, str) else "",
-            "agreement": float(row["agreement"]),
-            "label_issue": bool(row["label_issue"]),
-            "rank": int(row["rank"]),
-            **{f"votes_{x}": int(row[f"votes_{x}"]) for x in labels},
-        }
-        result = choices_result("label", [voted]) if isinstance(voted, str) else None
-        tasks.append(label_studio_task(data, model_version, float(row["agreement"]), result))
+        shown = {"reasons": row["reasons"], "voted_label": voted if isinstance(voted, str) else ""}
+        votes = {f"votes_{x}": int(row[f"votes_{x}"]) for x in labels}
+        choices = [voted] if isinstance(voted, str) else None
+        tasks.append(scored_task(row, shown, "label", choices, model_version, votes))
     return tasks
 
 
@@ -435,11 +440,6 @@ def log_review(kind_log: logging.Logger, source: str, table: pd.DataFrame, note:
         table["issue_method"].iloc[0] if len(table) else "-",
         note,
     )
-
-
-def scoring_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The keywords score_items takes from the review block (single_label's and multi_label's alike)."""
-    return {key: settings[key] for key in ("features", "embedding_model", "cv_folds", "seed")}
 
 
 def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:

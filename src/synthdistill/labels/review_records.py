@@ -56,12 +56,42 @@ def review_metadata(row: dict[str, Any], rank: int) -> dict[str, Any]:
     return {"rank": rank, "split": row["split"], "agreement": float(row["agreement"])}
 
 
-def issue_metadata(row: dict[str, Any]) -> dict[str, Any]:
-    """cleanlab's flag and label quality of a scored review row (an unscored one has no quality)."""
-    return {
-        "label_issue": str(bool(row["label_issue"])).lower(),
-        "label_quality": None if pd.isna(row.get("label_quality")) else float(row["label_quality"]),
+def scored_record(
+    row: dict[str, Any], fields: dict[str, Any], metadata: dict[str, Any], suggestions: dict[str, Any]
+) -> dict[str, Any]:
+    """The Argilla record of a row of a scored review table: its rank, split and agreement,
+    cleanlab's flag and label quality, then the kind's own ``metadata``."""
+    quality = None if pd.isna(row.get("label_quality")) else float(row["label_quality"])
+    scores = {"label_issue": str(bool(row["label_issue"])).lower(), "label_quality": quality}
+    return argilla_record(
+        row["id"], fields, {**review_metadata(row, int(row["rank"])), **scores, **metadata}, suggestions
+    )
+
+
+def scored_task(
+    row: dict[str, Any],
+    shown: dict[str, Any],
+    control: str,
+    choices: list[str] | None,
+    model_version: str,
+    more: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Label Studio task of a row of a scored review table. Its data: id and text, what the kind
+    shows of the vote, agreement, cleanlab's flag, review rank, then ``more``; its prediction: the
+    voted ``choices`` of the ``control`` (None: the item has no vote, so no prediction)."""
+    data = {
+        "id": str(row["id"]),
+        "text": row["text"],
+        **shown,
+        "agreement": float(row["agreement"]),
+        "label_issue": bool(row["label_issue"]),
+        "rank": int(row["rank"]),
+        **(more or {}),
     }
+    result = None
+    if choices is not None:
+        result = [{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": choices}}]
+    return label_studio_task(data, model_version, float(row["agreement"]), result)
 
 
 def label_studio_task(
@@ -73,11 +103,6 @@ def label_studio_task(
     if result is not None:
         task["predictions"].append({"model_version": model_version, "score": score, "result": result})
     return task
-
-
-def choices_result(name: str, choices: list[str]) -> list[dict[str, Any]]:
-    """A prediction's result: ``choices`` of the ``name`` control over the text."""
-    return [{"from_name": name, "to_name": "text", "type": "choices", "value": {"choices": choices}}]
 
 
 def choices_config(labels: list[str], header: str, name: str, choice: str, reasons: bool = False) -> str:
