@@ -97,12 +97,10 @@ def apply_label_set_corrections(
 def _label_set_import(
     votes: pd.DataFrame, corrections_path: str | None, labels: list[str], settings: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The import_review step of task multi_label: the reviewed sets students train on, and the audit.
+    ``settings``: label_delimiter, how a reviewer's answer separates labels."""
     corrections = read_corrections(corrections_path, QUESTION, multiple=True) if corrections_path else None
     return apply_label_set_corrections(votes, corrections, labels, settings["label_delimiter"], str(corrections_path))
 
 
-import_review = import_review_step(
-    _label_set_import,
-    """The import_review step of task multi_label: the reviewed sets students train on, and the audit.
-    ``settings``: label_delimiter, how a reviewer's answer separates labels.""",
-)
+import_review = import_review_step(_label_set_import)

@@ -13,7 +13,7 @@ the single-label review's second signal, is multiclass only and does not run her
 from __future__ import annotations
 
 import logging
-from typing import Any, Unpack
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,6 @@ import pandas as pd
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.multi_label_corrections import NO_LABEL, QUESTION
 from synthdistill.labels.review import (
-    ScoringSettings,
     cleanlab_flags,
     export_review_step,
     scoring_settings,
@@ -71,7 +70,11 @@ def one_vs_rest_probs(features, labelled: np.ndarray, targets: np.ndarray, folds
 def score_items(
     votes: pd.DataFrame,
     labels: list[str],
-    **scoring: Unpack[ScoringSettings],
+    *,
+    features: str = "embeddings",
+    embedding_model: str | None = None,
+    cv_folds: int,
+    seed: int,
 ) -> pd.DataFrame:
     """cleanlab's multi-label scores for the reviewable items (train and validation) of one vote.
 
@@ -105,9 +108,8 @@ def score_items(
     unchecked = [labels[j] for j in range(len(labels)) if j not in set(checked)]
     if unchecked:
         log.warning("labels in every voted set or in none, not checked by cleanlab: %s", ", ".join(unchecked))
-    features = scoring.get("features", "embeddings")
-    matrix = text_features(items["text"].tolist(), features, scoring.get("embedding_model"))
-    probs = one_vs_rest_probs(matrix, labelled, targets[:, checked], scoring["cv_folds"], scoring["seed"])
+    matrix = text_features(items["text"].tolist(), features, embedding_model)
+    probs = one_vs_rest_probs(matrix, labelled, targets[:, checked], cv_folds, seed)
     given = [list(np.flatnonzero(row)) for row in targets[:, checked]]
     cleanlab_flags(out, labelled, (find_label_issues, get_label_quality_scores), given, probs[labelled])
     out["label_issue"] = out["cl_issue"].astype(bool)
@@ -219,6 +221,9 @@ def label_studio_config(labels: list[str]) -> str:
 
 
 def _label_set_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
+    """The export_review step of task multi_label: cleanlab scores, then the CSV, XLSX, Argilla and
+    Label Studio files. ``settings``: the review block (features, embedding_model, cv_folds, seed).
+    The scores come from the voted sets alone: the iteration files are not read."""
     scores = score_items(votes, job.labels, **scoring_settings(job.settings))
     table = review_table(votes, job.labels, scores)
     return ReviewExport(
@@ -230,10 +235,4 @@ def _label_set_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     )
 
 
-export_review = export_review_step(
-    _label_set_export,
-    """The export_review step of task multi_label: cleanlab scores, then the CSV, XLSX, Argilla and
-    Label Studio files. ``settings``: the review block (features, embedding_model, cv_folds, seed).
-    The scores come from the voted sets alone: the iteration files are not read.""",
-    log,
-)
+export_review = export_review_step(_label_set_export, log)

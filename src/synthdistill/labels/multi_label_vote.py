@@ -90,14 +90,12 @@ def vote_summary(votes: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
 def _label_set_vote(
     iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str], settings: dict[str, Any]
 ) -> Voted:
+    """The files of a vote job: votes, the trainer-ready CSV (text, label set, one 0/1 column per
+    label) of the train split, and the stats. ``settings``: config vote, whose min_share it reads."""
     votes = vote_label_sets(iterations, items, labels, settings["min_share"])
     train = voted_train(votes)
     onehot = pd.DataFrame(indicator_matrix(train["label"], labels), columns=labels)
     return Voted(votes, {"vote": vote_summary(votes, labels)}, pd.concat([train, onehot], axis=1))
 
 
-write_votes = vote_step(
-    _label_set_vote,
-    """The files of a vote job: votes, the trainer-ready CSV (text, label set, one 0/1 column per
-    label) of the train split, and the stats. ``settings``: config vote, whose min_share it reads.""",
-)
+write_votes = vote_step(_label_set_vote)

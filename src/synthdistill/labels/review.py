@@ -20,7 +20,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Required, TypedDict, Unpack
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,23 +124,9 @@ def annotator_labels(iterations: dict[str, pd.DataFrame], ids: list[str]) -> pd.
     return pd.DataFrame(columns, index=ids)
 
 
-class ScoringSettings(TypedDict, total=False):
-    """What score_items takes from the review block (single_label's and multi_label's alike)."""
-
-    features: str  # "embeddings" (when not given) or "tfidf"
-    embedding_model: str | None  # None: the schema's default
-    cv_folds: Required[int]
-    seed: Required[int]
-
-
-def scoring_settings(settings: dict[str, Any]) -> ScoringSettings:
-    """score_items' keywords from the review block."""
-    return ScoringSettings(
-        features=settings["features"],
-        embedding_model=settings["embedding_model"],
-        cv_folds=settings["cv_folds"],
-        seed=settings["seed"],
-    )
+def scoring_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The keywords score_items takes from the review block (single_label's and multi_label's alike)."""
+    return {key: settings[key] for key in ("features", "embedding_model", "cv_folds", "seed")}
 
 
 def unscored_items(votes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -171,7 +157,11 @@ def score_items(
     votes: pd.DataFrame,
     annotators: pd.DataFrame,
     labels: list[str],
-    **scoring: Unpack[ScoringSettings],
+    *,
+    features: str = "embeddings",
+    embedding_model: str | None = None,
+    cv_folds: int,
+    seed: int,
 ) -> pd.DataFrame:
     """cleanlab scores for the reviewable items (train and validation splits) of one vote file.
 
@@ -193,9 +183,8 @@ def score_items(
         out["issue_method"] = "agreement_only"
         out["label_issue"] = False
         return out
-    features = scoring.get("features", "embeddings")
-    matrix = text_features(items["text"].tolist(), features, scoring.get("embedding_model"))
-    all_probs = item_probs(matrix, labelled, targets, len(labels), scoring["cv_folds"], scoring["seed"])
+    matrix = text_features(items["text"].tolist(), features, embedding_model)
+    all_probs = item_probs(matrix, labelled, targets, len(labels), cv_folds, seed)
     cleanlab_flags(out, labelled, (find_label_issues, get_label_quality_scores), targets, all_probs[labelled])
     out["cl_suggested_label"] = [labels[i] for i in all_probs.argmax(axis=1)]
     out["issue_method"] = f"cv_logreg_{features}"
@@ -400,11 +389,9 @@ def write_review_export(export: ReviewExport, outputs: dict[str, str]) -> None:
 
 # A kind's export: (votes, the step's other arguments) -> its review files.
 KindExport = Callable[[pd.DataFrame, ReviewJob], ReviewExport]
-# Called with keywords (tasks.base), which a Callable of positional types would not allow.
-ExportStep = Callable[..., pd.DataFrame | None]
 
 
-def export_review_step(kind_export: KindExport, doc: str, kind_log: logging.Logger) -> ExportStep:
+def export_review_step(kind_export: KindExport, kind_log: logging.Logger) -> Callable[..., pd.DataFrame | None]:
     """The export_review step of a kind (tasks.base names its arguments): every kind reads its votes
     and writes its review files the same way; only ``kind_export`` differs. A kind with a review
     table logs its counts to ``kind_log`` (the kind module's logger, as the run's logs name it)."""
@@ -423,23 +410,16 @@ def export_review_step(kind_export: KindExport, doc: str, kind_log: logging.Logg
         export = kind_export(pd.read_parquet(votes_path), job)
         write_review_export(export, outputs)
         if export.table is not None:
-            log_review(kind_log, job.source, export.table, export.note)
+            table = export.table
+            flagged = int(table["label_issue"].sum())
+            method = table["issue_method"].iloc[0] if len(table) else "-"
+            kind_log.info(
+                "%s: %d items for review, %d flagged (%s)%s", job.source, len(table), flagged, method, export.note
+            )
         return export.table
 
-    export_review.__doc__ = doc
+    export_review.__doc__ = kind_export.__doc__
     return export_review
-
-
-def log_review(kind_log: logging.Logger, source: str, table: pd.DataFrame, note: str = "") -> None:
-    """How many items went out for review, how many cleanlab flagged and how it scored them."""
-    kind_log.info(
-        "%s: %d items for review, %d flagged (%s)%s",
-        source,
-        len(table),
-        int(table["label_issue"].sum()),
-        table["issue_method"].iloc[0] if len(table) else "-",
-        note,
-    )
 
 
 def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
@@ -448,6 +428,8 @@ def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
 
 
 def _single_label_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
+    """The export_review step of task single_label: score one teacher × prompt's votes (its own
+    iterations, and every annotator's for CROWDLAB) and write its review files."""
     annotators = read_iterations(job.annotator_paths)
     ids = votes.loc[votes["split"].isin(REVIEW_SPLITS), "id"].tolist()
     scores = score_items(votes, annotator_labels(annotators, ids), job.labels, **scoring_settings(job.settings))
@@ -455,9 +437,4 @@ def _single_label_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     return review_export(table, job.labels, job.source)
 
 
-export_review = export_review_step(
-    _single_label_export,
-    """The export_review step of task single_label: score one teacher × prompt's votes (its own
-    iterations, and every annotator's for CROWDLAB) and write its review files.""",
-    log,
-)
+export_review = export_review_step(_single_label_export, log)

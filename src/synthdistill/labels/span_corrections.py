@@ -188,6 +188,7 @@ def _audit_answer(value: Any, text: str, labels: list[str], where: str, done: di
 def _span_import(
     votes: pd.DataFrame, corrections_path: str | None, labels: list[str], settings: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The import_review step of task spans: the reviewed spans students train on, and the audit."""
     corrections = None
     if corrections_path:
         corrections = canonical_corrections(read_span_corrections(corrections_path), votes, labels, corrections_path)
@@ -200,6 +201,4 @@ def _span_import(
     )
 
 
-import_review = import_review_step(
-    _span_import, "The import_review step of task spans: the reviewed spans students train on, and the audit."
-)
+import_review = import_review_step(_span_import)

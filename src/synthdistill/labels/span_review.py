@@ -148,6 +148,8 @@ def argilla_span_records(votes: pd.DataFrame, labels: list[str], teacher: str, p
 
 
 def _span_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
+    """The export_review step of task spans: Label Studio tasks JSON and labelling config, Argilla
+    JSON, the voted spans as predictions. Nothing is scored (no review settings or iterations read)."""
     return ReviewExport(
         argilla_span_records(votes, job.labels, job.teacher, job.prompt),
         label_studio_span_tasks(votes, f"{job.teacher}/{job.prompt}"),
@@ -156,9 +158,4 @@ def _span_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     )
 
 
-export_review = export_review_step(
-    _span_export,
-    """The export_review step of task spans: Label Studio tasks JSON and labelling config, Argilla
-    JSON, the voted spans as predictions. Nothing is scored (no review settings or iterations read).""",
-    logging.getLogger(__name__),
-)
+export_review = export_review_step(_span_export, logging.getLogger(__name__))

@@ -91,12 +91,10 @@ def vote_summary(votes: pd.DataFrame) -> dict[str, Any]:
 def _span_vote(
     iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str], settings: dict[str, Any]
 ) -> Voted:
+    """The vote job's files: votes (Parquet), the train split's voted spans as text,label CSV, stats.
+    ``settings``: config vote, whose min_share it reads."""
     votes = vote(iterations, items, settings["min_share"])
     return Voted(votes, {"vote": vote_summary(votes), "min_share": settings["min_share"]})
 
 
-write_votes = vote_step(
-    _span_vote,
-    """The vote job's files: votes (Parquet), the train split's voted spans as text,label CSV, stats.
-    ``settings``: config vote, whose min_share it reads.""",
-)
+write_votes = vote_step(_span_vote)

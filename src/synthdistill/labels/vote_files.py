@@ -70,11 +70,9 @@ class Voted(NamedTuple):
 
 # A kind's vote: (iterations, items, labels, config vote) -> what to write.
 KindVote = Callable[[list[pd.DataFrame], pd.DataFrame, list[str], dict[str, Any]], Voted]
-# Called with keywords (tasks.base), which a Callable of positional types would not allow.
-VoteStep = Callable[..., pd.DataFrame]
 
 
-def vote_step(kind_vote: KindVote, doc: str) -> VoteStep:
+def vote_step(kind_vote: KindVote) -> Callable[..., pd.DataFrame]:
     """The vote step of a kind (tasks.base names its arguments): every kind reads its iterations and
     splits and writes its files the same way; only ``kind_vote`` differs."""
 
@@ -92,20 +90,19 @@ def vote_step(kind_vote: KindVote, doc: str) -> VoteStep:
         )
         return voted.votes
 
-    write_votes.__doc__ = doc
+    write_votes.__doc__ = kind_vote.__doc__
     return write_votes
 
 
 def _single_label_vote(
     iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str], settings: dict[str, Any]
 ) -> Voted:
+    """The vote step of task single_label (``settings``: config vote, whose tie_policy it reads)."""
     votes = vote(iterations, items, labels, settings["tie_policy"])
     return Voted(votes, {"vote": vote_summary(votes)})
 
 
-write_votes = vote_step(
-    _single_label_vote, "The vote step of task single_label (``settings``: config vote, whose tie_policy it reads)."
-)
+write_votes = vote_step(_single_label_vote)
 
 
 def voted_train(votes: pd.DataFrame) -> pd.DataFrame:
