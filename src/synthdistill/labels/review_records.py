@@ -45,15 +45,12 @@ class ReviewExport:
 
 
 def argilla_record(
-    item_id: Any, fields: dict[str, Any], metadata: dict[str, Any], suggestions: dict[str, Any]
+    row: dict[str, Any], rank: int, fields: dict[str, Any], metadata: dict[str, Any], suggestions: dict[str, Any]
 ) -> dict[str, Any]:
-    """One Argilla 2.x record in the dict form of ``rg.Record``."""
-    return {"id": str(item_id), "fields": fields, "metadata": metadata, "suggestions": suggestions}
-
-
-def review_metadata(row: dict[str, Any], rank: int) -> dict[str, Any]:
-    """The metadata every kind's record starts with: its review rank, split and vote agreement."""
-    return {"rank": rank, "split": row["split"], "agreement": float(row["agreement"])}
+    """One Argilla 2.x record in the dict form of ``rg.Record``; its metadata start with what every
+    kind's do (review rank, split, vote agreement), then the kind's own ``metadata``."""
+    common = {"rank": rank, "split": row["split"], "agreement": float(row["agreement"])}
+    return {"id": str(row["id"]), "fields": fields, "metadata": {**common, **metadata}, "suggestions": suggestions}
 
 
 def scored_record(
@@ -63,9 +60,7 @@ def scored_record(
     cleanlab's flag and label quality, then the kind's own ``metadata``."""
     quality = None if pd.isna(row.get("label_quality")) else float(row["label_quality"])
     scores = {"label_issue": str(bool(row["label_issue"])).lower(), "label_quality": quality}
-    return argilla_record(
-        row["id"], fields, {**review_metadata(row, int(row["rank"])), **scores, **metadata}, suggestions
-    )
+    return argilla_record(row, int(row["rank"]), fields, {**scores, **metadata}, suggestions)
 
 
 def scored_task(

@@ -12,14 +12,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.labels.review import export_review_step
-from synthdistill.labels.review_records import (
-    ReviewExport,
-    ReviewJob,
-    argilla_record,
-    config_text,
-    label_studio_task,
-    review_metadata,
-)
+from synthdistill.labels.review_records import ReviewExport, ReviewJob, argilla_record, config_text, label_studio_task
 from synthdistill.tasks.spans import Span, from_json
 
 # Items people can correct: test items stay as the frozen expert benchmark never seen in training.
@@ -112,13 +105,8 @@ def argilla_span_records(votes: pd.DataFrame, labels: list[str], teacher: str, p
                 "score": _span_scores(row, spans),
                 "agent": f"{teacher}/{prompt}",
             }
-        metadata = {
-            **review_metadata(row, rank),
-            "answered": int(row["n_answered"]),
-            "teacher": teacher,
-            "prompt": prompt,
-        }
-        records.append(argilla_record(row["id"], {ARGILLA_FIELD: row["text"]}, metadata, suggestions))
+        metadata = {"answered": int(row["n_answered"]), "teacher": teacher, "prompt": prompt}
+        records.append(argilla_record(row, rank, {ARGILLA_FIELD: row["text"]}, metadata, suggestions))
     settings = {
         "guidelines": (
             f"Mark every entity of the text with one of {', '.join(labels)}; the suggestion is the vote of "
