@@ -394,7 +394,8 @@ KindImport = Callable[[pd.DataFrame, str | None, list[str], dict[str, Any]], tup
 
 def import_review_step(kind_import: KindImport) -> Callable[..., pd.DataFrame]:
     """The import_review step of a kind (tasks.base names its arguments): every kind reads the votes
-    and writes the reviewed labels and the audit the same way; only ``kind_import`` differs."""
+    and writes the reviewed labels and the audit the same way; only ``kind_import`` differs, and its
+    docstring is the step's."""
 
     def import_review(
         votes_path: str,

@@ -393,8 +393,9 @@ KindExport = Callable[[pd.DataFrame, ReviewJob], ReviewExport]
 
 def export_review_step(kind_export: KindExport, kind_log: logging.Logger) -> Callable[..., pd.DataFrame | None]:
     """The export_review step of a kind (tasks.base names its arguments): every kind reads its votes
-    and writes its review files the same way; only ``kind_export`` differs. A kind with a review
-    table logs its counts to ``kind_log`` (the kind module's logger, as the run's logs name it)."""
+    and writes its review files the same way; only ``kind_export`` differs, and its docstring is the
+    step's. A kind with a review table logs its counts to ``kind_log`` (the kind module's logger, as
+    the run's logs name it)."""
 
     def export_review(
         votes_path: str,

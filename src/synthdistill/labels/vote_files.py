@@ -74,7 +74,7 @@ KindVote = Callable[[list[pd.DataFrame], pd.DataFrame, list[str], dict[str, Any]
 
 def vote_step(kind_vote: KindVote) -> Callable[..., pd.DataFrame]:
     """The vote step of a kind (tasks.base names its arguments): every kind reads its iterations and
-    splits and writes its files the same way; only ``kind_vote`` differs."""
+    splits and writes its files the same way; only ``kind_vote`` differs, and its docstring is the step's."""
 
     def write_votes(
         iteration_paths: list[str],
