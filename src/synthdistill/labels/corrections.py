@@ -134,8 +134,13 @@ def _label_studio_reviewer(annotation: dict[str, Any]) -> str | None:
     return None if reviewer is None else str(reviewer)
 
 
-def _answers(reviewers: list[str | None], labels: list[Any]) -> list[dict[str, Any]]:
-    return [{"reviewer": reviewer, "label": label} for reviewer, label in zip(reviewers, labels, strict=True)]
+def _review_row(
+    number: int, item_id: Any, reviewers: list[str | None], labels: list[Any], winner: int
+) -> dict[str, Any]:
+    """A corrections row of an export: the winning answer, and every reviewer's for the audit."""
+    answers = [{"reviewer": reviewer, "label": label} for reviewer, label in zip(reviewers, labels, strict=True)]
+    item = None if item_id is None else str(item_id)
+    return {"row": number, "id": item, "label": labels[winner], "reviewer": reviewers[winner], "answers": answers}
 
 
 def label_studio_reviews(
@@ -165,16 +170,7 @@ def label_studio_reviews(
         reviewers = [_label_studio_reviewer(a) for a in annotations]
         marked = [i for i, a in enumerate(annotations) if a.get("ground_truth")]
         winner = marked[-1] if marked else len(annotations) - 1
-        item_id = data.get("id")
-        rows.append(
-            {
-                "row": number,
-                "id": None if item_id is None else str(item_id),
-                "label": labels[winner],
-                "reviewer": reviewers[winner],
-                "answers": _answers(reviewers, labels),
-            }
-        )
+        rows.append(_review_row(number, data.get("id"), reviewers, labels, winner))
     return rows
 
 
@@ -218,15 +214,7 @@ def argilla_reviews(records: list[Any], question: str, source: str) -> list[dict
             continue  # not reviewed, or only drafts / discarded
         reviewers = [None if r.get("user_id") is None else str(r["user_id"]) for r in submitted]
         labels = [r.get("value") for r in submitted]
-        rows.append(
-            {
-                "row": number,
-                "id": None if record.get("id") is None else str(record["id"]),
-                "label": labels[-1],
-                "reviewer": reviewers[-1],
-                "answers": _answers(reviewers, labels),
-            }
-        )
+        rows.append(_review_row(number, record.get("id"), reviewers, labels, -1))
     return rows
 
 
@@ -400,20 +388,40 @@ def _warn_disagreements(audit: pd.DataFrame, source: str) -> None:
         )
 
 
-def import_review(
-    votes_path: str,
-    corrections_path: str | None,
-    labels: list[str],
-    labels_out: str,
-    audit_out: str,
-    settings: dict[str, Any],
-) -> pd.DataFrame:
+# A kind's import: (votes, corrections path or None, labels, settings) -> (reviewed labels, audit).
+KindImport = Callable[[pd.DataFrame, str | None, list[str], dict[str, Any]], tuple[pd.DataFrame, pd.DataFrame]]
+
+
+def import_review_step(kind_import: KindImport) -> Callable[..., pd.DataFrame]:
+    """The import_review step of a kind (tasks.base names its arguments): every kind reads the votes
+    and writes the reviewed labels and the audit the same way; only ``kind_import`` differs, and its
+    docstring is the step's."""
+
+    def import_review(
+        votes_path: str,
+        corrections_path: str | None,
+        labels: list[str],
+        labels_out: str,
+        audit_out: str,
+        settings: dict[str, Any],
+    ) -> pd.DataFrame:
+        reviewed, audit = kind_import(pd.read_parquet(votes_path), corrections_path, labels, settings)
+        reviewed.to_parquet(labels_out, index=False)
+        # People open the audit in spreadsheets too: ids and labels are escaped like the review CSV.
+        write_csv(audit, audit_out)
+        return audit
+
+    import_review.__doc__ = kind_import.__doc__
+    return import_review
+
+
+def _single_label_import(
+    votes: pd.DataFrame, corrections_path: str | None, labels: list[str], settings: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The import_review step of task single_label: the reviewed labels the students train on, and the
     audit trail (``settings`` holds nothing single_label needs)."""
-    votes = pd.read_parquet(votes_path)
     corrections = read_corrections(corrections_path) if corrections_path else None
-    reviewed, audit = apply_corrections(votes, corrections, labels, str(corrections_path))
-    reviewed.to_parquet(labels_out, index=False)
-    # People open the audit in spreadsheets too: ids and labels are escaped like the review CSV.
-    write_csv(audit, audit_out)
-    return audit
+    return apply_corrections(votes, corrections, labels, str(corrections_path))
+
+
+import_review = import_review_step(_single_label_import)

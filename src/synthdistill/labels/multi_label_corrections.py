@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.labels.corrections import apply_corrections, read_corrections, with_answers
-from synthdistill.labels.review import write_csv
+from synthdistill.labels.corrections import apply_corrections, import_review_step, read_corrections, with_answers
 from synthdistill.tasks.multi_label import label_set_json
 
 # The question and control name of our multi_label review exports (labels.multi_label_review).
@@ -95,20 +94,13 @@ def apply_label_set_corrections(
     )
 
 
-def import_review(
-    votes_path: str,
-    corrections_path: str | None,
-    labels: list[str],
-    labels_out: str,
-    audit_out: str,
-    settings: dict[str, Any],
-) -> pd.DataFrame:
+def _label_set_import(
+    votes: pd.DataFrame, corrections_path: str | None, labels: list[str], settings: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The import_review step of task multi_label: the reviewed sets students train on, and the audit.
     ``settings``: label_delimiter, how a reviewer's answer separates labels."""
-    delimiter = settings["label_delimiter"]
-    votes = pd.read_parquet(votes_path)
     corrections = read_corrections(corrections_path, QUESTION, multiple=True) if corrections_path else None
-    reviewed, audit = apply_label_set_corrections(votes, corrections, labels, delimiter, str(corrections_path))
-    reviewed.to_parquet(labels_out, index=False)
-    write_csv(audit, audit_out)
-    return audit
+    return apply_label_set_corrections(votes, corrections, labels, settings["label_delimiter"], str(corrections_path))
+
+
+import_review = import_review_step(_label_set_import)

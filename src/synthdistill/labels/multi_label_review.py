@@ -12,11 +12,7 @@ the single-label review's second signal, is multiclass only and does not run her
 
 from __future__ import annotations
 
-import json
 import logging
-import warnings
-import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +20,14 @@ import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.labels.multi_label_corrections import NO_LABEL, QUESTION
-from synthdistill.labels.review import text_features, write_csv, write_xlsx
+from synthdistill.labels.review import (
+    cleanlab_flags,
+    export_review_step,
+    scoring_settings,
+    text_features,
+    unscored_items,
+)
+from synthdistill.labels.review_records import ReviewExport, ReviewJob, choices_config, scored_record, scored_task
 from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of, read_label_set
 from synthdistill.tasks.names import REVIEW_SPLITS
 
@@ -88,11 +91,7 @@ def score_items(
     from cleanlab.multilabel_classification.filter import find_label_issues
     from cleanlab.multilabel_classification.rank import get_label_quality_scores
 
-    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
-    out = items[["id"]].copy()
-    out["label_quality"] = np.nan
-    out["cl_issue"] = False
-    out["cl_suggested_label"] = None
+    items, out = unscored_items(votes)
     out["label_issue"] = False
     out["cl_unchecked_labels"] = "|".join(labels)
     labelled = items["label"].notna().to_numpy()
@@ -112,12 +111,7 @@ def score_items(
     matrix = text_features(items["text"].tolist(), features, embedding_model)
     probs = one_vs_rest_probs(matrix, labelled, targets[:, checked], cv_folds, seed)
     given = [list(np.flatnonzero(row)) for row in targets[:, checked]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        issues = find_label_issues(given, probs[labelled], filter_by="prune_by_noise_rate")
-        quality = get_label_quality_scores(given, probs[labelled], method="self_confidence")
-    out.loc[labelled, "label_quality"] = quality
-    out.loc[labelled, "cl_issue"] = issues
+    cleanlab_flags(out, labelled, (find_label_issues, get_label_quality_scores), given, probs[labelled])
     out["label_issue"] = out["cl_issue"].astype(bool)
     # The suggestion keeps the vote on the unchecked labels: only the checked ones had a model.
     suggested = np.zeros((len(items), len(labels)), dtype=np.int8)
@@ -191,21 +185,8 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
             value = voted or [NO_LABEL]
             scores = [float(row[f"share_{x}"]) for x in voted] if voted else [float(row["agreement"])]
             suggestion = {QUESTION: {"value": value, "score": scores, "agent": agent}}
-        records.append(
-            {
-                "id": str(row["id"]),
-                "fields": {"text": row["text"]},
-                "metadata": {
-                    "rank": int(row["rank"]),
-                    "split": row["split"],
-                    "agreement": float(row["agreement"]),
-                    "label_issue": str(bool(row["label_issue"])).lower(),
-                    "label_quality": None if pd.isna(row.get("label_quality")) else float(row["label_quality"]),
-                    **{f"share_{x}": None if pd.isna(row[f"share_{x}"]) else float(row[f"share_{x}"]) for x in labels},
-                },
-                "suggestions": suggestion,
-            }
-        )
+        shares = {f"share_{x}": None if pd.isna(row[f"share_{x}"]) else float(row[f"share_{x}"]) for x in labels}
+        records.append(scored_record(row, {"text": row["text"]}, shares, suggestion))
     settings = {
         "fields": [{"name": "text", "type": "text", "required": True}],
         "questions": [
@@ -229,78 +210,29 @@ def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: st
     tasks = []
     for row in table.to_dict("records"):
         voted = _voted(row)
-        task: dict[str, Any] = {
-            "data": {
-                "id": str(row["id"]),
-                "text": row["text"],
-                "voted_labels": ", ".join(voted) if voted else ("(none)" if voted is not None else "(no vote)"),
-                "agreement": float(row["agreement"]),
-                "label_issue": bool(row["label_issue"]),
-                "rank": int(row["rank"]),
-            },
-            "predictions": [],
-        }
-        if voted is not None:
-            task["predictions"].append(
-                {
-                    "model_version": model_version,
-                    "score": float(row["agreement"]),
-                    "result": [
-                        {"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": voted}}
-                    ],
-                }
-            )
-        tasks.append(task)
+        shown = ", ".join(voted) if voted else ("(none)" if voted is not None else "(no vote)")
+        tasks.append(scored_task(row, {"voted_labels": shown}, "labels", voted, model_version))
     return tasks
 
 
 def label_studio_config(labels: list[str]) -> str:
-    """The labelling config: multiple choices (ElementTree escapes labels such as ``R&D``)."""
-    view = ET.Element("View")
-    ET.SubElement(view, "Text", name="text", value="$text")
-    ET.SubElement(view, "Header", value="Teacher: $voted_labels (agreement $agreement)")
-    choices = ET.SubElement(view, "Choices", name="labels", toName="text", choice="multiple", showInLine="true")
-    for label in labels:
-        ET.SubElement(choices, "Choice", value=label)
-    ET.indent(view, space="  ")
-    return ET.tostring(view, encoding="unicode") + "\n"
+    """The labelling config: multiple choices, with the teacher's voted set shown."""
+    return choices_config(labels, "Teacher: $voted_labels (agreement $agreement)", "labels", "multiple")
 
 
-def export_review(
-    votes_path: str,
-    iteration_paths: dict[str, str],
-    annotator_paths: dict[str, str],
-    labels: list[str],
-    settings: dict[str, Any],
-    teacher: str,
-    prompt: str,
-    outputs: dict[str, str],
-) -> pd.DataFrame:
+def _label_set_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     """The export_review step of task multi_label: cleanlab scores, then the CSV, XLSX, Argilla and
     Label Studio files. ``settings``: the review block (features, embedding_model, cv_folds, seed).
     The scores come from the voted sets alone: the iteration files are not read."""
-    source = f"synthdistill:{teacher}/{prompt}"
-    votes = pd.read_parquet(votes_path)
-    scores = score_items(
-        votes,
-        labels,
-        features=settings["features"],
-        embedding_model=settings["embedding_model"],
-        cv_folds=settings["cv_folds"],
-        seed=settings["seed"],
+    scores = score_items(votes, job.labels, **scoring_settings(job.settings))
+    table = review_table(votes, job.labels, scores)
+    return ReviewExport(
+        argilla_records(table, job.labels, job.source),
+        label_studio_tasks(table, job.labels, job.source),
+        label_studio_config(job.labels),
+        table,
+        note=f", {int((table['agreement'] < 1).sum())} without full agreement",
     )
-    table = review_table(votes, labels, scores)
-    write_csv(table, outputs["csv"])
-    write_xlsx(table, outputs["xlsx"])
-    Path(outputs["argilla"]).write_text(json.dumps(argilla_records(table, labels, source), indent=1) + "\n")
-    Path(outputs["label_studio"]).write_text(json.dumps(label_studio_tasks(table, labels, source), indent=1) + "\n")
-    Path(outputs["label_studio_config"]).write_text(label_studio_config(labels))
-    log.info(
-        "%s: %d items for review, %d flagged (%s), %d without full agreement",
-        source,
-        len(table),
-        int(table["label_issue"].sum()),
-        table["issue_method"].iloc[0] if len(table) else "-",
-        int((table["agreement"] < 1).sum()),
-    )
-    return table
+
+
+export_review = export_review_step(_label_set_export, log)

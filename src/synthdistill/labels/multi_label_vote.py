@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.data import read_splits
 from synthdistill.errors import SynthDistillError
-from synthdistill.labels.vote import ALL_FAILED, VOTED, mean_label_probabilities
-from synthdistill.labels.vote_files import annotation_stats, voted_train, write_vote_outputs
+from synthdistill.labels.vote import ALL_FAILED, VOTED, iteration_answers, mean_label_probabilities, vote_frame
+from synthdistill.labels.vote_files import Voted, vote_step, voted_train
 from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of
 
 # A share is a ratio of small counts; the tolerance keeps 2/3 >= 0.6667-style configs exact enough.
@@ -36,12 +35,8 @@ def vote_label_sets(
     if not 0 < min_share <= 1:
         raise SynthDistillError(f"vote.min_share: {min_share} is not in (0, 1]")
     ids = items["id"].tolist()
-    answers = []
-    for number, frame in enumerate(iterations):
-        if sorted(frame["id"]) != sorted(ids):
-            raise SynthDistillError(f"annotation iteration {number} does not cover the same items as the prompts")
-        answers.append(frame.set_index("id")["label"].reindex(ids))
-    out = items[[c for c in ("id", "split", "text", "expert_label") if c in items]].copy().reset_index(drop=True)
+    answers = iteration_answers(iterations, ids)
+    out = vote_frame(items)
     answered = np.stack([a.notna().to_numpy() for a in answers])  # iterations × items
     # iterations × items × labels, 0 where an iteration did not answer
     chosen = np.stack([indicator_matrix(a.fillna("[]"), labels) for a in answers]).astype(float)
@@ -92,19 +87,15 @@ def vote_summary(votes: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
     }
 
 
-def write_votes(
-    iteration_paths: list[str],
-    split_paths: list[str],
-    labels: list[str],
-    settings: dict[str, Any],
-    outputs: dict[str, str],
-) -> pd.DataFrame:
+def _label_set_vote(
+    iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str], settings: dict[str, Any]
+) -> Voted:
     """The files of a vote job: votes, the trainer-ready CSV (text, label set, one 0/1 column per
     label) of the train split, and the stats. ``settings``: config vote, whose min_share it reads."""
-    iterations = [pd.read_parquet(p) for p in iteration_paths]
-    votes = vote_label_sets(iterations, read_splits(split_paths), labels, settings["min_share"])
+    votes = vote_label_sets(iterations, items, labels, settings["min_share"])
     train = voted_train(votes)
     onehot = pd.DataFrame(indicator_matrix(train["label"], labels), columns=labels)
-    stats = {"annotation": annotation_stats(iterations), "vote": vote_summary(votes, labels)}
-    write_vote_outputs(votes, stats, outputs, pd.concat([train, onehot], axis=1))
-    return votes
+    return Voted(votes, {"vote": vote_summary(votes, labels)}, pd.concat([train, onehot], axis=1))
+
+
+write_votes = vote_step(_label_set_vote)

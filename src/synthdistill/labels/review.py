@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import pandas as pd
 from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.data.text_batches import LengthSortedBatches
 from synthdistill.errors import SynthDistillError
+from synthdistill.labels.review_records import ReviewExport, ReviewJob, choices_config, scored_record, scored_task
 from synthdistill.schema import defaults
 from synthdistill.tasks.names import REVIEW_SPLITS
 
@@ -123,6 +124,35 @@ def annotator_labels(iterations: dict[str, pd.DataFrame], ids: list[str]) -> pd.
     return pd.DataFrame(columns, index=ids)
 
 
+def scoring_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The keywords score_items takes from the review block (single_label's and multi_label's alike)."""
+    return {key: settings[key] for key in ("features", "embedding_model", "cv_folds", "seed")}
+
+
+def unscored_items(votes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reviewable items (train and validation) and their score columns before any model ran."""
+    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
+    out = items[["id"]].copy()
+    out["label_quality"] = np.nan
+    out["cl_issue"] = False
+    out["cl_suggested_label"] = None
+    return items, out
+
+
+def cleanlab_flags(
+    out: pd.DataFrame, labelled: np.ndarray, cleanlab: tuple[Callable, Callable], given: Any, probs: np.ndarray
+) -> None:
+    """Fill ``cl_issue`` and ``label_quality`` of the labelled rows with cleanlab's
+    (find_label_issues, get_label_quality_scores) pair: the multiclass or the multi-label one."""
+    find_label_issues, get_label_quality_scores = cleanlab
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        issues = find_label_issues(given, probs, filter_by="prune_by_noise_rate")
+        quality = get_label_quality_scores(given, probs, method="self_confidence")
+    out.loc[labelled, "label_quality"] = quality
+    out.loc[labelled, "cl_issue"] = issues
+
+
 def score_items(
     votes: pd.DataFrame,
     annotators: pd.DataFrame,
@@ -144,11 +174,7 @@ def score_items(
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    items = votes.loc[votes["split"].isin(REVIEW_SPLITS)].reset_index(drop=True)
-    out = items[["id"]].copy()
-    out["label_quality"] = np.nan
-    out["cl_issue"] = False
-    out["cl_suggested_label"] = None
+    items, out = unscored_items(votes)
     out["consensus_label"] = None
     out["consensus_quality"] = np.nan
     labelled, targets = voted_targets(items["label"], labels)
@@ -159,12 +185,7 @@ def score_items(
         return out
     matrix = text_features(items["text"].tolist(), features, embedding_model)
     all_probs = item_probs(matrix, labelled, targets, len(labels), cv_folds, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        issues = find_label_issues(targets, all_probs[labelled], filter_by="prune_by_noise_rate")
-        quality = get_label_quality_scores(targets, all_probs[labelled], method="self_confidence")
-    out.loc[labelled, "label_quality"] = quality
-    out.loc[labelled, "cl_issue"] = issues
+    cleanlab_flags(out, labelled, (find_label_issues, get_label_quality_scores), targets, all_probs[labelled])
     out["cl_suggested_label"] = [labels[i] for i in all_probs.argmax(axis=1)]
     out["issue_method"] = f"cv_logreg_{features}"
     consensus = crowdlab(annotators.reindex(items["id"]), all_probs, labels)
@@ -252,25 +273,10 @@ def argilla_records(table: pd.DataFrame, labels: list[str], agent: str) -> dict[
     # Dict rows, not itertuples: a label such as "no opinion" or "R&D" is no attribute name.
     for row in table.to_dict("records"):
         voted = row["voted_label"]
-        records.append(
-            {
-                "id": str(row["id"]),
-                "fields": {"text": row["text"], "reasons": row["reasons"] or "(no reasons)"},
-                "metadata": {
-                    "rank": int(row["rank"]),
-                    "split": row["split"],
-                    "agreement": float(row["agreement"]),
-                    "label_issue": str(bool(row["label_issue"])).lower(),
-                    "label_quality": None if pd.isna(row["label_quality"]) else float(row["label_quality"]),
-                    **{f"votes_{x}": int(row[f"votes_{x}"]) for x in labels},
-                },
-                "suggestions": (
-                    {"label": {"value": voted, "score": float(row["agreement"]), "agent": agent}}
-                    if isinstance(voted, str)
-                    else {}
-                ),
-            }
-        )
+        suggestion = {"label": {"value": voted, "score": float(row["agreement"]), "agent": agent}}
+        fields = {"text": row["text"], "reasons": row["reasons"] or "(no reasons)"}
+        votes = {f"votes_{x}": int(row[f"votes_{x}"]) for x in labels}
+        records.append(scored_record(row, fields, votes, suggestion if isinstance(voted, str) else {}))
     settings = {
         "fields": [{"name": "text", "type": "text"}, {"name": "reasons", "type": "text", "use_markdown": True}],
         "questions": [{"name": "label", "type": "label_selection", "labels": labels, "required": True}],
@@ -284,45 +290,16 @@ def label_studio_tasks(table: pd.DataFrame, labels: list[str], model_version: st
     tasks = []
     for row in table.to_dict("records"):
         voted = row["voted_label"]
-        task: dict[str, Any] = {
-            "data": {
-                "id": str(row["id"]),
-                "text": row["text"],
-                "reasons": row["reasons"],
-                "voted_label": voted if isinstance(voted, str) else "",
-                "agreement": float(row["agreement"]),
-                "label_issue": bool(row["label_issue"]),
-                "rank": int(row["rank"]),
-                **{f"votes_{x}": int(row[f"votes_{x}"]) for x in labels},
-            },
-            "predictions": [],
-        }
-        if isinstance(voted, str):
-            task["predictions"].append(
-                {
-                    "model_version": model_version,
-                    "score": float(row["agreement"]),
-                    "result": [
-                        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [voted]}}
-                    ],
-                }
-            )
-        tasks.append(task)
+        shown = {"reasons": row["reasons"], "voted_label": voted if isinstance(voted, str) else ""}
+        votes = {f"votes_{x}": int(row[f"votes_{x}"]) for x in labels}
+        choices = [voted] if isinstance(voted, str) else None
+        tasks.append(scored_task(row, shown, "label", choices, model_version, votes))
     return tasks
 
 
 def label_studio_config(labels: list[str]) -> str:
-    """The labelling config, built with ElementTree so that a label such as ``R&D`` or one holding
-    quotes is escaped and stays one Choice value instead of breaking or extending the XML."""
-    view = ET.Element("View")
-    ET.SubElement(view, "Text", name="text", value="$text")
-    ET.SubElement(view, "Header", value="Teacher: $voted_label (agreement $agreement)")
-    ET.SubElement(view, "Text", name="reasons", value="$reasons")
-    choices = ET.SubElement(view, "Choices", name="label", toName="text", choice="single", showInLine="true")
-    for label in labels:
-        ET.SubElement(choices, "Choice", value=label)
-    ET.indent(view, space="  ")
-    return ET.tostring(view, encoding="unicode") + "\n"
+    """The labelling config: one choice, with the teacher's vote and reasons shown."""
+    return choices_config(labels, "Teacher: $voted_label (agreement $agreement)", "label", "single", reasons=True)
 
 
 # OWASP CSV injection: a cell starting with one of these is run as a formula by spreadsheet apps.
@@ -384,16 +361,66 @@ def write_xlsx(table: pd.DataFrame, path: str, sheet: str = "review") -> None:
 
 
 def write_review_files(table: pd.DataFrame, labels: list[str], source: str, outputs: dict[str, str]) -> None:
-    """CSV, XLSX, Argilla records JSON, Label Studio tasks JSON and labelling config.
+    """CSV, XLSX, Argilla records JSON, Label Studio tasks JSON and labelling config."""
+    write_review_export(review_export(table, labels, source), outputs)
 
-    The CSV and XLSX escape formula-like strings (they are opened in spreadsheet apps); the JSON
-    files keep every value exact (tools parse them, nobody evaluates them).
+
+def review_export(table: pd.DataFrame, labels: list[str], source: str) -> ReviewExport:
+    """The review files of task single_label, from its review table."""
+    return ReviewExport(
+        argilla_records(table, labels, source),
+        label_studio_tasks(table, labels, source),
+        label_studio_config(labels),
+        table,
+    )
+
+
+def write_review_export(export: ReviewExport, outputs: dict[str, str]) -> None:
+    """Write a kind's review files. The CSV and XLSX escape formula-like strings (they are opened in
+    spreadsheet apps); the JSON files keep every value exact (tools parse them, nobody evaluates them).
     """
-    write_csv(table, outputs["csv"])
-    write_xlsx(table, outputs["xlsx"])
-    Path(outputs["argilla"]).write_text(json.dumps(argilla_records(table, labels, source), indent=1) + "\n")
-    Path(outputs["label_studio"]).write_text(json.dumps(label_studio_tasks(table, labels, source), indent=1) + "\n")
-    Path(outputs["label_studio_config"]).write_text(label_studio_config(labels))
+    if export.table is not None:
+        write_csv(export.table, outputs["csv"])
+        write_xlsx(export.table, outputs["xlsx"])
+    for name, content in (("argilla", export.argilla), ("label_studio", export.label_studio)):
+        Path(outputs[name]).write_text(json.dumps(content, indent=1, ensure_ascii=export.ensure_ascii) + "\n")
+    Path(outputs["label_studio_config"]).write_text(export.label_studio_config)
+
+
+# A kind's export: (votes, the step's other arguments) -> its review files.
+KindExport = Callable[[pd.DataFrame, ReviewJob], ReviewExport]
+
+
+def export_review_step(kind_export: KindExport, kind_log: logging.Logger) -> Callable[..., pd.DataFrame | None]:
+    """The export_review step of a kind (tasks.base names its arguments): every kind reads its votes
+    and writes its review files the same way; only ``kind_export`` differs, and its docstring is the
+    step's. A kind with a review table logs its counts to ``kind_log`` (the kind module's logger, as
+    the run's logs name it)."""
+
+    def export_review(
+        votes_path: str,
+        iteration_paths: dict[str, str],
+        annotator_paths: dict[str, str],
+        labels: list[str],
+        settings: dict[str, Any],
+        teacher: str,
+        prompt: str,
+        outputs: dict[str, str],
+    ) -> pd.DataFrame | None:
+        job = ReviewJob(iteration_paths, annotator_paths, labels, settings, teacher, prompt)
+        export = kind_export(pd.read_parquet(votes_path), job)
+        write_review_export(export, outputs)
+        if export.table is not None:
+            table = export.table
+            flagged = int(table["label_issue"].sum())
+            method = table["issue_method"].iloc[0] if len(table) else "-"
+            kind_log.info(
+                "%s: %d items for review, %d flagged (%s)%s", job.source, len(table), flagged, method, export.note
+            )
+        return export.table
+
+    export_review.__doc__ = kind_export.__doc__
+    return export_review
 
 
 def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
@@ -401,38 +428,14 @@ def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
     return {name: pd.read_parquet(path) for name, path in paths.items()}
 
 
-def export_review(
-    votes_path: str,
-    iteration_paths: dict[str, str],
-    annotator_paths: dict[str, str],
-    labels: list[str],
-    settings: dict[str, Any],
-    teacher: str,
-    prompt: str,
-    outputs: dict[str, str],
-) -> pd.DataFrame:
+def _single_label_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     """The export_review step of task single_label: score one teacher × prompt's votes (its own
     iterations, and every annotator's for CROWDLAB) and write its review files."""
-    source = f"synthdistill:{teacher}/{prompt}"
-    votes = pd.read_parquet(votes_path)
-    annotators = read_iterations(annotator_paths)
+    annotators = read_iterations(job.annotator_paths)
     ids = votes.loc[votes["split"].isin(REVIEW_SPLITS), "id"].tolist()
-    scores = score_items(
-        votes,
-        annotator_labels(annotators, ids),
-        labels,
-        features=settings["features"],
-        embedding_model=settings["embedding_model"],
-        cv_folds=settings["cv_folds"],
-        seed=settings["seed"],
-    )
-    table = review_table(votes, scores, read_iterations(iteration_paths), labels)
-    write_review_files(table, labels, source, outputs)
-    log.info(
-        "%s: %d items for review, %d flagged (%s)",
-        source,
-        len(table),
-        int(table["label_issue"].sum()),
-        table["issue_method"].iloc[0] if len(table) else "-",
-    )
-    return table
+    scores = score_items(votes, annotator_labels(annotators, ids), job.labels, **scoring_settings(job.settings))
+    table = review_table(votes, scores, read_iterations(job.iteration_paths), job.labels)
+    return review_export(table, job.labels, job.source)
+
+
+export_review = export_review_step(_single_label_export, log)

@@ -28,13 +28,13 @@ from synthdistill.errors import SynthDistillError
 from synthdistill.labels.corrections import (
     COLUMNS,
     apply_corrections,
+    import_review_step,
     is_label_studio,
     label_studio_reviews,
     label_studio_value,
     read_corrections,
     with_answers,
 )
-from synthdistill.labels.review import write_csv
 from synthdistill.labels.span_review import ARGILLA_QUESTION
 from synthdistill.tasks.spans import to_json
 
@@ -185,26 +185,20 @@ def _audit_answer(value: Any, text: str, labels: list[str], where: str, done: di
         return value
 
 
-def import_review(
-    votes_path: str,
-    corrections_path: str | None,
-    labels: list[str],
-    labels_out: str,
-    audit_out: str,
-    settings: dict[str, Any],
-) -> pd.DataFrame:
+def _span_import(
+    votes: pd.DataFrame, corrections_path: str | None, labels: list[str], settings: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The import_review step of task spans: the reviewed spans students train on, and the audit."""
-    votes = pd.read_parquet(votes_path)
     corrections = None
     if corrections_path:
         corrections = canonical_corrections(read_span_corrections(corrections_path), votes, labels, corrections_path)
-    reviewed, audit = apply_corrections(
+    return apply_corrections(
         votes,
         corrections,
         labels,
         str(corrections_path),
         label_problem=lambda value: "no spans given (write [] for a text without entities)" if value is None else None,
     )
-    reviewed.to_parquet(labels_out, index=False)
-    write_csv(audit, audit_out)
-    return audit
+
+
+import_review = import_review_step(_span_import)

@@ -5,13 +5,15 @@ Argilla 2.x dataset whose ``span`` question carries the voted spans as its sugge
 from __future__ import annotations
 
 import json
+import logging
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from synthdistill.tasks.spans import from_json
+from synthdistill.labels.review import export_review_step
+from synthdistill.labels.review_records import ReviewExport, ReviewJob, argilla_record, config_text, label_studio_task
+from synthdistill.tasks.spans import Span, from_json
 
 # Items people can correct: test items stay as the frozen expert benchmark never seen in training.
 REVIEWED_SPLITS = ("train", "validation")
@@ -24,31 +26,35 @@ def review_order(votes: pd.DataFrame) -> pd.DataFrame:
     return items.sort_values(["rank_key", "id"], kind="stable").drop(columns="rank_key").reset_index(drop=True)
 
 
+def _span_scores(row: dict[str, Any], spans: list[Span]) -> list[float]:
+    """Each voted span's own agreement (the share of the answering iterations that found it)."""
+    agreement = {(d["start"], d["end"], d["label"]): d["agreement"] for d in json.loads(row["span_agreement"])}
+    return [float(agreement.get((s.start, s.end, s.label), 0.0)) for s in spans]
+
+
 def label_studio_span_tasks(votes: pd.DataFrame, model_version: str) -> list[dict[str, Any]]:
     """Label Studio import tasks: ``data`` with the text, vote agreement and review rank;
     ``predictions`` with one ``labels`` region per voted span (scored by its own agreement)."""
     tasks = []
     for rank, row in enumerate(review_order(votes).to_dict("records"), start=1):
-        agreement = {(d["start"], d["end"], d["label"]): d["agreement"] for d in json.loads(row["span_agreement"])}
-        task: dict[str, Any] = {
-            "data": {
-                "id": str(row["id"]),
-                "text": row["text"],
-                "split": row["split"],
-                "agreement": float(row["agreement"]),
-                "answered": int(row["n_answered"]),
-                "rank": rank,
-            },
-            "predictions": [],
+        data = {
+            "id": str(row["id"]),
+            "text": row["text"],
+            "split": row["split"],
+            "agreement": float(row["agreement"]),
+            "answered": int(row["n_answered"]),
+            "rank": rank,
         }
+        regions = None
         if isinstance(row["label"], str):
+            spans = from_json(row["label"])
             regions = [
                 {
                     "id": f"{row['id']}-{number}",
                     "from_name": "label",
                     "to_name": "text",
                     "type": "labels",
-                    "score": float(agreement.get((span.start, span.end, span.label), 0.0)),
+                    "score": score,
                     "value": {
                         "start": span.start,
                         "end": span.end,
@@ -56,12 +62,9 @@ def label_studio_span_tasks(votes: pd.DataFrame, model_version: str) -> list[dic
                         "labels": [span.label],
                     },
                 }
-                for number, span in enumerate(from_json(row["label"]), start=1)
+                for number, (span, score) in enumerate(zip(spans, _span_scores(row, spans), strict=True), start=1)
             ]
-            task["predictions"].append(
-                {"model_version": model_version, "score": float(row["agreement"]), "result": regions}
-            )
-        tasks.append(task)
+        tasks.append(label_studio_task(data, model_version, float(row["agreement"]), regions))
     return tasks
 
 
@@ -73,8 +76,7 @@ def label_studio_span_config(labels: list[str]) -> str:
     for label in labels:
         ET.SubElement(spans, "Label", value=label)
     ET.SubElement(view, "Text", name="text", value="$text", granularity="symbol")
-    ET.indent(view, space="  ")
-    return ET.tostring(view, encoding="unicode") + "\n"
+    return config_text(view)
 
 
 # The Argilla question and field names; labels.span_corrections reads responses to this question.
@@ -95,30 +97,16 @@ def argilla_span_records(votes: pd.DataFrame, labels: list[str], teacher: str, p
     """
     records = []
     for rank, row in enumerate(review_order(votes).to_dict("records"), start=1):
-        agreement = {(d["start"], d["end"], d["label"]): d["agreement"] for d in json.loads(row["span_agreement"])}
         suggestions = {}
         if isinstance(row["label"], str):
             spans = from_json(row["label"])
             suggestions[ARGILLA_QUESTION] = {
                 "value": [{"start": s.start, "end": s.end, "label": s.label} for s in spans],
-                "score": [float(agreement.get((s.start, s.end, s.label), 0.0)) for s in spans],
+                "score": _span_scores(row, spans),
                 "agent": f"{teacher}/{prompt}",
             }
-        records.append(
-            {
-                "id": str(row["id"]),
-                "fields": {ARGILLA_FIELD: row["text"]},
-                "metadata": {
-                    "rank": rank,
-                    "split": row["split"],
-                    "agreement": float(row["agreement"]),
-                    "answered": int(row["n_answered"]),
-                    "teacher": teacher,
-                    "prompt": prompt,
-                },
-                "suggestions": suggestions,
-            }
-        )
+        metadata = {"answered": int(row["n_answered"]), "teacher": teacher, "prompt": prompt}
+        records.append(argilla_record(row, rank, {ARGILLA_FIELD: row["text"]}, metadata, suggestions))
     settings = {
         "guidelines": (
             f"Mark every entity of the text with one of {', '.join(labels)}; the suggestion is the vote of "
@@ -147,21 +135,15 @@ def argilla_span_records(votes: pd.DataFrame, labels: list[str], teacher: str, p
     return {"settings": settings, "records": records}
 
 
-def export_review(
-    votes_path: str,
-    iteration_paths: dict[str, str],
-    annotator_paths: dict[str, str],
-    labels: list[str],
-    settings: dict[str, Any],
-    teacher: str,
-    prompt: str,
-    outputs: dict[str, str],
-) -> None:
+def _span_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     """The export_review step of task spans: Label Studio tasks JSON and labelling config, Argilla
     JSON, the voted spans as predictions. Nothing is scored (no review settings or iterations read)."""
-    votes = pd.read_parquet(votes_path)
-    tasks = label_studio_span_tasks(votes, f"{teacher}/{prompt}")
-    Path(outputs["label_studio"]).write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")
-    Path(outputs["label_studio_config"]).write_text(label_studio_span_config(labels))
-    argilla = argilla_span_records(votes, labels, teacher, prompt)
-    Path(outputs["argilla"]).write_text(json.dumps(argilla, indent=1, ensure_ascii=False) + "\n")
+    return ReviewExport(
+        argilla_span_records(votes, job.labels, job.teacher, job.prompt),
+        label_studio_span_tasks(votes, f"{job.teacher}/{job.prompt}"),
+        label_studio_span_config(job.labels),
+        ensure_ascii=False,
+    )
+
+
+export_review = export_review_step(_span_export, logging.getLogger(__name__))

@@ -14,10 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.data import read_splits
-from synthdistill.errors import SynthDistillError
-from synthdistill.labels.vote import ALL_FAILED, VOTED
-from synthdistill.labels.vote_files import annotation_stats, write_vote_outputs
+from synthdistill.labels.vote import ALL_FAILED, VOTED, iteration_answers, vote_frame
+from synthdistill.labels.vote_files import Voted, vote_step
 from synthdistill.tasks.spans import Span, from_json, to_json
 
 
@@ -61,13 +59,8 @@ def vote_one(answers: list[str | None], min_share: float) -> dict[str, Any]:
 
 def vote(iterations: list[pd.DataFrame], items: pd.DataFrame, min_share: float) -> pd.DataFrame:
     """One row per item: the voted spans (``label``), agreement, per-span agreement, failures."""
-    ids = items["id"].tolist()
-    columns = []
-    for number, frame in enumerate(iterations):
-        if sorted(frame["id"]) != sorted(ids):
-            raise SynthDistillError(f"annotation iteration {number} does not cover the same items as the prompts")
-        columns.append(frame.set_index("id")["label"].reindex(ids).tolist())
-    out = items[[c for c in ("id", "split", "text", "expert_label") if c in items]].copy().reset_index(drop=True)
+    columns = [answers.tolist() for answers in iteration_answers(iterations, items["id"].tolist())]
+    out = vote_frame(items)
     results = [vote_one([None if pd.isna(a) else a for a in row], min_share) for row in zip(*columns, strict=True)]
     out["label"] = [r["label"] for r in results]
     out["vote_status"] = [r["status"] for r in results]
@@ -95,18 +88,13 @@ def vote_summary(votes: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def write_votes(
-    iteration_paths: list[str],
-    split_paths: list[str],
-    labels: list[str],
-    settings: dict[str, Any],
-    outputs: dict[str, str],
-) -> pd.DataFrame:
+def _span_vote(
+    iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str], settings: dict[str, Any]
+) -> Voted:
     """The vote job's files: votes (Parquet), the train split's voted spans as text,label CSV, stats.
     ``settings``: config vote, whose min_share it reads."""
-    min_share = settings["min_share"]
-    iterations = [pd.read_parquet(p) for p in iteration_paths]
-    votes = vote(iterations, read_splits(split_paths), min_share)
-    stats = {"annotation": annotation_stats(iterations), "vote": vote_summary(votes), "min_share": min_share}
-    write_vote_outputs(votes, stats, outputs)
-    return votes
+    votes = vote(iterations, items, settings["min_share"])
+    return Voted(votes, {"vote": vote_summary(votes), "min_share": settings["min_share"]})
+
+
+write_votes = vote_step(_span_vote)

@@ -42,13 +42,8 @@ def vote(iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str],
     if tie_policy not in TIE_POLICIES:
         raise SynthDistillError(f"vote.tie_policy: {tie_policy!r} is not one of {TIE_POLICIES}")
     ids = items["id"].tolist()
-    per_iteration = []
-    for number, frame in enumerate(iterations):
-        if sorted(frame["id"]) != sorted(ids):
-            raise SynthDistillError(f"annotation iteration {number} does not cover the same items as the prompts")
-        per_iteration.append(frame.set_index("id")["label"].reindex(ids))
-    out = items[[c for c in ("id", "split", "text", "expert_label") if c in items]].copy().reset_index(drop=True)
-    matrix = pd.concat(per_iteration, axis=1).to_numpy()
+    out = vote_frame(items)
+    matrix = pd.concat(iteration_answers(iterations, ids), axis=1).to_numpy()
     results = [vote_one([None if pd.isna(v) else v for v in row], labels, tie_policy) for row in matrix]
     out["label"] = [r[0] for r in results]
     out["vote_status"] = [r[1] for r in results]
@@ -61,6 +56,22 @@ def vote(iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str],
     if probs is not None:
         out[[f"prob_{label}" for label in labels]] = probs
     return out
+
+
+def iteration_answers(iterations: list[pd.DataFrame], ids: list[str]) -> list[pd.Series]:
+    """Each iteration's answer (``label``) per item, in the order of ``ids``. Every iteration must
+    cover exactly these ids, or the votes would be misaligned."""
+    answers = []
+    for number, frame in enumerate(iterations):
+        if sorted(frame["id"]) != sorted(ids):
+            raise SynthDistillError(f"annotation iteration {number} does not cover the same items as the prompts")
+        answers.append(frame.set_index("id")["label"].reindex(ids))
+    return answers
+
+
+def vote_frame(items: pd.DataFrame) -> pd.DataFrame:
+    """The item columns every kind's votes start with (expert_label only where it is known)."""
+    return items[[c for c in ("id", "split", "text", "expert_label") if c in items]].copy().reset_index(drop=True)
 
 
 def mean_label_probabilities(iterations: list[pd.DataFrame], ids: list[str], labels: list[str]) -> np.ndarray | None:

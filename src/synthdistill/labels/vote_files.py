@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -57,18 +58,51 @@ def annotation_stats(iterations: list[pd.DataFrame]) -> dict[str, Any]:
     }
 
 
-def write_votes(
-    iteration_paths: list[str],
-    split_paths: list[str],
-    labels: list[str],
-    settings: dict[str, Any],
-    outputs: dict[str, str],
-) -> pd.DataFrame:
+class Voted(NamedTuple):
+    """What a kind's vote gives the vote job to write."""
+
+    votes: pd.DataFrame
+    # stats.json after the shared "annotation" entry: the vote's summary (and settings worth keeping).
+    stats: dict[str, Any]
+    # The trainer-ready CSV; None: voted_train's text,label rows.
+    train: pd.DataFrame | None = None
+
+
+# A kind's vote: (iterations, items, labels, config vote) -> what to write.
+KindVote = Callable[[list[pd.DataFrame], pd.DataFrame, list[str], dict[str, Any]], Voted]
+
+
+def vote_step(kind_vote: KindVote) -> Callable[..., pd.DataFrame]:
+    """The vote step of a kind (tasks.base names its arguments): every kind reads its iterations and
+    splits and writes its files the same way; only ``kind_vote`` differs, and its docstring is the step's."""
+
+    def write_votes(
+        iteration_paths: list[str],
+        split_paths: list[str],
+        labels: list[str],
+        settings: dict[str, Any],
+        outputs: dict[str, str],
+    ) -> pd.DataFrame:
+        iterations = [pd.read_parquet(p) for p in iteration_paths]
+        voted = kind_vote(iterations, read_splits(split_paths), labels, settings)
+        write_vote_outputs(
+            voted.votes, {"annotation": annotation_stats(iterations), **voted.stats}, outputs, voted.train
+        )
+        return voted.votes
+
+    write_votes.__doc__ = kind_vote.__doc__
+    return write_votes
+
+
+def _single_label_vote(
+    iterations: list[pd.DataFrame], items: pd.DataFrame, labels: list[str], settings: dict[str, Any]
+) -> Voted:
     """The vote step of task single_label (``settings``: config vote, whose tie_policy it reads)."""
-    iterations = [pd.read_parquet(p) for p in iteration_paths]
-    votes = vote(iterations, read_splits(split_paths), labels, settings["tie_policy"])
-    write_vote_outputs(votes, {"annotation": annotation_stats(iterations), "vote": vote_summary(votes)}, outputs)
-    return votes
+    votes = vote(iterations, items, labels, settings["tie_policy"])
+    return Voted(votes, {"vote": vote_summary(votes)})
+
+
+write_votes = vote_step(_single_label_vote)
 
 
 def voted_train(votes: pd.DataFrame) -> pd.DataFrame:
