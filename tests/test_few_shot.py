@@ -66,8 +66,8 @@ def test_a_jsonl_examples_file_keeps_its_reasons(tmp_path):
 def test_the_shots_split_is_carved_from_the_train_pool_and_kept_out_of_every_split():
     settings = {"path": str(DEMO), "text_column": "text", "label_column": "label"}
     split = {"test_size": 0.2, "validation_size": 0.15, "seed": 42}
-    plain, _ = prepare(settings, LABELS, split)
-    items, summary = prepare(settings, LABELS, {**split, "shots_per_label": 3})
+    plain, _ = prepare(settings, LABELS, split, "single_label")
+    items, summary = prepare(settings, LABELS, {**split, "shots_per_label": 3}, "single_label")
     shots = items.loc[items["split"] == "shots"]
     assert shots["expert_label"].value_counts().to_dict() == dict.fromkeys(LABELS, 3)
     assert summary["per_split"]["shots"] == 9

@@ -177,7 +177,7 @@ def test_model_card_carries_labels_data_size_metrics_and_energy(student):
     metadata = {**student["metadata"], "teacher": "smollm2", "prompt": "label", "label_options": {}}
     # The card prices training on the same costs.student_hardware settings as the decision report.
     hardware = student_hardware({"preset": "t4_reference"})
-    text = card_text(metadata, metrics, hardware, student["check"])
+    text = card_text(metadata, metrics, hardware, student["check"], "single_label", None)
     assert text.startswith("---\n") and "pipeline_tag: text-classification" in text
     assert "teacher `smollm2` with prompt `label`" in text
     assert "| 1 | negative |" in text
@@ -221,7 +221,7 @@ def test_model_card_shows_every_label_as_written_never_as_markup():
         "intervals": {"method": "bootstrap", "level": 0.95, "accuracy": [0.8, 0.95], "f1_macro": [0.8, 0.95]},
         "per_class": per_class,
     }
-    text = card_text(metadata, metrics, student_hardware({}))
+    text = card_text(metadata, metrics, student_hardware({}), None, "single_label", None)
     assert "<img" not in text and "| 0 | &lt;img src=x onerror=alert(1)&gt; |" in text
     assert r"| 1 | \*\*bold\*\* \[link\](x) |" in text and r"under \$5^\$ deal" in text
     assert "R&amp;D" in text and "Sci/Tech" in text  # what needs no escaping stays as it reads
@@ -251,4 +251,4 @@ def test_student_hardware_presets_and_overrides():
 def test_push_without_a_token_names_the_variable(student, monkeypatch):
     monkeypatch.delenv("MY_HF_TOKEN", raising=False)
     with pytest.raises(SynthDistillError, match="MY_HF_TOKEN holds no Hugging Face token"):
-        push_student(str(student["dir"] / "model"), "README.md", "me/student", token_env="MY_HF_TOKEN")
+        push_student(str(student["dir"] / "model"), "README.md", "me/student", token_env="MY_HF_TOKEN", private=True)

@@ -25,8 +25,8 @@ SPLIT = {"test_size": 0.2, "validation_size": 0.15, "seed": 3}
 
 
 def test_gold_dev_comes_from_the_train_pool_and_leaves_test_and_validation_as_they_were():
-    plain, _ = prepare(DATASET, LABELS, SPLIT)
-    items, summary = prepare(DATASET, LABELS, {**SPLIT, "gold_dev_size": 30})
+    plain, _ = prepare(DATASET, LABELS, SPLIT, "single_label")
+    items, summary = prepare(DATASET, LABELS, {**SPLIT, "gold_dev_size": 30}, "single_label")
     for name in ("test", "validation"):
         assert set(items.loc[items["split"] == name, "id"]) == set(plain.loc[plain["split"] == name, "id"])
     gold = items.loc[items["split"] == "gold_dev"]
@@ -44,7 +44,7 @@ def test_gold_dev_and_best_need_expert_labels_and_each_other():
     with pytest.raises(SynthDistillError, match="split.gold_dev_size.*dataset.label_column"):
         check_gold_dev(unlabelled)
     with pytest.raises(SynthDistillError, match="gold_dev_size=5000: the train pool has only"):
-        prepare(DATASET, LABELS, {**SPLIT, "gold_dev_size": 5000})
+        prepare(DATASET, LABELS, {**SPLIT, "gold_dev_size": 5000}, "single_label")
 
 
 def votes_of(labels_by_split: dict[str, list[str]], expert: dict[str, list[str]]) -> pd.DataFrame:

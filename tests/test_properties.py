@@ -142,7 +142,7 @@ def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) 
         settings_["id_column"] = "doc"
     teacher = ScriptedTeacher(labels)
     try:
-        items, _ = data.prepare(settings_, labels, SPLIT)
+        items, _ = data.prepare(settings_, labels, SPLIT, "single_label")
     except SynthDistillError as exc:
         assert names_a_row_or_key(str(exc)), str(exc)
         assert teacher.calls == 0

@@ -13,7 +13,7 @@ import pandas as pd
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults
-from synthdistill.tasks import SINGLE_LABEL, get_task
+from synthdistill.tasks import get_task
 from synthdistill.tasks.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def text_columns(settings: dict[str, Any]) -> list[str]:
     return list(settings.get("text_columns") or [settings["text_column"]])
 
 
-def load_dataset(settings: dict[str, Any], task: str = SINGLE_LABEL) -> pd.DataFrame:
+def load_dataset(settings: dict[str, Any], task: str) -> pd.DataFrame:
     """Load the raw table described by the ``dataset`` config section."""
     hub = settings.get("hub")
     if hub:
@@ -176,7 +176,7 @@ def expert_labels(labels: pd.Series, label_names: list[str] | dict | None, sourc
     return keys.map(mapping)
 
 
-def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: str = SINGLE_LABEL) -> pd.DataFrame:
+def normalise(frame: pd.DataFrame, settings: dict[str, Any], source: str, task: str) -> pd.DataFrame:
     """Rename the configured columns to ``id``, ``text`` and ``expert_label``; map stored labels to names."""
     label_column = settings.get("label_column")
     id_column = settings.get("id_column")
@@ -242,10 +242,10 @@ def clean(
     frame: pd.DataFrame,
     labels: list[str],
     source: str,
-    max_chars: int | None = None,
-    over_max_chars: str = "truncate",
-    task: str = SINGLE_LABEL,
-    settings: dict[str, Any] | None = None,
+    max_chars: int | None,
+    over_max_chars: str,
+    task: str,
+    settings: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[int]]]:
     """Drop rows that cannot be used and say why; stop on a label outside the configured set.
 
@@ -273,7 +273,7 @@ def clean(
     frame["text"] = text
     if "expert_label" in frame:
         expert = get_task(task).step("expert_answers")
-        frame["expert_label"] = expert(frame=frame, labels=labels, settings=settings or {}, source=source)
+        frame["expert_label"] = expert(frame=frame, labels=labels, settings=settings, source=source)
         reasons[reasons.isna() & frame["expert_label"].isna()] = "missing label"
     duplicated = frame["text"].duplicated() & reasons.isna()
     reasons[duplicated] = "duplicate text"
@@ -366,9 +366,7 @@ def split_names(frame: pd.DataFrame) -> list[str]:
     return [*SPLITS, *sorted(set(frame["split"]) - set(SPLITS))]
 
 
-def summarise(
-    frame: pd.DataFrame, dropped: pd.DataFrame, changed: dict[str, list[int]], task: str = SINGLE_LABEL
-) -> dict[str, Any]:
+def summarise(frame: pd.DataFrame, dropped: pd.DataFrame, changed: dict[str, list[int]], task: str) -> dict[str, Any]:
     """Counts per split and label (multi_label: texts per label; spans: expert spans per split and
     type), every dropped row with its reason, and the rows whose text was changed."""
     names = split_names(frame)
@@ -403,7 +401,7 @@ def _more(rows: list[int]) -> str:
 
 
 def prepare(
-    settings: dict[str, Any], labels: list[str], split_settings: dict[str, Any], task: str = SINGLE_LABEL
+    settings: dict[str, Any], labels: list[str], split_settings: dict[str, Any], task: str
 ) -> tuple[pd.DataFrame, dict]:
     """Load, clean and split the dataset: the single source of every split in the run. Splits are
     stratified by the expert label where the task supports it (a JSON answer is no stratum)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthdistill.errors import SynthDistillError
 from synthdistill.metrics.costs import training_energy
-from synthdistill.tasks import SINGLE_LABEL, get_task
+from synthdistill.tasks import get_task
 from synthdistill.tasks.names import EXPERT
 
 if TYPE_CHECKING:
@@ -71,9 +71,7 @@ def _source(metadata: dict[str, Any]) -> str:
     return f"synthetic labels from teacher `{metadata['teacher']}` with prompt `{metadata['prompt']}`"
 
 
-def card_data(
-    metadata: dict[str, Any], task: str = SINGLE_LABEL, widget_texts: list[str] | None = None
-) -> ModelCardData:
+def card_data(metadata: dict[str, Any], task: str, widget_texts: list[str] | None) -> ModelCardData:
     """The card's YAML header: what the Hub's widget, search and base-model link read."""
     from huggingface_hub import ModelCardData
 
@@ -93,9 +91,9 @@ def card_text(
     metadata: dict[str, Any],
     metrics: dict[str, Any] | None,
     hardware: dict[str, Any],
-    onnx_check: dict[str, Any] | None = None,
-    task: str = SINGLE_LABEL,
-    widget_texts: list[str] | None = None,
+    onnx_check: dict[str, Any] | None,
+    task: str,
+    widget_texts: list[str] | None,
 ) -> str:
     """The card's Markdown for a student of any task kind, with YAML metadata the Hub reads."""
     from huggingface_hub import ModelCard
@@ -140,10 +138,10 @@ def write_card(
     metrics_path: str | None,
     hardware: dict[str, Any],
     output_path: str,
-    onnx_check_path: str | None = None,
-    name: str | None = None,
-    task: str = SINGLE_LABEL,
-    widget_texts: list[str] | None = None,
+    onnx_check_path: str | None,
+    name: str | None,
+    task: str,
+    widget_texts: list[str] | None,
 ) -> str:
     """The write_model_card rule: a student's README.md from its metadata, test metrics and ONNX check."""
     metadata = _read(metadata_path)
@@ -154,9 +152,7 @@ def write_card(
     return text
 
 
-def push_student(
-    model_dir: str, card_path: str, repo_id: str, token_env: str = "HF_TOKEN", private: bool = True
-) -> dict[str, Any]:
+def push_student(model_dir: str, card_path: str, repo_id: str, token_env: str, private: bool) -> dict[str, Any]:
     """Upload the model folder with its card as README.md to a Hub model repo (created if needed)."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
