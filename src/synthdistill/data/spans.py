@@ -5,6 +5,7 @@ JSON of synthdistill.tasks.spans, checked against the text they point into."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -99,19 +100,28 @@ def bio_spans(tokens: list[str], tags: list[str], where: str) -> list[Span]:
     another type starts an entity, as conlleval reads it."""
     if len(tokens) != len(tags):
         raise SynthDistillError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
-    spans: list[Span] = []
-    position = 0
-    current: list[Any] | None = None  # [start, end, label] of the open entity
+    tagged, position = [], 0
     for token, tag in zip(tokens, tags, strict=True):
         tag = str(tag)
-        start, end = position, position + len(token)
-        position = end + 1
+        prefix, _, label = tag.partition("-")
+        if tag != "O" and (prefix not in ("B", "I") or not label):
+            raise SynthDistillError(f"{where}: tag {tag!r} of token {token!r} is not O, B-TYPE or I-TYPE")
+        tagged.append((position, position + len(token), tag))
+        position += len(token) + 1
+    return tagged_spans(tagged)
+
+
+def tagged_spans(tagged: Iterable[tuple[int, int, str]]) -> list[Span]:
+    """Character spans of (start, end, BIO tag) pieces in text order: a ``B-`` piece starts a span and
+    the ``I-`` pieces of its type that follow extend it; an ``I-`` after ``O`` or after another type
+    starts one, as conlleval reads it (the expert's word tags and a student's subword tags alike)."""
+    spans: list[Span] = []
+    current: list[Any] | None = None  # [start, end, label] of the open entity
+    for start, end, tag in tagged:
         if tag == "O":
             current = None
             continue
         prefix, _, label = tag.partition("-")
-        if prefix not in ("B", "I") or not label:
-            raise SynthDistillError(f"{where}: tag {tag!r} of token {token!r} is not O, B-TYPE or I-TYPE")
         if prefix == "I" and current is not None and current[2] == label:
             current[1] = end
             spans[-1] = Span(current[0], end, label)

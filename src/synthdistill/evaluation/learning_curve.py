@@ -12,7 +12,8 @@ from sklearn.model_selection import train_test_split
 from synthdistill.evaluation.scoring import test_metrics
 from synthdistill.students.files import LABEL_OPTIONS, label_frames
 from synthdistill.students.inference import predict_frame
-from synthdistill.students.training import NOT_HYPERPARAMETERS, train
+from synthdistill.students.train_step import label_options
+from synthdistill.students.training import hyperparameters_of, train
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,9 @@ def learning_curve(
     import torch
 
     torch.set_num_threads(threads)
-    options = {k: student[k] for k in LABEL_OPTIONS if student.get(k) is not None}
+    options = label_options(student, LABEL_OPTIONS)
     train_items, validation_items = label_frames(label_paths, teacher, **options, labels=labels)
     test = pd.read_parquet(test_path)
-    hyperparameters = {k: v for k, v in student.items() if k not in NOT_HYPERPARAMETERS}
     seed = int(student.get("seed", 42))
     rows = []
     for size in sorted({s for s in sizes if s < len(train_items)} | {len(train_items)}):
@@ -61,7 +61,7 @@ def learning_curve(
                 validation_items,
                 labels,
                 student["model"],
-                hyperparameters,
+                hyperparameters_of(student),
                 folder,
                 trust_remote_code=student.get("trust_remote_code", False),
             )

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
 from synthdistill.students.targets import with_targets
-from synthdistill.students.training import NOT_HYPERPARAMETERS, train, write_metadata
-from synthdistill.tasks.names import EXPERT
-
-log = logging.getLogger(__name__)
-
+from synthdistill.students.train_step import label_options, labelled_frames, reviewed_corrections, train_on_frames
+from synthdistill.students.training import train, write_metadata
 
 # Student settings that choose the training labels rather than configure the trainer.
 LABEL_OPTIONS = ("min_agreement", "agreement_weighting", "targets")
@@ -42,23 +37,12 @@ def label_frames(
     add the training items' target distributions (students.targets); expert labels are always hard.
     ``source`` names the student and labeller in errors.
     """
-    paths = [paths] if isinstance(paths, str | Path) else list(paths)
-    if teacher == EXPERT:
-        train_items, validation_items = (pd.read_parquet(p) for p in paths)
-        rename = {"expert_label": "label"}
-        return train_items.rename(columns=rename), validation_items.rename(columns=rename)
-    votes = pd.read_parquet(paths[0])
-    labelled = votes.loc[votes["label"].notna()]
-    train_items = labelled.loc[labelled["split"] == "train"]
-    if min_agreement is not None:
-        train_items = train_items.loc[train_items["agreement"] >= min_agreement]
-    if agreement_weighting:
-        train_items = train_items.assign(weight=train_items["agreement"])
+    train_items, validation_items = labelled_frames(paths, teacher, min_agreement, agreement_weighting)
     if targets != "hard":
         if labels is None:
             raise ValueError("label_frames: soft targets need the label set")
         train_items = with_targets(train_items, labels, targets, source or f"labeller {teacher}")
-    return train_items, labelled.loc[labelled["split"] == "validation"]
+    return train_items, validation_items
 
 
 def train_from_files(
@@ -73,36 +57,19 @@ def train_from_files(
     threads: int = 1,
     name: str = "student",
 ) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(threads)
-    options = {k: student[k] for k in LABEL_OPTIONS if student.get(k) is not None}
+    options = label_options(student, LABEL_OPTIONS)
     source = f"students.{name}.targets (labeller {teacher}/{prompt})"
-    train_items, validation_items = label_frames(paths, teacher, **options, labels=labels, source=source)
-    if train_items.empty:
-        raise SynthDistillError(
-            f"teacher {teacher} / prompt {prompt}: no labelled training items"
-            " (every vote abstained, or students.*.min_agreement dropped them all)"
-        )
-    log.info("training on %d items, validating on %d", len(train_items), len(validation_items))
-    hyperparameters = {k: v for k, v in student.items() if k not in NOT_HYPERPARAMETERS}
-    metadata = train(
-        train_items,
-        validation_items,
-        labels,
-        student["model"],
-        hyperparameters,
-        model_dir,
-        trust_remote_code=student.get("trust_remote_code", False),
+    frames = label_frames(paths, teacher, **options, labels=labels, source=source)
+    why = "no labelled training items (every vote abstained, or students.*.min_agreement dropped them all)"
+    trust = student.get("trust_remote_code", False)
+    metadata = train_on_frames(
+        train, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
     )
-    metadata.update({"teacher": teacher, "prompt": prompt, "label_options": options})
+    train_items, validation_items = frames
+    metadata["label_options"] = options
     if "labeller" in train_items:  # students_learn_from: best (results/labels/best.parquet)
         metadata["labeller"] = str(train_items["labeller"].iloc[0])
-    if "corrected" in train_items:  # reviewed labels (results/review/...labels.parquet)
-        metadata["reviewed_corrections"] = {
-            "train": int(train_items["corrected"].sum()),
-            "validation": int(validation_items["corrected"].sum()),
-        }
+    metadata.update(reviewed_corrections(train_items, validation_items))
     if "feedback" in train_items:  # served feedback added (results/feedback/...labels.parquet)
         metadata["feedback_examples"] = int(train_items["feedback"].sum())
     write_metadata(metadata, metadata_path)

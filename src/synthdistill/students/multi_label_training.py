@@ -20,23 +20,17 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from synthdistill.errors import SynthDistillError
 from synthdistill.metrics.collapse import label_set_collapse
-from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
+from synthdistill.students.train_step import label_options, labelled_frames, reviewed_corrections, train_on_frames
 from synthdistill.students.training import (
-    NOT_HYPERPARAMETERS,
-    fit,
-    item_weights,
+    fit_texts,
     load_classifier,
-    pick_device,
     save_model,
-    seed_everything,
-    text_encoder,
+    start_training,
     write_metadata,
 )
 from synthdistill.tasks.multi_label import indicator_matrix
-from synthdistill.tasks.names import EXPERT
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +48,7 @@ def label_set_frames(
     sets (items without a vote left out), or the expert baseline's train and validation splits.
     ``min_agreement`` drops training items whose whole-set agreement is below it;
     ``agreement_weighting`` weights each training item by it."""
-    paths = [paths] if isinstance(paths, str | Path) else list(paths)
-    if teacher == EXPERT:
-        train_items, validation_items = (pd.read_parquet(p).rename(columns={"expert_label": "label"}) for p in paths)
-        return train_items, validation_items
-    votes = pd.read_parquet(paths[0])  # a vote, or the reviewed sets (import_review): both name the set label
-    labelled = votes.loc[votes["label"].notna()]
-    train_items = labelled.loc[labelled["split"] == "train"]
-    if min_agreement is not None:
-        train_items = train_items.loc[train_items["agreement"] >= min_agreement]
-    if agreement_weighting:
-        train_items = train_items.assign(weight=train_items["agreement"])
-    return train_items, labelled.loc[labelled["split"] == "validation"]
+    return labelled_frames(paths, teacher, min_agreement, agreement_weighting)
 
 
 def _best_threshold(probs: np.ndarray, truth: np.ndarray) -> float:
@@ -165,9 +148,7 @@ def train_multi_label(
     micro F1 at its tuned thresholds, save the model with them."""
     import torch
 
-    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
-    seed_everything(int(hp["seed"]))
-    device = torch.device(pick_device())
+    hp, device = start_training(hyperparameters)
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer, model = load_classifier(
         model_ref, labels, label2id, device, trust_remote_code, problem_type="multi_label_classification"
@@ -187,14 +168,7 @@ def train_multi_label(
 
     min_positives = int(hp["min_threshold_positives"])
     validate = _validator(tokenizer, max_length, val_texts, val_truth, labels, min_positives)
-    fitted = fit(
-        model,
-        text_encoder(tokenizer, texts, torch.tensor(target_array), max_length, device),
-        per_item_loss,
-        item_weights(train_items),
-        hp,
-        validate if val_texts else None,
-    )
+    fitted = fit_texts(model, tokenizer, train_items, target_array, per_item_loss, hp, validate if val_texts else None)
     best = fitted.best_extra or {"thresholds": np.full(len(labels), 0.5), "global": None, "collapse": None}
     best_thresholds = best["thresholds"]
     few = too_few_positives(val_truth, min_positives) if val_texts else np.zeros(len(labels), dtype=bool)
@@ -244,32 +218,14 @@ def train_from_files(
 ) -> dict[str, Any]:
     """The train_student step of task multi_label: one student on one label source (``name`` is
     taken for the step's common signature; nothing here prints it)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    options = {k: student[k] for k in ("min_agreement", "agreement_weighting") if student.get(k) is not None}
-    train_items, validation_items = label_set_frames(paths, teacher, **options)
-    if train_items.empty:
-        raise SynthDistillError(
-            f"teacher {teacher} / prompt {prompt}: no labelled training items"
-            " (no iteration answered, or students.*.min_agreement dropped them all)"
-        )
-    log.info("training on %d items, validating on %d", len(train_items), len(validation_items))
-    hyperparameters = {k: v for k, v in student.items() if k not in NOT_HYPERPARAMETERS}
-    metadata = train_multi_label(
-        train_items,
-        validation_items,
-        labels,
-        student["model"],
-        hyperparameters,
-        model_dir,
-        trust_remote_code=student.get("trust_remote_code", False),
+    options = label_options(student, ("min_agreement", "agreement_weighting"))
+    frames = label_set_frames(paths, teacher, **options)
+    why = "no labelled training items (no iteration answered, or students.*.min_agreement dropped them all)"
+    trust = student.get("trust_remote_code", False)
+    metadata = train_on_frames(
+        train_multi_label, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
     )
-    metadata.update({"teacher": teacher, "prompt": prompt, "label_options": options})
-    if "corrected" in train_items:  # reviewed sets (results/review/...labels.parquet)
-        metadata["reviewed_corrections"] = {
-            "train": int(train_items["corrected"].sum()),
-            "validation": int(validation_items["corrected"].sum()),
-        }
+    metadata["label_options"] = options
+    metadata.update(reviewed_corrections(*frames))
     write_metadata(metadata, metadata_path)
     return metadata

@@ -17,15 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.data.model_refs import resolve_model_ref
-from synthdistill.schema import with_defaults
+from synthdistill.data.spans import tagged_spans
 from synthdistill.students.training import (
-    NOT_HYPERPARAMETERS,
     fit,
     item_weights,
+    load_classifier,
     pick_device,
     save_model,
-    seed_everything,
+    start_training,
 )
 from synthdistill.tasks.spans import Span, from_json
 
@@ -59,23 +58,8 @@ def align(offsets: list[tuple[int, int]], spans: list[Span], tag_ids: dict[str, 
 
 def decode(offsets: list[tuple[int, int]], classes: list[int], tags: list[str]) -> list[Span]:
     """Character spans of predicted token classes (special tokens skipped)."""
-    spans: list[Span] = []
-    current: list[Any] | None = None  # [start, end, label]
-    for (start, end), cls in zip(offsets, classes, strict=True):
-        if start == end:
-            continue
-        tag = tags[cls]
-        if tag == "O":
-            current = None
-            continue
-        prefix, label = tag.split("-", 1)
-        if prefix == "I" and current is not None and current[2] == label:
-            current[1] = end
-            spans[-1] = Span(current[0], end, label)
-            continue
-        current = [start, end, label]
-        spans.append(Span(start, end, label))
-    return spans
+    tagged = ((start, end, tags[cls]) for (start, end), cls in zip(offsets, classes, strict=True) if start != end)
+    return tagged_spans(tagged)
 
 
 class SpanPredictor:
@@ -152,27 +136,16 @@ def train(
     """Train on ``train_items`` (text, label: canonical span JSON), choose the epoch by entity F1 on
     ``validation_items``, save the best. The expert test split is never seen here."""
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from synthdistill.metrics.spans import entity_scores
 
-    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
-    seed_everything(int(hp["seed"]))
-    device = torch.device(pick_device())
+    hp, device = start_training(hyperparameters)
     tags = bio_tags(labels)
     tag_ids = {tag: i for i, tag in enumerate(tags)}
-    path = resolve_model_ref(model_ref)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"student {model_ref}: token classification needs a fast tokenizer (offset mapping)")
-    model = AutoModelForTokenClassification.from_pretrained(
-        path,
-        num_labels=len(tags),
-        id2label=dict(enumerate(tags)),
-        label2id=tag_ids,
-        use_safetensors=True,
-        ignore_mismatched_sizes=True,
-    ).to(device)
+    # A spans student never took students.*.trust_remote_code.
+    tokenizer, model = load_classifier(
+        model_ref, tags, tag_ids, device, trust_remote_code=False, token_classification=True
+    )
     texts, answers = train_items["text"].tolist(), train_items["label"].tolist()
     max_length = int(hp["max_length"])
     val_texts = validation_items["text"].tolist()

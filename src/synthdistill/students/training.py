@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,29 @@ log = logging.getLogger(__name__)
 NOT_HYPERPARAMETERS = ("model", "trust_remote_code", "min_agreement", "agreement_weighting", "targets")
 
 
-def seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def pick_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def hyperparameters_of(settings: dict[str, Any]) -> dict[str, Any]:
+    """The student settings its trainer takes: all but those choosing the model, code or labels."""
+    return {k: v for k, v in settings.items() if k not in NOT_HYPERPARAMETERS}
+
+
+def start_training(hyperparameters: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """What every kind's trainer starts from: its settings (the schema's defaults filled in, those that
+    are no hyperparameters left out) and its device, with the random generators seeded from the settings
+    before the model's head is drawn."""
+    import torch
+
+    hp = hyperparameters_of(with_defaults(hyperparameters, "students", "*"))
+    seed = int(hp["seed"])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return hp, torch.device(pick_device())
 
 
 @dataclass
@@ -123,19 +135,6 @@ def fit(
     return Fitted(history, best_epoch, best_extra, seconds)
 
 
-def text_encoder(tokenizer: Any, texts: list[str], targets: Any, max_length: int, device: Any) -> Callable:
-    """``encode`` for ``fit`` of a sequence-classification student: the batch's texts tokenized
-    (padded, truncated to ``max_length``) and its rows of ``targets``."""
-
-    def encode(index: Any) -> tuple[Any, Any]:
-        batch = tokenizer(
-            [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        ).to(device)
-        return batch, targets[index].to(device)
-
-    return encode
-
-
 def item_weights(items: pd.DataFrame) -> Any:
     """Per-item loss weights: the ``weight`` column (vote agreement) when there is one, else ones."""
     import torch
@@ -158,14 +157,20 @@ def load_classifier(
     device: Any,
     trust_remote_code: bool,
     problem_type: str | None = None,
+    token_classification: bool = False,
 ) -> tuple[Any, Any]:
     """The tokenizer and a fresh classification head of ``len(labels)`` outputs on the base model
-    (``problem_type`` ``multi_label_classification``: one sigmoid output per label)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    (``problem_type`` ``multi_label_classification``: one sigmoid output per label;
+    ``token_classification``: one output per token, for the spans student's tags)."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
     path = resolve_model_ref(model_ref)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    if token_classification and not getattr(tokenizer, "is_fast", False):
+        # Tags are aligned to character spans through the offset mapping, which only a fast tokenizer gives.
+        raise ValueError(f"student {model_ref}: token classification needs a fast tokenizer (offset mapping)")
+    auto_class = AutoModelForTokenClassification if token_classification else AutoModelForSequenceClassification
+    model = auto_class.from_pretrained(
         path,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
@@ -176,6 +181,32 @@ def load_classifier(
         ignore_mismatched_sizes=True,
     ).to(device)
     return tokenizer, model
+
+
+def fit_texts(
+    model: Any,
+    tokenizer: Any,
+    train_items: pd.DataFrame,
+    targets: np.ndarray,
+    per_item_loss: Callable[[Any, Any], Any],
+    hp: dict[str, Any],
+    validate: Callable[[Any], tuple[float, dict[str, Any], Any]] | None,
+) -> Fitted:
+    """``fit`` of a sequence-classification student: the texts of ``train_items`` (tokenized, padded,
+    truncated to ``max_length``) towards the rows of ``targets`` (items × labels), each item's loss
+    weighted by its ``weight`` column if it has one."""
+    import torch
+
+    device = next(model.parameters()).device
+    texts, target_rows, max_length = train_items["text"].tolist(), torch.tensor(targets), int(hp["max_length"])
+
+    def encode(index: Any) -> tuple[Any, Any]:
+        batch = tokenizer(
+            [texts[i] for i in index], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        ).to(device)
+        return batch, target_rows[index].to(device)
+
+    return fit(model, encode, per_item_loss, item_weights(train_items), hp, validate)
 
 
 def _validator(
@@ -213,9 +244,7 @@ def train(
     """
     import torch
 
-    hp = {k: v for k, v in with_defaults(hyperparameters, "students", "*").items() if k not in NOT_HYPERPARAMETERS}
-    seed_everything(int(hp["seed"]))
-    device = torch.device(pick_device())
+    hp, device = start_training(hyperparameters)
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer, model = load_classifier(model_ref, labels, label2id, device, trust_remote_code)
 
@@ -232,14 +261,8 @@ def train(
     val_targets = [label2id[label] for label in validation_items["label"]]
     validate = _validator(tokenizer, max_length, val_texts, val_targets, labels)
 
-    fitted = fit(
-        model,
-        text_encoder(tokenizer, texts, torch.tensor(target_array), max_length, device),
-        lambda logits, targets: soft_cross_entropy(logits, targets, class_weights),
-        item_weights(train_items),
-        hp,
-        validate if val_texts else None,
-    )
+    loss = partial(soft_cross_entropy, class_weights=class_weights)
+    fitted = fit_texts(model, tokenizer, train_items, target_array, loss, hp, validate if val_texts else None)
     save_model(model, tokenizer, output_dir)
     history, best_epoch = fitted.history, fitted.best_epoch
     return {
