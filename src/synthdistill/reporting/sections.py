@@ -6,6 +6,7 @@ and HTML alike; numbers are formatted here, once, so both outputs show the same 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,17 @@ def format_value(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _interval(value: float, low: float, high: float) -> str:
-    if _missing(low) or _missing(high):  # an expectation, not a measurement: no interval
+def score_with_interval(value: float, interval: Sequence[float] | None) -> str:
+    """A score with its 95% interval, as every kind's report shows it; alone without an interval (an
+    expectation, not a measurement)."""
+    if interval is None:
         return f"{value:.3f}"
+    low, high = interval
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return score_with_interval(value, None if _missing(low) or _missing(high) else (low, high))
 
 
 def _interval_column(frame: pd.DataFrame, metric: str) -> list[str]:
