@@ -26,9 +26,8 @@ def artifact_rows(
     *,
     optional: bool = False,
 ) -> list[Row]:
-    """``row(entry, artifact)`` for each entry, ``artifact`` read from the file its ``key`` names. An
-    optional artifact (test metrics, an ONNX check) leaves out the entries without one; a required one
-    (vote stats, student metadata) is in every entry."""
+    """``row(entry, artifact)`` of each entry, ``artifact`` read from the file its ``key`` names; an entry
+    without an optional one (test metrics, ONNX check) is left out, a required one (stats, metadata) is a must."""
     rows = []
     for entry in entries:
         artifact = read_json(entry.get(key) if optional else entry[key])
@@ -40,8 +39,7 @@ def artifact_rows(
 
 
 def write_pages(title: str, intro: str, sections: list[Section], outputs: dict[str, str]) -> None:
-    """The Markdown and the self-contained HTML page of a report without figures (``outputs``:
-    markdown, html)."""
+    """The Markdown and self-contained HTML page of a report without figures (``outputs``: markdown, html)."""
     Path(outputs["markdown"]).write_text(
         render.markdown(title=title, intro=intro, sections=sections, figure_dir="figures") + "\n"
     )

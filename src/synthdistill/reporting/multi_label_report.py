@@ -44,8 +44,9 @@ def _source(entry: dict[str, Any]) -> str:
     return f"{entry['teacher']}/{entry['prompt']}"
 
 
-def _student_name(entry: dict[str, Any]) -> str:
-    return f"{entry['student']} ({_source(entry)})"
+def _name(entry: dict[str, Any]) -> str:
+    """A teacher × prompt or a student (with its label source), as the sentences name them."""
+    return f"{entry['student']} ({_source(entry)})" if "student" in entry else _source(entry)
 
 
 def _collapse(entry: dict[str, Any]) -> dict[str, Any] | None:
@@ -54,10 +55,8 @@ def _collapse(entry: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _named_metrics(teachers: list[dict[str, Any]], students: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, test metrics) of every teacher × prompt and student scored, named as the sentences name them."""
-    return artifact_rows(teachers, "metrics", lambda e, m: (_source(e), m), optional=True) + artifact_rows(
-        students, "metrics", lambda e, m: (_student_name(e), m), optional=True
-    )
+    """(name, test metrics) of every teacher × prompt and student scored."""
+    return artifact_rows([*teachers, *students], "metrics", lambda e, m: (_name(e), m), optional=True)
 
 
 def quality_table(
@@ -69,10 +68,8 @@ def quality_table(
     then the trivial baselines; with baselines, whether each system beats the best of them, and
     whether each student's validation answers collapsed."""
     best = best_baselines(baselines) if baselines else {}
-    rows = [
-        *artifact_rows(teachers, "metrics", lambda e, m: _system_row(e, m, False, best, bool(students)), optional=True),
-        *artifact_rows(students, "metrics", lambda e, m: _system_row(e, m, True, best, True), optional=True),
-    ]
+    entries = [*teachers, *students]
+    rows = artifact_rows(entries, "metrics", lambda e, m: _system_row(e, m, best, bool(students)), optional=True)
     for key, name in BASELINES.items() if baselines else ():
         assert baselines is not None
         rows.append({"model": name, "kind": "baseline", "learned from": "", **_scores(baselines[key])})
@@ -80,14 +77,11 @@ def quality_table(
 
 
 def _system_row(
-    entry: dict[str, Any],
-    metrics: dict[str, Any],
-    student: bool,
-    best: dict[str, tuple[float, str]],
-    collapse_column: bool,
+    entry: dict[str, Any], metrics: dict[str, Any], best: dict[str, tuple[float, str]], collapse_column: bool
 ) -> dict[str, Any]:
     """A teacher's or a student's row of the quality table (``best``: best_baselines, or none); the
     collapsed column is there as soon as the run has a student."""
+    student = "student" in entry
     row = {
         "model": entry["student"] if student else _source(entry),
         "kind": "student" if student else "teacher",
@@ -145,7 +139,7 @@ def collapse_lines(students: list[dict[str, Any]]) -> list[str]:
         check = _collapse(entry)
         if check and check["collapsed"]:
             lines.append(
-                f"Collapsed: {_student_name(entry)} answers {'; '.join(check['reasons'])}. Its answers say little "
+                f"Collapsed: {_name(entry)} answers {'; '.join(check['reasons'])}. Its answers say little "
                 "about the text (validation split at the tuned thresholds, never the test split)."
             )
     return lines

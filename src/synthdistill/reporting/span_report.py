@@ -23,9 +23,12 @@ def _source(entry: dict[str, Any]) -> str:
 
 def _scored(teachers: list[dict[str, Any]], students: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
     """(model, learned from, test metrics) of every teacher × prompt's votes and every student scored."""
-    return artifact_rows(teachers, "metrics", lambda e, m: (f"{_source(e)} (votes)", "teacher", m), optional=True) + (
-        artifact_rows(students, "metrics", lambda e, m: (e["student"], _source(e), m), optional=True)
-    )
+    return artifact_rows([*teachers, *students], "metrics", lambda e, m: (*_model(e), m), optional=True)
+
+
+def _model(entry: dict[str, Any]) -> tuple[str, str]:
+    """(model, learned from) of a teacher × prompt's votes or a student."""
+    return (entry["student"], _source(entry)) if "student" in entry else (f"{_source(entry)} (votes)", "teacher")
 
 
 def quality_table(scored: list[tuple[str, str, dict[str, Any]]]) -> pd.DataFrame:
