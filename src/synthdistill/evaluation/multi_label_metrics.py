@@ -8,14 +8,14 @@ cannot look better by failing; ``coverage`` says how often that happened.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
-from synthdistill.evaluation.scoring import score_student, score_votes, test_predictions
-from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index
+from synthdistill.evaluation import scoring
+from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index, difference_test
 from synthdistill.tasks.multi_label import indicator_matrix
 
 SCORES = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
@@ -112,44 +112,31 @@ def paired_bootstrap(
     _, guess_b = _matrices(expert, b, labels)
     index = _resample_index(len(truth), resamples, seed)
     difference = _scores(truth[index], guess_a[index])["f1_micro"] - _scores(truth[index], guess_b[index])["f1_micro"]
+    interval, p_value = difference_test(difference, level)
     return {
         "n": len(truth),
         "f1_micro_a": float(_scores(truth, guess_a)["f1_micro"]),
         "f1_micro_b": float(_scores(truth, guess_b)["f1_micro"]),
-        "f1_micro_difference_interval": _interval(difference, level),
-        "p_value": float(min(1.0, 2 * min((difference <= 0).mean(), (difference >= 0).mean()))),
+        "f1_micro_difference_interval": interval,
+        "p_value": p_value,
     }
 
 
 def test_metrics(expert: pd.Series, predicted: pd.Series, ids: pd.Series, labels: list[str]) -> dict[str, Any]:
-    """Scores, their 95% intervals and the test ids (so runs can prove they used one split)."""
-    return {
-        "task": "multi_label",
-        **score_label_sets(expert, predicted, labels),
-        "intervals": bootstrap_label_set_intervals(expert, predicted, labels),
-        "test_ids": sorted(ids),
-    }
+    """The label sets' scores, their intervals and the test ids, marked as multi_label's."""
+    scores = scoring.scores_with_intervals(
+        expert, predicted, ids, labels, score_label_sets, bootstrap_label_set_intervals
+    )
+    return {"task": "multi_label", **scores}
 
 
-def evaluate_teacher(votes_path: str, labels: list[str], output_path: str) -> dict[str, Any]:
-    """The evaluate_teacher step of task multi_label: the voted sets on the test split."""
-    return score_votes(votes_path, labels, output_path, test_metrics)
+# The scoring steps of task multi_label: the voted and the predicted sets on the test split.
+evaluate_teacher = partial(scoring.score_votes, metrics=test_metrics)
+evaluate_student = partial(scoring.score_student, metrics=test_metrics)
 
 
-def evaluate_student(
-    model_dir: str, test_path: str, labels: list[str], max_length: int, metrics_path: str, predictions_path: str
-) -> dict[str, Any]:
-    """The evaluate_student step of task multi_label: the predicted sets on the test split."""
-    return score_student(model_dir, test_path, max_length, (metrics_path, predictions_path), labels, test_metrics)
-
-
-def write_paired_tests(
-    models: dict[str, str],
-    teachers: list[str],
-    students: dict[str, str],
-    test_path: str,
-    labels: list[str],
-    output: str,
+def paired_table(
+    models: dict[str, str], teachers: list[str], students: dict[str, str], test_path: str, labels: list[str]
 ) -> pd.DataFrame:
     """Each student against the teacher it learned from (``students``: student -> source name), on the
     same test ids (a mismatch is an error: it would compare different items). Teachers are not
@@ -159,12 +146,7 @@ def write_paired_tests(
     for student, source in students.items():
         if source not in models:
             continue
-        pair = {}
-        for name in (student, source):
-            series = test_predictions(models[name])
-            if set(series.index) != set(test.index):
-                raise SynthDistillError(f"{models[name]}: predicted test ids differ from {test_path}")
-            pair[name] = series.reindex(test.index)
+        pair = {name: scoring.aligned_predictions(models[name], test, test_path) for name in (student, source)}
         result = paired_bootstrap(test["expert_label"], pair[student], pair[source], labels)
         low, high = result["f1_micro_difference_interval"]
         rows.append(
@@ -180,6 +162,8 @@ def write_paired_tests(
             }
         )
     columns = ["a", "b", "n", "f1_micro_a", "f1_micro_b", "f1_micro_diff_low", "f1_micro_diff_high", "bootstrap_p"]
-    table = pd.DataFrame(rows, columns=columns)
-    table.to_csv(output, index=False)
-    return table
+    return pd.DataFrame(rows, columns=columns)
+
+
+# The compare_models step of task multi_label.
+write_paired_tests = partial(scoring.write_paired, tests=paired_table)

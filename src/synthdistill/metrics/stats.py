@@ -51,6 +51,11 @@ def _interval(values: np.ndarray, level: float) -> list[float]:
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
 
+def difference_test(difference: np.ndarray, level: float) -> tuple[list[float], float]:
+    """A paired difference's interval over resamples and its two-sided bootstrap p-value."""
+    return _interval(difference, level), float(min(1.0, 2 * min((difference <= 0).mean(), (difference >= 0).mean())))
+
+
 def bootstrap_intervals(
     expert: pd.Series | list,
     predicted: pd.Series | list,
@@ -109,12 +114,8 @@ def paired_bootstrap(
     index = _resample_index(len(y_true), resamples, seed)
     _, f1_a = _accuracy_f1(y_true[index], y_a[index], len(labels))
     _, f1_b = _accuracy_f1(y_true[index], y_b[index], len(labels))
-    difference = f1_a - f1_b
-    return {
-        "f1_macro_difference_interval": _interval(difference, level),
-        # Two-sided share of resamples on the other side of zero: a bootstrap p-value.
-        "p_value": float(min(1.0, 2 * min((difference <= 0).mean(), (difference >= 0).mean()))),
-    }
+    interval, p_value = difference_test(f1_a - f1_b, level)
+    return {"f1_macro_difference_interval": interval, "p_value": p_value}
 
 
 def compare(

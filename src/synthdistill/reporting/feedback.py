@@ -3,12 +3,11 @@ and after retraining on it."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from synthdistill.reporting.entries import read_json
 from synthdistill.reporting.sections import Section, _display
 
 COLUMNS = {
@@ -32,8 +31,8 @@ def feedback_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per student trained on feedback; entries name its add_feedback summary and deferral file."""
     rows = []
     for entry in entries:
-        summary = json.loads(Path(entry["summary"]).read_text())
-        deferral = json.loads(Path(entry["deferral"]).read_text()) if entry.get("deferral") else {}
+        summary = read_json(entry["summary"])
+        deferral = read_json(entry.get("deferral")) or {}
         rows.append(
             {
                 "student": entry["student"],

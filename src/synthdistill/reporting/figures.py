@@ -40,6 +40,36 @@ def _save(figure, path: str | Path) -> None:
     plt.close(figure)
 
 
+def _grouped_bars(values: dict[str, list[float]], ticks: list[str]) -> tuple[Any, Any, list[Any]]:
+    """A figure with one bar per name side by side at each tick (the group 0.8 wide); the bars by name."""
+    x = np.arange(len(ticks))
+    width = 0.8 / max(1, len(values))
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    bars = [axis.bar(x - 0.4 + width * (i + 0.5), v, width, label=name) for i, (name, v) in enumerate(values.items())]
+    axis.set_xticks(x, ticks)
+    return figure, axis, bars
+
+
+def _save_grouped_bars(figure: Any, axis: Any, path: str | Path, ylabel: str, title: str) -> None:
+    """The y label, title, legend and grid lines of a grouped-bar figure, then its file."""
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    axis.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+
+
+def _panels(count: int, most_columns: int, size: tuple[float, float], used: int) -> tuple[Any, np.ndarray]:
+    """A figure of ``count`` panels of ``size`` inches, at most ``most_columns`` to a row; the panels
+    after the first ``used`` (the last row's spare places) hidden."""
+    columns = min(most_columns, count)
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False)
+    for axis in list(axes.flat)[used:]:
+        axis.axis("off")
+    return figure, axes
+
+
 def _color(kind: str) -> str:
     return {"teacher": TEACHER_COLOR, "student": STUDENT_COLOR, "expert baseline": EXPERT_COLOR}[kind]
 
@@ -99,36 +129,24 @@ def quality_bars(quality: pd.DataFrame, path: str | Path) -> None:
 def agreement_histogram(agreement: dict[str, pd.Series], path: str | Path) -> None:
     """How many items got each agreement level, per teacher × prompt."""
     levels = sorted({round(float(v), 3) for series in agreement.values() for v in series.dropna()})
-    x = np.arange(len(levels))
-    width = 0.8 / max(1, len(agreement))
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    for i, (name, series) in enumerate(agreement.items()):
+    shares = {}
+    for name, series in agreement.items():
         counts = series.round(3).value_counts()
-        share = [100 * counts.get(level, 0) / len(series) for level in levels]
-        axis.bar(x - 0.4 + width * (i + 0.5), share, width, label=name)
-    axis.set_xticks(x, [f"{level:.2f}" for level in levels])
+        shares[name] = [100 * counts.get(level, 0) / len(series) for level in levels]
+    figure, axis, _ = _grouped_bars(shares, [f"{level:.2f}" for level in levels])
     axis.set_xlabel("agreement (winning votes / iterations)")
-    axis.set_ylabel("share of items (%)")
-    axis.set_title("Self-consistency agreement per teacher × prompt")
-    axis.legend(fontsize=8)
-    axis.grid(axis="y", alpha=0.3)
-    _save(figure, path)
+    _save_grouped_bars(figure, axis, path, "share of items (%)", "Self-consistency agreement per teacher × prompt")
 
 
 @plain_text
 def accuracy_by_agreement(table: pd.DataFrame, path: str | Path) -> None:
     """Accuracy of the voted label against the expert label, unanimous against split votes."""
-    figure, axis = plt.subplots(figsize=(7, 4.2))
     groups = ["unanimous", "split"]
-    systems = table["teacher_prompt"].unique().tolist()
-    width = 0.8 / max(1, len(systems))
-    x = np.arange(len(groups))
-    for i, system in enumerate(systems):
-        rows = table.loc[table["teacher_prompt"] == system].set_index("agreement")
-        values = [100 * rows["accuracy"].get(g, np.nan) for g in groups]
-        counts = [int(rows["items"].get(g, 0)) for g in groups]
-        bars = axis.bar(x - 0.4 + width * (i + 0.5), values, width, label=system)
-        for bar, count in zip(bars, counts, strict=True):
+    rows = {s: table.loc[table["teacher_prompt"] == s].set_index("agreement") for s in table["teacher_prompt"].unique()}
+    accuracy = {system: [100 * by["accuracy"].get(g, np.nan) for g in groups] for system, by in rows.items()}
+    figure, axis, bars = _grouped_bars(accuracy, ["unanimous votes", "split votes"])
+    for by, system_bars in zip(rows.values(), bars, strict=True):
+        for bar, count in zip(system_bars, [int(by["items"].get(g, 0)) for g in groups], strict=True):
             height = bar.get_height()
             axis.text(
                 bar.get_x() + bar.get_width() / 2,
@@ -137,22 +155,15 @@ def accuracy_by_agreement(table: pd.DataFrame, path: str | Path) -> None:
                 ha="center",
                 fontsize=8,
             )
-    axis.set_xticks(x, ["unanimous votes", "split votes"])
     axis.set_ylim(0, 110)
-    axis.set_ylabel("accuracy of the voted label (%)")
-    axis.set_title("Label quality by agreement (all items with an expert label)")
-    axis.legend(fontsize=8)
-    axis.grid(axis="y", alpha=0.3)
-    _save(figure, path)
+    title = "Label quality by agreement (all items with an expert label)"
+    _save_grouped_bars(figure, axis, path, "accuracy of the voted label (%)", title)
 
 
 @plain_text
 def confusion_matrices(matrices: dict[str, dict], path: str | Path) -> None:
     """One confusion matrix per system (rows: expert label; columns: predicted, abstain last)."""
-    count = len(matrices)
-    columns = min(3, count)
-    rows = int(np.ceil(count / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.9 * rows), squeeze=False)
+    figure, axes = _panels(len(matrices), 3, (4.3, 3.9), len(matrices))
     for axis, (name, matrix) in zip(axes.flat, matrices.items(), strict=False):
         counts = np.array(matrix["counts"])
         axis.imshow(counts, cmap="Blues")
@@ -167,8 +178,6 @@ def confusion_matrices(matrices: dict[str, dict], path: str | Path) -> None:
         threshold = counts.max() / 2 if counts.size else 0
         for (i, j), value in np.ndenumerate(counts):
             axis.text(j, i, str(value), ha="center", va="center", color="white" if value > threshold else "black")
-    for axis in list(axes.flat)[count:]:
-        axis.axis("off")
     _save(figure, path)
 
 
@@ -230,10 +239,7 @@ def cascade_curves(curves: dict[str, pd.DataFrame], cascades: pd.DataFrame, path
     """Quality against cost for every threshold of each cascade, with the student alone, the teacher
     and the chosen operating point marked. Dollars on the x axis where both prices are known and the
     teacher costs something; otherwise the share of texts sent to the teacher."""
-    count = max(1, len(curves))
-    columns = min(2, count)
-    rows = int(np.ceil(count / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 4.4 * rows), squeeze=False)
+    figure, axes = _panels(max(1, len(curves)), 2, (6.2, 4.4), len(curves))
     if not curves:
         axes[0, 0].axis("off")
         axes[0, 0].text(0.5, 0.5, "no cascade in this run", ha="center", va="center")
@@ -256,7 +262,5 @@ def cascade_curves(curves: dict[str, pd.DataFrame], cascades: pd.DataFrame, path
         axis.set_title(name, fontsize=10)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="best")
-    for axis in list(axes.flat)[len(curves) :]:
-        axis.axis("off")
     figure.suptitle("Cascade: quality against cost per threshold (test curve shown, threshold chosen on validation)")
     _save(figure, path)

@@ -5,28 +5,20 @@ named; Markdown and self-contained HTML (the shared templates of reporting.rende
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from synthdistill.evaluation.baselines import multi_label_baselines
-from synthdistill.reporting import render
-from synthdistill.reporting.sections import Section
+from synthdistill.reporting.entries import artifact_rows, read_json, write_pages
+from synthdistill.reporting.sections import Section, score_with_interval
 
 TITLE = "synthdistill report: multi-label tagging"
 
 
-def _read(path: str | None) -> dict[str, Any] | None:
-    return json.loads(Path(path).read_text()) if path else None
-
-
 def _with_interval(metrics: dict[str, Any], name: str) -> str:
-    if name not in metrics.get("intervals", {}):  # an expectation, not a measurement: no interval
-        return f"{metrics[name]:.3f}"
-    low, high = metrics["intervals"][name]
-    return f"{metrics[name]:.3f} [{low:.3f}, {high:.3f}]"
+    # The prior-random baseline's scores are expectations: they have no interval.
+    return score_with_interval(metrics[name], metrics.get("intervals", {}).get(name))
 
 
 # The trivial baselines (evaluation.baselines.multi_label_baselines) as the report names them.
@@ -48,13 +40,23 @@ def best_baselines(baselines: dict[str, dict[str, Any]]) -> dict[str, tuple[floa
     return best
 
 
-def _student_name(entry: dict[str, Any]) -> str:
-    return f"{entry['student']} ({entry['teacher']}/{entry['prompt']})"
+def _source(entry: dict[str, Any]) -> str:
+    return f"{entry['teacher']}/{entry['prompt']}"
+
+
+def _name(entry: dict[str, Any]) -> str:
+    """A teacher × prompt or a student (with its label source), as the sentences name them."""
+    return f"{entry['student']} ({_source(entry)})" if "student" in entry else _source(entry)
 
 
 def _collapse(entry: dict[str, Any]) -> dict[str, Any] | None:
     """A student's validation collapse check (metadata.json, written at training time)."""
-    return (_read(entry.get("metadata")) or {}).get("validation_collapse")
+    return (read_json(entry.get("metadata")) or {}).get("validation_collapse")
+
+
+def _named_metrics(teachers: list[dict[str, Any]], students: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, test metrics) of every teacher × prompt and student scored."""
+    return artifact_rows([*teachers, *students], "metrics", lambda e, m: (_name(e), m), optional=True)
 
 
 def quality_table(
@@ -65,26 +67,34 @@ def quality_table(
     """One row per teacher × prompt (its voted sets) and per student, each score with its interval,
     then the trivial baselines; with baselines, whether each system beats the best of them, and
     whether each student's validation answers collapsed."""
-    rows = []
-    entries = [("teacher", f"{e['teacher']}/{e['prompt']}", "", e) for e in teachers] + [
-        ("student", e["student"], f"{e['teacher']}/{e['prompt']}", e) for e in students
-    ]
     best = best_baselines(baselines) if baselines else {}
-    for kind, name, learned_from, entry in entries:
-        metrics = _read(entry.get("metrics"))
-        if metrics is None:
-            continue
-        rows.append({"model": name, "kind": kind, "learned from": learned_from, **_scores(metrics)})
-        for score, label in BEATEN_ON.items():
-            if score in best:
-                rows[-1][f"beats trivial ({label})"] = "yes" if metrics[score] > best[score][0] else "NO"
-        if students:
-            check = _collapse(entry) if kind == "student" else None
-            rows[-1]["collapsed"] = "–" if check is None else ("YES" if check["collapsed"] else "no")
+    entries = [*teachers, *students]
+    rows = artifact_rows(entries, "metrics", lambda e, m: _system_row(e, m, best, bool(students)), optional=True)
     for key, name in BASELINES.items() if baselines else ():
         assert baselines is not None
         rows.append({"model": name, "kind": "baseline", "learned from": "", **_scores(baselines[key])})
     return pd.DataFrame(rows).fillna("–")
+
+
+def _system_row(
+    entry: dict[str, Any], metrics: dict[str, Any], best: dict[str, tuple[float, str]], collapse_column: bool
+) -> dict[str, Any]:
+    """A teacher's or a student's row of the quality table (``best``: best_baselines, or none); the
+    collapsed column is there as soon as the run has a student."""
+    student = "student" in entry
+    row = {
+        "model": entry["student"] if student else _source(entry),
+        "kind": "student" if student else "teacher",
+        "learned from": _source(entry) if student else "",
+        **_scores(metrics),
+    }
+    for score, label in BEATEN_ON.items():
+        if score in best:
+            row[f"beats trivial ({label})"] = "yes" if metrics[score] > best[score][0] else "NO"
+    if collapse_column:
+        check = _collapse(entry) if student else None
+        row["collapsed"] = "–" if check is None else ("YES" if check["collapsed"] else "no")
+    return row
 
 
 def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -110,11 +120,9 @@ def baseline_lines(
         + "; on ".join(f"{BEATEN_ON[score]}: {name} ({value:.3f})" for score, (value, name) in best.items())
         + "."
     ]
-    systems = [(f"{e['teacher']}/{e['prompt']}", e) for e in teachers] + [(_student_name(e), e) for e in students]
+    scored = _named_metrics(teachers, students)
     for score, (value, name) in best.items():
-        losers = [
-            system for system, entry in systems if (m := _read(entry.get("metrics"))) is not None and m[score] <= value
-        ]
+        losers = [system for system, metrics in scored if metrics[score] <= value]
         if losers:
             lines.append(
                 f"Not better than the best trivial baseline on {BEATEN_ON[score]} ({name}, {value:.3f}): "
@@ -131,7 +139,7 @@ def collapse_lines(students: list[dict[str, Any]]) -> list[str]:
         check = _collapse(entry)
         if check and check["collapsed"]:
             lines.append(
-                f"Collapsed: {_student_name(entry)} answers {'; '.join(check['reasons'])}. Its answers say little "
+                f"Collapsed: {_name(entry)} answers {'; '.join(check['reasons'])}. Its answers say little "
                 "about the text (validation split at the tuned thresholds, never the test split)."
             )
     return lines
@@ -139,67 +147,58 @@ def collapse_lines(students: list[dict[str, Any]]) -> list[str]:
 
 def per_label_table(teachers: list[dict[str, Any]], students: list[dict[str, Any]], labels: list[str]) -> pd.DataFrame:
     """Per label F1 (precision / recall) of every model."""
-    rows = []
-    entries = [(f"{e['teacher']}/{e['prompt']}", e) for e in teachers] + [
-        (f"{e['student']} ({e['teacher']}/{e['prompt']})", e) for e in students
-    ]
-    for name, entry in entries:
-        metrics = _read(entry.get("metrics"))
-        if metrics is None:
-            continue
-        row: dict[str, Any] = {"model": name}
-        for label in labels:
-            scores = metrics["per_label"][label]
-            row[label] = f"{scores['f1']:.2f} ({scores['precision']:.2f} / {scores['recall']:.2f})"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(
+        [
+            {"model": name, **{label: _precision_recall(metrics["per_label"][label]) for label in labels}}
+            for name, metrics in _named_metrics(teachers, students)
+        ]
+    )
+
+
+def _precision_recall(scores: dict[str, Any]) -> str:
+    return f"{scores['f1']:.2f} ({scores['precision']:.2f} / {scores['recall']:.2f})"
+
+
+def _vote_row(entry: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    annotation, vote = stats["annotation"], stats["vote"]
+    return {
+        "teacher/prompt": _source(entry),
+        "answers": annotation["answers"],
+        "parse failures": annotation["parse_failures"],
+        "request errors": annotation["request_errors"],
+        "items voted": f"{vote['labelled']}/{vote['items']}",
+        "unanimous share": f"{vote['unanimous_share']:.2f}",
+        "labels per item": f"{vote['mean_labels_per_item']:.2f}" if vote["mean_labels_per_item"] else "",
+        "empty sets": vote["empty_sets"],
+    }
+
+
+def _student_row(entry: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "student": entry["student"],
+        "learned from": _source(entry),
+        "train items": metadata["train_examples"],
+        "validation items": metadata["validation_examples"],
+        "best epoch": metadata["best_epoch"],
+        "thresholds": ", ".join(f"{k} {v:.2f}" for k, v in metadata["label_thresholds"].items()),
+        # Labels with too few validation positives (students.*.min_threshold_positives).
+        "at the global threshold": ", ".join(metadata.get("threshold_floor", {}).get("fell_back", [])) or "–",
+        "training s": f"{metadata['train_seconds']:.0f}",
+    }
+    check = read_json(entry.get("onnx_check"))
+    if check:
+        row["ONNX int8: same sets"] = f"{check['same_label_share']:.3f}"
+        if "f1_micro_difference_points" in check:
+            row["ONNX int8: F1 micro - torch (points)"] = f"{check['f1_micro_difference_points']:+.1f}"
+    return row
 
 
 def vote_table(teachers: list[dict[str, Any]]) -> pd.DataFrame:
-    rows = []
-    for entry in teachers:
-        stats = _read(entry["stats"])
-        assert stats is not None
-        annotation, vote = stats["annotation"], stats["vote"]
-        rows.append(
-            {
-                "teacher/prompt": f"{entry['teacher']}/{entry['prompt']}",
-                "answers": annotation["answers"],
-                "parse failures": annotation["parse_failures"],
-                "request errors": annotation["request_errors"],
-                "items voted": f"{vote['labelled']}/{vote['items']}",
-                "unanimous share": f"{vote['unanimous_share']:.2f}",
-                "labels per item": f"{vote['mean_labels_per_item']:.2f}" if vote["mean_labels_per_item"] else "",
-                "empty sets": vote["empty_sets"],
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(artifact_rows(teachers, "stats", _vote_row))
 
 
 def student_table(students: list[dict[str, Any]]) -> pd.DataFrame:
-    rows = []
-    for entry in students:
-        metadata = _read(entry["metadata"])
-        assert metadata is not None
-        rows.append(
-            {
-                "student": entry["student"],
-                "learned from": f"{entry['teacher']}/{entry['prompt']}",
-                "train items": metadata["train_examples"],
-                "validation items": metadata["validation_examples"],
-                "best epoch": metadata["best_epoch"],
-                "thresholds": ", ".join(f"{k} {v:.2f}" for k, v in metadata["label_thresholds"].items()),
-                # Labels with too few validation positives (students.*.min_threshold_positives).
-                "at the global threshold": ", ".join(metadata.get("threshold_floor", {}).get("fell_back", [])) or "–",
-                "training s": f"{metadata['train_seconds']:.0f}",
-            }
-        )
-        check = _read(entry.get("onnx_check"))
-        if check:
-            rows[-1]["ONNX int8: same sets"] = f"{check['same_label_share']:.3f}"
-            if "f1_micro_difference_points" in check:
-                rows[-1]["ONNX int8: F1 micro - torch (points)"] = f"{check['f1_micro_difference_points']:+.1f}"
-    return pd.DataFrame(rows)
+    return pd.DataFrame(artifact_rows(students, "metadata", _student_row))
 
 
 def build(
@@ -249,10 +248,7 @@ def build(
     intro = f"Task multi_label over the labels {', '.join(labels)}: each text gets any subset. " + (
         "" if evaluated else "The dataset has no expert labels, so nothing is scored."
     )
-    Path(outputs["markdown"]).write_text(
-        render.markdown(title=TITLE, intro=intro, sections=sections, figure_dir="figures") + "\n"
-    )
-    Path(outputs["html"]).write_text(render.html_page(title=TITLE, intro=intro, sections=sections, figures={}))
+    write_pages(TITLE, intro, sections, outputs)
     return sections
 
 

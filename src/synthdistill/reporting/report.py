@@ -21,6 +21,7 @@ from synthdistill.evaluation.baselines import trivial_baselines
 from synthdistill.metrics.run_facts import machine, versions
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
+from synthdistill.reporting.entries import read_json
 from synthdistill.reporting.feedback import feedback_section, feedback_table
 from synthdistill.reporting.sections import (
     RunFacts,
@@ -41,9 +42,7 @@ from synthdistill.reporting.tables import (
     label_quality_table,
     pareto_points,
     quality_table,
-    read_json,
     student_cost_table,
-    system_name,
     teacher_cost_table,
 )
 from synthdistill.tasks.names import BEST
@@ -80,23 +79,11 @@ def _placeholder(path: str, message: str) -> None:
     plt.close(figure)
 
 
-def draw_figures(
-    tables: ReportTables,
-    *,
-    teachers: list[dict[str, Any]],
-    students: list[dict[str, Any]],
-    evaluated: bool,
-    paths: dict[str, str],
-) -> None:
+def draw_figures(tables: ReportTables, *, evaluated: bool, paths: dict[str, str]) -> None:
     """Every figure in FIGURES, written to ``paths``; placeholders where there is nothing to score."""
     if evaluated and len(tables.quality):
         report_figures.quality_bars(tables.quality, paths["quality"])
-        matrices = {
-            system_name(e): read_json(e["metrics"])["confusion_matrix"]
-            for e in [*teachers, *students]
-            if e.get("metrics")
-        }
-        report_figures.confusion_matrices(matrices, paths["confusion"])
+        report_figures.confusion_matrices(tables.confusion, paths["confusion"])
         report_figures.accuracy_by_agreement(tables.by_agreement, paths["accuracy_by_agreement"])
     else:
         for name in ("quality", "confusion", "accuracy_by_agreement"):
@@ -106,19 +93,9 @@ def draw_figures(
     report_figures.cascade_curves(tables.cascade_curves, tables.cascade, paths["cascade"])
 
 
-def report_sections(
-    tables: ReportTables,
-    *,
-    summary: dict[str, Any],
-    students: list[dict[str, Any]],
-    evaluated: bool,
-    hardware: dict[str, Any],
-    paired_path: str | None = None,
-    config_hash: str | None = None,
-    selection: Section | None = None,
-) -> list[Section]:
-    """The report's sections in reading order."""
-    facts = RunFacts(
+def run_facts(summary: dict[str, Any], students: list[dict[str, Any]], config_hash: str | None) -> RunFacts:
+    """What the run-facts section says besides the stage table (``summary``: the data summary)."""
+    return RunFacts(
         config_hash=config_hash,
         per_split=summary["per_split"],
         rows_dropped=summary["rows_dropped"],
@@ -127,6 +104,18 @@ def report_sections(
         benchmark_machine=read_json(students[0]["benchmark"])["machine"] if students else None,
         versions=versions(),
     )
+
+
+def report_sections(
+    tables: ReportTables,
+    facts: RunFacts,
+    *,
+    evaluated: bool,
+    hardware: dict[str, Any],
+    paired_path: str | None = None,
+    selection: Section | None = None,
+) -> list[Section]:
+    """The report's sections in reading order."""
     return [
         decision_section(quality=tables.quality, teacher_costs=tables.teacher_cost, breaks=tables.break_even),
         cascade_section(cascades=tables.cascade),
@@ -190,17 +179,11 @@ def build(
         frame.to_csv(outputs["tables"][name], index=False)
 
     figures = outputs["figures"]
-    draw_figures(tables, teachers=teachers, students=students, evaluated=evaluated, paths=figures)
+    draw_figures(tables, evaluated=evaluated, paths=figures)
 
+    facts = run_facts(read_json(summary_path), students, config_hash)
     sections = report_sections(
-        tables,
-        summary=read_json(summary_path),
-        students=students,
-        evaluated=evaluated,
-        hardware=hardware,
-        paired_path=paired_path,
-        config_hash=config_hash,
-        selection=selection,
+        tables, facts, evaluated=evaluated, hardware=hardware, paired_path=paired_path, selection=selection
     )
     if feedback:
         sections.insert(-1, feedback_section(feedback=feedback_table(feedback)))

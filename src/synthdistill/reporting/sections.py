@@ -6,6 +6,7 @@ and HTML alike; numbers are formatted here, once, so both outputs show the same 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,34 @@ def format_value(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _interval(value: float, low: float, high: float) -> str:
-    if _missing(low) or _missing(high):  # an expectation, not a measurement: no interval
+def score_with_interval(value: float, interval: Sequence[float] | None) -> str:
+    """A score with its 95% interval, as every kind's report shows it; an expectation has no interval."""
+    if interval is None:
         return f"{value:.3f}"
+    low, high = interval
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return score_with_interval(value, None if _missing(low) or _missing(high) else (low, high))
 
 
 def _interval_column(frame: pd.DataFrame, metric: str) -> list[str]:
     """A metric with its interval per row, from the ``metric``, ``metric_low``, ``metric_high`` columns."""
     return [_interval(*row) for row in frame[[metric, f"{metric}_low", f"{metric}_high"]].itertuples(index=False)]
+
+
+def _scored_table(
+    frame: pd.DataFrame, names: dict[str, str], scores: dict[str, str], counts: dict[str, str]
+) -> pd.DataFrame:
+    """Columns (each dict: column -> header) as they are, then scores with intervals, then counts formatted."""
+    return pd.DataFrame(
+        {
+            **{header: frame[column] for column, header in names.items()},
+            **{header: _interval_column(frame, metric) for metric, header in scores.items()},
+            **{header: frame[column].map(format_value) for column, header in counts.items()},
+        }
+    )
 
 
 def _display(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
@@ -179,15 +199,11 @@ def quality_flags(quality: pd.DataFrame) -> list[str]:
 def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str | None = None) -> Section:
     if not (evaluated and len(quality)):
         return Section("Quality").text("Not evaluated: the dataset has no expert labels.")
-    shown = pd.DataFrame(
-        {
-            "system": quality["system"],
-            "kind": quality["kind"],
-            "accuracy [95% CI]": _interval_column(quality, "accuracy"),
-            "F1 macro [95% CI]": _interval_column(quality, "f1_macro"),
-            "coverage": quality["coverage"].map(format_value),
-            "test items": quality["test_items"].map(format_value),
-        }
+    shown = _scored_table(
+        quality,
+        {"system": "system", "kind": "kind"},
+        {"accuracy": "accuracy [95% CI]", "f1_macro": "F1 macro [95% CI]"},
+        {"coverage": "coverage", "test_items": "test items"},
     )
     if "beats_majority" in quality:
         shown["beats majority"] = [
@@ -252,15 +268,11 @@ def selection_section(*, choice: dict[str, Any], ranking: pd.DataFrame, learn_fr
             "their break-even counts only its annotation, not that of the labellers ranked here."
         )
     section = Section("Labeller selection").text(" ".join(lines))
-    shown = pd.DataFrame(
-        {
-            "rank": ranking["rank"],
-            "labeller": ranking["labeller"],
-            "F1 macro [95% CI]": _interval_column(ranking, "f1_macro"),
-            "accuracy [95% CI]": _interval_column(ranking, "accuracy"),
-            "coverage": ranking["coverage"].map(format_value),
-            "gold dev items": ranking["n"].map(format_value),
-        }
+    shown = _scored_table(
+        ranking,
+        {"rank": "rank", "labeller": "labeller"},
+        {"f1_macro": "F1 macro [95% CI]", "accuracy": "accuracy [95% CI]"},
+        {"coverage": "coverage", "n": "gold dev items"},
     )
     return section.table(shown)
 
@@ -338,21 +350,14 @@ def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
         shown[column] = teacher_costs[source].map(lambda v: "–" if v is None or pd.isna(v) else f"{v:.4g}")
     section.table(shown)
     section.text("How each number was obtained:")
-    methods = (
-        teacher_costs[["teacher_prompt", "method", "energy_method", "co2_method"]]
-        if len(teacher_costs)
-        else teacher_costs
-    )
-    return section.table(
-        methods.rename(
-            columns={
-                "teacher_prompt": "teacher / prompt",
-                "method": "$ method",
-                "energy_method": "energy method",
-                "co2_method": "CO2 method",
-            }
-        )
-    )
+    return section.table(_methods(teacher_costs, {"teacher_prompt": "teacher / prompt", "method": "$ method"}))
+
+
+def _methods(costs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """How each cost figure was obtained: the ``names`` columns (system and $ method) and the energy and
+    CO2 methods, renamed for readers; an empty table as it is."""
+    columns = {**names, "energy_method": "energy method", "co2_method": "CO2 method"}
+    return (costs[list(columns)] if len(costs) else costs).rename(columns=columns)
 
 
 def student_cost_section(*, student_costs: pd.DataFrame, hardware: dict[str, Any]) -> Section:
@@ -393,14 +398,8 @@ def student_cost_section(*, student_costs: pd.DataFrame, hardware: dict[str, Any
             },
         )
     )
-    methods = costs[["student", "cost_method", "energy_method", "co2_method"]] if len(costs) else costs
     section.text("How each number was obtained:")
-    section.table(
-        methods.rename(
-            columns={"cost_method": "$ method", "energy_method": "energy method", "co2_method": "CO2 method"}
-        )
-    )
-    return section
+    return section.table(_methods(costs, {"student": "student", "cost_method": "$ method"}))
 
 
 @dataclass

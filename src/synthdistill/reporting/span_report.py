@@ -4,25 +4,17 @@ and as one self-contained HTML page (the shared templates of reporting.render, a
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from synthdistill.reporting import render
-from synthdistill.reporting.sections import Section
+from synthdistill.reporting.entries import artifact_rows, write_pages
+from synthdistill.reporting.sections import Section, score_with_interval
 
 TITLE = "synthdistill report: entity spans"
 MISSING = "–"
-
-
-def _read(path: str | None) -> dict[str, Any] | None:
-    return json.loads(Path(path).read_text()) if path else None
-
-
-def _score(value: float, interval: list[float]) -> str:
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+# The micro scores of the quality table, by their metrics key, as its headers name them.
+SCORES = {"precision": "precision", "recall": "recall", "f1": "F1"}
 
 
 def _source(entry: dict[str, Any]) -> str:
@@ -31,32 +23,31 @@ def _source(entry: dict[str, Any]) -> str:
 
 def _scored(teachers: list[dict[str, Any]], students: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
     """(model, learned from, test metrics) of every teacher × prompt's votes and every student scored."""
-    entries = [(f"{_source(e)} (votes)", "teacher", e) for e in teachers]
-    entries += [(e["student"], _source(e), e) for e in students]
-    scored = []
-    for name, learned_from, entry in entries:
-        metrics = _read(entry.get("metrics"))
-        if metrics is not None:
-            scored.append((name, learned_from, metrics))
-    return scored
+    return artifact_rows([*teachers, *students], "metrics", lambda e, m: (*_model(e), m), optional=True)
+
+
+def _model(entry: dict[str, Any]) -> tuple[str, str]:
+    """(model, learned from) of a teacher × prompt's votes or a student."""
+    return (entry["student"], _source(entry)) if "student" in entry else (f"{_source(entry)} (votes)", "teacher")
 
 
 def quality_table(scored: list[tuple[str, str, dict[str, Any]]]) -> pd.DataFrame:
     """Micro precision, recall and F1 of each model, each with its interval, and the texts answered."""
-    rows = []
-    for name, learned_from, metrics in scored:
-        intervals = metrics["intervals"]
-        rows.append(
+    return pd.DataFrame(
+        [
             {
                 "model": name,
                 "learned from": learned_from,
-                "precision [95% CI]": _score(metrics["precision"], intervals["precision"]),
-                "recall [95% CI]": _score(metrics["recall"], intervals["recall"]),
-                "F1 [95% CI]": _score(metrics["f1"], intervals["f1"]),
+                **{f"{title} [95% CI]": _score(metrics, score) for score, title in SCORES.items()},
                 "texts answered": f"{metrics['answered']} of {metrics['items']}",
             }
-        )
-    return pd.DataFrame(rows)
+            for name, learned_from, metrics in scored
+        ]
+    )
+
+
+def _score(metrics: dict[str, Any], score: str) -> str:
+    return score_with_interval(metrics[score], metrics["intervals"][score])
 
 
 def per_type_table(scored: list[tuple[str, str, dict[str, Any]]], labels: list[str]) -> pd.DataFrame:
@@ -67,82 +58,72 @@ def per_type_table(scored: list[tuple[str, str, dict[str, Any]]], labels: list[s
         row = {"model": name, "learned from": learned_from}
         for label in labels:
             header = f"{label} ({support[label]['support']})"
-            row[header] = _score(metrics["per_label"][label]["f1"], metrics["intervals"]["per_label_f1"][label])
+            row[header] = score_with_interval(
+                metrics["per_label"][label]["f1"], metrics["intervals"]["per_label_f1"][label]
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def annotation_table(teachers: list[dict[str, Any]]) -> pd.DataFrame:
     """Per teacher × prompt: answers, failed answers by status, texts with no answer, spans kept/dropped."""
-    rows = []
-    for entry in teachers:
-        stats = _read(entry["stats"])
-        assert stats is not None
-        annotation, vote = stats["annotation"], stats["vote"]
-        failures = {k: v for k, v in annotation["parse_status"].items() if k != "ok"}
-        rows.append(
-            {
-                "teacher / prompt": _source(entry),
-                "answers": annotation["answers"],
-                "failed answers": annotation["parse_failures"] + annotation["request_errors"],
-                "failures by status": ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) or "none",
-                "texts with every answer failed": vote["all_failed"],
-                "spans kept": vote["spans_kept"],
-                "candidate spans dropped": vote["candidate_spans_dropped"],
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(artifact_rows(teachers, "stats", _annotation_row))
+
+
+def _annotation_row(entry: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    annotation, vote = stats["annotation"], stats["vote"]
+    failures = {k: v for k, v in annotation["parse_status"].items() if k != "ok"}
+    return {
+        "teacher / prompt": _source(entry),
+        "answers": annotation["answers"],
+        "failed answers": annotation["parse_failures"] + annotation["request_errors"],
+        "failures by status": ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) or "none",
+        "texts with every answer failed": vote["all_failed"],
+        "spans kept": vote["spans_kept"],
+        "candidate spans dropped": vote["candidate_spans_dropped"],
+    }
 
 
 def _min_shares(teachers: list[dict[str, Any]]) -> str:
     shares = []
-    for entry in teachers:
-        stats = _read(entry["stats"])
-        assert stats is not None
-        if stats.get("min_share") is not None and stats["min_share"] not in shares:
-            shares.append(stats["min_share"])
+    for share in artifact_rows(teachers, "stats", lambda _, stats: stats.get("min_share")):
+        if share is not None and share not in shares:
+            shares.append(share)
     return " / ".join(str(share) for share in shares) or "`vote.min_share`"
 
 
+def _student_row(entry: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "student": entry["student"],
+        "learned from": _source(entry),
+        "train texts": metadata["train_examples"],
+        "train spans": metadata["train_spans"],
+        "best epoch": metadata["best_epoch"],
+        "train seconds": f"{metadata['train_seconds']:.1f}",
+        "device": metadata["device"],
+    }
+
+
+def _onnx_row(entry: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
+    scored = "entity_f1_torch" in check
+    same = check["same_spans_share"]
+    return {
+        "student": entry["student"],
+        "learned from": _source(entry),
+        "entity F1 torch": f"{check['entity_f1_torch']:.3f}" if scored else MISSING,
+        "entity F1 ONNX int8": f"{check['entity_f1_onnx_int8']:.3f}" if scored else MISSING,
+        "difference (points)": f"{check['entity_f1_difference_points']:+.1f}" if scored else MISSING,
+        "texts with the same spans": f"{same:.0%}" if same is not None else MISSING,
+    }
+
+
 def student_table(students: list[dict[str, Any]]) -> pd.DataFrame:
-    rows = []
-    for entry in students:
-        metadata = _read(entry["metadata"])
-        assert metadata is not None
-        rows.append(
-            {
-                "student": entry["student"],
-                "learned from": _source(entry),
-                "train texts": metadata["train_examples"],
-                "train spans": metadata["train_spans"],
-                "best epoch": metadata["best_epoch"],
-                "train seconds": f"{metadata['train_seconds']:.1f}",
-                "device": metadata["device"],
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(artifact_rows(students, "metadata", _student_row))
 
 
 def onnx_table(students: list[dict[str, Any]]) -> pd.DataFrame:
     """Each student's int8 ONNX model against its torch model (only students with a check)."""
-    rows = []
-    for entry in students:
-        check = _read(entry.get("onnx_check"))
-        if check is None:
-            continue
-        scored = "entity_f1_torch" in check
-        same = check["same_spans_share"]
-        rows.append(
-            {
-                "student": entry["student"],
-                "learned from": _source(entry),
-                "entity F1 torch": f"{check['entity_f1_torch']:.3f}" if scored else MISSING,
-                "entity F1 ONNX int8": f"{check['entity_f1_onnx_int8']:.3f}" if scored else MISSING,
-                "difference (points)": f"{check['entity_f1_difference_points']:+.1f}" if scored else MISSING,
-                "texts with the same spans": f"{same:.0%}" if same is not None else MISSING,
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(artifact_rows(students, "onnx_check", _onnx_row, optional=True))
 
 
 def sections_and_intro(
@@ -204,7 +185,4 @@ def write_report(
     "metadata": metadata JSON, "metrics": test metrics JSON or None, "onnx_check": ONNX check JSON or None}``.
     """
     intro, sections = sections_and_intro(entries["teachers"], entries["students"], labels)
-    Path(outputs["markdown"]).write_text(
-        render.markdown(title=TITLE, intro=intro, sections=sections, figure_dir="figures") + "\n"
-    )
-    Path(outputs["html"]).write_text(render.html_page(title=TITLE, intro=intro, sections=sections, figures={}))
+    write_pages(TITLE, intro, sections, outputs)

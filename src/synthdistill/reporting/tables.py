@@ -5,7 +5,6 @@ Nothing here formats or renders; the CSV files and the figures take these frames
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,8 @@ from synthdistill.metrics.costs import break_even, student_cost_row, teacher_cos
 from synthdistill.metrics.run_facts import stage_benchmarks
 from synthdistill.metrics.stats import with_intervals
 from synthdistill.reporting.cascade import cascade_tables
+from synthdistill.reporting.entries import read_json
 from synthdistill.tasks.names import EXPERT
-
-
-def read_json(path: str | None) -> Any:
-    """A JSON artifact's content (None without a path): a dict for every artifact the report reads."""
-    return json.loads(Path(path).read_text()) if path else None
 
 
 def system_name(entry: dict[str, Any]) -> str:
@@ -75,12 +70,7 @@ def quality_table(
             {
                 "system": f"{MAJORITY} ({majority['label']})",
                 "kind": "baseline",
-                "accuracy": majority["accuracy"],
-                "accuracy_low": majority["intervals"]["accuracy"][0],
-                "accuracy_high": majority["intervals"]["accuracy"][1],
-                "f1_macro": majority["f1_macro"],
-                "f1_macro_low": majority["intervals"]["f1_macro"][0],
-                "f1_macro_high": majority["intervals"]["f1_macro"][1],
+                **with_intervals(majority, majority["intervals"], ("accuracy", "f1_macro")),
                 "coverage": 1.0,
                 "test_items": majority["n"],
             }
@@ -209,25 +199,9 @@ def _number(value: Any) -> float | None:
 
 def pareto_points(quality: pd.DataFrame, teacher_costs: pd.DataFrame, student_costs: pd.DataFrame) -> pd.DataFrame:
     """One point per teacher × prompt and per student: dollars per 1M texts and F1 macro (NaN where unknown)."""
-    points = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "system": teacher_costs["teacher_prompt"],
-                    "kind": "teacher",
-                    "cost": teacher_costs["usd_per_1m_texts"],
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "system": student_costs["student"],
-                    "kind": student_costs["kind"],
-                    "cost": student_costs["usd_per_1m_texts"],
-                }
-            ),
-        ],
-        ignore_index=True,
-    ).rename(columns={"cost": "usd_per_1m_texts"})
+    teachers = _cost_points(teacher_costs["teacher_prompt"], "teacher", teacher_costs)
+    students = _cost_points(student_costs["student"], student_costs["kind"], student_costs)
+    points = pd.concat([teachers, students], ignore_index=True)
     if len(quality):
         systems = quality.loc[quality["kind"] != "baseline", ["system", "f1_macro"]]
         points = points.merge(systems, on="system", how="left")
@@ -236,6 +210,10 @@ def pareto_points(quality: pd.DataFrame, teacher_costs: pd.DataFrame, student_co
     points["usd_per_1m_texts"] = pd.to_numeric(points["usd_per_1m_texts"], errors="coerce")
     points["f1_macro"] = pd.to_numeric(points["f1_macro"], errors="coerce")
     return points
+
+
+def _cost_points(system: pd.Series, kind: str | pd.Series, costs: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"system": system, "kind": kind, "usd_per_1m_texts": costs["usd_per_1m_texts"]})
 
 
 @dataclass
@@ -252,6 +230,7 @@ class ReportTables:
     agreement: dict[str, pd.Series]
     cascade: pd.DataFrame = field(default_factory=pd.DataFrame)
     cascade_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    confusion: dict[str, dict[str, Any]] = field(default_factory=dict)  # by system, of the scored ones
 
     def csv_tables(self) -> dict[str, pd.DataFrame]:
         """The tables written as CSV, by the names in report.TABLES (in that order)."""
@@ -294,4 +273,10 @@ def compute_tables(
         agreement=agreement,
         cascade=cascade,
         cascade_curves=cascade_curves,
+        confusion=confusion_matrices([*teachers, *students]) if evaluated else {},
     )
+
+
+def confusion_matrices(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each scored teacher's or student's confusion matrix (its test metrics), by system name."""
+    return {system_name(e): read_json(e["metrics"])["confusion_matrix"] for e in entries if e.get("metrics")}
