@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, check_failures
 from synthdistill.annotation.teachers import make_teacher
-from synthdistill.errors import SynthDistillError
 from synthdistill.metrics.costs import resolve_price, teacher_cost_row, teacher_costing
 from synthdistill.tasks.base import ERROR, OK
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.students.cascade import DEFER_ALL, build_cascade, choose_threshold, fit_temperature
 from synthdistill.students.cascade_policy import CascadePolicy
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.students.cascade_policy import CascadePolicy
 
 PROBABILITIES = np.array(

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import channel_chat, check_channel_template
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.requests import item_requests
 from synthdistill.annotation.teachers.base import CHANNEL, Completion
-from synthdistill.errors import SynthDistillError
 from synthdistill.settings import check_config
 from synthdistill.tasks.base import OK
 from synthdistill.tasks.names import CALIBRATION_SPLIT

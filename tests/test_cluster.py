@@ -14,8 +14,8 @@ import sys
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.shards import gather_shards, select_shard, shard_bounds
-from synthdistill.errors import SynthDistillError
 
 from .conftest import REPO
 from .pipeline_helpers import (

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation import runner
 from synthdistill.annotation.runner import BusyClock
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.ensemble import combined_annotation_stats
 from synthdistill.labels.vote_files import compute_seconds
 from synthdistill.metrics.costs import break_even, teacher_cost_row, teacher_costing

@@ -1,8 +1,7 @@
 import pandas as pd
 import pytest
 
-from synthdistill import data
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError, data
 
 from .conftest import LABELS
 

@@ -17,11 +17,11 @@ import time
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion, Request
-from synthdistill.errors import SynthDistillError
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
 

@@ -12,12 +12,12 @@ import time
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import CacheError, ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.runner import CircuitBreaker, failure_kind
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
-from synthdistill.errors import SynthDistillError
 from synthdistill.tasks.base import NOT_A_LABEL, OK
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.feedback import feedback_record, iter_feedback, merge_feedback
 
 from .pipeline_helpers import copy_run, planned_jobs, rules_of, snakemake

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import cache_key
 from synthdistill.annotation.examples import nearest_examples, read_examples_file
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.requests import build_request
 from synthdistill.data import prepare
-from synthdistill.errors import SynthDistillError
 from synthdistill.settings import check_config
 from synthdistill.tasks.names import SPLITS
 

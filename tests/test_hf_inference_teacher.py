@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
@@ -21,7 +22,6 @@ from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import Request
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.data.model_refs import resolve_model_ref
-from synthdistill.errors import SynthDistillError
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
 from .servers import FaultPlan, FaultProxy

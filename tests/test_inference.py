@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.metrics.costs import HARDWARE_PRESETS, student_hardware, training_energy
 from synthdistill.students.files import label_frames
 from synthdistill.students.inference import (

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache, cache_key
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import label_sequences
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.ensemble import equal_member_weights
 from synthdistill.tasks.base import OK
 from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from synthdistill import SynthDistillError
 from synthdistill.data import prepare
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.selection import rank_labellers, select_labeller
 from synthdistill.reporting.sections import selection_section
 from synthdistill.settings import check_gold_dev

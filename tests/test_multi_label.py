@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdistill import data
+from synthdistill import SynthDistillError, data
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.requests import output_schema
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.multi_label_vote import vote_label_sets, write_votes
 from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.tasks.multi_label import indicator_matrix, label_set_json, label_sets_of

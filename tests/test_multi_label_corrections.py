@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.multi_label_corrections import import_review
 from synthdistill.labels.multi_label_review import argilla_records, label_studio_tasks, review_table
 

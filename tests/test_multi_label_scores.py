@@ -10,13 +10,13 @@ import math
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate, item_outcome
 from synthdistill.annotation.label_scores import content_free_prior, scored_probabilities
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.requests import YES_NO, build_request, item_requests
 from synthdistill.annotation.teachers.base import Completion
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.multi_label_vote import vote_label_sets
 from synthdistill.settings import check_config, prompt_settings
 from synthdistill.tasks.names import CALIBRATION_SPLIT

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
@@ -28,7 +29,6 @@ from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import Request
 from synthdistill.annotation.teachers.chat_api import label_logprobs
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
-from synthdistill.errors import SynthDistillError
 from synthdistill.tasks.base import ERROR, OK
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO

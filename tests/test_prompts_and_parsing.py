@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import load_template, messages_for, render
-from synthdistill.errors import SynthDistillError
 from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.tasks.multi_label import label_set_json
 

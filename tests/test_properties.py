@@ -22,14 +22,13 @@ import yaml
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from synthdistill import data
+from synthdistill import SynthDistillError, data
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.parsing import parse
 from synthdistill.annotation.prompts import messages_for
 from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion, Request
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.corrections import apply_corrections, read_corrections
 from synthdistill.labels.review import review_table, score_items, write_review_files
 from synthdistill.labels.vote import vote

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.corrections import apply_corrections, import_review, read_corrections
 from synthdistill.labels.ensemble import ensemble_votes
 from synthdistill.labels.review import (

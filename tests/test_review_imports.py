@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.corrections import import_review
 from synthdistill.labels.multi_label_corrections import import_review as import_label_set_review
 from synthdistill.labels.span_corrections import import_review as import_span_review

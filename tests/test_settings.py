@@ -6,7 +6,7 @@ from snakemake.cli import parse_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.schema import SCHEMA_PATH, typed_overrides
 from synthdistill.settings import check_config, prompt_settings, teacher_settings
 

@@ -7,9 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from synthdistill import data
+from synthdistill import SynthDistillError, data
 from synthdistill.annotation.span_parsing import locate, parse_spans_json, spans_json_schema
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.span_vote import vote, vote_one
 from synthdistill.schema import defaults
 from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.students.files import label_frames
 from synthdistill.students.inference import TorchPredictor
 from synthdistill.students.targets import class_weight_vector, soft_cross_entropy, target_matrix

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.tasks import REGISTRY, TASKS, check_task, get_task
 from synthdistill.tasks.base import STEPS, Task
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.vote import ALL_FAILED, TIE, TIE_BROKEN, VOTED, vote, vote_one
 from synthdistill.metrics.single_label import score
 

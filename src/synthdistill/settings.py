@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.channel import CHANNEL_BACKENDS, check_channel_template, is_channel
 from synthdistill.annotation.prompts import PER_LABEL_DEFAULTS, load_template
-from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults, with_defaults
 from synthdistill.tasks import MULTI_LABEL, check_task, task_of
 from synthdistill.tasks.names import BEST, EXPERT

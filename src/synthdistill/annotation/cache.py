@@ -15,8 +15,8 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import Completion
-from synthdistill.errors import SynthDistillError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (

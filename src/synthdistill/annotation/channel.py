@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.prompts import render
 from synthdistill.annotation.teachers.base import CHANNEL, Completion, channel_parts
-from synthdistill.errors import SynthDistillError
 
 __all__ = ["CHANNEL", "channel_chat", "channel_completion", "check_channel_template", "is_channel"]
 # The backends that can score a given text (teacher-forced log-probabilities): the in-process ones.

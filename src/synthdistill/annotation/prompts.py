@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 PLACEHOLDERS = ("text", "labels", "examples", "label")
 # ``{name}`` with a bare identifier inside is a placeholder; JSON such as {"label": ...} is not.

@@ -7,10 +7,10 @@ import hashlib
 import json
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.channel import CHANNEL, is_channel
 from synthdistill.annotation.prompts import answer_aliases
 from synthdistill.annotation.teachers.base import Request
-from synthdistill.errors import SynthDistillError
 
 # What a per-label prompt's teacher answers about each label (multi_label label_scores).
 YES_NO = ["yes", "no"]

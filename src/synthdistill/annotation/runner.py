@@ -12,9 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import CacheWriteError, ResponseCache
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
-from synthdistill.errors import SynthDistillError
 from synthdistill.schema import defaults
 
 log = logging.getLogger(__name__)

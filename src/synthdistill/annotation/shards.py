@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.tasks.names import CALIBRATION_SPLIT
 
 

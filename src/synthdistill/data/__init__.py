@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.schema import defaults
 from synthdistill.tasks import get_task
 from synthdistill.tasks.names import GOLD_DEV_SPLIT, SHOTS_SPLIT, SPLITS

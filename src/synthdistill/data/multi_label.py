@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.tasks.multi_label import label_set_json, read_label_set
 
 # Formats whose cells are text: there an empty cell is the empty set, not a missing answer.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.metrics.single_label import score
 from synthdistill.metrics.stats import bootstrap_intervals, compare
 from synthdistill.students.inference import predict_frame

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.metrics.spans import test_span_metrics, write_json
 from synthdistill.students.token_classification import SpanPredictor
 from synthdistill.tasks.spans import to_json

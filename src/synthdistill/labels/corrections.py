@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.review import unescape_cell, write_csv
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdistill import SynthDistillError
 from synthdistill.data import read_splits
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.review import (
     annotator_labels,
     crowdlab,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 FIELDS = ("text", "label", "teacher", "prompt", "student", "student_label", "confidence", "time")
 FEEDBACK_SPLIT = "train"

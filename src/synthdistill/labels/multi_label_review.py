@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.multi_label_corrections import NO_LABEL, QUESTION
 from synthdistill.labels.review import (
     cleanlab_flags,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.labels.vote import ALL_FAILED, VOTED, iteration_answers, mean_label_probabilities, vote_frame
 from synthdistill.labels.vote_files import Voted, vote_step, voted_train
 from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of

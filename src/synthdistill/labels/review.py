@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdistill import SynthDistillError
 from synthdistill.data.model_refs import resolve_model_ref
 from synthdistill.data.text_batches import LengthSortedBatches
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.review_records import ReviewExport, ReviewJob, choices_config, scored_record, scored_task
 from synthdistill.schema import defaults
 from synthdistill.tasks.names import REVIEW_SPLITS

@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill import SynthDistillError
 from synthdistill.data.spans import row_spans
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.corrections import (
     COLUMNS,
     apply_corrections,

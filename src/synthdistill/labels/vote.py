@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 TIE_POLICIES = ("abstain", "label_order")
 VOTED, TIE_BROKEN, TIE, ALL_FAILED = "voted", "tie_broken", "tie", "all_failed"

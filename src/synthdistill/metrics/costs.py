@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 # Presets for costs.student_hardware, costs.teacher_hardware and teachers.<name>.hardware. Prices
 # are on-demand list prices, power a device's board power (TDP) or an assumed share of a host:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 LIBRARIES = (
     "snakemake",

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.logs import QUIET_LOGGERS
 from synthdistill.schema import defaults, with_defaults
 from synthdistill.students.cascade_policy import CONFIDENCES, CascadePolicy

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.cache import ResponseCache
 from synthdistill.annotation.channel import is_channel
 from synthdistill.annotation.engine import annotate
@@ -26,7 +27,6 @@ from synthdistill.annotation.prompt_files import example_pool_from, prompt_messa
 from synthdistill.annotation.prompts import load_template
 from synthdistill.annotation.teachers import Teacher, make_teacher
 from synthdistill.data import CONTROL_CHARACTERS
-from synthdistill.errors import SynthDistillError
 from synthdistill.labels.feedback import feedback_record
 from synthdistill.labels.vote import vote_one
 from synthdistill.schema import SCHEMA_PATH

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.metrics.run_facts import cpu_name, machine
 from synthdistill.schema import with_defaults
 from synthdistill.students.inference import OnnxPredictor, load_predictor

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.metrics.single_label import score
 from synthdistill.metrics.stats import _accuracy_f1, _codes, bootstrap_intervals, compare
 from synthdistill.students.cascade_policy import CascadePolicy, temperature_scale

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 CONFIDENCES = ("max_prob", "margin")
 

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from synthdistill import SynthDistillError
 from synthdistill.data.text_batches import LengthSortedBatches
-from synthdistill.errors import SynthDistillError
 from synthdistill.tasks import MULTI_LABEL, SINGLE_LABEL, SPANS
 
 log = logging.getLogger(__name__)

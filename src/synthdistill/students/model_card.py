@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.metrics.costs import training_energy
 from synthdistill.tasks import get_task
 from synthdistill.tasks.names import EXPERT

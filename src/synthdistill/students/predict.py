@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.schema import defaults
 from synthdistill.students.inference import load_predictor, predict_chunks, predicted_labels, student_task
 from synthdistill.students.text_chunks import CHUNK_ROWS, read_chunks, row_count, texts_of

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.students.inference import ONNX_FILE
 from synthdistill.students.text_chunks import read_chunks, texts_of
 from synthdistill.students.token_classification import SpanPredictor

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 TARGETS = ("hard", "votes", "scores")
 CLASS_WEIGHTS = (None, "balanced")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 CHUNK_ROWS = 20_000
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.students.training import hyperparameters_of
 from synthdistill.tasks.names import EXPERT
 

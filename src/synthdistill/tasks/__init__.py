@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 from synthdistill.tasks import multi_label, single_label, spans
 from synthdistill.tasks.base import Task
 

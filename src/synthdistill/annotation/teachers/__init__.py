@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import Completion, Request, Teacher
-from synthdistill.errors import SynthDistillError
 
 BACKENDS = ("llama_cpp", "openai", "transformers", "hf_inference", "openai_batch", "anthropic_batch")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from synthdistill.errors import SynthDistillError
+from synthdistill import SynthDistillError
 
 CHANNEL = "channel"
 

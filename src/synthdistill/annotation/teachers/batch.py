@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.annotation.teachers.chat_api import ChatApiSettings, label_scores_completion
 from synthdistill.annotation.teachers.http_retry import redact, unquote
-from synthdistill.errors import SynthDistillError
 
 log = logging.getLogger(__name__)
 

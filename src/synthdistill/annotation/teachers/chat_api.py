@@ -15,9 +15,9 @@ from typing import Any
 
 import tenacity
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import Completion, Request
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError, redact, retrying, unquote
-from synthdistill.errors import SynthDistillError
 
 log = logging.getLogger(__name__)
 

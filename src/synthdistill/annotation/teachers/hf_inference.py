@@ -40,9 +40,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, IncompleteBody, InvalidResponse
 from synthdistill.annotation.teachers.http_retry import is_retryable
-from synthdistill.errors import SynthDistillError
 
 # huggingface_hub falls back to the login token whenever none is given; a placeholder stops that.
 NO_TOKEN = "not-needed"

@@ -6,6 +6,7 @@ import json
 import threading
 from typing import Any, cast
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
@@ -17,7 +18,6 @@ from synthdistill.annotation.teachers.base import (
 )
 from synthdistill.annotation.teachers.llama_cpp_batch import Generation, MultiSequenceContext
 from synthdistill.data.model_refs import resolve_model_ref
-from synthdistill.errors import SynthDistillError
 
 
 def _log_softmax(logits: Any) -> Any:

@@ -36,9 +36,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.chat_api import ChatApiSettings, ChatApiTeacher, IncompleteBody, InvalidResponse
 from synthdistill.annotation.teachers.http_retry import is_retryable
-from synthdistill.errors import SynthDistillError
 
 DUMMY_KEY = "not-needed"
 

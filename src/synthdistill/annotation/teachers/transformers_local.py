@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any, cast
 
+from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
@@ -32,7 +33,6 @@ from synthdistill.annotation.teachers.base import (
     sequence_scores,
 )
 from synthdistill.data.model_refs import resolve_model_ref
-from synthdistill.errors import SynthDistillError
 
 log = logging.getLogger(__name__)
 
