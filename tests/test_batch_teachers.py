@@ -427,7 +427,7 @@ def test_snakemake_killed_while_polling_resubmits_nothing_and_loses_nothing(llam
         (state / "HOLD").unlink()
         subprocess.run([*command, "--unlock"], cwd=workdir, env=env, check=True, capture_output=True)
         rerun = subprocess.run(
-            [*command, "--rerun-incomplete"], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+            [*command, "--rerun-incomplete"], cwd=workdir, env=env, capture_output=True, text=True, timeout=600
         )
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         stats = batch_stats(base_url)
