@@ -47,7 +47,7 @@ def test_a_planted_wrong_set_is_flagged_and_leads_the_review():
     # the planted sets differ from the texts' ones
     truth = scripted_votes()
     assert all(votes.loc[i, "label"] != truth.loc[i, "label"] for i in PLANTED)
-    scores = score_items(votes, LABELS, features="tfidf", cv_folds=5, seed=REVIEW_CV["seed"])
+    scores = score_items(votes, LABELS, features="tfidf", embedding_model=None, cv_folds=5, seed=REVIEW_CV["seed"])
     assert set(scores["id"]) == set(votes.loc[votes["split"] != "test", "id"])  # never the test split
     flagged = set(scores.loc[scores["label_issue"], "id"])
     assert {f"i{i}" for i in PLANTED} <= flagged and len(flagged) <= 6
@@ -82,7 +82,7 @@ def test_a_label_in_every_set_or_in_none_is_left_unchecked():
     # nobody voted praise, everybody voted billing
     sets = [json.loads(v) for v in votes["label"]]
     votes["label"] = [label_set_json({*s, "billing"} - {"praise"}, LABELS) for s in sets]
-    scores = score_items(votes, LABELS, features="tfidf", cv_folds=5, seed=REVIEW_CV["seed"])
+    scores = score_items(votes, LABELS, features="tfidf", embedding_model=None, cv_folds=5, seed=REVIEW_CV["seed"])
     assert (scores["cl_unchecked_labels"] == "billing|praise").all()
     assert (scores["issue_method"] == "cv_ovr_logreg_tfidf").all()
     # the vote stands on the unchecked labels; the other planted errors are still found
@@ -94,16 +94,18 @@ def test_without_a_label_to_check_agreement_alone_orders_the_review():
     votes = scripted_votes(n=30)
     votes["label"] = "[]"  # the teacher never tags anything
     votes.loc[2, "agreement"] = 1 / 3
-    scores = score_items(votes, LABELS, features="tfidf", cv_folds=REVIEW_CV["cv_folds"], seed=REVIEW_CV["seed"])
+    scores = score_items(
+        votes, LABELS, features="tfidf", embedding_model=None, cv_folds=REVIEW_CV["cv_folds"], seed=REVIEW_CV["seed"]
+    )
     assert (scores["issue_method"] == "agreement_only").all() and not scores["label_issue"].any()
     assert scores["label_quality"].isna().all()
     assert review_table(votes, LABELS, scores)["id"].iloc[0] == "i2"
     few = scripted_votes(n=30)
     few.loc[few.index[3:], ["label", "vote_status"]] = [None, "all_failed"]
     assert (
-        score_items(few, LABELS, features="tfidf", cv_folds=REVIEW_CV["cv_folds"], seed=REVIEW_CV["seed"])[
-            "issue_method"
-        ]
+        score_items(
+            few, LABELS, features="tfidf", embedding_model=None, cv_folds=REVIEW_CV["cv_folds"], seed=REVIEW_CV["seed"]
+        )["issue_method"]
         == "agreement_only"
     ).all()
 

@@ -174,7 +174,9 @@ def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) 
     annotators = pd.DataFrame({f"t/p/iter{i}": f.set_index("id")["label"] for i, f in enumerate(iterations)}).reindex(
         votes["id"]
     )
-    scores = score_items(votes, annotators, labels, features="tfidf", cv_folds=2, seed=REVIEW_CV["seed"])
+    scores = score_items(
+        votes, annotators, labels, features="tfidf", embedding_model=None, cv_folds=2, seed=REVIEW_CV["seed"]
+    )
     table = review_table(votes, scores, {f"t/p/iter{i}": f for i, f in enumerate(iterations)}, labels)
     outputs = {
         "csv": workdir / "r.csv",

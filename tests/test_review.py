@@ -70,7 +70,13 @@ def test_cleanlab_flags_the_flipped_labels_and_they_lead_the_review_order():
     iterations = iterations_of(votes)
     ids = votes.loc[votes["split"] != "test", "id"].tolist()
     scores = score_items(
-        votes, annotator_labels(iterations, ids), LABELS, features="tfidf", cv_folds=5, seed=REVIEW_CV["seed"]
+        votes,
+        annotator_labels(iterations, ids),
+        LABELS,
+        features="tfidf",
+        embedding_model=None,
+        cv_folds=5,
+        seed=REVIEW_CV["seed"],
     )
     assert set(scores["id"]) == set(ids)  # the test split is never up for review
     assert set(scores.loc[scores["label_issue"], "id"]) == {"i3", "i10", "i20"}
@@ -94,6 +100,7 @@ def test_crowdlab_flags_a_vote_the_other_annotators_contradict():
         annotator_labels(iterations, ids),
         LABELS,
         features="tfidf",
+        embedding_model=None,
         cv_folds=REVIEW_CV["cv_folds"],
         seed=REVIEW_CV["seed"],
     ).set_index("id")
@@ -122,6 +129,7 @@ def test_one_voted_class_still_writes_a_review_ordered_by_agreement():
         annotator_labels(iterations_of(votes), ids),
         LABELS,
         features="tfidf",
+        embedding_model=None,
         cv_folds=REVIEW_CV["cv_folds"],
         seed=REVIEW_CV["seed"],
     )
@@ -141,6 +149,7 @@ def test_review_files_in_every_format(tmp_path):
             annotator_labels(iterations, ids),
             LABELS,
             features="tfidf",
+            embedding_model=None,
             cv_folds=REVIEW_CV["cv_folds"],
             seed=REVIEW_CV["seed"],
         ),

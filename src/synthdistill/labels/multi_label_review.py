@@ -71,8 +71,8 @@ def score_items(
     votes: pd.DataFrame,
     labels: list[str],
     *,
-    features: str = "embeddings",
-    embedding_model: str | None = None,
+    features: str,
+    embedding_model: str | None,
     cv_folds: int,
     seed: int,
 ) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def embed_texts(texts: list[str], model_ref: str, batch_size: int = 64, max_leng
     return out
 
 
-def text_features(texts: list[str], features: str, embedding_model: str | None = None):
+def text_features(texts: list[str], features: str, embedding_model: str | None):
     """The classifier's input: sentence embeddings or a TF-IDF matrix."""
     if features == "embeddings":
         return embed_texts(texts, embedding_model or defaults("review")["embedding_model"])
@@ -158,8 +158,8 @@ def score_items(
     annotators: pd.DataFrame,
     labels: list[str],
     *,
-    features: str = "embeddings",
-    embedding_model: str | None = None,
+    features: str,
+    embedding_model: str | None,
     cv_folds: int,
     seed: int,
 ) -> pd.DataFrame:
