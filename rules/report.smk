@@ -111,8 +111,9 @@ FEEDBACK_ENTRIES = feedback_entries()
 CONFIG_HASH = config_hash(config)
 
 
-# The figures and tables of the cost and decision sections, for the task kinds with costs.
-COST_REPORT_FILES = {
+# The figures and CSV tables a report may write beside report.md and report.html; each task kind
+# names those its report writes (Task.report_files).
+REPORT_FILES = {
     "figure_quality": report(
         "results/report/figures/quality.png",
         caption="../report/quality.rst",
@@ -211,7 +212,7 @@ rule report:
             for path in (entry["summary"], entry["deferral"])
         ],
     output:
-        **(COST_REPORT_FILES if TASK_KIND.supports("costs") else {}),
+        **{name: REPORT_FILES[name] for name in TASK_KIND.report_files},
         markdown="results/report/report.md",
         html=report(
             "results/report/report.html",

@@ -181,6 +181,16 @@ def test_the_report_shows_teacher_and_students_with_intervals(run):
     assert f"{teacher['f1_micro']:.3f} [{low:.3f}, {high:.3f}]" in markdown
     assert "| minilm " in markdown and "expert/gold" in markdown
     assert "<table" in (run / "results" / "report" / "report.html").read_text()
+    # Costs as single_label has them: each student benchmarked, priced and set against its teacher.
+    assert "## Student cost" in markdown and "## Teacher cost" in markdown and "## Break-even" in markdown
+    tables = run / "results" / "report" / "tables"
+    breaks = pd.read_csv(tables / "break_even.csv")
+    assert breaks["student"].tolist() == ["minilm/smollm2/labels_json"]  # the expert student has no break-even
+    benchmark = read_json(run / "results" / "costs" / "students" / "minilm" / "smollm2" / "labels_json.json")
+    student_costs = pd.read_csv(tables / "student_cost.csv").set_index("student")
+    assert student_costs.loc["minilm/smollm2/labels_json", "throughput_texts_per_s"] == pytest.approx(
+        benchmark["throughput"]["best_texts_per_second"]
+    )
 
 
 def test_review_files_offer_the_voted_sets_least_agreed_first(run):
@@ -315,6 +325,7 @@ def test_a_corrections_file_retrains_only_the_students_on_the_corrected_sets(run
         "train_student": 1,
         "evaluate_student": 1,
         "write_model_card": 1,
+        "benchmark_student": 1,
         "compare_models": 1,
         "report": 1,
     }

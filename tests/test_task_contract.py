@@ -179,13 +179,14 @@ def test_a_kind_trains_its_student_scores_it_and_reports_both(kind, tmp_path):
     entry |= {"metrics": scored["metrics_path"], "onnx_check": check, "benchmark": None}
     outputs = {"markdown": str(tmp_path / "report.md"), "html": str(tmp_path / "report.html")}
     if task.supports("costs"):
-        from synthdistill.reporting.report import FIGURES, TABLES
         from synthdistill.students.benchmark import write_benchmark
 
         entry["benchmark"] = str(tmp_path / "benchmark.json")
         write_benchmark(str(folder), test, 64, defaults("costs", "benchmark"), entry["benchmark"], threads=2)
-        outputs |= {f"figure_{n}": str(tmp_path / f"{n}.png") for n in FIGURES}
-        outputs |= {f"table_{n}": str(tmp_path / f"{n}.csv") for n in TABLES}
+    # Every file the kind's report writes beside the pages (rules/report.smk asks for exactly these).
+    outputs |= {
+        name: str(tmp_path / f"{name}.{'png' if name.startswith('figure_') else 'csv'}") for name in task.report_files
+    }
     teacher = {"teacher": "t", "prompt": "p", "stats": run["votes"]["stats"], "votes": run["votes"]["votes"]}
     teacher |= {"metrics": run["teacher_metrics"], "costing": teacher_costing("t", TEACHER, None)}
     task.step("report")(
@@ -208,3 +209,11 @@ def test_a_kind_trains_its_student_scores_it_and_reports_both(kind, tmp_path):
     assert page.lstrip().lower().startswith("<!doctype html")
     for text in (markdown, page):
         assert "minilm" in text and "1.000" in text  # the student's row and the teacher's perfect score
+        # A kind with costs prices its students like single_label: measured speed, hardware, break-even.
+        assert ("Student cost" in text and "Teacher cost" in text) == task.supports("costs")
+    assert all(Path(path).stat().st_size for name, path in outputs.items() if name in task.report_files)
+    if task.supports("costs"):
+        student_costs = pd.read_csv(outputs["table_student_cost"])
+        assert (
+            student_costs["student"].tolist() == ["minilm/t/p"] and student_costs["throughput_texts_per_s"].gt(0).all()
+        )

@@ -11,7 +11,14 @@ import pandas as pd
 
 from synthdistill.evaluation.baselines import multi_label_baselines
 from synthdistill.reporting.entries import artifact_rows, read_json, write_pages
-from synthdistill.reporting.sections import Section, score_with_interval
+from synthdistill.reporting.sections import (
+    Section,
+    break_even_section,
+    score_with_interval,
+    student_cost_section,
+    teacher_cost_section,
+)
+from synthdistill.reporting.tables import break_even_table, student_cost_table, teacher_cost_table
 
 TITLE = "synthdistill report: multi-label tagging"
 
@@ -201,6 +208,27 @@ def student_table(students: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(artifact_rows(students, "metadata", _student_row))
 
 
+# The cost tables the report writes as CSV beside report.md (output table_<name>, rules/report.smk).
+COST_TABLES = ("teacher_cost", "student_cost", "break_even")
+
+
+def cost_sections(
+    teachers: list[dict[str, Any]], students: list[dict[str, Any]], hardware: dict[str, Any], outputs: dict[str, str]
+) -> list[Section]:
+    """Teacher cost, student cost and break-even, as the single_label report has them, each table also
+    written as CSV (``outputs``: table_<name> for COST_TABLES)."""
+    teacher_costs = teacher_cost_table(teachers)
+    student_costs = student_cost_table(students, hardware)
+    breaks = break_even_table(students, student_costs, teacher_costs)
+    for name, frame in zip(COST_TABLES, (teacher_costs, student_costs, breaks), strict=True):
+        frame.to_csv(outputs[f"table_{name}"], index=False)
+    return [
+        break_even_section(teacher_costs=teacher_costs, breaks=breaks),
+        teacher_cost_section(teacher_costs=teacher_costs),
+        student_cost_section(student_costs=student_costs, hardware=hardware),
+    ]
+
+
 def build(
     teachers: list[dict[str, Any]],
     students: list[dict[str, Any]],
@@ -209,9 +237,11 @@ def build(
     outputs: dict[str, str],
     *,
     splits: dict[str, str] | None = None,
+    hardware: dict[str, Any] | None = None,
 ) -> list[Section]:
-    """Write the report (``outputs``: markdown, html). ``splits`` (``train`` and ``test`` split files of
-    prepare_data) give the trivial baselines of the quality table."""
+    """Write the report (``outputs``: markdown, html, and table_<name> of COST_TABLES when the students
+    were benchmarked). ``splits`` (``train`` and ``test`` split files of prepare_data) give the trivial
+    baselines of the quality table; ``hardware`` (costs.student_hardware) prices the students."""
     evaluated = any(entry.get("metrics") for entry in teachers + students)
     baselines = None
     if evaluated and splits:
@@ -245,6 +275,9 @@ def build(
         for line in [] if evaluated else collapses:  # shown with the quality table when there is one
             trained.text(line)
         sections.append(trained.table(student_table(students)))
+    # Costs need every student's benchmark (the benchmark_student rule, task feature costs).
+    if students and all(entry.get("benchmark") for entry in students):
+        sections.extend(cost_sections(teachers, students, hardware or {}, outputs))
     intro = f"Task multi_label over the labels {', '.join(labels)}: each text gets any subset. " + (
         "" if evaluated else "The dataset has no expert labels, so nothing is scored."
     )
@@ -255,6 +288,15 @@ def build(
 def write_report(
     entries: dict[str, list[dict[str, Any]]], labels: list[str], outputs: dict[str, str], run: dict[str, Any]
 ) -> None:
-    """The report step of task multi_label (``outputs``: markdown, html); of ``run`` it reads the
-    paired tests and the train and test split files (the trivial baselines)."""
-    build(entries["teachers"], entries["students"], labels, run["paired"], outputs, splits=run["splits"])
+    """The report step of task multi_label (``outputs``: markdown, html and the cost tables); of ``run``
+    it reads the paired tests, the train and test split files (the trivial baselines) and the student
+    hardware (the costs)."""
+    build(
+        entries["teachers"],
+        entries["students"],
+        labels,
+        run["paired"],
+        outputs,
+        splits=run["splits"],
+        hardware=run["hardware"],
+    )

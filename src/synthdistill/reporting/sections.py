@@ -133,39 +133,53 @@ def decision_lines(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks
     return lines
 
 
+BREAK_EVEN_TEXT = (
+    "Break-even: the student's fixed cost is its teacher's annotation of the whole dataset (an API "
+    "teacher's reported tokens × its price table, a self-hosted teacher's measured busy time × its "
+    "hardware's price per hour; see Teacher cost) plus its training time × the student hardware's price "
+    "per hour; after that it costs its measured best-batch time × the price per hour per text. "
+    "A teacher whose cost is not estimated has no break-even. "
+    "The expert-label baseline has no break-even: the pipeline does not know what expert labels cost."
+)
+
+
+def _break_even_display(breaks: pd.DataFrame) -> pd.DataFrame:
+    if not len(breaks):
+        return breaks
+    return _display(
+        breaks,
+        {
+            "student": "student",
+            "teacher_prompt": "teacher / prompt",
+            "annotation_usd": "annotation $",
+            "train_usd": "training $",
+            "teacher_usd_per_1m_texts": "teacher $ / 1M texts",
+            "student_usd_per_1m_texts": "student $ / 1M texts",
+            "teacher_kg_co2_per_1m_texts": "teacher kg CO2 / 1M texts",
+            "student_kg_co2_per_1m_texts": "student kg CO2 / 1M texts",
+            "break_even_texts": "break-even (texts)",
+            "how": "how",
+        },
+    )
+
+
 def decision_section(*, quality: pd.DataFrame, teacher_costs: pd.DataFrame, breaks: pd.DataFrame) -> Section:
     section = Section("Decision")
     for line in decision_lines(quality=quality, teacher_costs=teacher_costs, breaks=breaks):
         section.text(line)
-    section.text(
-        "Break-even: the student's fixed cost is its teacher's annotation of the whole dataset (an API "
-        "teacher's reported tokens × its price table, a self-hosted teacher's measured busy time × its "
-        "hardware's price per hour; see Teacher cost) plus its training time × the student hardware's price "
-        "per hour; after that it costs its measured best-batch time × the price per hour per text. "
-        "A teacher whose cost is not estimated has no break-even. "
-        "The expert-label baseline has no break-even: the pipeline does not know what expert labels cost."
-    )
+    section.text(BREAK_EVEN_TEXT)
     section.figure("pareto", "cost per 1M texts against F1 macro")
-    section.table(
-        _display(
-            breaks,
-            {
-                "student": "student",
-                "teacher_prompt": "teacher / prompt",
-                "annotation_usd": "annotation $",
-                "train_usd": "training $",
-                "teacher_usd_per_1m_texts": "teacher $ / 1M texts",
-                "student_usd_per_1m_texts": "student $ / 1M texts",
-                "teacher_kg_co2_per_1m_texts": "teacher kg CO2 / 1M texts",
-                "student_kg_co2_per_1m_texts": "student kg CO2 / 1M texts",
-                "break_even_texts": "break-even (texts)",
-                "how": "how",
-            },
-        )
-        if len(breaks)
-        else breaks
-    )
-    return section
+    return section.table(_break_even_display(breaks))
+
+
+def break_even_section(*, teacher_costs: pd.DataFrame, breaks: pd.DataFrame) -> Section:
+    """Each student's cost against its teacher's and when it pays off, for a kind whose report has no
+    single-label quality table to weigh it against (its quality is in its own section)."""
+    section = Section("Break-even")
+    for line in decision_lines(quality=pd.DataFrame(), teacher_costs=teacher_costs, breaks=breaks):
+        section.text(line)
+    section.text(BREAK_EVEN_TEXT)
+    return section.table(_break_even_display(breaks))
 
 
 def quality_flags(quality: pd.DataFrame) -> list[str]:

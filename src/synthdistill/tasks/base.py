@@ -103,6 +103,9 @@ class Task:
     # the kept epoch, and the ONNX check's key that is set only when it compared both models with
     # expert labels.
     card: StudentCard
+    # The figures and CSV tables the report writes beside report.md and report.html, by output name
+    # (their paths: REPORT_FILES in rules/report.smk).
+    report_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = (set(self.steps) - set(STEPS)) | (self.features - FEATURES)

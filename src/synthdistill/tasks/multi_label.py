@@ -32,7 +32,7 @@ TASK = Task(
         "expert_answers": "synthdistill.data.multi_label:expert_label_sets",
         "label_counts": "synthdistill.data.multi_label:label_sets_per_label",
     },
-    features=frozenset({"paired_tests"}),
+    features=frozenset({"paired_tests", "costs"}),
     review_files=("csv", "xlsx", "argilla", "label_studio", "label_studio_config"),
     card=StudentCard(
         "text-classification",
@@ -40,6 +40,7 @@ TASK = Task(
         "micro F1 at tuned thresholds",
         "f1_micro_difference_points",
     ),
+    report_files=("table_teacher_cost", "table_student_cost", "table_break_even"),
 )
 
 
