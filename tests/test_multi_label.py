@@ -284,6 +284,7 @@ def test_the_example_config_plans_the_multi_label_stages(tmp_path):
         "export_onnx": 2,
         "export_review": 1,
         "write_model_card": 2,
+        "benchmark_student": 2,  # the report's student costs
     }
     # Its label_scores prompt (left out of run.prompts: five requests per text) is a valid prompt of the task.
     jobs = planned_jobs(workdir, "--config", "run={prompts: [yes_no]}")
