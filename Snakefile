@@ -12,7 +12,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from synthdistill.schema import typed_overrides
+from synthdistill.schema import check_against_schema, typed_overrides
 
 min_version("9.0")
 
@@ -22,6 +22,8 @@ configfile: "config/config.yaml"
 
 # Nested --config values arrive as strings: typed against the schema before it checks them.
 typed_overrides(config)
+# Each error in words first; validate then fills in the schema's defaults.
+check_against_schema(config)
 validate(config, "schemas/config.schema.yaml")
 
 

@@ -249,17 +249,22 @@ def bad_workdir(tmp_path_factory):
     [
         ({"run": {"teachers": ["gpt9"]}}, "run.teachers: unknown name 'gpt9'"),
         ({"run": {"students": ["huge"]}}, "run.students: unknown name 'huge'"),
-        ({"labels": "positive"}, "ValidationError"),
+        ({"labels": "positive"}, "labels: 'positive' is not a list; write a list"),
         (
             {"teachers": {"smollm2": {**TINY_CONFIG["teachers"]["smollm2"], "temprature": 0.2}}},
-            "Additional properties are not allowed ('temprature' was unexpected)",
+            "teachers.smollm2.temprature: unknown key; did you mean temperature?",
         ),
         ({"dataset": {**TINY_CONFIG["dataset"], "path": "nope.csv"}}, "dataset.path: file nope.csv does not exist"),
         ({"prompts": {"p": {"template": "config/prompts/bad.txt", "kind": "label"}}}, "has no {text} placeholder"),
         # predict.files keys become file names: one that climbs out of results/ is refused.
-        ({"predict": {"files": {"../../escaped": "data/x.csv"}}}, "'../../escaped' does not match"),
+        ({"predict": {"files": {"../../escaped": "data/x.csv"}}}, "the name '../../escaped' may hold only letters"),
         ({"labels": ["Positive", "positive", "neutral"]}, "'Positive' and 'positive' differ only in case"),
-        ({"labels": ["positive", " negative"]}, "ValidationError"),
+        # text_columns on top of config/config.yaml's text_column: words, not jsonschema's oneOf dump.
+        (
+            {"dataset": {**TINY_CONFIG["dataset"], "text_columns": ["title", "text"]}},
+            "dataset: set exactly one of dataset.text_column (one column), dataset.text_columns",
+        ),
+        ({"labels": ["positive", " negative"]}, "labels[1]: ' negative' has the wrong form"),
         (
             {"prompts": {"p": {"template": "config/prompts/placeholder.txt", "kind": "label"}}},
             "unknown placeholder(s) {label}",
