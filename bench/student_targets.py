@@ -199,7 +199,7 @@ def main() -> None:
             "class_weights": args.class_weights,
         }
         with tempfile.TemporaryDirectory() as folder:
-            metadata = train(items, validation, LABELS, MINILM, settings, folder)
+            metadata = train(items, validation, LABELS, MINILM, settings, folder, trust_remote_code=False)
             predicted = predict_frame(folder, test, args.max_length)["label"].reset_index(drop=True)
         result = scored(test["label"], predicted)
         result["train_seconds"] = round(metadata["train_seconds"], 1)

@@ -80,12 +80,10 @@ PENDING = {
     ("synthdistill.students.inference.load_predictor", "batch_size"),
     ("synthdistill.students.multi_label_training.label_set_frames", "min_agreement"),
     ("synthdistill.students.multi_label_training.label_set_frames", "agreement_weighting"),
-    ("synthdistill.students.multi_label_training.train_multi_label", "trust_remote_code"),
     ("synthdistill.students.predict.predict_file", "text_column"),
     ("synthdistill.students.predict.predict_file", "id_column"),
     ("synthdistill.students.predict.predict_file", "backend"),
     ("synthdistill.students.predict.predict_file", "batch_size"),
-    ("synthdistill.students.training.train", "trust_remote_code"),
 }
 
 

@@ -48,6 +48,7 @@ def student(tmp_path_factory, demo):
         MINILM,
         {"learning_rate": 2e-4, "epochs": 2, "batch_size": 16, "max_length": 64, "seed": 1},
         folder / "model",
+        trust_remote_code=False,
     )
     test = demo.iloc[160:240].rename(columns={"label": "expert_label"})
     test.to_parquet(folder / "test.parquet")
@@ -160,7 +161,7 @@ def test_agreement_options_filter_and_weight_only_teacher_training_labels(tmp_pa
 def test_zero_weight_items_teach_nothing(tmp_path, demo):
     """Weighting is real: with every non-positive item at weight 0, the student learns 'positive'."""
     items = demo.iloc[:48].assign(weight=lambda f: (f["label"] == "positive").astype(float))
-    train(items, items.iloc[:0], LABELS, MINILM, {"learning_rate": 3e-4, "epochs": 2, "max_length": 32}, tmp_path)
+    train(items, items.iloc[:0], LABELS, MINILM, {"learning_rate": 3e-4, "epochs": 2, "max_length": 32}, tmp_path, trust_remote_code=False)
     predicted = predict_frame(tmp_path, demo.iloc[200:240], 32)["label"]
     assert (predicted == "positive").all()
 

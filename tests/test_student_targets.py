@@ -105,7 +105,7 @@ def test_vote_targets_reach_the_model(tmp_path):
     shares = {"target_positive": 2 / 3, "target_negative": 1 / 3, "target_neutral": 0.0}
     negative = {}
     for name, frame in (("hard", items), ("votes", items.assign(**shares))):
-        meta = train(frame, items.iloc[:0], LABELS, MINILM, settings, tmp_path / name)
+        meta = train(frame, items.iloc[:0], LABELS, MINILM, settings, tmp_path / name, trust_remote_code=False)
         assert meta["targets"] == ("soft" if name == "votes" else "hard")
         probabilities = TorchPredictor(tmp_path / name, 24).predict_proba(texts.tolist())
         negative[name] = float(probabilities[:, LABELS.index("negative")].mean())

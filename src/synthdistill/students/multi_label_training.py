@@ -142,7 +142,8 @@ def train_multi_label(
     model_ref: str,
     hyperparameters: dict[str, Any],
     output_dir: str | Path,
-    trust_remote_code: bool = False,
+    *,
+    trust_remote_code: bool,
 ) -> dict[str, Any]:
     """Train on ``train_items`` (text, label set), keep the best epoch on ``validation_items`` by
     micro F1 at its tuned thresholds, save the model with them."""
