@@ -26,6 +26,8 @@ LABELS = ["positive", "negative", "neutral"]
 MAX_CONSECUTIVE_FAILURES = defaults("annotate")["max_consecutive_failures"]
 # The review's cross-validation (cv_folds, seed), as the export_review rule passes them from the config.
 REVIEW_CV = {key: defaults("review")[key] for key in ("cv_folds", "seed")}
+# The student settings choosing its training labels, as train_student passes them for a student that sets none.
+LABEL_DEFAULTS = {key: defaults("students", "*")[key] for key in ("min_agreement", "agreement_weighting", "targets")}
 
 
 def copy_workflow(target: Path) -> Path:

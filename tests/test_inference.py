@@ -24,7 +24,7 @@ from synthdistill.students.predict import main as predict_main
 from synthdistill.students.predict import predict_file
 from synthdistill.students.training import train
 
-from .conftest import LABELS, MINILM, REPO
+from .conftest import LABEL_DEFAULTS, LABELS, MINILM, REPO
 
 DEMO = REPO / "data" / "demo" / "financial_news_sentiment.csv"
 
@@ -151,9 +151,13 @@ def test_agreement_options_filter_and_weight_only_teacher_training_labels(tmp_pa
         }
     )
     votes.to_parquet(tmp_path / "votes.parquet")
-    train_items, validation = label_frames([str(tmp_path / "votes.parquet")], "t", min_agreement=0.9)
+    train_items, validation = label_frames(
+        [str(tmp_path / "votes.parquet")], "t", **{**LABEL_DEFAULTS, "min_agreement": 0.9}
+    )
     assert train_items["id"].tolist() == ["a"] and validation["id"].tolist() == ["d"]
-    weighted, _ = label_frames([str(tmp_path / "votes.parquet")], "t", agreement_weighting=True)
+    weighted, _ = label_frames(
+        [str(tmp_path / "votes.parquet")], "t", **{**LABEL_DEFAULTS, "agreement_weighting": True}
+    )
     assert weighted["weight"].tolist() == [1.0, 0.67]
 
 
@@ -161,7 +165,15 @@ def test_agreement_options_filter_and_weight_only_teacher_training_labels(tmp_pa
 def test_zero_weight_items_teach_nothing(tmp_path, demo):
     """Weighting is real: with every non-positive item at weight 0, the student learns 'positive'."""
     items = demo.iloc[:48].assign(weight=lambda f: (f["label"] == "positive").astype(float))
-    train(items, items.iloc[:0], LABELS, MINILM, {"learning_rate": 3e-4, "epochs": 2, "max_length": 32}, tmp_path, trust_remote_code=False)
+    train(
+        items,
+        items.iloc[:0],
+        LABELS,
+        MINILM,
+        {"learning_rate": 3e-4, "epochs": 2, "max_length": 32},
+        tmp_path,
+        trust_remote_code=False,
+    )
     predicted = predict_frame(tmp_path, demo.iloc[200:240], 32)["label"]
     assert (predicted == "positive").all()
 

@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from synthdistill.evaluation.scoring import test_metrics
 from synthdistill.students.files import LABEL_OPTIONS, label_frames
 from synthdistill.students.inference import predict_frame
-from synthdistill.students.train_step import label_options
+from synthdistill.students.train_step import label_settings
 from synthdistill.students.training import hyperparameters_of, train
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def learning_curve(
     import torch
 
     torch.set_num_threads(threads)
-    options = label_options(student, LABEL_OPTIONS)
+    options = label_settings(student, LABEL_OPTIONS)
     train_items, validation_items = label_frames(label_paths, teacher, **options, labels=labels)
     test = pd.read_parquet(test_path)
     seed = int(student.get("seed", 42))
