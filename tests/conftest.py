@@ -28,6 +28,8 @@ MAX_CONSECUTIVE_FAILURES = defaults("annotate")["max_consecutive_failures"]
 REVIEW_CV = {key: defaults("review")[key] for key in ("cv_folds", "seed")}
 # The student settings choosing its training labels, as train_student passes them for a student that sets none.
 LABEL_DEFAULTS = {key: defaults("students", "*")[key] for key in ("min_agreement", "agreement_weighting", "targets")}
+# predict_file's settings, as the predict rule passes them from a config that sets none (predict.*).
+PREDICT_DEFAULTS = {key: defaults("predict")[key] for key in ("text_column", "id_column", "backend", "batch_size")}
 
 
 def copy_workflow(target: Path) -> Path:

@@ -74,11 +74,6 @@ PENDING = {
     ("synthdistill.students.benchmark.benchmark_student", "batch_sizes"),
     ("synthdistill.students.benchmark.benchmark_student", "backend"),
     ("synthdistill.students.benchmark.benchmark_student", "codecarbon"),
-    ("synthdistill.students.inference.load_predictor", "batch_size"),
-    ("synthdistill.students.predict.predict_file", "text_column"),
-    ("synthdistill.students.predict.predict_file", "id_column"),
-    ("synthdistill.students.predict.predict_file", "backend"),
-    ("synthdistill.students.predict.predict_file", "batch_size"),
 }
 
 
@@ -146,7 +141,6 @@ def test_no_library_function_keeps_its_own_copy_of_a_schema_default():
 def test_the_defaults_this_repository_moved_stay_in_the_schema():
     found = defaults_the_schema_also_has()
     moved = {
-        ("synthdistill.students.predict.predict_file", "max_length"),
         ("synthdistill.students.inference.TorchPredictor.__init__", "max_length"),
         ("synthdistill.students.inference.OnnxPredictor.__init__", "max_length"),
         ("synthdistill.students.inference.load_predictor", "max_length"),

@@ -24,7 +24,7 @@ from synthdistill.students.predict import main as predict_main
 from synthdistill.students.predict import predict_file
 from synthdistill.students.training import train
 
-from .conftest import LABEL_DEFAULTS, LABELS, MINILM, REPO
+from .conftest import LABEL_DEFAULTS, LABELS, MINILM, PREDICT_DEFAULTS, REPO
 
 DEMO = REPO / "data" / "demo" / "financial_news_sentiment.csv"
 
@@ -96,10 +96,10 @@ def test_onnx_and_torch_predictors_agree_and_keep_input_order(student):
 
 @pytest.mark.slow
 def test_auto_backend_takes_onnx_on_cpu_and_torch_without_an_export(student):
-    assert isinstance(load_predictor(student["dir"], "auto", 64), OnnxPredictor)
-    assert isinstance(load_predictor(student["dir"] / "model", "auto", 64), TorchPredictor)
+    assert isinstance(load_predictor(student["dir"], "auto", 64, None), OnnxPredictor)
+    assert isinstance(load_predictor(student["dir"] / "model", "auto", 64, None), TorchPredictor)
     with pytest.raises(SynthDistillError, match="no model.int8.onnx"):
-        load_predictor(student["dir"] / "model", "onnx", 64)
+        load_predictor(student["dir"] / "model", "onnx", 64, None)
 
 
 @pytest.mark.slow
@@ -114,7 +114,13 @@ def test_predict_streams_any_format_in_small_chunks_in_input_order(student, tmp_
     }[suffix]()  # noqa: E501
     output = tmp_path / "out.parquet"
     summary = predict_file(
-        student["dir"], source, output, id_column="id", max_length=64, batch_size=1, chunk_rows=10, progress=False
+        student["dir"],
+        source,
+        output,
+        **{**PREDICT_DEFAULTS, "id_column": "id", "batch_size": 1},
+        max_length=64,
+        chunk_rows=10,
+        progress=False,
     )
     result = pd.read_parquet(output)
     assert summary["rows"] == 53 and summary["backend"] == "OnnxPredictor"
@@ -134,7 +140,9 @@ def test_predict_names_the_file_and_row_of_bad_input(student, tmp_path, capsys):
     # "NA" is a text; the blank line is an empty text (pandas would silently skip it by default).
     pd.DataFrame({"text": ["NA", "  ", "Sales fell."]}).to_csv(source, index=False)
     with pytest.raises(SynthDistillError, match=r"texts.csv: row 1 has an empty 'text'"):
-        predict_file(student["dir"], source, tmp_path / "out.parquet", max_length=64, progress=False)
+        predict_file(
+            student["dir"], source, tmp_path / "out.parquet", **PREDICT_DEFAULTS, max_length=64, progress=False
+        )
     assert not (tmp_path / "out.parquet").exists()
     assert predict_main([str(student["dir"]), str(source), str(tmp_path / "o.parquet"), "--text-column", "body"]) == 2
     assert "texts.csv: no column 'body'" in capsys.readouterr().err

@@ -364,7 +364,7 @@ def multi_label_student(tmp_path_factory) -> tuple[Path, list[str]]:
     )
     model.save_pretrained(folder / "model")
     AutoTokenizer.from_pretrained(source).save_pretrained(folder / "model")
-    probs = load_predictor(folder, "torch", 64).predict_proba(texts)
+    probs = load_predictor(folder, "torch", 64, None).predict_proba(texts)
     config_path = folder / "model" / "config.json"
     config = json.loads(config_path.read_text())
     config["label_thresholds"] = dict(zip(MULTI_LABELS, map(float, np.median(probs, axis=0)), strict=True))
@@ -385,7 +385,7 @@ def test_a_multi_label_student_serves_label_sets_and_refuses_a_teacher(multi_lab
 
     status, body = service.post({"texts": texts})
     assert status == 200
-    predictor = load_predictor(student, "torch", 64)
+    predictor = load_predictor(student, "torch", 64, None)
     expected_probs = predictor.predict_proba(texts)
     expected_sets = [json.loads(v) for v in predicted_labels(predictor, expected_probs)]  # what `predict` writes
     served = np.array([[r["probabilities"][k] for k in MULTI_LABELS] for r in body["results"]])

@@ -146,7 +146,7 @@ def benchmark_student(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Latency at batch 1, throughput at each batch size (end to end from text), and energy."""
-    predictor = load_predictor(student_dir, backend=backend, max_length=max_length, threads=threads)
+    predictor = load_predictor(student_dir, backend=backend, max_length=max_length, batch_size=None, threads=threads)
     backend_used = "onnx_int8" if isinstance(predictor, OnnxPredictor) else f"torch_{predictor.device.type}"
     device = _device(predictor)
     corpus = _texts(test_path, texts)
