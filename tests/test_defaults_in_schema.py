@@ -69,11 +69,6 @@ PENDING = {
     ("synthdistill.annotation.teachers.batch.BatchTeacher.complete_many", "batch_missing"),
     ("synthdistill.serving.batcher.MicroBatcher.__init__", "workers"),
     ("synthdistill.serving.service.ClassifierService.__init__", "max_chars"),
-    ("synthdistill.students.benchmark.benchmark_student", "texts"),
-    ("synthdistill.students.benchmark.benchmark_student", "latency_texts"),
-    ("synthdistill.students.benchmark.benchmark_student", "batch_sizes"),
-    ("synthdistill.students.benchmark.benchmark_student", "backend"),
-    ("synthdistill.students.benchmark.benchmark_student", "codecarbon"),
 }
 
 
