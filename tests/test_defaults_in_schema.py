@@ -67,8 +67,6 @@ PENDING = {
     ("synthdistill.annotation.engine.annotate", "retry_unparsed"),
     ("synthdistill.annotation.engine.annotate", "batch_missing"),
     ("synthdistill.annotation.teachers.batch.BatchTeacher.complete_many", "batch_missing"),
-    ("synthdistill.serving.batcher.MicroBatcher.__init__", "workers"),
-    ("synthdistill.serving.service.ClassifierService.__init__", "max_chars"),
 }
 
 
