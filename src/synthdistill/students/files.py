@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.schema import with_defaults
 from synthdistill.students.targets import with_targets
 from synthdistill.students.train_step import (
     label_options,
@@ -68,7 +69,7 @@ def train_from_files(
     source = f"students.{name}.targets (labeller {teacher}/{prompt})"
     frames = label_frames(paths, teacher, **label_settings(student, LABEL_OPTIONS), labels=labels, source=source)
     why = "no labelled training items (every vote abstained, or students.*.min_agreement dropped them all)"
-    trust = student.get("trust_remote_code", False)
+    trust = with_defaults(student, "students", "*")["trust_remote_code"]
     metadata = train_on_frames(
         train, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
     )

@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from synthdistill.metrics.collapse import label_set_collapse
+from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
 from synthdistill.students.train_step import (
     label_options,
@@ -230,7 +231,7 @@ def train_from_files(
     options = label_options(student, keys)
     frames = label_set_frames(paths, teacher, **label_settings(student, keys))
     why = "no labelled training items (no iteration answered, or students.*.min_agreement dropped them all)"
-    trust = student.get("trust_remote_code", False)
+    trust = with_defaults(student, "students", "*")["trust_remote_code"]
     metadata = train_on_frames(
         train_multi_label, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
     )
