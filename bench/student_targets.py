@@ -49,7 +49,7 @@ from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.metrics.single_label import score
 from synthdistill.metrics.stats import bootstrap_intervals, compare
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 from synthdistill.students.inference import predict_frame
 from synthdistill.students.targets import target_columns
 from synthdistill.students.training import train
@@ -90,7 +90,7 @@ def teacher_scores(texts: list[str], threads: int, direction: str = "direct") ->
         labels=LABELS,
         generation={"max_tokens": 1, **({"direction": "channel"} if channel else {})},
         iteration=0,
-        max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+        **annotate_settings(),
     )
     return frame.reset_index(drop=True)
 
@@ -199,7 +199,7 @@ def main() -> None:
             "class_weights": args.class_weights,
         }
         with tempfile.TemporaryDirectory() as folder:
-            metadata = train(items, validation, LABELS, MINILM, settings, folder)
+            metadata = train(items, validation, LABELS, MINILM, settings, folder, trust_remote_code=False)
             predicted = predict_frame(folder, test, args.max_length)["label"].reset_index(drop=True)
         result = scored(test["label"], predicted)
         result["train_seconds"] = round(metadata["train_seconds"], 1)

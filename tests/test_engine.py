@@ -23,7 +23,7 @@ from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion, Request
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
+from .conftest import LABELS, annotate_settings
 
 GENERATION = {"max_tokens": 4, "temperature": 0.7, "seed": 0}
 
@@ -84,7 +84,7 @@ def test_results_align_with_items_whatever_the_completion_order(tmp_path):
         labels=LABELS,
         generation=GENERATION,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert list(frame["id"]) == [f"i{i}" for i in range(60)]
     assert list(frame["label"]) == [LABELS[i % 3] for i in range(60)]
@@ -100,7 +100,7 @@ def test_batching_backends_get_batches(tmp_path):
         labels=LABELS,
         generation=GENERATION,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert teacher.batches == [4, 4, 2]
     assert list(frame["label"]) == [LABELS[i % 3] for i in range(10)]
@@ -108,15 +108,15 @@ def test_batching_backends_get_batches(tmp_path):
 
 def test_failed_requests_are_recorded_and_retried_on_rerun(tmp_path):
     cache = ResponseCache(tmp_path / "c")
-    settings = dict(kind="label", labels=LABELS, generation=GENERATION, iteration=0, max_failure_share=0.5)
-    frame = annotate(
-        items(20), EchoTeacher(fail_every=5), cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
+    settings = dict(
+        kind="label", labels=LABELS, generation=GENERATION, iteration=0, **annotate_settings(max_failure_share=0.5)
     )
+    frame = annotate(items(20), EchoTeacher(fail_every=5), cache, **settings)
     failed = frame["parse_status"] == "request_error"
     assert failed.sum() == 4 and frame.loc[failed, "error"].str.contains("ConnectionError").all()
     assert len(cache) == 16
     healed = EchoTeacher()
-    again = annotate(items(20), healed, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES)
+    again = annotate(items(20), healed, cache, **settings)
     assert healed.calls == 4 and (again["parse_status"] == "ok").all()
 
 
@@ -131,8 +131,7 @@ def test_too_many_failures_stop_the_job_after_storing_the_rest(tmp_path):
             labels=LABELS,
             generation=GENERATION,
             iteration=0,
-            max_failure_share=0.1,
-            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            **annotate_settings(max_failure_share=0.1),
         )
     assert len(cache) == 10
 
@@ -164,7 +163,7 @@ def test_a_failing_batch_counts_each_of_its_items_for_the_breaker(tmp_path):
             labels=LABELS,
             generation=GENERATION,
             iteration=0,
-            max_consecutive_failures=7,
+            **annotate_settings(max_consecutive_failures=7),
         )
     # The second batch trips it; at most the one batch in flight by then goes out, the other 22 never do.
     assert teacher.batches in ([4, 4], [4, 4, 4])
@@ -202,7 +201,7 @@ def test_an_interrupt_sends_nothing_more(tmp_path):
                 labels=LABELS,
                 generation=GENERATION,
                 iteration=0,
-                max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+                **annotate_settings(),
             )
     finally:
         timer.cancel()

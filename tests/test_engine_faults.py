@@ -20,7 +20,7 @@ from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.tasks.base import NOT_A_LABEL, OK
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES
+from .conftest import LABELS, annotate_settings
 from .servers import FaultPlan, FaultProxy, free_port
 
 GENERATION = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": False}
@@ -55,7 +55,7 @@ def prompts(n: int, padding: int = 0) -> pd.DataFrame:
 
 
 def run(frame, settings, cache, **options):
-    options = {"max_failure_share": 1.0, "max_consecutive_failures": MAX_CONSECUTIVE_FAILURES, **options}
+    options = annotate_settings(**{"max_failure_share": 1.0, **options})
     return annotate(
         frame,
         make_teacher(settings),

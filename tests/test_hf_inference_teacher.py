@@ -23,7 +23,7 @@ from synthdistill.annotation.teachers.base import Request
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.data.model_refs import resolve_model_ref
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
+from .conftest import LABELS, REPO, SMOLLM2, annotate_settings
 from .servers import FaultPlan, FaultProxy
 
 TEXTS = [
@@ -103,17 +103,13 @@ def test_labels_come_back_through_the_engine_and_reruns_use_the_cache(server_url
     cache = ResponseCache(tmp_path / "c.sqlite")
     settings = dict(kind="label", labels=LABELS, generation={**GENERATION, "structured": True})
 
-    frame = annotate(
-        prompt_frame(), teacher, cache, iteration=0, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    frame = annotate(prompt_frame(), teacher, cache, iteration=0, **settings, **annotate_settings())
     assert len(calls) == 3 and list(frame["id"]) == ["t0", "t1", "t2"]
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status", "error"]]
     assert frame["label"].isin(LABELS).all()
     assert (frame["input_tokens"] > 20).all() and (frame["output_tokens"] > 0).all()
 
-    again = annotate(
-        prompt_frame(), teacher, cache, iteration=0, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    again = annotate(prompt_frame(), teacher, cache, iteration=0, **settings, **annotate_settings())
     assert len(calls) == 3  # no request: every answer came from the cache
     assert again["cached"].all() and again["raw_output"].tolist() == frame["raw_output"].tolist()
 
@@ -128,8 +124,9 @@ def test_unconstrained_answers_are_parsed_strictly(server_url, tmp_path):
         labels=LABELS,
         generation={**GENERATION, "structured": False},
         iteration=0,
-        max_failure_share=1.0,  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(
+            max_failure_share=1.0
+        ),  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
     )
     assert frame["error"].isna().all() and (frame["output_tokens"] > 0).all()
     assert frame["label"].dropna().isin(LABELS).all()
@@ -153,7 +150,7 @@ def test_label_scores_match_the_openai_backend(server_url, tmp_path):
         hf_teacher,
         ResponseCache(tmp_path / "hf.sqlite"),
         **settings,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     openai_teacher = make_teacher(
         {"backend": "openai", "model": "smollm2", "base_url": f"{server_url}/v1", "api_key_env": None, "concurrency": 1}
@@ -164,7 +161,7 @@ def test_label_scores_match_the_openai_backend(server_url, tmp_path):
         openai_teacher,
         ResponseCache(tmp_path / "openai.sqlite"),
         **settings,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     probs = [f"prob_{label}" for label in LABELS]
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "error"]]

@@ -24,7 +24,7 @@ from synthdistill.students.predict import main as predict_main
 from synthdistill.students.predict import predict_file
 from synthdistill.students.training import train
 
-from .conftest import LABELS, MINILM, REPO
+from .conftest import LABEL_DEFAULTS, LABELS, MINILM, PREDICT_DEFAULTS, REPO
 
 DEMO = REPO / "data" / "demo" / "financial_news_sentiment.csv"
 
@@ -48,6 +48,7 @@ def student(tmp_path_factory, demo):
         MINILM,
         {"learning_rate": 2e-4, "epochs": 2, "batch_size": 16, "max_length": 64, "seed": 1},
         folder / "model",
+        trust_remote_code=False,
     )
     test = demo.iloc[160:240].rename(columns={"label": "expert_label"})
     test.to_parquet(folder / "test.parquet")
@@ -95,10 +96,10 @@ def test_onnx_and_torch_predictors_agree_and_keep_input_order(student):
 
 @pytest.mark.slow
 def test_auto_backend_takes_onnx_on_cpu_and_torch_without_an_export(student):
-    assert isinstance(load_predictor(student["dir"], "auto", 64), OnnxPredictor)
-    assert isinstance(load_predictor(student["dir"] / "model", "auto", 64), TorchPredictor)
+    assert isinstance(load_predictor(student["dir"], "auto", 64, None), OnnxPredictor)
+    assert isinstance(load_predictor(student["dir"] / "model", "auto", 64, None), TorchPredictor)
     with pytest.raises(SynthDistillError, match="no model.int8.onnx"):
-        load_predictor(student["dir"] / "model", "onnx", 64)
+        load_predictor(student["dir"] / "model", "onnx", 64, None)
 
 
 @pytest.mark.slow
@@ -113,7 +114,13 @@ def test_predict_streams_any_format_in_small_chunks_in_input_order(student, tmp_
     }[suffix]()  # noqa: E501
     output = tmp_path / "out.parquet"
     summary = predict_file(
-        student["dir"], source, output, id_column="id", max_length=64, batch_size=1, chunk_rows=10, progress=False
+        student["dir"],
+        source,
+        output,
+        **{**PREDICT_DEFAULTS, "id_column": "id", "batch_size": 1},
+        max_length=64,
+        chunk_rows=10,
+        progress=False,
     )
     result = pd.read_parquet(output)
     assert summary["rows"] == 53 and summary["backend"] == "OnnxPredictor"
@@ -133,7 +140,9 @@ def test_predict_names_the_file_and_row_of_bad_input(student, tmp_path, capsys):
     # "NA" is a text; the blank line is an empty text (pandas would silently skip it by default).
     pd.DataFrame({"text": ["NA", "  ", "Sales fell."]}).to_csv(source, index=False)
     with pytest.raises(SynthDistillError, match=r"texts.csv: row 1 has an empty 'text'"):
-        predict_file(student["dir"], source, tmp_path / "out.parquet", max_length=64, progress=False)
+        predict_file(
+            student["dir"], source, tmp_path / "out.parquet", **PREDICT_DEFAULTS, max_length=64, progress=False
+        )
     assert not (tmp_path / "out.parquet").exists()
     assert predict_main([str(student["dir"]), str(source), str(tmp_path / "o.parquet"), "--text-column", "body"]) == 2
     assert "texts.csv: no column 'body'" in capsys.readouterr().err
@@ -150,9 +159,13 @@ def test_agreement_options_filter_and_weight_only_teacher_training_labels(tmp_pa
         }
     )
     votes.to_parquet(tmp_path / "votes.parquet")
-    train_items, validation = label_frames([str(tmp_path / "votes.parquet")], "t", min_agreement=0.9)
+    train_items, validation = label_frames(
+        [str(tmp_path / "votes.parquet")], "t", **{**LABEL_DEFAULTS, "min_agreement": 0.9}
+    )
     assert train_items["id"].tolist() == ["a"] and validation["id"].tolist() == ["d"]
-    weighted, _ = label_frames([str(tmp_path / "votes.parquet")], "t", agreement_weighting=True)
+    weighted, _ = label_frames(
+        [str(tmp_path / "votes.parquet")], "t", **{**LABEL_DEFAULTS, "agreement_weighting": True}
+    )
     assert weighted["weight"].tolist() == [1.0, 0.67]
 
 
@@ -160,7 +173,15 @@ def test_agreement_options_filter_and_weight_only_teacher_training_labels(tmp_pa
 def test_zero_weight_items_teach_nothing(tmp_path, demo):
     """Weighting is real: with every non-positive item at weight 0, the student learns 'positive'."""
     items = demo.iloc[:48].assign(weight=lambda f: (f["label"] == "positive").astype(float))
-    train(items, items.iloc[:0], LABELS, MINILM, {"learning_rate": 3e-4, "epochs": 2, "max_length": 32}, tmp_path)
+    train(
+        items,
+        items.iloc[:0],
+        LABELS,
+        MINILM,
+        {"learning_rate": 3e-4, "epochs": 2, "max_length": 32},
+        tmp_path,
+        trust_remote_code=False,
+    )
     predicted = predict_frame(tmp_path, demo.iloc[200:240], 32)["label"]
     assert (predicted == "positive").all()
 

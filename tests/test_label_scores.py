@@ -21,7 +21,7 @@ from synthdistill.labels.ensemble import equal_member_weights
 from synthdistill.tasks.base import OK
 from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
 
-from .conftest import MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import REPO, annotate_settings
 from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs
 from .test_openai_teacher import teacher_settings
 
@@ -86,7 +86,7 @@ def test_labels_sharing_a_first_token_are_scored_by_their_whole_sequence(smollm2
         labels=MARKET,
         generation=SCORES,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     probs = out[[f"prob_{label}" for label in MARKET]].to_numpy()
     assert (out["parse_status"] == OK).all() and probs.sum(axis=1) == pytest.approx([1.0] * 3)
@@ -124,7 +124,7 @@ def test_a_failed_calibration_request_carries_the_backends_reason(tmp_path):
             labels=MARKET,
             generation=SCORES,
             iteration=0,
-            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            **annotate_settings(),
         )
     message = str(error.value)
     assert "content-free calibration request" in message and "connection failed" in message
@@ -145,7 +145,7 @@ def test_letter_aliases_let_an_http_teacher_score_labels_sharing_a_first_token(l
         labels=MARKET,
         generation=generation,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert (out["parse_status"] == OK).all() and out["label"].isin(MARKET).all()
     raw = [json.loads(r) for r in out["raw_output"]]

@@ -16,7 +16,7 @@ from synthdistill.annotation.requests import build_request
 from synthdistill.annotation.teachers.base import Completion
 from synthdistill.tasks.base import ERROR, OK
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import LABELS, REPO, annotate_settings
 from .test_llama_teacher import TEXTS, prompt_frame
 
 pytestmark = pytest.mark.slow
@@ -90,9 +90,7 @@ def test_annotate_with_batches_stores_every_answer_and_a_rerun_makes_no_call(smo
 
     monkeypatch.setattr(smollm2_teacher, "batch_size", 3)
     monkeypatch.setattr(smollm2_teacher, "complete_batch", recorded)
-    first = annotate(
-        prompt_frame("cot_json"), smollm2_teacher, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    first = annotate(prompt_frame("cot_json"), smollm2_teacher, cache, **settings, **annotate_settings())
     assert sizes == [3, 1] and len(cache) == 4
     assert (first["parse_status"] == "ok").all() and not first["cached"].any()
     assert (first["compute_s"] > 0).all() and (first["output_tokens"] > 0).all()
@@ -102,9 +100,7 @@ def test_annotate_with_batches_stores_every_answer_and_a_rerun_makes_no_call(smo
 
     monkeypatch.setattr(smollm2_teacher, "complete_batch", no_call)
     monkeypatch.setattr(smollm2_teacher, "complete", no_call)
-    again = annotate(
-        prompt_frame("cot_json"), smollm2_teacher, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    again = annotate(prompt_frame("cot_json"), smollm2_teacher, cache, **settings, **annotate_settings())
     assert again["cached"].all() and again["raw_output"].tolist() == first["raw_output"].tolist()
     assert json.loads(again["raw_output"].iloc[0])["label"] in LABELS
 
@@ -125,8 +121,7 @@ def test_a_request_that_fails_in_a_batch_fails_alone(smollm2_teacher, tmp_path, 
         labels=LABELS,
         generation=generation,
         iteration=0,
-        max_failure_share=0.5,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(max_failure_share=0.5),
     )
     assert out["parse_status"].tolist() == [OK, ERROR, OK]
     assert out.loc[1, "error"].startswith("ValueError: Requested tokens") and "context window" in out.loc[1, "error"]

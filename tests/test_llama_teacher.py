@@ -13,7 +13,7 @@ from synthdistill.annotation.engine import annotate
 from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.requests import build_request
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import LABELS, REPO, annotate_settings
 
 # A real model in process: part of the full suite, not the inner loop.
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def test_structured_decoding_gives_only_valid_labels(smollm2_teacher, tmp_path, 
         labels=LABELS,
         generation={**GENERATION, "max_tokens": max_tokens, "structured": True},
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert list(frame["id"]) == ["t0", "t1", "t2", "t3"]
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status"]]
@@ -72,8 +72,9 @@ def test_unconstrained_output_is_parsed_strictly(smollm2_teacher, tmp_path):
         labels=LABELS,
         generation={**GENERATION, "max_tokens": 48, "structured": False},
         iteration=0,
-        max_failure_share=1.0,  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(
+            max_failure_share=1.0
+        ),  # SmolLM2 writes off-format answers; they are counted, not a reason to stop here
     )
     # Whatever SmolLM2 writes, a label is only ever one of the closed set, and a missing one is counted.
     assert frame["label"].dropna().isin(LABELS).all()
@@ -89,7 +90,7 @@ def test_cache_serves_reruns_and_keeps_iterations_apart(smollm2_teacher, tmp_pat
         cache,
         iteration=0,
         **settings,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert not first["cached"].any() and len(cache) == 4
     again = annotate(
@@ -98,7 +99,7 @@ def test_cache_serves_reruns_and_keeps_iterations_apart(smollm2_teacher, tmp_pat
         cache,
         iteration=0,
         **settings,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert again["cached"].all() and len(cache) == 4
     assert again["raw_output"].tolist() == first["raw_output"].tolist()
@@ -108,7 +109,7 @@ def test_cache_serves_reruns_and_keeps_iterations_apart(smollm2_teacher, tmp_pat
         cache,
         iteration=1,
         **settings,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert not second_sample["cached"].any() and len(cache) == 8
 
@@ -126,17 +127,13 @@ def scores_frame(calibrate: bool) -> pd.DataFrame:
 def test_label_scores_give_a_distribution_and_calibration_shifts_it(smollm2_teacher, tmp_path):
     cache = ResponseCache(tmp_path / "c.sqlite")
     settings = dict(kind="label_scores", labels=LABELS, generation={**GENERATION, "max_tokens": 1}, iteration=0)
-    plain = annotate(
-        scores_frame(False), smollm2_teacher, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    plain = annotate(scores_frame(False), smollm2_teacher, cache, **settings, **annotate_settings())
     probs = plain[[f"prob_{label}" for label in LABELS]].to_numpy()
     assert probs.sum(axis=1) == pytest.approx([1.0] * 4)
     assert (plain["label"] == [LABELS[i] for i in probs.argmax(axis=1)]).all()
     assert (plain["output_tokens"] == 0).all() and (plain["input_tokens"] > 20).all()
 
-    calibrated = annotate(
-        scores_frame(True), smollm2_teacher, cache, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    calibrated = annotate(scores_frame(True), smollm2_teacher, cache, **settings, **annotate_settings())
     assert list(calibrated["id"]) == list(plain["id"])  # the content-free row is not an item
     assert calibrated.loc[:3, "cached"].all()  # the items' forward passes were reused
     cal = calibrated[[f"prob_{label}" for label in LABELS]].to_numpy()

@@ -19,7 +19,7 @@ from synthdistill.labels.multi_label_vote import vote_label_sets, write_votes
 from synthdistill.tasks.base import EMPTY, INVALID_JSON, NOT_A_LABEL, OK
 from synthdistill.tasks.multi_label import indicator_matrix, label_set_json, label_sets_of
 
-from .conftest import MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import REPO, annotate_settings
 
 LABELS = ["billing", "bug", "feature_request", "account", "praise"]
 SPLIT = {"test_size": 0.25, "validation_size": 0.25, "seed": 0}
@@ -250,7 +250,7 @@ def test_smollm2_answers_a_label_set_under_constrained_decoding(smollm2_teacher,
         labels=LABELS,
         generation={"temperature": 0.7, "top_p": 0.95, "seed": 0, "max_tokens": 64, "structured": True},
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert (frame["parse_status"] == "ok").all(), frame[["raw_output", "parse_status"]]
     for raw, label in zip(frame["raw_output"], frame["label"], strict=True):

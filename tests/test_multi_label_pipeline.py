@@ -16,7 +16,7 @@ from synthdistill.students.model_card import card_text
 from synthdistill.students.predict import predict_file
 from synthdistill.tasks.multi_label import indicator_matrix
 
-from .conftest import MINILM, SMOLLM2, copy_workflow
+from .conftest import MINILM, PREDICT_DEFAULTS, SMOLLM2, copy_workflow
 from .pipeline_helpers import copy_run, planned_jobs, rules_of, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -295,7 +295,12 @@ def test_onnx_int8_export_and_predict(run, tmp_path):
     texts = pd.DataFrame({"text": ["I was charged twice", "The app crashes", "Thanks a lot!"]})
     texts.to_csv(tmp_path / "texts.csv", index=False)
     predict_file(
-        tmp_path, tmp_path / "texts.csv", tmp_path / "out.parquet", backend="onnx", max_length=64, progress=False
+        tmp_path,
+        tmp_path / "texts.csv",
+        tmp_path / "out.parquet",
+        **{**PREDICT_DEFAULTS, "backend": "onnx"},
+        max_length=64,
+        progress=False,
     )
     out = pd.read_parquet(tmp_path / "out.parquet")
     thresholds = np.array([read_json(tmp_path / "onnx" / "config.json")["label_thresholds"][x] for x in LABELS])

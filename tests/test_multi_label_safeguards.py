@@ -113,7 +113,9 @@ def test_a_real_student_that_answers_every_label_is_flagged_in_its_metadata(tmp_
         "warmup_ratio": 0.0,
         "min_threshold_positives": 6,
     }
-    metadata = train_multi_label(train, validation, labels, MINILM, settings, tmp_path / "model")
+    metadata = train_multi_label(
+        train, validation, labels, MINILM, settings, tmp_path / "model", trust_remote_code=False
+    )
     assert metadata["threshold_floor"]["fell_back"] == ["b", "c", "d"]
     assert metadata["threshold_floor"]["validation_positives"] == {"a": 8, "b": 4, "c": 4, "d": 4}
     thresholds = metadata["label_thresholds"]

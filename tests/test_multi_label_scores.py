@@ -21,7 +21,7 @@ from synthdistill.labels.multi_label_vote import vote_label_sets
 from synthdistill.settings import check_config, prompt_settings
 from synthdistill.tasks.names import CALIBRATION_SPLIT
 
-from .conftest import MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
+from .conftest import REPO, SMOLLM2, annotate_settings
 
 LABELS = ["billing", "bug", "feature_request", "account", "praise"]
 TEMPLATE = str(REPO / "config" / "prompts" / "label_yes_no.txt")
@@ -157,7 +157,7 @@ def test_smollm2_scores_every_label_yes_or_no_and_the_set_is_thresholded(smollm2
         labels=LABELS,
         generation=generation,
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert len(cache) == 2 * len(LABELS)  # each label's request of each row cached on its own
     row = out.iloc[0].to_dict()
@@ -190,7 +190,7 @@ def test_smollm2_scores_every_label_yes_or_no_and_the_set_is_thresholded(smollm2
             labels=LABELS,
             generation={**generation, "threshold": threshold},
             iteration=0,
-            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            **annotate_settings(),
         )
         assert again["cached"].all() and len(cache) == 2 * len(LABELS)
         assert len(json.loads(again["label"].iloc[0])) == sum(p >= threshold for p in probs)

@@ -31,7 +31,7 @@ from synthdistill.annotation.teachers.chat_api import label_logprobs
 from synthdistill.annotation.teachers.http_retry import TeacherRequestError
 from synthdistill.tasks.base import ERROR, OK
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import LABELS, REPO, annotate_settings
 from .servers import FaultPlan, FaultProxy
 
 DEMO = REPO / "data" / "demo" / "financial_news_sentiment.csv"
@@ -85,8 +85,7 @@ def run(frame, settings, cache, kind="label", generation=None, max_failure_share
         labels=LABELS,
         generation=generation or LABEL_GEN,
         iteration=0,
-        max_failure_share=max_failure_share,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(max_failure_share=max_failure_share),
     )
 
 
@@ -170,7 +169,7 @@ def test_labels_sharing_a_first_token_are_refused_before_any_request(tmp_path):
                 labels=labels,
                 generation={},
                 iteration=0,
-                max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+                **annotate_settings(),
             )
         assert fake.stats()["received"] == 0 and len(cache) == 0
 
@@ -405,7 +404,7 @@ WORKER = textwrap.dedent(
     import json, sys
     import pandas as pd
     from synthdistill.annotation.engine import annotate
-    from synthdistill.schema import defaults
+    from synthdistill.settings import annotate_settings
     from synthdistill.annotation.cache import ResponseCache
     from synthdistill.annotation.teachers import make_teacher
 
@@ -414,7 +413,7 @@ WORKER = textwrap.dedent(
     generation = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 0, "structured": False}
     out = annotate(frame, make_teacher(json.loads(settings_json)), ResponseCache(cache_path), kind="label",
                    labels=["positive", "negative", "neutral"], generation=generation, iteration=0,
-                   max_consecutive_failures=defaults("annotate")["max_consecutive_failures"])
+                   **annotate_settings())
     out.to_json(out_path, orient="records", lines=True)
     """
 )

@@ -37,7 +37,7 @@ from synthdistill.settings import check_labels
 from synthdistill.tasks.base import OK, Parsed, match_label
 from synthdistill.tasks.multi_label import label_set_json
 
-from .conftest import MAX_CONSECUTIVE_FAILURES, REVIEW_CV
+from .conftest import REVIEW_CV, annotate_settings
 
 # The label strings the config accepts: the schema's (read from it, never copied) and settings.check_labels.
 LABELS_SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["labels"]
@@ -163,8 +163,7 @@ def run_stages(workdir: Path, labels: list[str], frame: pd.DataFrame, fmt: str) 
             labels=labels,
             generation=GENERATION,
             iteration=i,
-            max_failure_share=1.0,
-            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            **annotate_settings(max_failure_share=1.0),
         )
         for i in range(2)
     ]

@@ -30,7 +30,7 @@ from synthdistill.labels.review import (
 )
 from synthdistill.settings import ensemble_settings
 
-from .conftest import LABELS, REVIEW_CV
+from .conftest import LABEL_DEFAULTS, LABELS, REVIEW_CV
 from .pipeline_helpers import TINY_CONFIG, copy_run, planned_jobs, rules_of, snakemake, write_config
 
 WORDS = {
@@ -582,7 +582,9 @@ def test_a_corrections_file_reruns_only_downstream_and_changes_exactly_its_label
     config = config_with(run, "reviewed.yaml", str(corrections))
     review = run / "results" / "review"
     sources = ("smollm2/label", "smollm2/cot_json", "both/majority")
-    frames_before = {src: label_frames([str(review / f"{src}.labels.parquet")], "t")[0] for src in sources}
+    frames_before = {
+        src: label_frames([str(review / f"{src}.labels.parquet")], "t", **LABEL_DEFAULTS)[0] for src in sources
+    }
 
     jobs = planned_jobs(run, "--configfile", str(config))
     assert rules_of(jobs) == {
@@ -607,7 +609,7 @@ def test_a_corrections_file_reruns_only_downstream_and_changes_exactly_its_label
         # What the student trains on: only the named ids changed (the ensemble's or the other
         # prompt's vote may already agree with a correction, or have abstained on it).
         reviewed = pd.read_parquet(review / f"{src}.labels.parquet")
-        after = label_frames([str(review / f"{src}.labels.parquet")], "t")[0]
+        after = label_frames([str(review / f"{src}.labels.parquet")], "t", **LABEL_DEFAULTS)[0]
         merged = old.set_index("id")["label"].to_frame("old").join(after.set_index("id")["label"], how="outer")
         differs = set(merged.index[merged["old"].fillna("-") != merged["label"].fillna("-")])
         assert differs <= set(named), src

@@ -364,7 +364,7 @@ def multi_label_student(tmp_path_factory) -> tuple[Path, list[str]]:
     )
     model.save_pretrained(folder / "model")
     AutoTokenizer.from_pretrained(source).save_pretrained(folder / "model")
-    probs = load_predictor(folder, "torch", 64).predict_proba(texts)
+    probs = load_predictor(folder, "torch", 64, None).predict_proba(texts)
     config_path = folder / "model" / "config.json"
     config = json.loads(config_path.read_text())
     config["label_thresholds"] = dict(zip(MULTI_LABELS, map(float, np.median(probs, axis=0)), strict=True))
@@ -385,7 +385,7 @@ def test_a_multi_label_student_serves_label_sets_and_refuses_a_teacher(multi_lab
 
     status, body = service.post({"texts": texts})
     assert status == 200
-    predictor = load_predictor(student, "torch", 64)
+    predictor = load_predictor(student, "torch", 64, None)
     expected_probs = predictor.predict_proba(texts)
     expected_sets = [json.loads(v) for v in predicted_labels(predictor, expected_probs)]  # what `predict` writes
     served = np.array([[r["probabilities"][k] for k in MULTI_LABELS] for r in body["results"]])
@@ -441,7 +441,7 @@ def test_a_failed_micro_batch_is_retried_request_by_request(student):
     predictor = load_predictor(student, "onnx", 64, batch_size=8)
 
     async def serve() -> list:
-        batcher = MicroBatcher(predictor.predict_proba, 32, 0.2, split_on_failure=True)
+        batcher = MicroBatcher(predictor.predict_proba, 32, 0.2, workers=1, split_on_failure=True)
         batcher.start()
         requests = [[TEXTS[0]], ["ok \ud800"], TEXTS[1:3]]
         answers = await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)
@@ -487,7 +487,9 @@ def test_the_body_limit_and_long_texts_cost_what_the_student_reads(student, serv
         return tokenizer(batch, **kwargs)
 
     predictor.batching.tokenizer = recording
-    served = ClassifierService(predictor, ServeSettings.from_config({}), "minilm")._predict([long_text] * 2)
+    served = ClassifierService(predictor, ServeSettings.from_config({}), "minilm", max_chars=None)._predict(
+        [long_text] * 2
+    )
     assert max(seen) <= 64 * FIRST_CUT_CHARS_PER_TOKEN < len(long_text) / 100
     predictor.batching.tokenizer = tokenizer
     assert np.allclose(served, predictor.predict_proba([long_text] * 2), atol=1e-6)
@@ -505,7 +507,7 @@ def test_a_large_request_shares_the_workers_with_the_requests_beside_it(student)
     sizes: list[int] = []
 
     async def serve() -> tuple[list[str], list]:
-        batcher = MicroBatcher(predictor.predict_proba, 16, 0.0, on_batch=sizes.append)
+        batcher = MicroBatcher(predictor.predict_proba, 16, 0.0, on_batch=sizes.append, workers=1)
         batcher.start()
         order: list[str] = []
         large = batcher.submit(TEXTS[:96])

@@ -15,7 +15,7 @@ from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.span_parsing import spans_json_schema
 from synthdistill.tasks.spans import from_json
 
-from .conftest import MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import REPO, annotate_settings
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,7 @@ def test_smollm2_answers_the_spans_schema_and_each_answer_is_located_or_failed(s
         labels=LABELS,
         generation={"temperature": 0.7, "top_p": 0.95, "seed": 0, "max_tokens": 160, "structured": True},
         iteration=0,
-        max_failure_share=1.0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(max_failure_share=1.0),
     )
     schema = spans_json_schema(LABELS)
     assert (frame["output_tokens"] < 160).any(), frame["raw_output"]  # some answers finish: the checks below run

@@ -13,7 +13,7 @@ from synthdistill.students.inference import TorchPredictor
 from synthdistill.students.targets import class_weight_vector, soft_cross_entropy, target_matrix
 from synthdistill.students.training import train
 
-from .conftest import LABELS, MINILM, REPO
+from .conftest import LABEL_DEFAULTS, LABELS, MINILM, REPO
 
 
 def votes_frame() -> pd.DataFrame:
@@ -59,12 +59,20 @@ def test_scores_without_label_scores_name_the_student_and_labeller(tmp_path):
     with pytest.raises(
         SynthDistillError, match=r"students\.minilm\.targets \(labeller smollm2/cot_json\).*label_scores"
     ):
-        label_frames([str(tmp_path / "labels.parquet")], "smollm2", targets="scores", labels=LABELS, source=source)
+        label_frames(
+            [str(tmp_path / "labels.parquet")],
+            "smollm2",
+            **{**LABEL_DEFAULTS, "targets": "scores"},
+            labels=LABELS,
+            source=source,
+        )
 
 
 def test_label_frames_carry_targets_for_training_items_only(tmp_path):
     votes_frame().to_parquet(tmp_path / "labels.parquet")
-    train_items, validation = label_frames([str(tmp_path / "labels.parquet")], "t", targets="votes", labels=LABELS)
+    train_items, validation = label_frames(
+        [str(tmp_path / "labels.parquet")], "t", **{**LABEL_DEFAULTS, "targets": "votes"}, labels=LABELS
+    )
     np.testing.assert_allclose(train_items["target_positive"], [2 / 3, 0, 0], rtol=1e-6)
     assert "target_positive" not in validation  # epochs are chosen on the hard validation labels
 
@@ -105,7 +113,7 @@ def test_vote_targets_reach_the_model(tmp_path):
     shares = {"target_positive": 2 / 3, "target_negative": 1 / 3, "target_neutral": 0.0}
     negative = {}
     for name, frame in (("hard", items), ("votes", items.assign(**shares))):
-        meta = train(frame, items.iloc[:0], LABELS, MINILM, settings, tmp_path / name)
+        meta = train(frame, items.iloc[:0], LABELS, MINILM, settings, tmp_path / name, trust_remote_code=False)
         assert meta["targets"] == ("soft" if name == "votes" else "hard")
         probabilities = TorchPredictor(tmp_path / name, 24).predict_proba(texts.tolist())
         negative[name] = float(probabilities[:, LABELS.index("negative")].mean())

@@ -15,7 +15,7 @@ from synthdistill.annotation.prompts import load_template, messages_for
 from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import Request
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO
+from .conftest import LABELS, REPO, annotate_settings
 
 # A real model in process: part of the full suite, not the inner loop.
 pytestmark = pytest.mark.slow
@@ -165,7 +165,7 @@ def test_label_scores_come_from_one_batched_forward_pass(teacher, tmp_path):
         labels=LABELS,
         generation={"temperature": 0.0, "max_tokens": 1},
         iteration=0,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert frame["label"].tolist() == [c.text for c in batched]
     assert frame[[f"prob_{label}" for label in LABELS]].sum(axis=1).round(6).eq(1).all()
@@ -179,19 +179,16 @@ def test_annotate_runs_through_the_engine(teacher, tmp_path, caplog):
         kind="label",
         labels=LABELS,
         generation={"temperature": 0.0, "max_tokens": 4, "structured": True},
-        max_failure_share=1.0,  # unconstrained SmolLM2 may answer off-format; counted, not a reason to stop here
+        # unconstrained SmolLM2 may answer off-format; counted, not a reason to stop here
+        **annotate_settings(max_failure_share=1.0),
     )
     with caplog.at_level("WARNING"):
-        frame = annotate(
-            prompts, teacher, cache, iteration=0, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-        )
+        frame = annotate(prompts, teacher, cache, iteration=0, **settings)
     assert "constrained decoding is not supported" in caplog.text
     assert list(frame["id"]) == ["t0", "t1", "t2", "t3"] and not frame["cached"].any()
     assert frame["label"].dropna().isin(LABELS).all() and frame["label"].notna().sum() >= 3
     assert (frame["input_tokens"] > 20).all() and frame["output_tokens"].between(1, 4).all()
-    again = annotate(
-        prompts, teacher, cache, iteration=0, **settings, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    again = annotate(prompts, teacher, cache, iteration=0, **settings)
     assert again["cached"].all() and again["raw_output"].tolist() == frame["raw_output"].tolist()
 
 

@@ -54,6 +54,17 @@ def prompt_iterations(config: dict[str, Any], name: str) -> int:
     return int(config["self_consistency"]["iterations"])
 
 
+# The annotate section's keys that annotation.engine.annotate takes (shards and local are the workflow's).
+ANNOTATE_ENGINE_KEYS = ("max_failure_share", "retry_unparsed", "max_consecutive_failures", "batch_missing")
+
+
+def annotate_settings(section: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """annotation.engine.annotate's settings: a (validated) config's annotate section, the schema's defaults
+    for what it leaves out, then ``overrides`` (None stands: max_consecutive_failures None never stops)."""
+    settings = {**defaults("annotate"), **(section or {}), **overrides}
+    return {key: settings[key] for key in ANNOTATE_ENGINE_KEYS}
+
+
 def teacher_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     settings = {**defaults("teachers", "*"), **config["teachers"][name]}
     return {k: v for k, v in settings.items() if k not in NON_GENERATION_KEYS}

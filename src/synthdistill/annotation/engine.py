@@ -76,10 +76,10 @@ def annotate(
     labels: list[str],
     generation: dict[str, Any],
     iteration: int,
-    max_failure_share: float = 0.1,
-    retry_unparsed: bool = False,
+    max_failure_share: float,
+    retry_unparsed: bool,
     max_consecutive_failures: int | None,
-    batch_missing: str | None = None,
+    batch_missing: str | None,
 ) -> pd.DataFrame:
     """Label every prompt once (one self-consistency iteration).
 

@@ -10,9 +10,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from synthdistill.evaluation.scoring import test_metrics
+from synthdistill.schema import with_defaults
 from synthdistill.students.files import LABEL_OPTIONS, label_frames
 from synthdistill.students.inference import predict_frame
-from synthdistill.students.train_step import label_options
+from synthdistill.students.train_step import label_settings
 from synthdistill.students.training import hyperparameters_of, train
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,11 @@ def learning_curve(
     import torch
 
     torch.set_num_threads(threads)
-    options = label_options(student, LABEL_OPTIONS)
+    options = label_settings(student, LABEL_OPTIONS)
     train_items, validation_items = label_frames(label_paths, teacher, **options, labels=labels)
     test = pd.read_parquet(test_path)
-    seed = int(student.get("seed", 42))
+    settings = with_defaults(student, "students", "*")
+    seed = int(settings["seed"])
     rows = []
     for size in sorted({s for s in sizes if s < len(train_items)} | {len(train_items)}):
         subset = subsample(train_items, size, seed)
@@ -63,7 +65,7 @@ def learning_curve(
                 student["model"],
                 hyperparameters_of(student),
                 folder,
-                trust_remote_code=student.get("trust_remote_code", False),
+                trust_remote_code=settings["trust_remote_code"],
             )
             predictions = predict_frame(folder, test, int(metadata["hyperparameters"]["max_length"]))
         metrics = test_metrics(test["expert_label"], predictions["label"], test["id"], labels)

@@ -72,7 +72,8 @@ class MicroBatcher:
         max_wait_s: float,
         name: str = "batcher",
         on_batch: Callable[[int], None] | None = None,
-        workers: int = 1,
+        *,
+        workers: int,
         split_on_failure: bool = False,
     ) -> None:
         if max_batch_size < 1:

@@ -158,7 +158,7 @@ def build_service(args: argparse.Namespace):
     if hasattr(predictor, "release_arena_after_tokens"):  # ONNX: long texts' memory goes back after their run
         predictor.release_arena_after_tokens = RELEASE_ARENA_AFTER_TOKENS
     max_chars = config.get("dataset", {}).get("max_chars") if config else None
-    service = ClassifierService(predictor, settings, student, policy, deferral, max_chars)
+    service = ClassifierService(predictor, settings, student, policy, deferral, max_chars=max_chars)
     predictor.predict_proba(["warm-up"])  # the first call allocates; no client should pay for it
     return service
 

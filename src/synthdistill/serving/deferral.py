@@ -110,6 +110,8 @@ class TeacherDeferral:
         self.tie_policy = config["vote"]["tie_policy"]
         self.max_chars = config["dataset"].get("max_chars")
         self.retry_unparsed = bool(config["annotate"]["retry_unparsed"])
+        # A provider batch teacher is refused above; passed on all the same, as the annotate rule does.
+        self.batch_missing = config["annotate"]["batch_missing"]
         self.max_failure_share = 1.0  # a failed text falls back to the student; it never fails the batch
         self.feedback_path = Path(feedback_path)
         self.feedback_path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +169,7 @@ class TeacherDeferral:
                 max_failure_share=self.max_failure_share,
                 retry_unparsed=self.retry_unparsed,
                 max_consecutive_failures=None,
+                batch_missing=self.batch_missing,
             )
             per_iteration.append(frame)
         answers = []

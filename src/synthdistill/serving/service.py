@@ -70,7 +70,8 @@ class ClassifierService:
         student: str,
         policy: CascadePolicy | None = None,
         deferral: TeacherDeferral | None = None,
-        max_chars: int | None = None,
+        *,
+        max_chars: int | None,
     ) -> None:
         self.predictor, self.settings, self.student = predictor, settings, student
         self.labels: list[str] = list(predictor.labels)
@@ -95,7 +96,8 @@ class ClassifierService:
             split_on_failure=True,
         )
         self.teacher_batcher = (
-            MicroBatcher(self._ask_teacher, settings.teacher_batch_size, 0.0, name="teacher")
+            # One worker: the deferral asks its teacher from one thread (an in-process model is not shared).
+            MicroBatcher(self._ask_teacher, settings.teacher_batch_size, 0.0, name="teacher", workers=1)
             if deferral is not None
             else None
         )

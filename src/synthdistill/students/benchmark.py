@@ -138,15 +138,17 @@ def benchmark_student(
     student_dir: str,
     test_path: str,
     max_length: int,
-    texts: int = 2000,
-    latency_texts: int = 100,
-    batch_sizes: tuple[int, ...] = (8, 32, 128),
-    backend: str = "auto",
-    codecarbon: bool = True,
+    *,
+    texts: int,
+    latency_texts: int,
+    batch_sizes: tuple[int, ...],
+    backend: str,
+    codecarbon: bool,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Latency at batch 1, throughput at each batch size (end to end from text), and energy."""
-    predictor = load_predictor(student_dir, backend=backend, max_length=max_length, threads=threads)
+    """Latency at batch 1, throughput at each batch size (end to end from text), and energy
+    (the settings of costs.benchmark)."""
+    predictor = load_predictor(student_dir, backend=backend, max_length=max_length, batch_size=None, threads=threads)
     backend_used = "onnx_int8" if isinstance(predictor, OnnxPredictor) else f"torch_{predictor.device.type}"
     device = _device(predictor)
     corpus = _texts(test_path, texts)

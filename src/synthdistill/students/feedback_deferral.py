@@ -35,7 +35,7 @@ def feedback_deferral(
         "in_training_data": True,
     }
     if len(served):
-        predictor = load_predictor(student_dir, "auto", max_length)
+        predictor = load_predictor(student_dir, "auto", max_length, batch_size=None)  # the predictor's own batch
         probabilities = predictor.predict_proba(served["text"].tolist())
         predicted = np.array(predictor.labels)[probabilities.argmax(axis=1)]
         result["deferred_share_after"] = float(policy.defer(probabilities).mean())

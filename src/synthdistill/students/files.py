@@ -8,8 +8,15 @@ from typing import Any
 
 import pandas as pd
 
+from synthdistill.schema import with_defaults
 from synthdistill.students.targets import with_targets
-from synthdistill.students.train_step import label_options, labelled_frames, reviewed_corrections, train_on_frames
+from synthdistill.students.train_step import (
+    label_options,
+    label_settings,
+    labelled_frames,
+    reviewed_corrections,
+    train_on_frames,
+)
 from synthdistill.students.training import train, write_metadata
 
 # Student settings that choose the training labels rather than configure the trainer.
@@ -19,9 +26,10 @@ LABEL_OPTIONS = ("min_agreement", "agreement_weighting", "targets")
 def label_frames(
     paths: str | Path | Sequence[str | Path],
     teacher: str,
-    min_agreement: float | None = None,
-    agreement_weighting: bool = False,
-    targets: str = "hard",
+    *,
+    min_agreement: float | None,
+    agreement_weighting: bool,
+    targets: str,
     labels: list[str] | None = None,
     source: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -59,9 +67,9 @@ def train_from_files(
 ) -> dict[str, Any]:
     options = label_options(student, LABEL_OPTIONS)
     source = f"students.{name}.targets (labeller {teacher}/{prompt})"
-    frames = label_frames(paths, teacher, **options, labels=labels, source=source)
+    frames = label_frames(paths, teacher, **label_settings(student, LABEL_OPTIONS), labels=labels, source=source)
     why = "no labelled training items (every vote abstained, or students.*.min_agreement dropped them all)"
-    trust = student.get("trust_remote_code", False)
+    trust = with_defaults(student, "students", "*")["trust_remote_code"]
     metadata = train_on_frames(
         train, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
     )

@@ -190,7 +190,7 @@ def load_predictor(
     model_dir: str | Path,
     backend: str,
     max_length: int,
-    batch_size: int | None = None,
+    batch_size: int | None,
     threads: int | None = None,
     spinning: bool = True,
 ) -> TorchPredictor | OnnxPredictor:

@@ -21,8 +21,15 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from synthdistill.metrics.collapse import label_set_collapse
+from synthdistill.schema import with_defaults
 from synthdistill.students.inference import TorchPredictor
-from synthdistill.students.train_step import label_options, labelled_frames, reviewed_corrections, train_on_frames
+from synthdistill.students.train_step import (
+    label_options,
+    label_settings,
+    labelled_frames,
+    reviewed_corrections,
+    train_on_frames,
+)
 from synthdistill.students.training import (
     fit_texts,
     load_classifier,
@@ -41,8 +48,9 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 def label_set_frames(
     paths: str | Path | Sequence[str | Path],
     teacher: str,
-    min_agreement: float | None = None,
-    agreement_weighting: bool = False,
+    *,
+    min_agreement: float | None,
+    agreement_weighting: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, validation) frames with text and label (the canonical JSON set): a teacher's voted
     sets (items without a vote left out), or the expert baseline's train and validation splits.
@@ -142,7 +150,8 @@ def train_multi_label(
     model_ref: str,
     hyperparameters: dict[str, Any],
     output_dir: str | Path,
-    trust_remote_code: bool = False,
+    *,
+    trust_remote_code: bool,
 ) -> dict[str, Any]:
     """Train on ``train_items`` (text, label set), keep the best epoch on ``validation_items`` by
     micro F1 at its tuned thresholds, save the model with them."""
@@ -218,10 +227,11 @@ def train_from_files(
 ) -> dict[str, Any]:
     """The train_student step of task multi_label: one student on one label source (``name`` is
     taken for the step's common signature; nothing here prints it)."""
-    options = label_options(student, ("min_agreement", "agreement_weighting"))
-    frames = label_set_frames(paths, teacher, **options)
+    keys = ("min_agreement", "agreement_weighting")
+    options = label_options(student, keys)
+    frames = label_set_frames(paths, teacher, **label_settings(student, keys))
     why = "no labelled training items (no iteration answered, or students.*.min_agreement dropped them all)"
-    trust = student.get("trust_remote_code", False)
+    trust = with_defaults(student, "students", "*")["trust_remote_code"]
     metadata = train_on_frames(
         train_multi_label, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
     )

@@ -37,12 +37,12 @@ def predict_file(
     model_dir: str | Path,
     input_path: str | Path,
     output_path: str | Path,
-    text_column: str = "text",
-    id_column: str | None = None,
-    backend: str = "auto",
     *,
+    text_column: str,
+    id_column: str | None,
+    backend: str,
     max_length: int,
-    batch_size: int | None = None,
+    batch_size: int | None,
     chunk_rows: int = CHUNK_ROWS,
     threads: int | None = None,
     progress: bool = True,
@@ -120,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_dir", help="a trained student folder (model/ or its onnx/ export)")
     parser.add_argument("input", help="CSV, TSV, Parquet or JSONL file of texts")
     parser.add_argument("output", help="Parquet file to write")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--id-column", default=None)
-    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    # The predict section's defaults (schema), as the predict rule passes them for a config that sets none.
+    predict = defaults("predict")
+    parser.add_argument("--text-column", default=predict["text_column"])
+    parser.add_argument("--id-column", default=predict["id_column"])
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default=predict["backend"])
     # The students' default max_length (schema): what a student trained with unless its config said otherwise.
     parser.add_argument("--max-length", type=int, default=defaults("students", "*")["max_length"])
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=predict["batch_size"])
     parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

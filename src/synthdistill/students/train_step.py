@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill import SynthDistillError
+from synthdistill.schema import with_defaults
 from synthdistill.students.training import hyperparameters_of
 from synthdistill.tasks.names import EXPERT
 
@@ -42,6 +43,13 @@ def labelled_frames(
 def label_options(student: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     """The student settings among ``keys`` that it sets (the ones choosing its training labels)."""
     return {k: student[k] for k in keys if student.get(k) is not None}
+
+
+def label_settings(student: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """Every setting among ``keys`` that label_frames and label_set_frames take: the student's, else the
+    schema's default (students.*)."""
+    settings = with_defaults(student, "students", "*")
+    return {k: settings[k] for k in keys}
 
 
 def reviewed_corrections(train_items: pd.DataFrame, validation_items: pd.DataFrame) -> dict[str, Any]:

@@ -234,7 +234,8 @@ def train(
     model_ref: str,
     hyperparameters: dict[str, Any],
     output_dir: str | Path,
-    trust_remote_code: bool = False,
+    *,
+    trust_remote_code: bool,
 ) -> dict[str, Any]:
     """Train on ``train_items`` (text, label), select the epoch on ``validation_items``, save the best.
 

@@ -382,7 +382,7 @@ class BatchTeacher:
         return batches
 
     def complete_many(
-        self, requests: list[Request], keys: list[str], cache: Any, batch_missing: str = "fail"
+        self, requests: list[Request], keys: list[str], cache: Any, batch_missing: str
     ) -> dict[str, Answer]:
         """Answers (or errors) for every key, each answer stored in ``cache`` as its batch's results come in.
         ``batch_missing`` (``annotate.batch_missing``) says what a recorded batch the provider answers 404
