@@ -117,6 +117,24 @@ def label_sequences(
     return sequences
 
 
+def cached_label_sequences(
+    cache: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]],
+    labels: list[str],
+    tokenize: Callable[[str], list[int]],
+    end: list[int],
+    model: str,
+) -> dict[str, list[tuple[int, ...]]]:
+    """``label_sequences`` of ``labels``, kept in ``cache`` per label list; labels this model cannot
+    score are teacher ``model``'s error."""
+    key = tuple(labels)
+    if key not in cache:
+        try:
+            cache[key] = label_sequences(labels, tokenize, end)
+        except ValueError as exc:
+            raise SynthDistillError(f"teacher {model}: {exc}") from None
+    return cache[key]
+
+
 def prefixes_to_score(sequences: dict[str, list[tuple[int, ...]]]) -> list[tuple[int, ...]]:
     """The distinct proper prefixes of every sequence (the empty one included): the model's
     next-token distribution after each of them is all that scoring the sequences needs. Labels that
@@ -137,3 +155,12 @@ def sequence_scores(
         top = max(totals)
         scores[label] = top + math.log(sum(math.exp(t - top) for t in totals))
     return scores
+
+
+def label_completion(
+    sequences: dict[str, list[tuple[int, ...]]], next_logprobs: Callable[[tuple[int, ...]], Any], input_tokens: int
+) -> Completion:
+    """A label-scoring answer: the best label, with every label's ``sequence_scores`` in ``extra``."""
+    scores = sequence_scores(sequences, next_logprobs)
+    best = max(scores, key=lambda label: scores[label])
+    return Completion(text=best, input_tokens=input_tokens, output_tokens=0, extra={"label_logprobs": scores})

@@ -11,10 +11,10 @@ from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
     Request,
+    cached_label_sequences,
     channel_parts,
-    label_sequences,
+    label_completion,
     prefixes_to_score,
-    sequence_scores,
 )
 from synthdistill.annotation.teachers.llama_cpp_batch import Generation, MultiSequenceContext
 from synthdistill.data.model_refs import resolve_model_ref
@@ -147,14 +147,9 @@ class LlamaCppTeacher:
                 )
 
     def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
-        key = tuple(labels)
-        if key not in self._sequences:
-            tokenize = lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
-            try:
-                self._sequences[key] = label_sequences(labels, tokenize, [self.llm.token_eos()])
-            except ValueError as exc:
-                raise SynthDistillError(f"teacher {self.identity['model']}: {exc}") from None
-        return self._sequences[key]
+        tokenize = lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
+        end = [self.llm.token_eos()]
+        return cached_label_sequences(self._sequences, labels, tokenize, end, self.identity["model"])
 
     def _logits_row(self, index: int) -> Any:
         import numpy as np
@@ -185,9 +180,7 @@ class LlamaCppTeacher:
                 for end in range(1, len(prefix) + 1):
                     after.setdefault(prefix[:end], self._logits_row(end - 1))
             self.llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)  # the state is the prompt's again, as n_tokens says
-        scores = sequence_scores(sequences, after.__getitem__)
-        best = max(scores, key=lambda label: scores[label])
-        return Completion(text=best, input_tokens=n_prompt, output_tokens=0, extra={"label_logprobs": scores})
+        return label_completion(sequences, after.__getitem__, n_prompt)
 
     def score_text(self, request: Request) -> Completion:
         """The log-probability of the last message's text after the others, read as plain text from

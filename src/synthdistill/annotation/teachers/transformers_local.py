@@ -27,10 +27,10 @@ from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
     Request,
+    cached_label_sequences,
     channel_parts,
-    label_sequences,
+    label_completion,
     prefixes_to_score,
-    sequence_scores,
 )
 from synthdistill.data.model_refs import resolve_model_ref
 
@@ -266,16 +266,10 @@ class TransformersTeacher:
         return input_ids.to(self.device), attention_mask.to(self.device)
 
     def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
-        key = tuple(labels)
-        if key not in self._label_ids:
-            tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-            # The end of the answer: the token the chat template closes an assistant turn with.
-            end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
-            try:
-                self._label_ids[key] = label_sequences(labels, tokenize, end)
-            except ValueError as exc:
-                raise SynthDistillError(f"teacher {self.model_ref}: {exc}") from None
-        return self._label_ids[key]
+        tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        # The end of the answer: the token the chat template closes an assistant turn with.
+        end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        return cached_label_sequences(self._label_ids, labels, tokenize, end, self.model_ref)
 
     def _score(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
         """Each label's log-probability as the whole answer (its tokens, then end of turn), teacher-forced:
@@ -322,11 +316,7 @@ class TransformersTeacher:
         completions = []
         for index, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
             sequences = self._label_sequences(request.score_labels or [])
-            scores = sequence_scores(sequences, after[index].__getitem__)
-            best = max(scores, key=lambda label: scores[label])
-            completions.append(
-                Completion(text=best, input_tokens=len(ids), output_tokens=0, extra={"label_logprobs": scores})
-            )
+            completions.append(label_completion(sequences, after[index].__getitem__, len(ids)))
         return completions
 
     def _generate(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
