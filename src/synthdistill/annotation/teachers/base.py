@@ -117,24 +117,6 @@ def label_sequences(
     return sequences
 
 
-def cached_label_sequences(
-    cache: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]],
-    labels: list[str],
-    tokenize: Callable[[str], list[int]],
-    end: list[int],
-    model: str,
-) -> dict[str, list[tuple[int, ...]]]:
-    """``label_sequences`` of ``labels``, kept in ``cache`` per label list; labels this model cannot
-    score are teacher ``model``'s error."""
-    key = tuple(labels)
-    if key not in cache:
-        try:
-            cache[key] = label_sequences(labels, tokenize, end)
-        except ValueError as exc:
-            raise SynthDistillError(f"teacher {model}: {exc}") from None
-    return cache[key]
-
-
 def prefixes_to_score(sequences: dict[str, list[tuple[int, ...]]]) -> list[tuple[int, ...]]:
     """The distinct proper prefixes of every sequence (the empty one included): the model's
     next-token distribution after each of them is all that scoring the sequences needs. Labels that
@@ -157,10 +139,32 @@ def sequence_scores(
     return scores
 
 
-def label_completion(
-    sequences: dict[str, list[tuple[int, ...]]], next_logprobs: Callable[[tuple[int, ...]], Any], input_tokens: int
-) -> Completion:
-    """A label-scoring answer: the best label, with every label's ``sequence_scores`` in ``extra``."""
-    scores = sequence_scores(sequences, next_logprobs)
-    best = max(scores, key=lambda label: scores[label])
-    return Completion(text=best, input_tokens=input_tokens, output_tokens=0, extra={"label_logprobs": scores})
+class LabelScorer:
+    """How an in-process backend scores labels as whole answers: each label list's spellings as token
+    sequences (``label_sequences`` with ``tokenize`` and ``end``, kept per list), the prefixes whose
+    next-token log-probabilities that takes, and the answer they give. Labels this model cannot tell
+    apart are teacher ``model``'s error."""
+
+    def __init__(self, tokenize: Callable[[str], list[int]], end: list[int], model: str) -> None:
+        self.tokenize, self.end, self.model = tokenize, end, model
+        self._sequences: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
+
+    def sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
+        key = tuple(labels)
+        if key not in self._sequences:
+            try:
+                self._sequences[key] = label_sequences(labels, self.tokenize, self.end)
+            except ValueError as exc:
+                raise SynthDistillError(f"teacher {self.model}: {exc}") from None
+        return self._sequences[key]
+
+    def prefixes(self, labels: list[str]) -> list[tuple[int, ...]]:
+        return prefixes_to_score(self.sequences(labels))
+
+    def completion(
+        self, labels: list[str], next_logprobs: Callable[[tuple[int, ...]], Any], input_tokens: int
+    ) -> Completion:
+        """The best label, with every label's ``sequence_scores`` in ``extra["label_logprobs"]``."""
+        scores = sequence_scores(self.sequences(labels), next_logprobs)
+        best = max(scores, key=lambda label: scores[label])
+        return Completion(text=best, input_tokens=input_tokens, output_tokens=0, extra={"label_logprobs": scores})
