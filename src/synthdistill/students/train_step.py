@@ -1,5 +1,5 @@
-"""What the train_student step of every task kind shares: the train and validation frames read from
-the label files, the check that something is left to learn, and the call of the kind's trainer."""
+"""The train_student step every task kind shares: the train and validation frames read from the label
+files, the check that something is left to learn, the call of the kind's trainer, its metadata."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill import SynthDistillError
-from synthdistill.students.training import hyperparameters_of
+from synthdistill.students.training import hyperparameters_of, write_metadata
 from synthdistill.tasks.names import EXPERT
 
 log = logging.getLogger(__name__)
@@ -57,29 +57,52 @@ def reviewed_corrections(train_items: pd.DataFrame, validation_items: pd.DataFra
     }
 
 
-def train_on_frames(
-    train: Callable[..., dict[str, Any]],
-    frames: Frames,
-    labels: list[str],
-    student: dict[str, Any],
-    model_dir: str,
-    threads: int,
+def train_student(
+    paths: str | list[str],
+    *,
     teacher: str,
     prompt: str,
+    student: dict[str, Any],
+    labels: list[str],
+    model_dir: str,
+    metadata_path: str,
+    threads: int = 1,
+    name: str = "student",
+    frames_of: Callable[..., Frames],
+    train: Callable[..., dict[str, Any]],
     why: str,
-    **train_options: Any,
+    options: Sequence[str] | None,
+    remote_code: bool,
 ) -> dict[str, Any]:
-    """The kind's ``train`` on the frames (with ``threads`` torch threads); its metadata, which names
-    the labeller (``teacher``, ``prompt``). With no training item, the error says ``why`` none is left."""
+    """The train_student step of every kind, bound per kind with functools.partial (students.files,
+    students.multi_label_training, students.span_files): one student on one label source.
+
+    ``frames_of(paths, teacher, **settings, labels=, source=)`` reads the (train, validation) frames,
+    ``settings`` being the student's settings among ``options`` (those choosing its labels; None: the
+    kind has none, and its metadata names none); ``train`` is the kind's trainer, run with ``threads``
+    torch threads (``remote_code``: it takes students.*.trust_remote_code). With no training item the
+    error says ``why`` none is left. ``name`` names the student in errors; the metadata names the
+    labeller (``teacher``, ``prompt``) and is written to ``metadata_path``.
+    """
     import torch
 
+    settings = label_options(student, options or ())
+    source = f"students.{name}.targets (labeller {teacher}/{prompt})"
+    train_items, validation_items = frames_of(paths, teacher, **settings, labels=labels, source=source)
     torch.set_num_threads(threads)
-    train_items, validation_items = frames
     if train_items.empty:
         raise SynthDistillError(f"teacher {teacher} / prompt {prompt}: {why}")
     log.info("training on %d items, validating on %d", len(train_items), len(validation_items))
-    metadata = train(
-        train_items, validation_items, labels, student["model"], hyperparameters_of(student), model_dir, **train_options
-    )
+    trust = {"trust_remote_code": student.get("trust_remote_code", False)} if remote_code else {}
+    hyperparameters = hyperparameters_of(student)
+    metadata = train(train_items, validation_items, labels, student["model"], hyperparameters, model_dir, **trust)
     metadata.update({"teacher": teacher, "prompt": prompt})
+    if options is not None:
+        metadata["label_options"] = settings
+        if "labeller" in train_items:  # students_learn_from: best (results/labels/best.parquet)
+            metadata["labeller"] = str(train_items["labeller"].iloc[0])
+        metadata.update(reviewed_corrections(train_items, validation_items))
+        if "feedback" in train_items:  # served feedback added (results/feedback/...labels.parquet)
+            metadata["feedback_examples"] = int(train_items["feedback"].sum())
+    write_metadata(metadata, metadata_path)
     return metadata
