@@ -46,9 +46,7 @@ DIFFERENT_MEANING = {
     # Names for messages and logs, not costs.*_hardware.name.
     ("synthdistill.annotation.teachers.make_teacher", "name"),
     ("synthdistill.serving.batcher.MicroBatcher.__init__", "name"),
-    ("synthdistill.students.files.train_from_files", "name"),
-    ("synthdistill.students.multi_label_training.train_from_files", "name"),
-    ("synthdistill.students.span_files.train_from_files", "name"),
+    ("synthdistill.students.train_step.train_student", "name"),
     # A feedback file and a table of cascade rows, not the cascade section of the config.
     ("synthdistill.reporting.report.build", "feedback"),
     ("synthdistill.reporting.tables.ReportTables.__init__", "cascade"),

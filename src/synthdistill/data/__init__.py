@@ -296,7 +296,7 @@ def split(
     frame: pd.DataFrame, test_size: float, validation_size: float, seed: int, stratified: bool = True
 ) -> pd.DataFrame:
     """Add a ``split`` column: stratified by the expert label when there is one, seeded."""
-    stratify = frame["expert_label"] if "expert_label" in frame and stratified else None
+    stratify = _strata(frame, stratified)
     try:
         rest, test = _train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
         relative = validation_size / (1.0 - test_size)
@@ -315,22 +315,39 @@ def split(
     return pd.concat(parts).sort_values("row").reset_index(drop=True)
 
 
+def _strata(frame: pd.DataFrame, stratified: bool) -> pd.Series | None:
+    """What a split of ``frame`` is stratified by: the expert label, when there is one and the task
+    stratifies (``stratified``)."""
+    return frame["expert_label"] if "expert_label" in frame and stratified else None
+
+
+def _train_pool(frame: pd.DataFrame, no_labels: str) -> pd.DataFrame:
+    """The train split's items, which an extra split is carved from; ``no_labels`` is the error when
+    the dataset has no expert labels to carve it by."""
+    if "expert_label" not in frame:
+        raise SynthDistillError(no_labels)
+    return frame.loc[frame["split"] == "train"]
+
+
+def _moved(frame: pd.DataFrame, index: pd.Index, name: str) -> pd.DataFrame:
+    """A copy of ``frame`` with the items at ``index`` moved into split ``name``."""
+    frame = frame.copy()
+    frame.loc[index, "split"] = name
+    return frame
+
+
 def carve_shots(frame: pd.DataFrame, per_label: int, seed: int) -> pd.DataFrame:
     """Move up to ``per_label`` train-pool items of each expert label into the ``shots`` split: the
     few-shot example pool, which is then neither annotated, trained on, validated on nor tested on."""
     if not per_label:
         return frame
-    if "expert_label" not in frame:
-        raise SynthDistillError(
-            "split.shots_per_label: the shots split is carved from expert-labelled data, but the dataset has no "
-            "labels (dataset.label_column); give the examples as a file (prompts.<name>.examples.path) instead"
-        )
-    train = frame.loc[frame["split"] == "train"]
+    train = _train_pool(
+        frame,
+        "split.shots_per_label: the shots split is carved from expert-labelled data, but the dataset has no "
+        "labels (dataset.label_column); give the examples as a file (prompts.<name>.examples.path) instead",
+    )
     shuffled = train.sample(frac=1.0, random_state=seed)
-    shots = shuffled.groupby("expert_label", sort=False).head(per_label).index
-    frame = frame.copy()
-    frame.loc[shots, "split"] = SHOTS_SPLIT
-    return frame
+    return _moved(frame, shuffled.groupby("expert_label", sort=False).head(per_label).index, SHOTS_SPLIT)
 
 
 def carve_gold_dev(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
@@ -339,12 +356,10 @@ def carve_gold_dev(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataF
     the test split and the validation split are exactly what they would be without it."""
     if not size:
         return frame
-    if "expert_label" not in frame:
-        raise SynthDistillError(
-            "split.gold_dev_size: the gold dev split needs expert labels, but the dataset has none "
-            "(dataset.label_column)"
-        )
-    train = frame.loc[frame["split"] == "train"]
+    train = _train_pool(
+        frame,
+        "split.gold_dev_size: the gold dev split needs expert labels, but the dataset has none (dataset.label_column)",
+    )
     if size >= len(train):
         raise SynthDistillError(
             f"split.gold_dev_size={size}: the train pool has only {len(train)} items; leave most of them for training"
@@ -356,9 +371,7 @@ def carve_gold_dev(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataF
         )
     except ValueError as exc:
         raise SynthDistillError(f"split.gold_dev_size={size}: cannot draw it from the train pool: {exc}") from exc
-    frame = frame.copy()
-    frame.loc[gold.index, "split"] = GOLD_DEV_SPLIT
-    return frame
+    return _moved(frame, gold.index, GOLD_DEV_SPLIT)
 
 
 def split_names(frame: pd.DataFrame) -> list[str]:
@@ -412,20 +425,13 @@ def prepare(
         raw, labels, source, settings["max_chars"], settings["over_max_chars"], task=task, settings=settings
     )
     log_changes(dropped, changed, source)
-    max_items = settings.get("max_items")
+    max_items, seed = settings.get("max_items"), split_settings["seed"]
+    stratified = get_task(task).supports("stratified_split")
     if max_items and len(kept) > max_items:
-        stratified = get_task(task).supports("stratified_split")
-        stratify = kept["expert_label"] if "expert_label" in kept and stratified else None
-        kept, _ = _train_test_split(kept, train_size=max_items, random_state=split_settings["seed"], stratify=stratify)
-    items = split(
-        kept,
-        split_settings["test_size"],
-        split_settings["validation_size"],
-        split_settings["seed"],
-        stratified=get_task(task).supports("stratified_split"),
-    )
-    items = carve_gold_dev(items, split_settings.get("gold_dev_size"), split_settings["seed"])
-    items = carve_shots(items, int(split_settings.get("shots_per_label") or 0), split_settings["seed"])
+        kept, _ = _train_test_split(kept, train_size=max_items, random_state=seed, stratify=_strata(kept, stratified))
+    items = split(kept, split_settings["test_size"], split_settings["validation_size"], seed, stratified=stratified)
+    items = carve_gold_dev(items, split_settings.get("gold_dev_size"), seed)
+    items = carve_shots(items, int(split_settings.get("shots_per_label") or 0), seed)
     return items, summarise(items, dropped, changed, task)
 
 

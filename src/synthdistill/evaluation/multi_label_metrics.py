@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill.evaluation import scoring
-from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index, difference_test
+from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index, bootstrap_draw, difference_test
 from synthdistill.tasks.multi_label import indicator_matrix
 
 SCORES = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
@@ -83,15 +83,12 @@ def bootstrap_label_set_intervals(
 ) -> dict[str, Any]:
     """Percentile bootstrap intervals of every score in SCORES and of each label's F1."""
     truth, guess = _matrices(expert, predicted, labels)
-    if len(truth) == 0:
-        raise ValueError("no test items to resample")
-    index = _resample_index(len(truth), resamples, seed)
+    index, method = bootstrap_draw(len(truth), resamples, level, seed, "items")
     scores = _scores(truth[index], guess[index])
     t, g = truth[index], guess[index]
     per_label = _f1((t & g).sum(axis=1), (~t & g).sum(axis=1), (t & ~g).sum(axis=1))  # resamples × labels
     return {
-        "method": f"percentile bootstrap over test items, {resamples} resamples, seed {seed}",
-        "level": level,
+        **method,
         **{name: _interval(values, level) for name, values in scores.items()},
         "per_label_f1": {label: _interval(per_label[:, j], level) for j, label in enumerate(labels)},
     }

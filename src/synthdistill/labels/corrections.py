@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -392,27 +393,24 @@ def _warn_disagreements(audit: pd.DataFrame, source: str) -> None:
 KindImport = Callable[[pd.DataFrame, str | None, list[str], dict[str, Any]], tuple[pd.DataFrame, pd.DataFrame]]
 
 
-def import_review_step(kind_import: KindImport) -> Callable[..., pd.DataFrame]:
-    """The import_review step of a kind (tasks.base names its arguments): every kind reads the votes
-    and writes the reviewed labels and the audit the same way; only ``kind_import`` differs, and its
-    docstring is the step's."""
-
-    def import_review(
-        votes_path: str,
-        corrections_path: str | None,
-        labels: list[str],
-        labels_out: str,
-        audit_out: str,
-        settings: dict[str, Any],
-    ) -> pd.DataFrame:
-        reviewed, audit = kind_import(pd.read_parquet(votes_path), corrections_path, labels, settings)
-        reviewed.to_parquet(labels_out, index=False)
-        # People open the audit in spreadsheets too: ids and labels are escaped like the review CSV.
-        write_csv(audit, audit_out)
-        return audit
-
-    import_review.__doc__ = kind_import.__doc__
-    return import_review
+def import_review_step(
+    votes_path: str,
+    corrections_path: str | None,
+    labels: list[str],
+    labels_out: str,
+    audit_out: str,
+    settings: dict[str, Any],
+    *,
+    kind_import: KindImport,
+) -> pd.DataFrame:
+    """The import_review step of every kind (tasks.base names its arguments), bound per kind with
+    functools.partial: every kind reads the votes and writes the reviewed labels and the audit the same
+    way; only ``kind_import`` differs, and its docstring says what the kind's import does."""
+    reviewed, audit = kind_import(pd.read_parquet(votes_path), corrections_path, labels, settings)
+    reviewed.to_parquet(labels_out, index=False)
+    # People open the audit in spreadsheets too: ids and labels are escaped like the review CSV.
+    write_csv(audit, audit_out)
+    return audit
 
 
 def _single_label_import(
@@ -424,4 +422,4 @@ def _single_label_import(
     return apply_corrections(votes, corrections, labels, str(corrections_path))
 
 
-import_review = import_review_step(_single_label_import)
+import_review = partial(import_review_step, kind_import=_single_label_import)

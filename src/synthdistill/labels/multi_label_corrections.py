@@ -16,6 +16,7 @@ the voted set), ``voted_label`` the teacher's, ``corrected`` marks what a person
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -103,4 +104,4 @@ def _label_set_import(
     return apply_label_set_corrections(votes, corrections, labels, settings["label_delimiter"], str(corrections_path))
 
 
-import_review = import_review_step(_label_set_import)
+import_review = partial(import_review_step, kind_import=_label_set_import)

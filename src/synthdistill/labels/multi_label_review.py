@@ -13,6 +13,7 @@ the single-label review's second signal, is multiclass only and does not run her
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -235,4 +236,4 @@ def _label_set_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     )
 
 
-export_review = export_review_step(_label_set_export, log)
+export_review = partial(export_review_step, kind_export=_label_set_export, kind_log=log)

@@ -10,6 +10,7 @@ answered has no vote (``label`` None, status all_failed).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -98,4 +99,4 @@ def _label_set_vote(
     return Voted(votes, {"vote": vote_summary(votes, labels)}, pd.concat([train, onehot], axis=1))
 
 
-write_votes = vote_step(_label_set_vote)
+write_votes = partial(vote_step, kind_vote=_label_set_vote)

@@ -19,6 +19,7 @@ import json
 import logging
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -391,36 +392,34 @@ def write_review_export(export: ReviewExport, outputs: dict[str, str]) -> None:
 KindExport = Callable[[pd.DataFrame, ReviewJob], ReviewExport]
 
 
-def export_review_step(kind_export: KindExport, kind_log: logging.Logger) -> Callable[..., pd.DataFrame | None]:
-    """The export_review step of a kind (tasks.base names its arguments): every kind reads its votes
-    and writes its review files the same way; only ``kind_export`` differs, and its docstring is the
-    step's. A kind with a review table logs its counts to ``kind_log`` (the kind module's logger, as
-    the run's logs name it)."""
-
-    def export_review(
-        votes_path: str,
-        iteration_paths: dict[str, str],
-        annotator_paths: dict[str, str],
-        labels: list[str],
-        settings: dict[str, Any],
-        teacher: str,
-        prompt: str,
-        outputs: dict[str, str],
-    ) -> pd.DataFrame | None:
-        job = ReviewJob(iteration_paths, annotator_paths, labels, settings, teacher, prompt)
-        export = kind_export(pd.read_parquet(votes_path), job)
-        write_review_export(export, outputs)
-        if export.table is not None:
-            table = export.table
-            flagged = int(table["label_issue"].sum())
-            method = table["issue_method"].iloc[0] if len(table) else "-"
-            kind_log.info(
-                "%s: %d items for review, %d flagged (%s)%s", job.source, len(table), flagged, method, export.note
-            )
-        return export.table
-
-    export_review.__doc__ = kind_export.__doc__
-    return export_review
+def export_review_step(
+    votes_path: str,
+    iteration_paths: dict[str, str],
+    annotator_paths: dict[str, str],
+    labels: list[str],
+    settings: dict[str, Any],
+    teacher: str,
+    prompt: str,
+    outputs: dict[str, str],
+    *,
+    kind_export: KindExport,
+    kind_log: logging.Logger,
+) -> pd.DataFrame | None:
+    """The export_review step of every kind (tasks.base names its arguments), bound per kind with
+    functools.partial: every kind reads its votes and writes its review files the same way; only
+    ``kind_export`` differs, and its docstring says what the kind's export does. A kind with a review
+    table logs its counts to ``kind_log`` (the kind module's logger, as the run's logs name it)."""
+    job = ReviewJob(iteration_paths, annotator_paths, labels, settings, teacher, prompt)
+    export = kind_export(pd.read_parquet(votes_path), job)
+    write_review_export(export, outputs)
+    if export.table is not None:
+        table = export.table
+        flagged = int(table["label_issue"].sum())
+        method = table["issue_method"].iloc[0] if len(table) else "-"
+        kind_log.info(
+            "%s: %d items for review, %d flagged (%s)%s", job.source, len(table), flagged, method, export.note
+        )
+    return export.table
 
 
 def read_iterations(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
@@ -438,4 +437,4 @@ def _single_label_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     return review_export(table, job.labels, job.source)
 
 
-export_review = export_review_step(_single_label_export, log)
+export_review = partial(export_review_step, kind_export=_single_label_export, kind_log=log)

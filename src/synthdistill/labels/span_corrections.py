@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -201,4 +202,4 @@ def _span_import(
     )
 
 
-import_review = import_review_step(_span_import)
+import_review = partial(import_review_step, kind_import=_span_import)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import xml.etree.ElementTree as ET
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -146,4 +147,4 @@ def _span_export(votes: pd.DataFrame, job: ReviewJob) -> ReviewExport:
     )
 
 
-export_review = export_review_step(_span_export, logging.getLogger(__name__))
+export_review = partial(export_review_step, kind_export=_span_export, kind_log=logging.getLogger(__name__))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -97,4 +98,4 @@ def _span_vote(
     return Voted(votes, {"vote": vote_summary(votes), "min_share": settings["min_share"]})
 
 
-write_votes = vote_step(_span_vote)
+write_votes = partial(vote_step, kind_vote=_span_vote)

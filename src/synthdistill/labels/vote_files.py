@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -72,26 +73,22 @@ class Voted(NamedTuple):
 KindVote = Callable[[list[pd.DataFrame], pd.DataFrame, list[str], dict[str, Any]], Voted]
 
 
-def vote_step(kind_vote: KindVote) -> Callable[..., pd.DataFrame]:
-    """The vote step of a kind (tasks.base names its arguments): every kind reads its iterations and
-    splits and writes its files the same way; only ``kind_vote`` differs, and its docstring is the step's."""
-
-    def write_votes(
-        iteration_paths: list[str],
-        split_paths: list[str],
-        labels: list[str],
-        settings: dict[str, Any],
-        outputs: dict[str, str],
-    ) -> pd.DataFrame:
-        iterations = [pd.read_parquet(p) for p in iteration_paths]
-        voted = kind_vote(iterations, read_splits(split_paths), labels, settings)
-        write_vote_outputs(
-            voted.votes, {"annotation": annotation_stats(iterations), **voted.stats}, outputs, voted.train
-        )
-        return voted.votes
-
-    write_votes.__doc__ = kind_vote.__doc__
-    return write_votes
+def vote_step(
+    iteration_paths: list[str],
+    split_paths: list[str],
+    labels: list[str],
+    settings: dict[str, Any],
+    outputs: dict[str, str],
+    *,
+    kind_vote: KindVote,
+) -> pd.DataFrame:
+    """The vote step of every kind (tasks.base names its arguments), bound per kind with
+    functools.partial: every kind reads its iterations and splits and writes its files the same way;
+    only ``kind_vote`` differs, and its docstring says what the kind's vote does."""
+    iterations = [pd.read_parquet(p) for p in iteration_paths]
+    voted = kind_vote(iterations, read_splits(split_paths), labels, settings)
+    write_vote_outputs(voted.votes, {"annotation": annotation_stats(iterations), **voted.stats}, outputs, voted.train)
+    return voted.votes
 
 
 def _single_label_vote(
@@ -102,7 +99,7 @@ def _single_label_vote(
     return Voted(votes, {"vote": vote_summary(votes)})
 
 
-write_votes = vote_step(_single_label_vote)
+write_votes = partial(vote_step, kind_vote=_single_label_vote)
 
 
 def voted_train(votes: pd.DataFrame) -> pd.DataFrame:

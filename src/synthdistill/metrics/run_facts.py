@@ -27,6 +27,12 @@ LIBRARIES = (
 )
 
 
+def read_json(path: str | None) -> Any:
+    """A JSON artifact of the run (None without a path): a dict for every artifact the reports and the
+    model cards read."""
+    return json.loads(Path(path).read_text()) if path else None
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """sha256 of the resolved config (defaults filled in), keys sorted, so equal runs hash equal."""
     text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))

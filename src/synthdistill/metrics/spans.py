@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, _resample_index
+from synthdistill.metrics.stats import LEVEL, RESAMPLES, _interval, bootstrap_draw
 from synthdistill.tasks.spans import Span, from_json
 
 TP, FP, FN = 0, 1, 2
@@ -75,14 +75,12 @@ def bootstrap_entity_intervals(
 ) -> dict[str, Any]:
     """Percentile bootstrap intervals of micro P/R/F1 and of each label's F1, resampling texts."""
     per_text = counts(expert, predicted, labels)
-    if not len(per_text):
-        raise ValueError("no test items to resample")
-    sums = per_text[_resample_index(len(per_text), resamples, seed)].sum(axis=1)  # (resamples, labels, 3)
+    index, method = bootstrap_draw(len(per_text), resamples, level, seed, "texts")
+    sums = per_text[index].sum(axis=1)  # (resamples, labels, 3)
     precision, recall, f1 = _prf(*(sums.sum(axis=1)[:, k] for k in (TP, FP, FN)))
     _, _, label_f1 = _prf(sums[:, :, TP], sums[:, :, FP], sums[:, :, FN])
     return {
-        "method": f"percentile bootstrap over test texts, {resamples} resamples, seed {seed}",
-        "level": level,
+        **method,
         "precision": _interval(precision, level),
         "recall": _interval(recall, level),
         "f1": _interval(f1, level),

@@ -46,6 +46,15 @@ def _resample_index(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def bootstrap_draw(n: int, resamples: int, level: float, seed: int, over: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The resampled indices (resamples × n) of a percentile bootstrap over ``n`` test ``over`` (items,
+    texts), and the method and level its intervals are reported with."""
+    if n == 0:
+        raise ValueError("no test items to resample")
+    method = f"percentile bootstrap over test {over}, {resamples} resamples, seed {seed}"
+    return _resample_index(n, resamples, seed), {"method": method, "level": level}
+
+
 def _interval(values: np.ndarray, level: float) -> list[float]:
     tail = (1 - level) / 2 * 100
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
@@ -66,13 +75,10 @@ def bootstrap_intervals(
 ) -> dict[str, Any]:
     """Percentile bootstrap intervals for accuracy and F1 macro over the test items."""
     y_true, y_pred = _codes(expert, labels), _codes(predicted, labels)
-    if len(y_true) == 0:
-        raise ValueError("no test items to resample")
-    index = _resample_index(len(y_true), resamples, seed)
+    index, method = bootstrap_draw(len(y_true), resamples, level, seed, "items")
     accuracy, f1 = _accuracy_f1(y_true[index], y_pred[index], len(labels))
     return {
-        "method": f"percentile bootstrap over test items, {resamples} resamples, seed {seed}",
-        "level": level,
+        **method,
         "accuracy": _interval(accuracy, level),
         "f1_macro": _interval(f1, level),
     }

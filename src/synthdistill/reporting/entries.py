@@ -3,20 +3,15 @@ run's JSON files): read them into table rows, and write a report's Markdown and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from synthdistill.metrics.run_facts import read_json
 from synthdistill.reporting import render
 from synthdistill.reporting.sections import Section
 
 Row = TypeVar("Row")
-
-
-def read_json(path: str | None) -> Any:
-    """A JSON artifact's content (None without a path): a dict for every artifact the reports read."""
-    return json.loads(Path(path).read_text()) if path else None
 
 
 def artifact_rows(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.reporting.entries import read_json
+from synthdistill.metrics.run_facts import read_json
 from synthdistill.reporting.sections import Section, _display
 
 COLUMNS = {

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.evaluation.baselines import multi_label_baselines
-from synthdistill.reporting.entries import artifact_rows, read_json, write_pages
+from synthdistill.metrics.run_facts import read_json
+from synthdistill.reporting.entries import artifact_rows, write_pages
 from synthdistill.reporting.sections import (
     Section,
     break_even_section,

@@ -18,10 +18,9 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.evaluation.baselines import trivial_baselines
-from synthdistill.metrics.run_facts import machine, versions
+from synthdistill.metrics.run_facts import machine, read_json, versions
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
-from synthdistill.reporting.entries import read_json
 from synthdistill.reporting.feedback import feedback_section, feedback_table
 from synthdistill.reporting.sections import (
     RunFacts,

@@ -13,10 +13,9 @@ import pandas as pd
 
 from synthdistill.evaluation.baselines import collapsed
 from synthdistill.metrics.costs import break_even, student_cost_row, teacher_cost_row, training_cost
-from synthdistill.metrics.run_facts import stage_benchmarks
+from synthdistill.metrics.run_facts import read_json, stage_benchmarks
 from synthdistill.metrics.stats import with_intervals
 from synthdistill.reporting.cascade import cascade_tables
-from synthdistill.reporting.entries import read_json
 from synthdistill.tasks.names import EXPERT
 
 

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from synthdistill.schema import with_defaults
 from synthdistill.students.targets import with_targets
-from synthdistill.students.train_step import (
-    label_options,
-    label_settings,
-    labelled_frames,
-    reviewed_corrections,
-    train_on_frames,
-)
-from synthdistill.students.training import train, write_metadata
+from synthdistill.students.train_step import labelled_frames, train_student
+from synthdistill.students.training import train
 
 # Student settings that choose the training labels rather than configure the trainer.
 LABEL_OPTIONS = ("min_agreement", "agreement_weighting", "targets")
@@ -53,32 +46,12 @@ def label_frames(
     return train_items, validation_items
 
 
-def train_from_files(
-    paths: str | list[str],
-    *,
-    teacher: str,
-    prompt: str,
-    student: dict[str, Any],
-    labels: list[str],
-    model_dir: str,
-    metadata_path: str,
-    threads: int = 1,
-    name: str = "student",
-) -> dict[str, Any]:
-    options = label_options(student, LABEL_OPTIONS)
-    source = f"students.{name}.targets (labeller {teacher}/{prompt})"
-    frames = label_frames(paths, teacher, **label_settings(student, LABEL_OPTIONS), labels=labels, source=source)
-    why = "no labelled training items (every vote abstained, or students.*.min_agreement dropped them all)"
-    trust = with_defaults(student, "students", "*")["trust_remote_code"]
-    metadata = train_on_frames(
-        train, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
-    )
-    train_items, validation_items = frames
-    metadata["label_options"] = options
-    if "labeller" in train_items:  # students_learn_from: best (results/labels/best.parquet)
-        metadata["labeller"] = str(train_items["labeller"].iloc[0])
-    metadata.update(reviewed_corrections(train_items, validation_items))
-    if "feedback" in train_items:  # served feedback added (results/feedback/...labels.parquet)
-        metadata["feedback_examples"] = int(train_items["feedback"].sum())
-    write_metadata(metadata, metadata_path)
-    return metadata
+# The train_student step of task single_label.
+train_from_files = partial(
+    train_student,
+    frames_of=label_frames,
+    train=train,
+    why="no labelled training items (every vote abstained, or students.*.min_agreement dropped them all)",
+    options=LABEL_OPTIONS,
+    remote_code=True,
+)

@@ -3,22 +3,18 @@ Hugging Face Hub."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdistill import SynthDistillError
 from synthdistill.metrics.costs import training_energy
+from synthdistill.metrics.run_facts import read_json
 from synthdistill.tasks import get_task
 from synthdistill.tasks.names import EXPERT
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCardData
-
-
-def _read(path: str | None) -> Any:
-    return json.loads(Path(path).read_text()) if path else None
 
 
 # The card's prose lives in this template next to the code (as in setfit), filled from the run's data.
@@ -144,10 +140,10 @@ def write_card(
     widget_texts: list[str] | None,
 ) -> str:
     """The write_model_card rule: a student's README.md from its metadata, test metrics and ONNX check."""
-    metadata = _read(metadata_path)
+    metadata = read_json(metadata_path)
     if name:
         metadata["name"] = name
-    text = card_text(metadata, _read(metrics_path), hardware, _read(onnx_check_path), task, widget_texts)
+    text = card_text(metadata, read_json(metrics_path), hardware, read_json(onnx_check_path), task, widget_texts)
     Path(output_path).write_text(text)
     return text
 

@@ -12,7 +12,8 @@ holds which labels fell back to the global threshold and whether the validation 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,42 +22,16 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from synthdistill.metrics.collapse import label_set_collapse
-from synthdistill.schema import with_defaults
+from synthdistill.students.files import label_frames
 from synthdistill.students.inference import TorchPredictor
-from synthdistill.students.train_step import (
-    label_options,
-    label_settings,
-    labelled_frames,
-    reviewed_corrections,
-    train_on_frames,
-)
-from synthdistill.students.training import (
-    fit_texts,
-    load_classifier,
-    save_model,
-    start_training,
-    write_metadata,
-)
+from synthdistill.students.train_step import train_student
+from synthdistill.students.training import fit_texts, load_classifier, save_model, start_training
 from synthdistill.tasks.multi_label import indicator_matrix
 
 log = logging.getLogger(__name__)
 
 # Candidate thresholds; a tie keeps the one nearest 0.5, so a flat validation curve changes nothing.
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
-
-
-def label_set_frames(
-    paths: str | Path | Sequence[str | Path],
-    teacher: str,
-    *,
-    min_agreement: float | None,
-    agreement_weighting: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, validation) frames with text and label (the canonical JSON set): a teacher's voted
-    sets (items without a vote left out), or the expert baseline's train and validation splits.
-    ``min_agreement`` drops training items whose whole-set agreement is below it;
-    ``agreement_weighting`` weights each training item by it."""
-    return labelled_frames(paths, teacher, min_agreement, agreement_weighting)
 
 
 def _best_threshold(probs: np.ndarray, truth: np.ndarray) -> float:
@@ -213,29 +188,13 @@ def train_multi_label(
     }
 
 
-def train_from_files(
-    paths: str | list[str],
-    *,
-    teacher: str,
-    prompt: str,
-    student: dict[str, Any],
-    labels: list[str],
-    model_dir: str,
-    metadata_path: str,
-    threads: int = 1,
-    name: str | None = None,
-) -> dict[str, Any]:
-    """The train_student step of task multi_label: one student on one label source (``name`` is
-    taken for the step's common signature; nothing here prints it)."""
-    keys = ("min_agreement", "agreement_weighting")
-    options = label_options(student, keys)
-    frames = label_set_frames(paths, teacher, **label_settings(student, keys))
-    why = "no labelled training items (no iteration answered, or students.*.min_agreement dropped them all)"
-    trust = with_defaults(student, "students", "*")["trust_remote_code"]
-    metadata = train_on_frames(
-        train_multi_label, frames, labels, student, model_dir, threads, teacher, prompt, why, trust_remote_code=trust
-    )
-    metadata["label_options"] = options
-    metadata.update(reviewed_corrections(*frames))
-    write_metadata(metadata, metadata_path)
-    return metadata
+# The train_student step of task multi_label: its students set no soft targets.
+train_from_files = partial(
+    train_student,
+    # Hard targets: the soft ones (students.*.targets) are distributions over one answer.
+    frames_of=partial(label_frames, targets="hard"),
+    train=train_multi_label,
+    why="no labelled training items (no iteration answered, or students.*.min_agreement dropped them all)",
+    options=("min_agreement", "agreement_weighting"),
+    remote_code=True,
+)

@@ -1,5 +1,5 @@
-"""What the train_student step of every task kind shares: the train and validation frames read from
-the label files, the check that something is left to learn, and the call of the kind's trainer."""
+"""The train_student step every task kind shares: the train and validation frames read from the label
+files, the check that something is left to learn, the call of the kind's trainer, its metadata."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 
 from synthdistill import SynthDistillError
 from synthdistill.schema import with_defaults
-from synthdistill.students.training import hyperparameters_of
+from synthdistill.students.training import hyperparameters_of, write_metadata
 from synthdistill.tasks.names import EXPERT
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ def label_options(student: dict[str, Any], keys: Sequence[str]) -> dict[str, Any
 
 
 def label_settings(student: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    """Every setting among ``keys`` that label_frames and label_set_frames take: the student's, else the
-    schema's default (students.*)."""
+    """Every setting among ``keys`` that label_frames takes: the student's, else the schema's default
+    (students.*)."""
     settings = with_defaults(student, "students", "*")
     return {k: settings[k] for k in keys}
 
@@ -65,29 +65,52 @@ def reviewed_corrections(train_items: pd.DataFrame, validation_items: pd.DataFra
     }
 
 
-def train_on_frames(
-    train: Callable[..., dict[str, Any]],
-    frames: Frames,
-    labels: list[str],
-    student: dict[str, Any],
-    model_dir: str,
-    threads: int,
+def train_student(
+    paths: str | list[str],
+    *,
     teacher: str,
     prompt: str,
+    student: dict[str, Any],
+    labels: list[str],
+    model_dir: str,
+    metadata_path: str,
+    threads: int = 1,
+    name: str = "student",
+    frames_of: Callable[..., Frames],
+    train: Callable[..., dict[str, Any]],
     why: str,
-    **train_options: Any,
+    options: Sequence[str] | None,
+    remote_code: bool,
 ) -> dict[str, Any]:
-    """The kind's ``train`` on the frames (with ``threads`` torch threads); its metadata, which names
-    the labeller (``teacher``, ``prompt``). With no training item, the error says ``why`` none is left."""
+    """The train_student step of every kind, bound per kind with functools.partial (students.files,
+    students.multi_label_training, students.span_files): one student on one label source.
+
+    ``frames_of(paths, teacher, **settings, labels=, source=)`` reads the (train, validation) frames,
+    ``settings`` being the student's settings among ``options`` (those choosing its labels; None: the
+    kind has none, and its metadata names none); ``train`` is the kind's trainer, run with ``threads``
+    torch threads (``remote_code``: it takes students.*.trust_remote_code). With no training item the
+    error says ``why`` none is left. ``name`` names the student in errors; the metadata names the
+    labeller (``teacher``, ``prompt``) and is written to ``metadata_path``.
+    """
     import torch
 
-    torch.set_num_threads(threads)
+    source = f"students.{name}.targets (labeller {teacher}/{prompt})"
+    frames = frames_of(paths, teacher, **label_settings(student, options or ()), labels=labels, source=source)
     train_items, validation_items = frames
+    torch.set_num_threads(threads)
     if train_items.empty:
         raise SynthDistillError(f"teacher {teacher} / prompt {prompt}: {why}")
     log.info("training on %d items, validating on %d", len(train_items), len(validation_items))
-    metadata = train(
-        train_items, validation_items, labels, student["model"], hyperparameters_of(student), model_dir, **train_options
-    )
+    trust = {"trust_remote_code": with_defaults(student, "students", "*")["trust_remote_code"]} if remote_code else {}
+    hyperparameters = hyperparameters_of(student)
+    metadata = train(train_items, validation_items, labels, student["model"], hyperparameters, model_dir, **trust)
     metadata.update({"teacher": teacher, "prompt": prompt})
+    if options is not None:
+        metadata["label_options"] = label_options(student, options)
+        if "labeller" in train_items:  # students_learn_from: best (results/labels/best.parquet)
+            metadata["labeller"] = str(train_items["labeller"].iloc[0])
+        metadata.update(reviewed_corrections(train_items, validation_items))
+        if "feedback" in train_items:  # served feedback added (results/feedback/...labels.parquet)
+            metadata["feedback_examples"] = int(train_items["feedback"].sum())
+    write_metadata(metadata, metadata_path)
     return metadata

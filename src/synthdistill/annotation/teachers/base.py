@@ -137,3 +137,34 @@ def sequence_scores(
         top = max(totals)
         scores[label] = top + math.log(sum(math.exp(t - top) for t in totals))
     return scores
+
+
+class LabelScorer:
+    """How an in-process backend scores labels as whole answers: each label list's spellings as token
+    sequences (``label_sequences`` with ``tokenize`` and ``end``, kept per list), the prefixes whose
+    next-token log-probabilities that takes, and the answer they give. Labels this model cannot tell
+    apart are teacher ``model``'s error."""
+
+    def __init__(self, tokenize: Callable[[str], list[int]], end: list[int], model: str) -> None:
+        self.tokenize, self.end, self.model = tokenize, end, model
+        self._sequences: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
+
+    def sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
+        key = tuple(labels)
+        if key not in self._sequences:
+            try:
+                self._sequences[key] = label_sequences(labels, self.tokenize, self.end)
+            except ValueError as exc:
+                raise SynthDistillError(f"teacher {self.model}: {exc}") from None
+        return self._sequences[key]
+
+    def prefixes(self, labels: list[str]) -> list[tuple[int, ...]]:
+        return prefixes_to_score(self.sequences(labels))
+
+    def completion(
+        self, labels: list[str], next_logprobs: Callable[[tuple[int, ...]], Any], input_tokens: int
+    ) -> Completion:
+        """The best label, with every label's ``sequence_scores`` in ``extra["label_logprobs"]``."""
+        scores = sequence_scores(self.sequences(labels), next_logprobs)
+        best = max(scores, key=lambda label: scores[label])
+        return Completion(text=best, input_tokens=input_tokens, output_tokens=0, extra={"label_logprobs": scores})

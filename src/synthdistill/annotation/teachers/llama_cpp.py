@@ -10,11 +10,9 @@ from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
+    LabelScorer,
     Request,
     channel_parts,
-    label_sequences,
-    prefixes_to_score,
-    sequence_scores,
 )
 from synthdistill.annotation.teachers.llama_cpp_batch import Generation, MultiSequenceContext
 from synthdistill.data.model_refs import resolve_model_ref
@@ -108,7 +106,8 @@ class LlamaCppTeacher:
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
-        self._sequences: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
+        tokenize = lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
+        self._labels = LabelScorer(tokenize, [self.llm.token_eos()], model)
         self._multi = MultiSequenceContext(self.llm)
 
     def render(self, messages: list[dict[str, str]]) -> str:
@@ -146,16 +145,6 @@ class LlamaCppTeacher:
                     "produce it. Rename the label, or set structured: false"
                 )
 
-    def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
-        key = tuple(labels)
-        if key not in self._sequences:
-            tokenize = lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
-            try:
-                self._sequences[key] = label_sequences(labels, tokenize, [self.llm.token_eos()])
-            except ValueError as exc:
-                raise SynthDistillError(f"teacher {self.identity['model']}: {exc}") from None
-        return self._sequences[key]
-
     def _logits_row(self, index: int) -> Any:
         import numpy as np
 
@@ -166,7 +155,8 @@ class LlamaCppTeacher:
         """Each label's log-probability as the whole answer (its tokens, then end of turn), teacher-forced
         after the rendered prompt: the prompt is evaluated once, then each spelling's tokens in one batch
         from the prompt's cached state, with logits at every position."""
-        sequences = self._label_sequences(request.score_labels or [])
+        labels = request.score_labels or []
+        prefixes = self._labels.prefixes(labels)
         prompt = self._formatter(messages=cast(Any, request.messages)).prompt
         tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
         n_prompt = len(tokens)
@@ -176,7 +166,7 @@ class LlamaCppTeacher:
             self.llm.eval(tokens)
             after[()] = self._logits_row(-1)
             # The longest continuations first, so that a shorter one that is their prefix costs nothing.
-            for prefix in sorted(prefixes_to_score(sequences), key=len, reverse=True):
+            for prefix in sorted(prefixes, key=len, reverse=True):
                 if prefix in after:
                     continue
                 self.llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)
@@ -185,9 +175,7 @@ class LlamaCppTeacher:
                 for end in range(1, len(prefix) + 1):
                     after.setdefault(prefix[:end], self._logits_row(end - 1))
             self.llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)  # the state is the prompt's again, as n_tokens says
-        scores = sequence_scores(sequences, after.__getitem__)
-        best = max(scores, key=lambda label: scores[label])
-        return Completion(text=best, input_tokens=n_prompt, output_tokens=0, extra={"label_logprobs": scores})
+        return self._labels.completion(labels, after.__getitem__, n_prompt)
 
     def score_text(self, request: Request) -> Completion:
         """The log-probability of the last message's text after the others, read as plain text from

@@ -26,11 +26,9 @@ from synthdistill import SynthDistillError
 from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
+    LabelScorer,
     Request,
     channel_parts,
-    label_sequences,
-    prefixes_to_score,
-    sequence_scores,
 )
 from synthdistill.data.model_refs import resolve_model_ref
 
@@ -160,7 +158,10 @@ class TransformersTeacher:
         self.model: Any = None
         self._lock = threading.Lock()
         self._warned_constraints = False
-        self._label_ids: dict[tuple[str, ...], dict[str, list[tuple[int, ...]]]] = {}
+        tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        # The end of the answer: the token the chat template closes an assistant turn with.
+        end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        self._labels = LabelScorer(tokenize, end, self.model_ref)
         if vocab_only:
             return
 
@@ -265,18 +266,6 @@ class TransformersTeacher:
             attention_mask[row, width - len(ids) :] = 1
         return input_ids.to(self.device), attention_mask.to(self.device)
 
-    def _label_sequences(self, labels: list[str]) -> dict[str, list[tuple[int, ...]]]:
-        key = tuple(labels)
-        if key not in self._label_ids:
-            tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-            # The end of the answer: the token the chat template closes an assistant turn with.
-            end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
-            try:
-                self._label_ids[key] = label_sequences(labels, tokenize, end)
-            except ValueError as exc:
-                raise SynthDistillError(f"teacher {self.model_ref}: {exc}") from None
-        return self._label_ids[key]
-
     def _score(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
         """Each label's log-probability as the whole answer (its tokens, then end of turn), teacher-forced:
         one forward pass over the prompts, then one over every continuation (the longest spellings,
@@ -285,7 +274,7 @@ class TransformersTeacher:
 
         continuations = []
         for request in requests:
-            needed = prefixes_to_score(self._label_sequences(request.score_labels or []))
+            needed = self._labels.prefixes(request.score_labels or [])
             continuations.append([p for p in needed if p and not any(q[: len(p)] == p != q for q in needed)])
         per = max(len(c) for c in continuations)
         # Every prompt gets ``per`` continuation rows (the last one repeated), so the cache repeats evenly.
@@ -321,12 +310,7 @@ class TransformersTeacher:
                 after[index].setdefault(continuation[:end], logprobs[row, end - 1])
         completions = []
         for index, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
-            sequences = self._label_sequences(request.score_labels or [])
-            scores = sequence_scores(sequences, after[index].__getitem__)
-            best = max(scores, key=lambda label: scores[label])
-            completions.append(
-                Completion(text=best, input_tokens=len(ids), output_tokens=0, extra={"label_logprobs": scores})
-            )
+            completions.append(self._labels.completion(request.score_labels or [], after[index].__getitem__, len(ids)))
         return completions
 
     def _generate(self, requests: list[Request], prompts: list[list[int]]) -> list[Completion]:
