@@ -84,6 +84,13 @@ def llama3_gguf(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def chatml_bos_gguf(tmp_path_factory) -> Path:
+    from .gguf_copies import chatml_bos_copy
+
+    return chatml_bos_copy(tmp_path_factory.mktemp("gguf") / "smollm2-adds-bos.gguf")
+
+
+@pytest.fixture(scope="session")
 def no_template_gguf(tmp_path_factory) -> Path:
     from .gguf_copies import no_template_copy
 

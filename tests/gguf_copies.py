@@ -43,6 +43,7 @@ LLAMA3_TOKENS = {
     13: "<|end_of_text|>",
 }
 LLAMA3_BOS, LLAMA3_EOS, LLAMA3_END_OF_TURN = 12, 13, 2
+CHATML_BOS = 0  # <|endoftext|>
 
 
 def copy_gguf(
@@ -99,6 +100,15 @@ def llama3_copy(target: Path) -> Path:
     keys = gguf.Keys.Tokenizer
     ids = {keys.BOS_ID: LLAMA3_BOS, keys.EOS_ID: LLAMA3_EOS, keys.ADD_BOS: True}
     return copy_gguf(target, LLAMA3_TOKENS, ids, LLAMA3_INSTRUCT_CHAT_TEMPLATE)
+
+
+def chatml_bos_copy(target: Path) -> Path:
+    """SmolLM2's own template (which writes no BOS), in a GGUF that asks for a BOS (<|endoftext|>, as
+    GPT-2-style vocabularies have it)."""
+    import gguf
+
+    keys = gguf.Keys.Tokenizer
+    return copy_gguf(target, ids={keys.BOS_ID: CHATML_BOS, keys.ADD_BOS: True})
 
 
 def no_template_copy(target: Path) -> Path:

@@ -23,7 +23,7 @@ from synthdistill.annotation.teachers.base import label_spellings
 from synthdistill.tasks.base import OK
 
 from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
-from .gguf_copies import GEMMA_BOS, GEMMA_END_OF_TURN, GEMMA_EOS, LLAMA3_BOS, LLAMA3_END_OF_TURN, LLAMA3_EOS
+from .gguf_copies import CHATML_BOS, GEMMA_BOS, GEMMA_END_OF_TURN, GEMMA_EOS, LLAMA3_BOS, LLAMA3_END_OF_TURN, LLAMA3_EOS
 from .test_label_scores import forced_logprob
 from .test_llama_teacher import TEXTS
 
@@ -109,9 +109,11 @@ def test_a_gguf_without_a_chat_template_reads_channel_prompts_and_refuses_chat_o
 # family: (its GGUF fixture, its BOS token id or None where the model reads none, its end-of-turn token id)
 FAMILIES = {
     "chatml": ("smollm2_gguf", None, 2),  # SmolLM2 as shipped: <|im_end|>, which is also its EOS
+    "chatml_bos": ("chatml_bos_gguf", CHATML_BOS, 2),  # the same template, and a GGUF that asks for a BOS
     "gemma": ("gemma_gguf", GEMMA_BOS, GEMMA_END_OF_TURN),
     "llama3": ("llama3_gguf", LLAMA3_BOS, LLAMA3_END_OF_TURN),
 }
+_TEACHERS: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")
@@ -119,17 +121,23 @@ def smollm2_gguf() -> str:
     return SMOLLM2
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
+@pytest.fixture
 def family(request):
-    fixture, bos, end_of_turn = FAMILIES[request.param]
-    teacher = make_teacher(llama(request.getfixturevalue(fixture)))
-    return request.param, teacher, bos, end_of_turn
+    """(name, teacher, BOS id, end-of-turn id) for the family a test is parametrized with (``name``);
+    each family's teacher is loaded once."""
+    name = request.node.callspec.params["name"]
+    fixture, bos, end_of_turn = FAMILIES[name]
+    if name not in _TEACHERS:
+        _TEACHERS[name] = make_teacher(llama(request.getfixturevalue(fixture)))
+    return name, _TEACHERS[name], bos, end_of_turn
 
 
-def test_the_model_reads_the_rendered_prompt_with_exactly_one_bos(family, monkeypatch):
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_the_model_reads_the_rendered_prompt_with_exactly_one_bos(name, family, monkeypatch):
     """Every path that sends a chat prompt (label scores, one generation, a batch of generations) sends the
     rendered prompt's tokens as they are; a template that writes the BOS (Gemma, Llama 3) gets no second
-    one from the tokenizer, though the model asks for one."""
+    one from the tokenizer, though the model asks for one, and one that does not (ChatML) gets the BOS a
+    model asks for written before it."""
     name, teacher, bos, _ = family
     llm = teacher.llm
     sent: list[list[int]] = []
@@ -165,7 +173,8 @@ def test_the_model_reads_the_rendered_prompt_with_exactly_one_bos(family, monkey
         assert expected[0] == bos and expected.count(bos) == 1, expected[:4]
 
 
-def test_label_sequences_end_with_the_templates_end_of_turn_token(family):
+@pytest.mark.parametrize("name", ["chatml", "gemma", "llama3"])
+def test_label_sequences_end_with_the_templates_end_of_turn_token(name, family):
     """Each label is scored as the whole answer: its tokens, then the token that closes the template's
     assistant turn. Gemma's copy declares <end_of_turn> (tokenizer.ggml.eot_token_id); Llama 3's declares
     none, and its template closes turns with <|eot_id|> (llama.cpp's own guess, token_eot, is token 0,
