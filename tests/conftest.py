@@ -71,6 +71,35 @@ def smollm2_teacher():
     return make_teacher({"backend": "llama_cpp", "model_path": SMOLLM2, "n_threads": 2})
 
 
+# SmolLM2 copied with another chat-template family, or none (tests/gguf_copies.py): once per session.
+@pytest.fixture(scope="session")
+def gemma_gguf(tmp_path_factory) -> Path:
+    from .gguf_copies import gemma_copy
+
+    return gemma_copy(tmp_path_factory.mktemp("gguf") / "smollm2-gemma-template.gguf")
+
+
+@pytest.fixture(scope="session")
+def llama3_gguf(tmp_path_factory) -> Path:
+    from .gguf_copies import llama3_copy
+
+    return llama3_copy(tmp_path_factory.mktemp("gguf") / "smollm2-llama3-template.gguf")
+
+
+@pytest.fixture(scope="session")
+def chatml_bos_gguf(tmp_path_factory) -> Path:
+    from .gguf_copies import chatml_bos_copy
+
+    return chatml_bos_copy(tmp_path_factory.mktemp("gguf") / "smollm2-adds-bos.gguf")
+
+
+@pytest.fixture(scope="session")
+def no_template_gguf(tmp_path_factory) -> Path:
+    from .gguf_copies import no_template_copy
+
+    return no_template_copy(tmp_path_factory.mktemp("gguf") / "smollm2-no-template.gguf")
+
+
 # Checked without importing llama_cpp here: the server runs in its own process.
 SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
 

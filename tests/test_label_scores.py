@@ -67,12 +67,12 @@ def forced_logprob(llm, prompt_tokens: list[int], answer: list[int]) -> float:
 def test_labels_sharing_a_first_token_are_scored_by_their_whole_sequence(smollm2_teacher, tmp_path):
     tokenize = lambda text: smollm2_teacher.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
     assert tokenize("Bearish")[0] == tokenize("Bullish")[0]  # the case the issue hit: both start with "B"
-    eos = smollm2_teacher.llm.token_eos()
+    end = smollm2_teacher.end_of_turn  # <|im_end|>, which SmolLM2's template closes an answer with
     messages = json.loads(frame("label.txt", MARKET, calibrate=False)["messages"][0])
     completion = smollm2_teacher.complete(build_request(messages, "label_scores", MARKET, SCORES, 0, "sequence"))
-    prompt = smollm2_teacher.llm.tokenize(smollm2_teacher.render(messages).encode(), add_bos=True, special=True)
+    prompt = smollm2_teacher.llm.tokenize(smollm2_teacher.render(messages).encode(), add_bos=False, special=True)
     for label in MARKET:
-        spellings = [tokenize(s) + [eos] for s in (label, label.capitalize())]
+        spellings = [tokenize(s) + [end] for s in (label, label.capitalize())]
         expected = np.logaddexp.reduce([forced_logprob(smollm2_teacher.llm, prompt, s) for s in spellings])
         assert completion.extra["label_logprobs"][label] == pytest.approx(expected, abs=1e-3)
     assert completion.text == max(MARKET, key=completion.extra["label_logprobs"].get)

@@ -101,6 +101,11 @@ def annotate(
             f"teacher {teacher.identity.get('backend')} {teacher.identity.get('model')}: direction: channel scores "
             f"the text's own tokens, which only in-process teachers ({', '.join(CHANNEL_BACKENDS)}) give"
         )
+    # A teacher that can tell, before any request, that it cannot read this prompt (llama_cpp: a GGUF
+    # without a chat template, given a chat prompt) says so here rather than in every request's failure.
+    check_prompt = getattr(teacher, "check_prompt", None)
+    if check_prompt is not None:
+        check_prompt(kind, generation)
     per_label = bool(generation.get("per_label"))
     answers = answer_aliases(labels, generation.get("aliases"))
     if kind == "label_scores" and scoring is None and not per_label:

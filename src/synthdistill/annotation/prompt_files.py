@@ -94,6 +94,11 @@ def build_prompt_frame(
     if is_channel:
         channel.check_channel_template(template, f"prompt template {template_path}")
     renderer = make_teacher(teacher, for_rendering=True)
+    # The first job that meets both the teacher and the prompt: a teacher that cannot read this prompt
+    # (llama_cpp: a GGUF without a chat template, given a chat prompt) stops the run here, naming both.
+    check_prompt = getattr(renderer, "check_prompt", None)
+    if check_prompt is not None:
+        check_prompt(prompt["kind"], prompt)
     if prompt["kind"] == "label_scores" and prompt.get("calibrate"):
         extra = pd.DataFrame({"id": ["__content_free__"], "split": [CALIBRATION_SPLIT], "text": [CONTENT_FREE_TEXT]})
         items = pd.concat([items[["id", "split", "text"]], extra], ignore_index=True)

@@ -7,6 +7,7 @@ import threading
 from typing import Any, cast
 
 from synthdistill import SynthDistillError
+from synthdistill.annotation.channel import is_channel
 from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
@@ -24,6 +25,14 @@ def _log_softmax(logits: Any) -> Any:
     top = logits.max()
     return logits - (top + np.log(np.exp(logits - top).sum()))
 
+
+CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
+# The end-of-turn token a GGUF may declare (llama.cpp's LLM_KV_TOKENIZER_EOT_ID).
+EOT_KEY = "tokenizer.ggml.eot_token_id"
+# An answer's stand-in when the chat template is rendered to see what it writes after an answer.
+_ANSWER_MARK = "SYNTHDISTILL_ANSWER_MARK"
+# What a generated answer's prompt is, for a refusal: the request does not say which of these it is.
+GENERATED = "label, cot_json, labels_json or spans_json"
 
 # Measured on 2 cores with SmolLM2 (bench/teacher_speed.py): see bench/README.md.
 DEFAULT_BATCH_SIZE = 1
@@ -63,7 +72,9 @@ class LlamaCppTeacher:
     """A local GGUF file (or one from the Hub via ``repo_id`` + ``filename``), run in-process.
 
     The chat template stored in the GGUF is applied here, so the prompt artifact shows the
-    exact string the model reads; generation is a plain completion of that string.
+    exact string the model reads (one BOS where the model wants one: :meth:`_chat_prompt`);
+    generation is a plain completion of its tokens. A GGUF without a chat template reads plain text
+    only: channel prompts run, chat prompts are refused (:meth:`check_prompt`).
     With ``batch_size`` > 1 the engine hands over that many requests at a time
     (:meth:`complete_batch`), generated together in one multi-sequence context; each request keeps
     its own seed, so its answer does not depend on the batch it is in. ``n_ctx`` is the context of
@@ -96,22 +107,103 @@ class LlamaCppTeacher:
             model = settings["model_path"]
             self.llm = Llama(model_path=resolve_model_ref(model), **common)
         self.identity = {"backend": "llama_cpp", "model": model}
-        metadata = self.llm.metadata
-        template = metadata.get("tokenizer.chat_template")
-        if template is None:
-            raise ValueError(f"GGUF {model} has no chat template (tokenizer.chat_template)")
         # Special tokens detokenize to nothing; their text form is what the template needs.
-        eos = self.llm._model.token_get_text(self.llm.token_eos())
-        bos = self.llm._model.token_get_text(self.llm.token_bos())
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        bos_id, eos_id = self.llm.token_bos(), self.llm.token_eos()
+        bos = self.llm._model.token_get_text(bos_id) if bos_id != -1 else ""
+        eos = self.llm._model.token_get_text(eos_id) if eos_id != -1 else ""
+        # No chat template: the model can still read plain text (channel prompts); chat prompts are
+        # refused when they come (check_prompt, render, complete), naming the prompt kind.
+        template = self.llm.metadata.get(CHAT_TEMPLATE_KEY)
+        self._formatter = (
+            None if template is None else Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        )
+        # The BOS the tokenizer adds to a text (add_bos_token), written into the rendered prompt when the
+        # template leaves it out (_chat_prompt).
+        self._bos_text = bos if bos and self.llm._model.add_bos_token() else ""
+        self.end_of_turn = self._end_of_turn(template, eos=eos, bos=bos)
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         tokenize = lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
-        self._labels = LabelScorer(tokenize, [self.llm.token_eos()], model)
+        self._labels = LabelScorer(tokenize, [self.end_of_turn], model)
         self._multi = MultiSequenceContext(self.llm)
 
+    def _end_of_turn(self, template: str | None, eos: str, bos: str) -> int:
+        """The token that closes an answer, which label sequences end with (score_labels).
+
+        Not the end-of-sequence token as such: a chat model ends its turn with its template's end-of-turn
+        token (``<end_of_turn>`` for Gemma, ``<|eot_id|>`` for Llama 3, ``<|im_end|>`` for ChatML), and
+        ends the sequence (``<eos>``, ``<|end_of_text|>``) only after it, if ever. In order:
+
+        1. the end-of-turn token the GGUF declares (``tokenizer.ggml.eot_token_id``): its author's word;
+        2. the token the chat template writes right after an assistant answer, if the vocabulary counts it
+           as an end of generation (``llama_vocab_is_eog``: what generation stops on, so a label is scored
+           as a complete answer exactly when generating it would end there). Not llama.cpp's own guess
+           (``token_eot`` without a declared id): it takes the first token whose text is on a list of
+           known end-of-turn texts, ``<|endoftext|>`` included, and that is SmolLM2's first token where
+           its template closes turns with ``<|im_end|>``;
+        3. the end-of-sequence token (a template that closes answers with ``eos_token``, or none to read).
+        """
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        declared = self.llm.metadata.get(EOT_KEY)
+        if declared is not None:
+            return int(declared)
+        if template is not None:
+            closing = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=False)
+            try:
+                turns = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": _ANSWER_MARK}]
+                rendered = closing(messages=cast(Any, turns)).prompt
+            except Exception:  # a template that will not render this exchange tells nothing: fall back
+                rendered = ""
+            if _ANSWER_MARK in rendered:
+                after = rendered[rendered.rindex(_ANSWER_MARK) + len(_ANSWER_MARK) :]
+                tokens = self.llm.tokenize(after.encode(), add_bos=False, special=True)
+                if tokens and llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, tokens[0]):
+                    return int(tokens[0])
+        return int(self.llm.token_eos())
+
+    def _no_chat_template(self, kind: str) -> SynthDistillError:
+        return SynthDistillError(
+            f"teacher llama_cpp: the GGUF {self.identity['model']} has no chat template (no {CHAT_TEMPLATE_KEY} "
+            f"in its metadata), and a {kind} prompt is sent to the model as chat messages, which need one. "
+            "Only a channel prompt (kind: label_scores, direction: channel) is read as plain text: use one, or "
+            "a GGUF with a chat template (an instruct model's, or this file copied with one written in by the "
+            "gguf package's gguf_new_metadata.py --chat-template-file)"
+        )
+
+    def check_prompt(self, kind: str, prompt: dict[str, Any]) -> None:
+        """Refuse, before any request, a prompt of this kind (and settings) that this model cannot read: a
+        chat prompt (every kind but a channel ``label_scores`` prompt) when the GGUF has no chat template."""
+        if self._formatter is None and not is_channel(prompt):
+            raise self._no_chat_template(kind)
+
+    def _chat_prompt(self, messages: list[dict[str, str]], kind: str) -> tuple[str, Any]:
+        """The chat template's text for these messages, with exactly one BOS where the model wants one,
+        and the template's stop strings.
+
+        Read as it is (tokenised with ``special=True`` and no BOS added: :meth:`_tokens`). A template
+        that writes the BOS itself (``{{ bos_token }}``: Gemma, Llama 3, Mistral) keeps it, and no
+        second one is added, as llama-cpp-python's create_chat_completion tokenises a template's text
+        without adding a BOS (``ChatFormatterResponse.added_special``) and transformers'
+        apply_chat_template without special tokens. Where the vocabulary adds a BOS to a text
+        (``add_bos_token``) and the template leaves it out, it is written before the text, as the
+        llama.cpp server does, so that the rendered prompt is still exactly what the model reads.
+        """
+        if self._formatter is None:
+            raise self._no_chat_template(kind)
+        formatted = self._formatter(messages=cast(Any, messages))
+        prompt = formatted.prompt
+        if self._bos_text and not prompt.startswith(self._bos_text):
+            prompt = self._bos_text + prompt
+        return prompt, formatted.stop
+
+    def _tokens(self, prompt: str) -> list[int]:
+        """A rendered chat prompt's tokens: special tokens read as such, no BOS added (_chat_prompt)."""
+        return self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+
     def render(self, messages: list[dict[str, str]]) -> str:
-        return self._formatter(messages=cast(Any, messages)).prompt
+        return self._chat_prompt(messages, "chat")[0]
 
     def _grammar(self, request: Request):
         """The compiled grammar for a request's constraint, built once per constraint."""
@@ -157,8 +249,7 @@ class LlamaCppTeacher:
         from the prompt's cached state, with logits at every position."""
         labels = request.score_labels or []
         prefixes = self._labels.prefixes(labels)
-        prompt = self._formatter(messages=cast(Any, request.messages)).prompt
-        tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        tokens = self._tokens(self._chat_prompt(request.messages, "label_scores")[0])
         n_prompt = len(tokens)
         after: dict[tuple[int, ...], Any] = {}
         with self._lock:
@@ -211,19 +302,20 @@ class LlamaCppTeacher:
             return self.score_text(request)
         if request.score_labels:
             return self.score_labels(request)
-        formatted = self._formatter(messages=cast(Any, request.messages))
+        prompt, stop = self._chat_prompt(request.messages, GENERATED)
         with self._lock:
             grammar = self._grammar(request)
-            # Not streamed: one response dict.
+            # Not streamed: one response dict. Tokens, not the text: create_completion would add a BOS to a
+            # text whose vocabulary asks for one, a second one when the template writes its own.
             response = cast(
                 dict[str, Any],
                 self.llm.create_completion(
-                    prompt=formatted.prompt,
+                    prompt=self._tokens(prompt),
                     max_tokens=request.max_tokens,
                     temperature=request.temperature,
                     top_p=request.top_p,
                     seed=request.seed,
-                    stop=formatted.stop,
+                    stop=stop,
                     grammar=grammar,
                 ),
             )
@@ -249,9 +341,9 @@ class LlamaCppTeacher:
                 if request.score_labels:
                     answers[index] = self.score_labels(request)
                     continue
-                formatted = self._formatter(messages=cast(Any, request.messages))
-                stop = _stop_list(formatted.stop)
-                prompt = self.llm.tokenize(formatted.prompt.encode(), add_bos=True, special=True)
+                text, template_stop = self._chat_prompt(request.messages, GENERATED)
+                stop = _stop_list(template_stop)
+                prompt = self._tokens(text)
                 if len(prompt) >= self.n_ctx:
                     raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {self.n_ctx}")
                 with self._lock:
