@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--round-share", type=float, default=0.05)
     parser.add_argument("--max-share", type=float, default=0.30)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument(
+        "--pool-size", type=int, help="a stratified subsample of the pool (a quick check of the script)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "active.json")
     args = parser.parse_args(argv)
     if not FPB.exists():
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     validation, pool = train_test_split(
         train_part, train_size=VALIDATION_ITEMS, random_state=42, stratify=train_part["label"]
     )
+    if args.pool_size:
+        pool, _ = train_test_split(pool, train_size=args.pool_size, random_state=42, stratify=pool["label"])
     items = pd.concat(
         [pool.assign(split="train"), validation.assign(split="validation"), test.assign(split="test")]
     ).rename(columns={"label": "expert_label"})
