@@ -22,7 +22,7 @@ from synthdistill.annotation.teachers import make_teacher
 from synthdistill.annotation.teachers.base import label_spellings
 from synthdistill.tasks.base import OK
 
-from .conftest import LABELS, MAX_CONSECUTIVE_FAILURES, REPO, SMOLLM2
+from .conftest import LABELS, REPO, SMOLLM2, annotate_settings
 from .gguf_copies import CHATML_BOS, GEMMA_BOS, GEMMA_END_OF_TURN, GEMMA_EOS, LLAMA3_BOS, LLAMA3_END_OF_TURN, LLAMA3_EOS
 from .test_label_scores import forced_logprob
 from .test_llama_teacher import TEXTS
@@ -56,9 +56,7 @@ def test_a_gguf_without_a_chat_template_reads_channel_prompts_and_refuses_chat_o
     teacher = make_teacher(settings)  # loads: the model can read plain text
     frame = build_prompt_frame(items(), CHANNEL_PROMPT["template"], settings, CHANNEL_PROMPT, LABELS)
     run = dict(kind="label_scores", labels=LABELS, generation=CHANNEL_PROMPT, iteration=0)
-    out = annotate(
-        frame, teacher, ResponseCache(tmp_path / "a.sqlite"), **run, max_consecutive_failures=MAX_CONSECUTIVE_FAILURES
-    )
+    out = annotate(frame, teacher, ResponseCache(tmp_path / "a.sqlite"), **run, **annotate_settings())
     probs = [f"prob_{label}" for label in LABELS]
     assert (out["parse_status"] == OK).all() and out[probs].sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
     # The same weights reading the same plain text: SmolLM2's own channel scores.
@@ -67,7 +65,7 @@ def test_a_gguf_without_a_chat_template_reads_channel_prompts_and_refuses_chat_o
         smollm2_teacher,
         ResponseCache(tmp_path / "b.sqlite"),
         **run,
-        max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+        **annotate_settings(),
     )
     assert out[probs].to_numpy() == pytest.approx(smollm2[probs].to_numpy(), abs=1e-6)
 
@@ -97,7 +95,7 @@ def test_a_gguf_without_a_chat_template_reads_channel_prompts_and_refuses_chat_o
             labels=LABELS,
             generation=LABEL,
             iteration=0,
-            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            **annotate_settings(),
         )
     assert refused(str(caught.value), "label"), caught.value
     # And a chat request sent anyway (synthdistill-serve's deferrals) fails with the same reason.
