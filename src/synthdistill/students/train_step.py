@@ -86,8 +86,8 @@ def train_student(
     students.multi_label_training, students.span_files): one student on one label source.
 
     ``frames_of(paths, teacher, **settings, labels=, source=)`` reads the (train, validation) frames,
-    ``settings`` being the student's settings among ``options`` (those choosing its labels; None: the
-    kind has none, and its metadata names none); ``train`` is the kind's trainer, run with ``threads``
+    ``settings`` being the student's settings among ``options``, else the schema's (those choosing its
+    labels; None: the kind has none, and its metadata names none); ``train`` is the kind's trainer, run with ``threads``
     torch threads (``remote_code``: it takes students.*.trust_remote_code). With no training item the
     error says ``why`` none is left. ``name`` names the student in errors; the metadata names the
     labeller (``teacher``, ``prompt``) and is written to ``metadata_path``.
