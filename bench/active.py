@@ -39,7 +39,15 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cascade import FPB, LABELS, REPO, LabelServer, annotate_through_engine, simulated_teacher_labels  # noqa: E402
+from cascade import (
+    FPB,
+    LABELS,
+    REPO,
+    LabelServer,
+    annotate_through_engine,
+    reference_split,
+    simulated_teacher_labels,
+)  # noqa: E402
 
 from synthdistill.students.active import choose, uncertainty  # noqa: E402
 
@@ -156,9 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
     from synthdistill.annotation.embeddings import embed
 
-    frame = pd.read_csv(FPB)
-    frame["id"] = [f"fpb-{i:04d}" for i in range(len(frame))]
-    train_part, test = train_test_split(frame, test_size=0.2, random_state=42, stratify=frame["label"])
+    train_part, test = reference_split()
     validation, pool = train_test_split(
         train_part, train_size=VALIDATION_ITEMS, random_state=42, stratify=train_part["label"]
     )

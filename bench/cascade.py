@@ -51,6 +51,13 @@ VALIDATION_ITEMS, STUDENT_ITEMS = 340, 200
 TARGETS = {"max_deferred 0.2 (the goal's budget)": {"max_deferred": 0.2}, "min_agreement 0.97 (default)": None}
 
 
+def reference_split() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """FPB allagree with ids, split as the reference case (stratified 80/20, seed 42): (train part, test)."""
+    frame = pd.read_csv(FPB)
+    frame["id"] = [f"fpb-{i:04d}" for i in range(len(frame))]
+    return train_test_split(frame, test_size=0.2, random_state=42, stratify=frame["label"])
+
+
 def simulated_teacher_labels(expert: pd.Series, seed: int) -> pd.Series:
     """The expert labels with NOISE of them replaced by one of the other labels, at random."""
     rng = np.random.default_rng(seed)
@@ -189,9 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     from synthdistill.students.inference import predict_frame
     from synthdistill.students.training import train
 
-    frame = pd.read_csv(FPB)
-    frame["id"] = [f"fpb-{i:04d}" for i in range(len(frame))]
-    pool, test = train_test_split(frame, test_size=0.2, random_state=42, stratify=frame["label"])
+    pool, test = reference_split()
     validation, rest = train_test_split(
         pool, train_size=VALIDATION_ITEMS, random_state=args.seed, stratify=pool["label"]
     )
