@@ -41,6 +41,7 @@ scattergather:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
+include: "rules/active.smk"
 include: "rules/review.smk"
 include: "rules/ensemble.smk"
 include: "rules/select.smk"

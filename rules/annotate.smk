@@ -57,7 +57,7 @@ def scatter_position(wildcards):
 # slice of the prompts file. Requests (so cache keys) do not depend on the number of items.
 rule annotate:
     input:
-        rules.build_prompts.output[0],
+        annotated_prompts,
     output:
         "results/annotations/{teacher}/{prompt}/iter{iteration}/{scatteritem}.parquet",
     log:
@@ -94,7 +94,7 @@ localrules:
 
 rule gather_annotations:
     input:
-        prompts=rules.build_prompts.output[0],
+        prompts=annotated_prompts,
         shards=gather.annotate(rules.annotate.output[0], allow_missing=True),
     output:
         "results/annotations/{teacher}/{prompt}/iter{iteration}.parquet",
@@ -111,7 +111,7 @@ rule gather_annotations:
 rule vote:
     input:
         iterations=iteration_files,
-        splits=data_splits(*ANNOTATED_SPLITS),
+        splits=annotated_splits,
     output:
         votes="results/votes/{teacher}/{prompt}.parquet",
         train_csv="results/votes/{teacher}/{prompt}.train.csv",

@@ -2,6 +2,7 @@
 # more than one stage uses. A helper one stage uses sits in that stage's file, above its rule.
 from synthdistill.metrics.costs import student_hardware, teacher_costing
 from synthdistill.settings import (
+    annotate_settings,
     check_config,
     ensemble_settings,
     prompt_iterations,
@@ -27,6 +28,11 @@ ANNOTATED_SPLITS = ["train", "validation", "test"] + (
     [GOLD_DEV_SPLIT] if GOLD_DEV else []
 )
 LEARN_FROM_BEST = config["students_learn_from"] == "best"
+# annotate.strategy active: the train pool is labelled in rounds (rules/active.smk), each teacher ×
+# prompt choosing its own texts with ACTIVE_STUDENT; the annotate jobs then label only those.
+ACTIVE = config["annotate"]["strategy"] == "active"
+ACTIVE_ROUNDS = config["active"]["max_rounds"]
+ACTIVE_STUDENT = config["active"]["student"] or next(iter(config["students"]))
 ENSEMBLES = ensemble_settings(config, TEACHERS, PROMPTS)
 REVIEW = review_settings(config.get("review"))
 # Review scoring settings without the corrections path, so a new corrections file does not rescore
@@ -53,6 +59,7 @@ wildcard_constraints:
     prompt="[A-Za-z0-9_-]+",
     student="[A-Za-z0-9_-]+",
     iteration=r"\d+",
+    round=r"\d+",
 
 
 # Compute nodes often cannot reach the internet: annotate.local keeps LLM calls in the main process.
@@ -93,6 +100,30 @@ def fill(pattern, **wildcards):
 def data_splits(*names):
     """prepare_data's split files, in the order asked."""
     return [rules.prepare_data.output[name] for name in names]
+
+
+def annotated_prompts(wildcards):
+    """The prompts the annotate jobs label: every one, or with annotate.strategy active the chosen
+    train texts and every other split (rules/active.smk)."""
+    if ACTIVE:
+        return fill(
+            rules.active_pool.output.prompts,
+            teacher=wildcards.teacher,
+            prompt=wildcards.prompt,
+        )
+    return rules.build_prompts.output[0]
+
+
+def annotated_splits(wildcards):
+    """The split files a teacher × prompt's vote covers: the train split is the chosen texts when active."""
+    if ACTIVE:
+        train = fill(
+            rules.active_pool.output.train,
+            teacher=wildcards.teacher,
+            prompt=wildcards.prompt,
+        )
+        return [train] + data_splits(*ANNOTATED_SPLITS[1:])
+    return data_splits(*ANNOTATED_SPLITS)
 
 
 def member_iteration_files(teacher, prompt):

@@ -16,6 +16,11 @@ def report_entries():
             ),
             # An ensemble's stats carry its members' summed costs, so it needs none of its own.
             "costing": TEACHER_COSTING.get(t, {}),
+            "active_rounds": (
+                fill(rules.active_pool.output.rounds, teacher=t, prompt=p)
+                if ACTIVE
+                else None
+            ),
         }
         for t, p in labellers()
     ]
@@ -82,6 +87,7 @@ def report_files(entries):
             "onnx_check",
             "summary",
             "curve",
+            "active_rounds",
         )
         and path
     ]

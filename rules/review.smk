@@ -8,6 +8,10 @@ def annotator_files(wildcards):
     whose review scores them)."""
     if not TASK_KIND.supports("crowdlab"):
         return []
+    if (
+        ACTIVE
+    ):  # each teacher × prompt labels its own texts: only its own iterations cover them
+        return iteration_files(wildcards)
     return [
         path for t in TEACHERS for p in PROMPTS for path in member_iteration_files(t, p)
     ]
@@ -16,6 +20,8 @@ def annotator_files(wildcards):
 def annotator_names(wildcards):
     if not TASK_KIND.supports("crowdlab"):
         return []
+    if ACTIVE:
+        return iteration_names(wildcards)
     return [
         name for t in TEACHERS for p in PROMPTS for name in member_iteration_names(t, p)
     ]

@@ -207,6 +207,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         except SynthDistillError as exc:
             raise SynthDistillError(f"prompts.{name}.template: {exc}") from exc
         check_prompt_options(config, name)
+    check_active(config)
     teachers = _selection(config, "teachers")
     for name in teachers:
         settings = config["teachers"][name]
@@ -247,6 +248,24 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         # tags_column: the expert spans of the tokens + BIO tags form (task spans).
         "has_expert_labels": bool(dataset.get("label_column") or dataset.get("tags_column")),
     }
+
+
+def check_active(config: dict[str, Any]) -> None:
+    """annotate.strategy active: settings the rounds cannot work with stop the run before any call."""
+    if (config.get("annotate") or {}).get("strategy", "all") != "active":
+        return
+    active = config.get("active") or {}
+    student = active.get("student")
+    if student is not None and student not in config["students"]:
+        raise SynthDistillError(
+            f"active.student: {student!r} is not a student of this config; write one of {', '.join(config['students'])}"
+        )
+    if config.get("ensembles"):
+        raise SynthDistillError(
+            "ensembles: with annotate.strategy active each teacher × prompt labels the texts its own rounds "
+            "chose, so an ensemble's members would not cover the same texts; remove ensembles or set "
+            "annotate.strategy: all"
+        )
 
 
 def ensemble_settings(config: dict[str, Any], teachers: list[str], prompts: list[str]) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from synthdistill.evaluation.baselines import multi_label_baselines
 from synthdistill.metrics.run_facts import read_json
+from synthdistill.reporting.active import active_section
 from synthdistill.reporting.entries import artifact_rows, write_pages
 from synthdistill.reporting.sections import (
     Section,
@@ -276,6 +277,9 @@ def build(
         for line in [] if evaluated else collapses:  # shown with the quality table when there is one
             trained.text(line)
         sections.append(trained.table(student_table(students)))
+    active = active_section(teachers=teachers)
+    if active:
+        sections.append(active)
     # Costs need every student's benchmark (the benchmark_student rule, task feature costs).
     if students and all(entry.get("benchmark") for entry in students):
         sections.extend(cost_sections(teachers, students, hardware or {}, outputs))

@@ -21,6 +21,7 @@ from synthdistill.evaluation.baselines import trivial_baselines
 from synthdistill.metrics.run_facts import machine, read_json, versions
 from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
+from synthdistill.reporting.active import active_section
 from synthdistill.reporting.feedback import feedback_section, feedback_table
 from synthdistill.reporting.sections import (
     RunFacts,
@@ -186,6 +187,9 @@ def build(
     )
     if feedback:
         sections.insert(-1, feedback_section(feedback=feedback_table(feedback)))
+    active = active_section(teachers=teachers)
+    if active:
+        sections.insert(-1, active)
     intro = INTRO_EVALUATED if evaluated else INTRO_NOT_EVALUATED
     figure_dir = Path(figures["quality"]).parent.relative_to(Path(outputs["markdown"]).parent).as_posix()
     Path(outputs["markdown"]).write_text(

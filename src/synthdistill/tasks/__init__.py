@@ -55,6 +55,8 @@ def _keys_by_feature(config: dict[str, Any]) -> list[tuple[str, str]]:
     for name, prompt in (config.get("prompts") or {}).items():
         if prompt.get("examples"):
             used.append((f"prompts.{name}.examples", "few_shot"))
+    if (config.get("annotate") or {}).get("strategy", "all") != "all":
+        used.append(("annotate.strategy", "active"))
     dataset = config.get("dataset") or {}
     if dataset.get("label_names"):
         used.append(("dataset.label_names", "label_names"))

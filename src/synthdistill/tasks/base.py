@@ -74,6 +74,7 @@ FEATURES = frozenset(
         "costs",  # benchmark_student and the report's cost, break-even and Pareto sections
         "cascade",  # cascade, cascade.feedback
         "learning_curve",
+        "active",  # annotate.strategy: active (the train pool labelled in rounds)
         "stratified_split",  # the splits keep the expert label's shares
         "text_offsets",  # answers point into the text by character: cleaning keeps every offset
     }

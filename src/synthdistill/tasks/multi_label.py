@@ -32,7 +32,7 @@ TASK = Task(
         "expert_answers": "synthdistill.data.multi_label:expert_label_sets",
         "label_counts": "synthdistill.data.multi_label:label_sets_per_label",
     },
-    features=frozenset({"paired_tests", "costs"}),
+    features=frozenset({"paired_tests", "costs", "active"}),
     review_files=("csv", "xlsx", "argilla", "label_studio", "label_studio_config"),
     card=StudentCard(
         "text-classification",

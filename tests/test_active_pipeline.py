@@ -1,0 +1,130 @@
+"""annotate.strategy active in real Snakemake runs: the embedded SmolLM2 teacher labels the rounds the
+MiniLM students choose, through the engine and the response cache, and the rest of the pipeline runs
+on the chosen texts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 3
+ITERATIONS = TINY_CONFIG["self_consistency"]["iterations"]
+ACTIVE = {
+    "annotate": {"strategy": "active"},
+    "active": {"seed_share": 0.2, "round_share": 0.2, "max_rounds": ROUNDS},
+    # One prompt keeps the run short; the rounds do not depend on how many there are.
+    "prompts": {"label": TINY_CONFIG["prompts"]["label"]},
+}
+ROUNDS_DIR = "results/active/smollm2/label"
+
+
+def cache_rows(workdir) -> int:
+    path = workdir / "cache" / "responses.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def active_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("active"), **ACTIVE)
+    snakemake(workdir)
+    return workdir
+
+
+def test_the_rounds_choose_what_the_teacher_is_paid_for_and_nothing_else(active_run):
+    splits = {
+        name: pd.read_parquet(active_run / f"results/data/{name}.parquet") for name in ("train", "validation", "test")
+    }
+    selection = pd.read_parquet(active_run / ROUNDS_DIR / "selection.parquet")
+    pool = len(splits["train"])
+    per_round = max(1, round(0.2 * pool))
+    assert sorted(selection["round"].unique()) == list(range(ROUNDS))
+    assert len(selection) == ROUNDS * per_round and selection["id"].is_unique
+    assert set(selection["id"]) < set(splits["train"]["id"])
+    # Round 0 is the random seed; later rounds took the most uncertain texts their student left.
+    assert (selection.loc[selection["round"] > 0, "query"] == "uncertainty").all()
+    for r in range(1, ROUNDS):
+        scores = pd.read_parquet(active_run / ROUNDS_DIR / f"round{r - 1}/scores.parquet")
+        chosen = selection.loc[selection["round"] == r, "id"]
+        assert (
+            scores.set_index("id").loc[chosen, "uncertainty"].min()
+            >= scores.loc[~scores["id"].isin(chosen), "uncertainty"].max()
+        )
+    # Every call the teacher was paid for: the chosen train texts, validation and test, each iteration.
+    expected = (len(selection) + len(splits["validation"]) + len(splits["test"])) * ITERATIONS
+    assert cache_rows(active_run) == expected
+    votes = pd.read_parquet(active_run / "results/votes/smollm2/label.parquet")
+    assert set(votes.loc[votes["split"] == "train", "id"]) == set(selection["id"])
+    assert (votes["split"] == "test").sum() == len(splits["test"])
+    # The annotate jobs after the rounds found every chosen text's answers already paid for.
+    iteration = pd.read_parquet(active_run / "results/annotations/smollm2/label/iter0.parquet")
+    assert iteration.loc[iteration["split"] != "test", "cached"].all()
+
+
+def test_each_round_leaves_its_choice_its_student_and_its_figures(active_run):
+    rounds = pd.read_csv(active_run / ROUNDS_DIR / "rounds.csv")
+    assert rounds["round"].tolist() == list(range(ROUNDS))
+    assert rounds["texts"].is_monotonic_increasing and rounds["calls"].is_monotonic_increasing
+    for r in range(ROUNDS):
+        figures = json.loads((active_run / ROUNDS_DIR / f"round{r}/round.json").read_text())
+        status = json.loads((active_run / ROUNDS_DIR / f"round{r}/selection.json").read_text())
+        assert 0.0 <= figures["validation_f1_macro"] <= 1.0 and figures["test_f1_macro"] is not None
+        assert status["round"] == r and status["chosen"] == figures["new_texts"]
+        if figures["trained"]:
+            assert (active_run / ROUNDS_DIR / f"round{r}/student/config.json").exists()
+            votes = pd.read_parquet(active_run / ROUNDS_DIR / f"round{r}/labels/votes.parquet")
+            assert (votes["split"] == "train").sum() == figures["texts"]
+    report = (active_run / "results/report/report.md").read_text()
+    assert "## Active distillation" in report
+    assert f"of the {len(pd.read_parquet(active_run / 'results/data/train.parquet'))} train texts" in report
+
+
+def test_a_rerun_plans_nothing_and_rerunning_the_rounds_pays_for_nothing(active_run):
+    assert planned_jobs(active_run) == []
+    rows = cache_rows(active_run)
+    annotations = [f"{ROUNDS_DIR}/round{r}/annotations.parquet" for r in range(ROUNDS)]
+    snakemake(active_run, *annotations, "--forcerun", "active_annotate")
+    assert cache_rows(active_run) == rows
+    for r in range(ROUNDS):
+        assert pd.read_parquet(active_run / ROUNDS_DIR / f"round{r}/annotations.parquet")["cached"].all()
+
+
+def test_a_run_killed_mid_round_resumes_without_paying_twice(tmp_path):
+    workdir = make_workdir(tmp_path, **{**ACTIVE, "active": {**ACTIVE["active"], "max_rounds": 1}})
+    target = f"{ROUNDS_DIR}/rounds.csv"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "2", target],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while cache_rows(workdir) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        paid_before_kill = cache_rows(workdir)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    assert paid_before_kill >= 3, "round 0 never started paying"
+    assert not (workdir / ROUNDS_DIR / "round0/annotations.parquet").exists(), "the kill came after round 0's calls"
+    snakemake(workdir, target)
+    answers = pd.read_parquet(workdir / ROUNDS_DIR / "round0/annotations.parquet")
+    # What was paid before the kill came back from the cache, and nothing else was paid for.
+    assert answers["cached"].sum() >= paid_before_kill
+    assert cache_rows(workdir) == len(answers)
