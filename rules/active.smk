@@ -52,6 +52,7 @@ rule active_select:
         runtime=30,
     params:
         active=lookup(dpath="active", within=config),
+        costing=lambda wildcards: TEACHER_COSTING[wildcards.teacher],
     script:
         "../scripts/active_select.py"
 

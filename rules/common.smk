@@ -10,6 +10,7 @@ from synthdistill.settings import (
 )
 from synthdistill.tasks.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
 from synthdistill.labels.feedback import feedback_pairs
+from synthdistill.students.active_rounds import check_dollar_budget
 from synthdistill.tasks import get_task
 
 RUN = check_config(config)
@@ -49,6 +50,8 @@ TEACHER_COSTING = {
     )
     for t in TEACHERS
 }
+if ACTIVE and config["active"]["max_usd"] is not None:
+    check_dollar_budget(TEACHER_COSTING)
 # Teacher × prompts with served feedback (cascade.feedback): only their students retrain on it.
 FEEDBACK_FILES = config["cascade"]["feedback"]
 FEEDBACK_PAIRS = feedback_pairs(FEEDBACK_FILES)

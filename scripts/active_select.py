@@ -17,6 +17,7 @@ selection, status = select_round(
     pd.read_parquet(snakemake.input.scores) if "scores" in snakemake.input.keys() else None,
     [json.loads(Path(p).read_text()) for p in snakemake.input.figures],
     snakemake.params.active,
+    snakemake.params.costing,
 )
 selection.to_parquet(snakemake.output.selection, index=False)
 Path(snakemake.output.status).write_text(json.dumps(status, indent=2) + "\n")

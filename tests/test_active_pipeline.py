@@ -123,8 +123,38 @@ def test_a_run_killed_mid_round_resumes_without_paying_twice(tmp_path):
         process.wait()
     assert paid_before_kill >= 3, "round 0 never started paying"
     assert not (workdir / ROUNDS_DIR / "round0/annotations.parquet").exists(), "the kill came after round 0's calls"
-    snakemake(workdir, target)
+    # What a user does after a kill: release Snakemake's lock, then run again.
+    snakemake(workdir, "--unlock", target)
+    snakemake(workdir, target, "--rerun-incomplete")
     answers = pd.read_parquet(workdir / ROUNDS_DIR / "round0/annotations.parquet")
     # What was paid before the kill came back from the cache, and nothing else was paid for.
     assert answers["cached"].sum() >= paid_before_kill
     assert cache_rows(workdir) == len(answers)
+
+
+def test_multi_label_rounds_choose_by_the_mean_uncertainty_over_labels(tmp_path):
+    from .conftest import copy_workflow
+    from .pipeline_helpers import write_config
+    from .test_multi_label_pipeline import CONFIG
+
+    workdir = copy_workflow(tmp_path)
+    config = {**CONFIG, **ACTIVE, "prompts": CONFIG["prompts"], "active": {**ACTIVE["active"], "max_rounds": 2}}
+    write_config(workdir / "config" / "config.yaml", config)
+    snakemake(workdir, "results/active/smollm2/labels_json/rounds.csv")
+    rounds_dir = workdir / "results/active/smollm2/labels_json"
+    selection = pd.read_parquet(rounds_dir / "selection.parquet")
+    scores = pd.read_parquet(rounds_dir / "round0/scores.parquet")
+    labels = CONFIG["labels"]
+    # Each label a yes/no question: the text's uncertainty is the mean of 1 - |p - (1 - p)| over labels.
+    probabilities = scores[[f"prob_{label}" for label in labels]].to_numpy()
+    assert scores["uncertainty"].to_numpy() == pytest.approx((1 - abs(2 * probabilities - 1)).mean(axis=1), abs=1e-6)
+    chosen = selection.loc[selection["round"] == 1, "id"]
+    assert (
+        len(chosen)
+        and scores.set_index("id").loc[chosen, "uncertainty"].min()
+        >= scores.loc[~scores["id"].isin(chosen), "uncertainty"].max()
+    )
+    validation = pd.read_parquet(workdir / "results/data/validation.parquet")
+    assert cache_rows(workdir) == (len(selection) + len(validation)) * CONFIG["self_consistency"]["iterations"]
+    votes = pd.read_parquet(rounds_dir / "round1/labels/votes.parquet")
+    assert set(votes.loc[votes["split"] == "train", "id"]) == set(selection["id"])

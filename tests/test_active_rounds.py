@@ -15,6 +15,7 @@ from synthdistill.students.active_rounds import (
     SELECTION_COLUMNS,
     active_prompts,
     annotate_round,
+    check_dollar_budget,
     round_prompts,
     rounds_table,
     select_round,
@@ -69,6 +70,29 @@ def test_the_budget_caps_a_round_and_then_stops_the_rounds():
     chosen = pd.concat([seed, capped])
     after, status = select_round(2, pool(), chosen, scores, [trained(0, 0.5), trained(1, 0.6)], settings)
     assert after.empty and status["stopped"].startswith("budget spent: 7 texts")
+
+
+PRICED = {"basis": "tokens", "price": {"input_per_1m_tokens": 1e6, "output_per_1m_tokens": 0.0}}
+
+
+def test_a_dollar_budget_buys_what_is_left_at_the_cost_per_text_so_far_then_stops():
+    settings = {**SETTINGS, "max_usd": 100.0}
+    seed, _ = select_round(0, pool(), NONE_CHOSEN, None, [], settings, PRICED)
+    assert len(seed) == 5  # round 0 runs whatever the budget: nothing is known of the cost yet
+    scores = pd.DataFrame({"id": pool()["id"], "uncertainty": 0.5})
+    # Round 0 paid $60 (60 input tokens at $1 each) for 5 texts: $12 a text, so $40 buys 3.
+    paid = [{**trained(0, 0.5), "annotation": {"answers": 6, "input_tokens": 60, "output_tokens": 6}}]
+    capped, _ = select_round(1, pool(), seed, scores, paid, settings, PRICED)
+    assert len(capped) == 3
+    spent = [*paid, {**trained(1, 0.6), "annotation": {"answers": 4, "input_tokens": 40, "output_tokens": 4}}]
+    after, status = select_round(2, pool(), pd.concat([seed, capped]), scores, spent, settings, PRICED)
+    assert after.empty and status["stopped"] == "budget spent: $100 paid, active.max_usd is 100"
+
+
+def test_a_dollar_budget_with_an_unpriced_teacher_is_refused_before_any_call():
+    with pytest.raises(SynthDistillError, match="teacher gpt's calls are not priced.*teachers.gpt.price"):
+        check_dollar_budget({"cheap": PRICED, "gpt": {"basis": "tokens", "price": None}})
+    check_dollar_budget({"cheap": PRICED})
 
 
 def test_the_stopping_rule_reads_only_rounds_that_trained():
@@ -150,8 +174,7 @@ def test_the_rounds_table_adds_up_what_was_paid_and_the_report_says_what_was_sav
     assert table["pool_share"].tolist() == [0.1, 0.2, 0.2]
     path = tmp_path / "rounds.csv"
     table.to_csv(path, index=False)
-    costing = {"basis": "tokens", "price": {"input_per_1m_tokens": 1e6, "output_per_1m_tokens": 0.0}}
-    section = active_section(teachers=[{"teacher": "t", "prompt": "p", "active_rounds": str(path), "costing": costing}])
+    section = active_section(teachers=[{"teacher": "t", "prompt": "p", "active_rounds": str(path), "costing": PRICED}])
     text = " ".join(value for kind, value in section.blocks if kind == "text")
     # 32 of the 40 texts were never asked, at 2 calls each; $280 for 28 calls is $10 per call.
     assert "labelled 8 of the 40 train texts (20%) in 2 trained round(s); the rounds stopped after round 1" in text

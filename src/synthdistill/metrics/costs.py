@@ -270,6 +270,18 @@ def teacher_totals(annotation: dict[str, Any], costing: dict[str, Any]) -> dict[
     return out
 
 
+def annotations_usd(annotations: list[dict[str, Any]], costing: dict[str, Any]) -> float | None:
+    """Dollars for every call in ``annotations`` (annotation stats, e.g. one per active round), costed
+    as teacher_totals costs a whole annotation (tokens × price, or busy time × hardware); None: not priced."""
+    total = {
+        key: sum(a.get(key) or 0 for a in annotations)
+        for key in ("answers", "input_tokens", "output_tokens", "compute_s")
+    }
+    total["iterations"] = max([a.get("iterations") or 1 for a in annotations], default=1)
+    total["compute_source"] = "busy-time shares measured when each answer was paid for"
+    return teacher_totals(total, costing)["usd"] if costing else None
+
+
 def _per_1m(total: float | None, items: int) -> float | None:
     return total / items * 1e6 if total is not None else None
 

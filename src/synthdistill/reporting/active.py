@@ -8,21 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.metrics.costs import teacher_totals
+from synthdistill.metrics.costs import annotations_usd
 from synthdistill.reporting.sections import Section, format_value
 
 
 def _spent(row: pd.Series, costing: dict[str, Any]) -> float | None:
-    """Dollars for the calls made up to this round, costed as the teacher's whole annotation is."""
-    annotation = {
-        "answers": int(row["calls"]),
-        "input_tokens": int(row["input_tokens"]),
-        "output_tokens": int(row["output_tokens"]),
-        "compute_s": float(row["compute_s"]),
-        "iterations": int(row["iterations"]),
-        "compute_source": "busy-time shares measured when each answer was paid for",
-    }
-    return teacher_totals(annotation, costing)["usd"] if costing else None
+    """Dollars for the calls made up to this round (the rounds table's cumulative figures)."""
+    totals = {key: row[key] for key in ("input_tokens", "output_tokens", "compute_s", "iterations")}
+    return annotations_usd([{**totals, "answers": int(row["calls"])}], costing)
 
 
 def rounds_frame(teachers: list[dict[str, Any]]) -> pd.DataFrame:

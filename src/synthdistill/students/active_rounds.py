@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from synthdistill import SynthDistillError
+from synthdistill.metrics.costs import annotations_usd
 from synthdistill.students.active import choose, stopped_after, uncertainty
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,47 @@ def round_size(round_number: int, pool_size: int, settings: dict[str, Any]) -> i
     return max(1, int(round(share * pool_size)))
 
 
-def why_stopped(labelled: int, history: list[dict[str, Any]], pool_left: int, settings: dict[str, Any]) -> str | None:
-    """Why no more texts are labelled (None: go on): the budget, the stopping rule, an empty pool."""
+def dollar_budget_left(
+    history: list[dict[str, Any]], settings: dict[str, Any], costing: dict[str, Any] | None
+) -> float | None:
+    """active.max_usd minus what the rounds so far cost (None: no dollar budget)."""
+    if settings.get("max_usd") is None:
+        return None
+    spent = annotations_usd([h["annotation"] for h in history if h.get("annotation")], costing or {})
+    if spent is None:
+        raise SynthDistillError(
+            "active.max_usd: this teacher's calls are not priced (give teachers.<name>.price, or a "
+            "price_per_hour_usd for a self-hosted teacher's hardware), so a dollar budget cannot be kept"
+        )
+    return float(settings["max_usd"]) - spent
+
+
+def check_dollar_budget(costings: dict[str, dict[str, Any]]) -> None:
+    """active.max_usd needs every teacher's calls priced: checked before round 0 pays anything."""
+    probe = [{"answers": 1, "input_tokens": 1, "output_tokens": 1, "compute_s": 1.0}]
+    for name, costing in costings.items():
+        if annotations_usd(probe, costing) is None:
+            raise SynthDistillError(
+                f"active.max_usd: teacher {name}'s calls are not priced (give teachers.{name}.price, or a "
+                "price_per_hour_usd for a self-hosted teacher's hardware), so a dollar budget cannot be kept"
+            )
+
+
+def why_stopped(
+    labelled: int,
+    history: list[dict[str, Any]],
+    pool_left: int,
+    settings: dict[str, Any],
+    dollars_left: float | None = None,
+) -> str | None:
+    """Why no more texts are labelled (None: go on): a budget, the stopping rule, an empty pool."""
     budget = settings["max_texts"]
     if budget is not None and labelled >= budget:
         return f"budget spent: {labelled} texts labelled, active.max_texts is {budget}"
+    if dollars_left is not None and dollars_left <= 0:
+        return (
+            f"budget spent: ${settings['max_usd'] - dollars_left:.4g} paid, active.max_usd is {settings['max_usd']:g}"
+        )
     trained = [h for h in history if h["trained"]]
     after = stopped_after(
         [h["validation_f1_macro"] for h in trained], min_gain=settings["min_gain"], patience=settings["patience"]
@@ -68,21 +105,32 @@ def select_round(
     scores: pd.DataFrame | None,
     history: list[dict[str, Any]],
     settings: dict[str, Any],
+    costing: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(the texts round ``round_number`` labels, with why, and the round's status).
 
     ``chosen``: the selections of the rounds before; ``scores``: the previous round's student's
-    uncertainty per pool text (None for round 0); ``history``: the rounds' round.json before this one.
+    uncertainty per pool text (None for round 0); ``history``: the rounds' round.json before this one;
+    ``costing``: how the teacher is costed (metrics.costs.teacher_costing), for active.max_usd.
     """
     pool = train.loc[~train["id"].isin(chosen["id"])].reset_index(drop=True)
     status: dict[str, Any] = {"round": round_number, "pool": len(train), "labelled_before": len(chosen)}
-    stopped = why_stopped(len(chosen), history, len(pool), settings)
+    dollars_left = dollar_budget_left(history, settings, costing)
+    stopped = why_stopped(len(chosen), history, len(pool), settings, dollars_left)
     if stopped:
         log.info("round %d chooses nothing: %s", round_number, stopped)
         return pd.DataFrame(columns=SELECTION_COLUMNS), {**status, "chosen": 0, "stopped": stopped}
     size = round_size(round_number, len(train), settings)
     if settings["max_texts"] is not None:
         size = min(size, settings["max_texts"] - len(chosen))
+    if dollars_left is not None and len(chosen):
+        # What a train text cost so far (round 0's validation calls counted in: an overestimate).
+        per_text = (float(settings["max_usd"]) - dollars_left) / max(1, len(chosen))
+        if per_text > 0:
+            size = min(size, int(dollars_left // per_text))
+        if size <= 0:
+            why = f"budget: ${dollars_left:.4g} left of active.max_usd, less than a text costs (${per_text:.4g})"
+            return pd.DataFrame(columns=SELECTION_COLUMNS), {**status, "chosen": 0, "stopped": why}
     size = min(size, len(pool))
     rng = np.random.default_rng([settings["seed"], round_number])
     if round_number == 0:
@@ -159,11 +207,15 @@ def annotate_round(
 
 
 def agreement_f1(truth: pd.Series, predicted: pd.Series, labels: list[str], multi_label: bool) -> float:
-    """F1 macro of ``predicted`` against ``truth`` (teacher votes or expert labels), as the test scores."""
-    if multi_label:
-        from synthdistill.evaluation.multi_label_metrics import score_label_sets
+    """F1 macro of ``predicted`` against ``truth`` (teacher votes or expert labels); a multi_label answer
+    is a JSON label set, scored label by label."""
+    from sklearn.metrics import f1_score
 
-        return float(score_label_sets(truth, predicted, labels)["f1_macro"])
+    if multi_label:
+        from synthdistill.tasks.multi_label import indicator_matrix
+
+        truth_matrix, predicted_matrix = indicator_matrix(truth, labels), indicator_matrix(predicted, labels)
+        return float(f1_score(truth_matrix, predicted_matrix, average="macro", zero_division=0))
     from synthdistill.metrics.single_label import score
 
     return float(score(truth, predicted, labels)["f1_macro"])
@@ -207,7 +259,6 @@ def train_round(
     scores); ``split_paths``: train, validation and test.
     """
     from synthdistill.labels.vote_files import annotation_stats
-    from synthdistill.students.inference import predict_frame
     from synthdistill.tasks import MULTI_LABEL, get_task
 
     selections = [pd.read_parquet(p) for p in selection_paths]
@@ -217,27 +268,11 @@ def train_round(
         pass_on(json.loads(Path(previous[0]).read_text()), round_number, outputs, previous[1])
         return {}
     annotations = [pd.read_parquet(p) for p in annotation_paths]
-    answered = pd.concat([a for a in annotations if len(a)], ignore_index=True)
-    labels_dir = Path(outputs["votes"]).parent
-    labels_dir.mkdir(parents=True, exist_ok=True)
-    iteration_paths = []
-    for number, frame in answered.groupby("iteration", sort=True):
-        path = labels_dir / f"iter{number}.parquet"
-        frame.drop(columns="iteration").to_parquet(path, index=False)
-        iteration_paths.append(str(path))
     chosen_ids = pd.concat([s["id"] for s in selections], ignore_index=True)
     train = pd.read_parquet(split_paths["train"])
-    labelled_path = labels_dir / "train.parquet"
-    train.loc[train["id"].isin(chosen_ids)].to_parquet(labelled_path, index=False)
-    task_kind = get_task(task)
-    task_kind.step("vote")(
-        iteration_paths=iteration_paths,
-        split_paths=[str(labelled_path), split_paths["validation"]],
-        labels=labels,
-        settings=vote_settings,
-        outputs={key: outputs[key] for key in ("votes", "train_csv", "stats")},
-    )
-    task_kind.step("train_student")(
+    labelled = train.loc[train["id"].isin(chosen_ids)]
+    vote_labelled(annotations, labelled, split_paths["validation"], task, labels, vote_settings, outputs)
+    get_task(task).step("train_student")(
         [outputs["votes"]],
         teacher=teacher,
         prompt=prompt,
@@ -249,10 +284,7 @@ def train_round(
         name=student_name,
     )
     multi_label = task == MULTI_LABEL
-    max_length = student["max_length"]
-    votes = pd.read_parquet(outputs["votes"])
-    validation = votes.loc[(votes["split"] == "validation") & votes["label"].notna()]
-    figures: dict[str, Any] = {
+    figures = {
         "round": round_number,
         "trained": True,
         "student_of_round": round_number,
@@ -260,23 +292,13 @@ def train_round(
         "texts": int(len(chosen_ids)),
         "new_texts": int(len(selections[-1])),
         # Round 0's calls include the validation split, labelled once for every round's student.
-        "annotation": annotation_stats([a for a in annotations[-1:] if len(a)] or [answered.iloc[:0]]),
-        "validation_items": int(len(validation)),
-        "validation_f1_macro": _f1_of(outputs["model"], validation, "label", labels, multi_label, max_length),
-        "test_f1_macro": None,
+        "annotation": annotation_stats([frame for _, frame in annotations[-1].groupby("iteration", sort=True)]),
+        **student_figures(outputs, split_paths["test"], labels, multi_label, student["max_length"]),
     }
-    test = pd.read_parquet(split_paths["test"])
-    if "expert_label" in test and test["expert_label"].notna().any():
-        expert = test.loc[test["expert_label"].notna()]
-        figures["test_f1_macro"] = _f1_of(outputs["model"], expert, "expert_label", labels, multi_label, max_length)
-        figures["test_items"] = int(len(expert))
     pool = train.loc[~train["id"].isin(chosen_ids)]
-    scores = pd.DataFrame({"id": pool["id"].to_numpy(), "uncertainty": np.zeros(len(pool))})
-    if len(pool):
-        predicted = predict_frame(outputs["model"], pool, max_length)
-        probabilities = predicted[[f"prob_{label}" for label in labels]].to_numpy()
-        scores = predicted.assign(uncertainty=uncertainty(probabilities, measure=measure, multi_label=multi_label))
-    scores.to_parquet(outputs["scores"], index=False)
+    pool_scores(outputs["model"], pool, labels, measure, multi_label, student["max_length"]).to_parquet(
+        outputs["scores"], index=False
+    )
     Path(outputs["figures"]).write_text(json.dumps(figures, indent=2) + "\n")
     log.info(
         "round %d: %d texts labelled, validation F1 macro against the teacher %.3f",
@@ -285,6 +307,71 @@ def train_round(
         figures["validation_f1_macro"],
     )
     return figures
+
+
+def vote_labelled(
+    annotations: list[pd.DataFrame],
+    labelled: pd.DataFrame,
+    validation_path: str,
+    task: str,
+    labels: list[str],
+    vote_settings: dict[str, Any],
+    outputs: dict[str, str],
+) -> None:
+    """The run's vote over every answer so far (the labelled train texts and validation), written as the
+    vote job writes it, with the iteration files and the train split it read, into the round's labels/."""
+    from synthdistill.tasks import get_task
+
+    answered = pd.concat([a for a in annotations if len(a)], ignore_index=True)
+    labels_dir = Path(outputs["votes"]).parent
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    iteration_paths = []
+    for number, frame in answered.groupby("iteration", sort=True):
+        path = labels_dir / f"iter{number}.parquet"
+        frame.drop(columns="iteration").to_parquet(path, index=False)
+        iteration_paths.append(str(path))
+    labelled_path = labels_dir / "train.parquet"
+    labelled.to_parquet(labelled_path, index=False)
+    get_task(task).step("vote")(
+        iteration_paths=iteration_paths,
+        split_paths=[str(labelled_path), validation_path],
+        labels=labels,
+        settings=vote_settings,
+        outputs={key: outputs[key] for key in ("votes", "train_csv", "stats")},
+    )
+
+
+def student_figures(
+    outputs: dict[str, str], test_path: str, labels: list[str], multi_label: bool, max_length: int
+) -> dict[str, Any]:
+    """The round student's F1 macro against the teacher's votes on validation and, where the test split
+    has expert labels, against them."""
+    votes = pd.read_parquet(outputs["votes"])
+    validation = votes.loc[(votes["split"] == "validation") & votes["label"].notna()]
+    figures: dict[str, Any] = {
+        "validation_items": int(len(validation)),
+        "validation_f1_macro": _f1_of(outputs["model"], validation, "label", labels, multi_label, max_length),
+        "test_f1_macro": None,
+    }
+    test = pd.read_parquet(test_path)
+    if "expert_label" in test and test["expert_label"].notna().any():
+        expert = test.loc[test["expert_label"].notna()]
+        figures["test_f1_macro"] = _f1_of(outputs["model"], expert, "expert_label", labels, multi_label, max_length)
+        figures["test_items"] = int(len(expert))
+    return figures
+
+
+def pool_scores(
+    model_dir: str, pool: pd.DataFrame, labels: list[str], measure: str, multi_label: bool, max_length: int
+) -> pd.DataFrame:
+    """The round student's probabilities and uncertainty for every text still in the pool."""
+    from synthdistill.students.inference import predict_frame
+
+    if pool.empty:
+        return pd.DataFrame({"id": pd.Series(dtype=object), "uncertainty": pd.Series(dtype=float)})
+    predicted = predict_frame(model_dir, pool, max_length)
+    probabilities = predicted[[f"prob_{label}" for label in labels]].to_numpy()
+    return predicted.assign(uncertainty=uncertainty(probabilities, measure=measure, multi_label=multi_label))
 
 
 def _f1_of(
