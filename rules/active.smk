@@ -5,8 +5,6 @@
 # active_pool then hands annotate, gather_annotations and vote the chosen train texts and every other
 # split: their calls are all in the cache already, and everything after the vote runs as usual.
 
-ACTIVE_DIR = "results/active/{teacher}/{prompt}"
-
 
 def active_rounds_before(wildcards, pattern, last):
     """``pattern`` filled for rounds 0 .. last - 1 of this teacher × prompt."""
@@ -39,8 +37,8 @@ rule active_select:
         unpack(active_select_inputs),
         train=rules.prepare_data.output.train,
     output:
-        selection=ACTIVE_DIR + "/round{round}/selection.parquet",
-        status=ACTIVE_DIR + "/round{round}/selection.json",
+        selection="results/active/{teacher}/{prompt}/round{round}/selection.parquet",
+        status="results/active/{teacher}/{prompt}/round{round}/selection.json",
     log:
         "logs/active_select/{teacher}/{prompt}/round{round}.log",
     benchmark:
@@ -64,7 +62,7 @@ rule active_annotate:
         prompts=rules.build_prompts.output[0],
         selection=rules.active_select.output.selection,
     output:
-        ACTIVE_DIR + "/round{round}/annotations.parquet",
+        "results/active/{teacher}/{prompt}/round{round}/annotations.parquet",
     log:
         "logs/active_annotate/{teacher}/{prompt}/round{round}.log",
     benchmark:
@@ -112,11 +110,11 @@ rule active_train:
         unpack(active_train_inputs),
         splits=data_splits("train", "validation", "test"),
     output:
-        model=directory(ACTIVE_DIR + "/round{round}/student"),
-        metadata=ACTIVE_DIR + "/round{round}/student.json",
-        labels=directory(ACTIVE_DIR + "/round{round}/labels"),
-        scores=ACTIVE_DIR + "/round{round}/scores.parquet",
-        figures=ACTIVE_DIR + "/round{round}/round.json",
+        model=directory("results/active/{teacher}/{prompt}/round{round}/student"),
+        metadata="results/active/{teacher}/{prompt}/round{round}/student.json",
+        labels=directory("results/active/{teacher}/{prompt}/round{round}/labels"),
+        scores="results/active/{teacher}/{prompt}/round{round}/scores.parquet",
+        figures="results/active/{teacher}/{prompt}/round{round}/round.json",
     log:
         "logs/active_train/{teacher}/{prompt}/round{round}.log",
     benchmark:
@@ -156,10 +154,10 @@ rule active_pool:
         prompts=rules.build_prompts.output[0],
         train=rules.prepare_data.output.train,
     output:
-        prompts=ACTIVE_DIR + "/prompts.parquet",
-        train=ACTIVE_DIR + "/train.parquet",
-        selection=ACTIVE_DIR + "/selection.parquet",
-        rounds=ACTIVE_DIR + "/rounds.csv",
+        prompts="results/active/{teacher}/{prompt}/prompts.parquet",
+        train="results/active/{teacher}/{prompt}/train.parquet",
+        selection="results/active/{teacher}/{prompt}/selection.parquet",
+        rounds="results/active/{teacher}/{prompt}/rounds.csv",
     log:
         "logs/active_pool/{teacher}/{prompt}.log",
     benchmark:
