@@ -70,6 +70,7 @@ if config["annotate"]["local"]:
 
     localrules:
         annotate,
+        active_annotate,
 
 
 def labellers():
