@@ -49,7 +49,12 @@ rule active_select:
         mem_mb=4000,
         runtime=30,
     params:
-        active=lookup(dpath="active", within=config),
+        # Not max_rounds or student (active_train's): raising max_rounds adds rounds, the others stand.
+        active={
+            k: v
+            for k, v in config["active"].items()
+            if k not in ("max_rounds", "student")
+        },
         costing=lambda wildcards: TEACHER_COSTING[wildcards.teacher],
     script:
         "../scripts/active_select.py"

@@ -15,7 +15,8 @@ import time
 import pandas as pd
 import pytest
 
-from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, snakemake
+from .conftest import copy_workflow
+from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -93,6 +94,14 @@ def test_each_round_leaves_its_choice_its_student_and_its_figures(active_run):
     assert f"of the {len(pd.read_parquet(active_run / 'results/data/train.parquet'))} train texts" in report
 
 
+def test_raising_max_rounds_plans_the_new_round_and_reruns_none_before_it(active_run, tmp_path):
+    more = write_config(tmp_path / "more.yaml", {"active": {**ACTIVE["active"], "max_rounds": ROUNDS + 1}})
+    jobs = planned_jobs(active_run, "--configfile", str(more))
+    rounds = {wildcards["round"] for rule, wildcards in jobs if "round" in wildcards}
+    assert rounds == {str(ROUNDS)}
+    assert {"active_select", "active_annotate", "active_train", "active_pool"} <= {rule for rule, _ in jobs}
+
+
 def test_a_rerun_plans_nothing_and_rerunning_the_rounds_pays_for_nothing(active_run):
     assert planned_jobs(active_run) == []
     rows = cache_rows(active_run)
@@ -133,8 +142,6 @@ def test_a_run_killed_mid_round_resumes_without_paying_twice(tmp_path):
 
 
 def test_multi_label_rounds_choose_by_the_mean_uncertainty_over_labels(tmp_path):
-    from .conftest import copy_workflow
-    from .pipeline_helpers import write_config
     from .test_multi_label_pipeline import CONFIG
 
     workdir = copy_workflow(tmp_path)

@@ -179,6 +179,21 @@ def test_the_rounds_table_adds_up_what_was_paid_and_the_report_says_what_was_sav
     # 32 of the 40 texts were never asked, at 2 calls each; $280 for 28 calls is $10 per call.
     assert "labelled 8 of the 40 train texts (20%) in 2 trained round(s); the rounds stopped after round 1" in text
     assert "64 more calls (about $640" in text
+    # The student's fixed cost ($300) grows by the $640 not spent: at $10 saved per text, 94 texts, not 30.
+    breaks = pd.DataFrame(
+        {
+            "student": ["minilm"],
+            "teacher_prompt": ["t/p"],
+            "fixed_usd": [300.0],
+            "teacher_usd_per_1m_texts": [12e6],
+            "student_usd_per_1m_texts": [2e6],
+            "break_even_texts": [30],
+        }
+    )
+    entry = {"teacher": "t", "prompt": "p", "active_rounds": str(path), "costing": PRICED}
+    with_breaks = active_section(teachers=[entry], breaks=breaks)
+    lines = [value for kind, value in with_breaks.blocks if kind == "text"]
+    assert "minilm: pays for itself after 30 texts; with every train text labelled it would have after 94." in lines
     shown = next(value for kind, value in section.blocks if kind == "table")
     assert shown["$ so far"].tolist() == ["200.0", "280.0", "280.0"]
     assert active_section(teachers=[{"teacher": "t", "prompt": "p", "active_rounds": None}]) is None

@@ -210,3 +210,49 @@ def test_channel_scores_read_the_same_tokens_as_llama_cpp_and_rank_the_labels_al
         # Float weights here, llama.cpp's quantized kernels there: close, not equal, and the same order.
         assert np.allclose(mine, reference, atol=2.0)
         assert np.argmax(mine) == np.argmax(reference)
+
+
+def gguf_settings(path) -> dict:
+    return {"backend": "transformers", "model": str(path.parent), "gguf_file": path.name, "batch_size": 3}
+
+
+def test_a_model_without_a_chat_template_reads_channel_prompts_and_refuses_chat_ones(
+    no_template_gguf, teacher, tmp_path, monkeypatch
+):
+    from synthdistill import SynthDistillError
+    from synthdistill.annotation.prompt_files import build_prompt_frame
+
+    monkeypatch.chdir(REPO)
+    settings = gguf_settings(no_template_gguf)
+    base = make_teacher(settings)  # loads: the model can read plain text
+    items = pd.DataFrame({"id": ["up", "down"], "split": ["train", "train"], "text": TEXTS[:2]})
+    channel = {"kind": "label_scores", "template": "config/prompts/label_channel.txt", "direction": "channel"}
+    frame = build_prompt_frame(items, channel["template"], settings, channel, LABELS)
+    run = dict(kind="label_scores", labels=LABELS, generation=channel, iteration=0, **annotate_settings())
+    ours = annotate(frame, base, ResponseCache(tmp_path / "a.sqlite"), **run)
+    # The same weights reading the same plain text: the templated model's own channel scores.
+    theirs = annotate(frame, teacher, ResponseCache(tmp_path / "b.sqlite"), **run)
+    probs = [f"prob_{label}" for label in LABELS]
+    assert ours[probs].to_numpy() == pytest.approx(theirs[probs].to_numpy(), abs=1e-5)
+    for kind in ("label", "cot_json"):
+        prompt = {"kind": kind, "template": f"config/prompts/{kind}.txt"}
+        with pytest.raises(SynthDistillError, match=f"{no_template_gguf.name}.*has no chat template.*a {kind} prompt"):
+            build_prompt_frame(items, prompt["template"], settings, prompt, LABELS)
+    with pytest.raises(SynthDistillError, match="has no chat template"):
+        base.complete(request(QUESTIONS[0]))
+
+
+def test_label_sequences_end_with_the_templates_end_of_turn_token(gemma_gguf, teacher):
+    from .gguf_copies import GEMMA_END_OF_TURN, GEMMA_EOS
+
+    # SmolLM2 closes its turns with <|im_end|> (id 2), which is also its EOS.
+    assert teacher.end_of_turn == [2]
+    gemma = make_teacher(gguf_settings(gemma_gguf))
+    # The Gemma-templated copy: <end_of_turn>, not its <eos>; generation stops at either.
+    assert gemma.tokenizer.eos_token_id == GEMMA_EOS
+    assert gemma.end_of_turn == [GEMMA_END_OF_TURN]
+    assert {GEMMA_END_OF_TURN, GEMMA_EOS} <= gemma.eos_ids
+    spellings = gemma._labels.sequences(LABELS)
+    assert all(sequence[-1] == GEMMA_END_OF_TURN for label in LABELS for sequence in spellings[label])
+    scoring = Request(chat(QUESTIONS[0]), 1, 0.0, 1.0, None, score_labels=LABELS, label_scoring="sequence")
+    assert set(gemma.complete(scoring).extra["label_logprobs"]) == set(LABELS)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.metrics.costs import annotations_usd
+from synthdistill.metrics.costs import annotations_usd, break_even
 from synthdistill.reporting.sections import Section, format_value
 
 
@@ -31,24 +31,49 @@ def rounds_frame(teachers: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def saved(rounds: pd.DataFrame) -> tuple[int, float | None]:
+    """The calls labelling the rest of the train pool would have taken, and their dollars at this run's
+    cost per call (None: not priced)."""
+    last = rounds.iloc[-1]
+    calls = int((last["pool_texts"] - last["texts"]) * last["iterations"])
+    per_call = last["usd"] / last["calls"] if pd.notna(last["usd"]) and last["calls"] else None
+    return calls, None if per_call is None else calls * per_call
+
+
 def saving_line(rounds: pd.DataFrame) -> str:
     """What one labeller's rounds labelled, and the calls and dollars they did not spend."""
     last = rounds.iloc[-1]
     pool = int(last["pool_texts"])
-    saved_calls = int((pool - last["texts"]) * last["iterations"])
-    per_call = last["usd"] / last["calls"] if pd.notna(last["usd"]) and last["calls"] else None
-    saved_usd = f" (about ${format_value(saved_calls * per_call)} at this run's cost per call)" if per_call else ""
+    calls, usd = saved(rounds)
+    saved_usd = f" (about ${format_value(usd)} at this run's cost per call)" if usd else ""
     stopped = "" if bool(last["trained"]) else f"; the rounds stopped after round {int(last['student_of_round'])}"
     return (
         f"{last['labeller']}: the teacher labelled {int(last['texts']):,} of the {pool:,} train texts "
         f"({last['texts'] / pool:.0%}) in {int(rounds['trained'].sum())} trained round(s){stopped}. Labelling "
-        f"every train text would have taken {saved_calls:,} more calls{saved_usd}. The students after the rounds "
+        f"every train text would have taken {calls:,} more calls{saved_usd}. The students after the rounds "
         "learned from these texts, and the decision's break-even counts only what was paid."
     )
 
 
-def active_section(*, teachers: list[dict[str, Any]]) -> Section | None:
-    """The section, or None when no labeller ran active rounds."""
+def break_even_lines(rounds: pd.DataFrame, breaks: pd.DataFrame) -> list[str]:
+    """Per student of this labeller: its break-even, and where labelling the whole pool would have put it."""
+    _, usd = saved(rounds)
+    lines = []
+    for _, row in breaks.loc[breaks["teacher_prompt"] == rounds.iloc[0]["labeller"]].iterrows():
+        if usd is None or pd.isna(row["fixed_usd"]) or pd.isna(row["break_even_texts"]):
+            continue
+        per_text = [row[f"{who}_usd_per_1m_texts"] / 1e6 for who in ("teacher", "student")]
+        whole = break_even(row["fixed_usd"] + usd, *per_text)["texts"]
+        lines.append(
+            f"{row['student']}: pays for itself after {int(row['break_even_texts']):,} texts; with every train "
+            f"text labelled it would have after {whole:,}."
+        )
+    return lines
+
+
+def active_section(*, teachers: list[dict[str, Any]], breaks: pd.DataFrame | None = None) -> Section | None:
+    """The section, or None when no labeller ran active rounds; ``breaks`` (the break-even table) adds
+    where each student would have broken even with the whole pool labelled."""
     rounds = rounds_frame(teachers)
     if rounds.empty:
         return None
@@ -63,6 +88,8 @@ def active_section(*, teachers: list[dict[str, Any]]) -> Section | None:
     )
     for _, labeller in rounds.groupby("labeller", sort=False):
         section.text(saving_line(labeller))
+        for line in break_even_lines(labeller, breaks) if breaks is not None and len(breaks) else []:
+            section.text(line)
     shown = rounds.assign(
         student=[
             "trained" if trained else f"round {int(of)}'s"

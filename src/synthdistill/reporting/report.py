@@ -187,7 +187,7 @@ def build(
     )
     if feedback:
         sections.insert(-1, feedback_section(feedback=feedback_table(feedback)))
-    active = active_section(teachers=teachers)
+    active = active_section(teachers=teachers, breaks=tables.break_even)
     if active:
         sections.insert(-1, active)
     intro = INTRO_EVALUATED if evaluated else INTRO_NOT_EVALUATED

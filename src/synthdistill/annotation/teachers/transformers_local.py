@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from synthdistill import SynthDistillError
+from synthdistill.annotation.channel import is_channel
 from synthdistill.annotation.teachers.base import (
     CHANNEL,
     Completion,
@@ -33,6 +34,11 @@ from synthdistill.annotation.teachers.base import (
 from synthdistill.data.model_refs import resolve_model_ref
 
 log = logging.getLogger(__name__)
+
+# An answer's stand-in when the chat template is rendered to see what it writes after an answer.
+_ANSWER_MARK = "SYNTHDISTILL_ANSWER_MARK"
+# What a chat request's prompt is, for a refusal: the request does not say which of these it is.
+GENERATED = "label, label_scores (direct), cot_json, labels_json or spans_json"
 
 SEED_MASK = 2**63 - 1  # torch seeds are unsigned 64-bit; keep any config integer in range
 
@@ -149,8 +155,9 @@ class TransformersTeacher:
 
         self.tokenizer = AutoTokenizer.from_pretrained(path, **common)
         self.tokenizer.padding_side = "left"
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise SynthDistillError(f"teacher backend transformers: {self.model_ref} has no chat template")
+        # No chat template (a base model): it can still read plain text (channel prompts); chat prompts
+        # are refused when they come (check_prompt, render), naming the prompt kind.
+        self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
         if self.tokenizer.pad_token_id is None:
             if self.tokenizer.eos_token_id is None:
                 raise SynthDistillError(f"teacher backend transformers: {self.model_ref} has no pad or EOS token")
@@ -159,9 +166,8 @@ class TransformersTeacher:
         self._lock = threading.Lock()
         self._warned_constraints = False
         tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        # The end of the answer: the token the chat template closes an assistant turn with.
-        end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
-        self._labels = LabelScorer(tokenize, end, self.model_ref)
+        self.end_of_turn = self._end_of_turn()
+        self._labels = LabelScorer(tokenize, self.end_of_turn, self.model_ref)
         if vocab_only:
             return
 
@@ -180,7 +186,12 @@ class TransformersTeacher:
         model = AutoModelForCausalLM.from_pretrained(path, **load)
         self.model = model.to(self.device).eval()
 
-        self.eos_ids = _as_id_set(model.generation_config.eos_token_id) | _as_id_set(self.tokenizer.eos_token_id)
+        # Generation stops where an answer ends: the end of the turn, or of the sequence.
+        self.eos_ids = (
+            _as_id_set(model.generation_config.eos_token_id)
+            | _as_id_set(self.tokenizer.eos_token_id)
+            | set(self.end_of_turn)
+        )
         if not self.eos_ids:
             raise SynthDistillError(f"teacher backend transformers: {self.model_ref} defines no EOS token")
         # Only what the request says decides the answer: drop the checkpoint's sampling defaults.
@@ -193,7 +204,44 @@ class TransformersTeacher:
     def __repr__(self) -> str:
         return f"TransformersTeacher(model={self.model_ref!r}, gguf_file={self.gguf_file!r})"
 
+    def _end_of_turn(self) -> list[int]:
+        """The token label sequences end with (score_labels): the one the chat template writes right
+        after an assistant answer when the tokenizer counts it special (``<|im_end|>``, ``<end_of_turn>``,
+        ``<|eot_id|>``: a chat model ends its turn there, and its sequence only after it, if ever); else
+        the end-of-sequence token (a template that closes answers with it, or none to read)."""
+        eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        if not self.has_template:
+            return eos
+        turns = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": _ANSWER_MARK}]
+        try:
+            rendered = str(self.tokenizer.apply_chat_template(turns, tokenize=False))
+        except Exception:  # a template that will not render this exchange tells nothing: fall back
+            return eos
+        if _ANSWER_MARK not in rendered:
+            return eos
+        after = rendered[rendered.rindex(_ANSWER_MARK) + len(_ANSWER_MARK) :]
+        tokens = self.tokenizer(after, add_special_tokens=False)["input_ids"]
+        if tokens and tokens[0] in set(self.tokenizer.all_special_ids):
+            return [int(tokens[0])]
+        return eos
+
+    def _no_chat_template(self, kind: str) -> SynthDistillError:
+        return SynthDistillError(
+            f"teacher transformers: the model {self.model_ref}{f' ({self.gguf_file})' if self.gguf_file else ''} "
+            f"has no chat template, and a {kind} prompt is sent to the model as chat messages, which need one. "
+            "Only a channel prompt (kind: label_scores, direction: channel) is read as plain text: use one, or "
+            "a model with a chat template (an instruct model's, or chat_template set in its tokenizer_config.json)"
+        )
+
+    def check_prompt(self, kind: str, prompt: dict[str, Any]) -> None:
+        """Refuse, before any request, a chat prompt (every kind but a channel ``label_scores`` prompt)
+        when the model has no chat template."""
+        if not self.has_template and not is_channel(prompt):
+            raise self._no_chat_template(kind)
+
     def render(self, messages: list[dict[str, str]]) -> str:
+        if not self.has_template:
+            raise self._no_chat_template(GENERATED)
         return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
     def complete(self, request: Request) -> Completion:
