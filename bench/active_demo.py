@@ -36,6 +36,7 @@ ROUNDS = "results/active/smollm2/scores/rounds.csv"
 
 
 def workdir(root: Path, overlay: dict[str, Any]) -> Path:
+    root.mkdir(parents=True)
     for name in WORKFLOW:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
