@@ -139,6 +139,24 @@ def sequence_scores(
     return scores
 
 
+# An answer's stand-in when a chat template is rendered to see what it writes after an answer.
+_ANSWER_MARK = "SYNTHDISTILL_ANSWER_MARK"
+
+
+def text_after_answer(render: Callable[[list[dict[str, str]]], str]) -> str | None:
+    """What a chat template writes right after an assistant's answer (its end-of-turn token, a newline),
+    read by rendering one exchange with ``render``; None when the template will not render the exchange
+    or leaves the answer out: it tells nothing then."""
+    turns = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": _ANSWER_MARK}]
+    try:
+        rendered = render(turns)
+    except Exception:
+        return None
+    if _ANSWER_MARK not in rendered:
+        return None
+    return rendered[rendered.rindex(_ANSWER_MARK) + len(_ANSWER_MARK) :]
+
+
 class LabelScorer:
     """How an in-process backend scores labels as whole answers: each label list's spellings as token
     sequences (``label_sequences`` with ``tokenize`` and ``end``, kept per list), the prefixes whose

@@ -14,6 +14,7 @@ from synthdistill.annotation.teachers.base import (
     LabelScorer,
     Request,
     channel_parts,
+    text_after_answer,
 )
 from synthdistill.annotation.teachers.llama_cpp_batch import Generation, MultiSequenceContext
 from synthdistill.data.model_refs import resolve_model_ref
@@ -29,8 +30,6 @@ def _log_softmax(logits: Any) -> Any:
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
 # The end-of-turn token a GGUF may declare (llama.cpp's LLM_KV_TOKENIZER_EOT_ID).
 EOT_KEY = "tokenizer.ggml.eot_token_id"
-# An answer's stand-in when the chat template is rendered to see what it writes after an answer.
-_ANSWER_MARK = "SYNTHDISTILL_ANSWER_MARK"
 # What a generated answer's prompt is, for a refusal: the request does not say which of these it is.
 GENERATED = "label, cot_json, labels_json or spans_json"
 
@@ -151,13 +150,8 @@ class LlamaCppTeacher:
             return int(declared)
         if template is not None:
             closing = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=False)
-            try:
-                turns = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": _ANSWER_MARK}]
-                rendered = closing(messages=cast(Any, turns)).prompt
-            except Exception:  # a template that will not render this exchange tells nothing: fall back
-                rendered = ""
-            if _ANSWER_MARK in rendered:
-                after = rendered[rendered.rindex(_ANSWER_MARK) + len(_ANSWER_MARK) :]
+            after = text_after_answer(lambda turns: closing(messages=cast(Any, turns)).prompt)
+            if after is not None:
                 tokens = self.llm.tokenize(after.encode(), add_bos=False, special=True)
                 if tokens and llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, tokens[0]):
                     return int(tokens[0])

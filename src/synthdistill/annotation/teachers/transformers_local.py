@@ -30,13 +30,12 @@ from synthdistill.annotation.teachers.base import (
     LabelScorer,
     Request,
     channel_parts,
+    text_after_answer,
 )
 from synthdistill.data.model_refs import resolve_model_ref
 
 log = logging.getLogger(__name__)
 
-# An answer's stand-in when the chat template is rendered to see what it writes after an answer.
-_ANSWER_MARK = "SYNTHDISTILL_ANSWER_MARK"
 # What a chat request's prompt is, for a refusal: the request does not say which of these it is.
 GENERATED = "label, label_scores (direct), cot_json, labels_json or spans_json"
 
@@ -212,14 +211,9 @@ class TransformersTeacher:
         eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
         if not self.has_template:
             return eos
-        turns = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": _ANSWER_MARK}]
-        try:
-            rendered = str(self.tokenizer.apply_chat_template(turns, tokenize=False))
-        except Exception:  # a template that will not render this exchange tells nothing: fall back
+        after = text_after_answer(lambda turns: str(self.tokenizer.apply_chat_template(turns, tokenize=False)))
+        if after is None:
             return eos
-        if _ANSWER_MARK not in rendered:
-            return eos
-        after = rendered[rendered.rindex(_ANSWER_MARK) + len(_ANSWER_MARK) :]
         tokens = self.tokenizer(after, add_special_tokens=False)["input_ids"]
         if tokens and tokens[0] in set(self.tokenizer.all_special_ids):
             return [int(tokens[0])]
