@@ -16,7 +16,7 @@ Goals (issue 27): the active student reaches the whole-pool student's F1 macro w
 annotated at most 20% of the pool; at every budget up to 30% it is at or above random sampling's
 student (means over seeds).
 
-    python bench/active.py [--seeds 3] [--out bench/results/active.json]
+    python bench/active.py [--seeds 3] [--out bench/results/active.json] [--resume]
 
 Skips (exit 0) when ../shared/datasets/financial_phrasebank/ is absent.
 """
@@ -96,7 +96,9 @@ def run_strategy(
     seed: int,
     epochs: int,
     min_steps: int | None,
+    first_rounds: dict[int, Any],
 ) -> list[dict[str, Any]]:
+    """One strategy's rounds; ``first_rounds`` keeps each seed's round 0, the same for every strategy."""
     rng = np.random.default_rng(seed)
     labelled = list(rng.choice(len(pool), size=sizes[0], replace=False))
     rounds = []
@@ -117,16 +119,22 @@ def run_strategy(
             labelled += rest[picked].tolist()
         rest = np.setdiff1d(np.arange(len(pool)), labelled)
         start = time.perf_counter()
-        figures, probabilities = train_and_score(
-            pool.iloc[labelled], validation, test, pool.iloc[rest], seed, epochs, min_steps
-        )
+        if round_ == 0 and seed in first_rounds:
+            figures, probabilities, seconds = first_rounds[seed]
+        else:
+            figures, probabilities = train_and_score(
+                pool.iloc[labelled], validation, test, pool.iloc[rest], seed, epochs, min_steps
+            )
+            seconds = round(time.perf_counter() - start, 1)
+            if round_ == 0:
+                first_rounds[seed] = figures, probabilities, seconds
         rounds.append(
             {
                 "round": round_,
                 "labelled": len(labelled),
                 "share": round(len(labelled) / len(pool), 4),
                 **figures,
-                "seconds": round(time.perf_counter() - start, 1),
+                "seconds": seconds,
             }
         )
         print(f"seed {seed} {strategy:13s} round {round_} labelled {len(labelled):5d}: {figures}", flush=True)
@@ -140,7 +148,12 @@ def summarise(results: dict[str, Any], sizes: list[int], pool_size: int) -> dict
         for strategy, per_seed in results["strategies"].items()
         if per_seed  # written after each strategy: the ones not run yet are left out
     }
-    summary: dict[str, Any] = {"whole_pool_f1_macro": round(whole, 4), "mean_test_f1_macro": mean_curve, "goals": {}}
+    summary: dict[str, Any] = {
+        "whole_pool_f1_macro": round(whole, 4),
+        "mean_test_f1_macro": mean_curve,
+        "seeds": {strategy: len(per_seed) for strategy, per_seed in results["strategies"].items()},
+        "goals": {},
+    }
     for strategy, curve in mean_curve.items():
         if strategy == "random":
             continue
@@ -169,6 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "--pool-size", type=int, help="a stratified subsample of the pool (a quick check of the script)"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "active.json")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the seeds and strategies already in --out, run the rest"
+    )
     args = parser.parse_args(argv)
     if not FPB.exists():
         print(f"skipped: {FPB} not found")
@@ -198,21 +214,55 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     n = len(pool_items)
     sizes = [round(n * s) for s in np.arange(args.seed_share, args.max_share + 1e-9, args.round_share)]
     embeddings = embed(pool_items["text"].tolist(), MINILM, batch_size=64, max_length=128)
-    results: dict[str, Any] = {"whole_pool": [], "strategies": {s: {} for s in args.strategies}}
+    results = earlier_results(args)
     started = time.perf_counter()
+    first_rounds: dict[int, Any] = {}
     for seed in range(args.seeds):
-        figures, _ = train_and_score(
-            pool_items, validation_items, test_items, pool_items.iloc[:0], seed, args.epochs, args.min_steps
-        )
-        results["whole_pool"].append({"seed": seed, **figures})
-        print(f"seed {seed} whole pool ({n}): {figures}", flush=True)
+        if seed not in {run["seed"] for run in results["whole_pool"]}:
+            figures, _ = train_and_score(
+                pool_items, validation_items, test_items, pool_items.iloc[:0], seed, args.epochs, args.min_steps
+            )
+            results["whole_pool"].append({"seed": seed, **figures})
+            print(f"seed {seed} whole pool ({n}): {figures}", flush=True)
         for strategy in args.strategies:
+            if seed in results["strategies"][strategy]:
+                continue
             results["strategies"][strategy][seed] = run_strategy(
-                strategy, pool_items, embeddings, sizes, validation_items, test_items, seed, args.epochs, args.min_steps
+                strategy,
+                pool_items,
+                embeddings,
+                sizes,
+                validation_items,
+                test_items,
+                seed,
+                args.epochs,
+                args.min_steps,
+                first_rounds,
             )
             write(args, results, sizes, n, requests, items, started)
         write(args, results, sizes, n, requests, items, started)
     return write(args, results, sizes, n, requests, items, started)
+
+
+def earlier_results(args: argparse.Namespace) -> dict[str, Any]:
+    """The runs already in ``--out`` when resuming, refused if they were measured another way."""
+    results: dict[str, Any] = {"whole_pool": [], "strategies": {s: {} for s in args.strategies}}
+    if not (args.resume and args.out.exists()):
+        return results
+    earlier = json.loads(args.out.read_text())
+    if earlier["student"] != student_protocol(args):
+        sys.exit(f"--resume: {args.out} was measured with {earlier['student']!r}, not {student_protocol(args)!r}")
+    results["whole_pool"] = earlier["runs"]["whole_pool"]
+    for strategy, seeds in earlier["runs"]["strategies"].items():
+        results["strategies"][strategy] = {int(seed): rounds for seed, rounds in seeds.items()}
+    return results
+
+
+def student_protocol(args: argparse.Namespace) -> str:
+    return (
+        f"MiniLM-L6, {args.epochs} epochs, min_steps {args.min_steps} (early stopping on the teacher's "
+        "validation labels)"
+    )
 
 
 def write(
@@ -228,8 +278,7 @@ def write(
     figures_out = {
         "what": "active distillation on FPB allagree, reference split; the teacher is SIMULATED",
         "teacher": "expert labels with 6% replaced at random, through the real engine (openai backend, loopback)",
-        "student": f"MiniLM-L6, {args.epochs} epochs, min_steps {args.min_steps} (early stopping on the teacher's "
-        "validation labels)",
+        "student": student_protocol(args),
         "split": {"pool": n, **items["split"].value_counts().drop("train").to_dict()},
         "validation": "the teacher's labels (early stopping, the stopping rule's agreement)",
         "budgets": sizes,
