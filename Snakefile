@@ -41,6 +41,7 @@ scattergather:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/annotate.smk"
+include: "rules/pilot.smk"
 include: "rules/active.smk"
 include: "rules/review.smk"
 include: "rules/ensemble.smk"
@@ -60,3 +61,4 @@ rule all:
         student_release_files(),
         review_files(),
         selection_files(),
+        pilot_files(),

@@ -81,7 +81,9 @@ rule active_annotate:
     params:
         teacher=teacher_params,
         prompt=prompt_params,
-        iterations=lambda wildcards: prompt_iterations(config, wildcards.prompt),
+        iterations=lambda wildcards: labeller_iterations(
+            wildcards.teacher, wildcards.prompt
+        ),
         labels=lookup(dpath="labels", within=config),
         cache=lookup(dpath="cache/path", within=config),
         engine=lambda wildcards: annotate_settings(config["annotate"]),
@@ -170,6 +172,8 @@ rule active_pool:
     conda:
         "../envs/report.yaml"
     params:
-        iterations=lambda wildcards: prompt_iterations(config, wildcards.prompt),
+        iterations=lambda wildcards: labeller_iterations(
+            wildcards.teacher, wildcards.prompt
+        ),
     script:
         "../scripts/active_pool.py"

@@ -1,8 +1,8 @@
-from synthdistill.settings import prompt_settings, teacher_settings
+from synthdistill.settings import teacher_settings
 
 
 def prompt_template(wildcards):
-    return config["prompts"][wildcards.prompt]["template"]
+    return labeller_prompt(wildcards.teacher, wildcards.prompt)["template"]
 
 
 def teacher_params(wildcards):
@@ -10,12 +10,12 @@ def teacher_params(wildcards):
 
 
 def prompt_params(wildcards):
-    return prompt_settings(config, wildcards.prompt)
+    return labeller_prompt(wildcards.teacher, wildcards.prompt)
 
 
 def example_pool(wildcards):
     """The few-shot example pool of a prompt: its examples file, or the shots split."""
-    examples = config["prompts"][wildcards.prompt].get("examples")
+    examples = labeller_prompt(wildcards.teacher, wildcards.prompt).get("examples")
     if not examples:
         return []
     if examples.get("path"):
@@ -28,6 +28,7 @@ rule build_prompts:
         template=prompt_template,
         splits=data_splits(*ANNOTATED_SPLITS),
         examples=example_pool,
+        choice=pilot_choice,
     output:
         "results/prompts/{teacher}/{prompt}.parquet",
     log:
@@ -58,6 +59,7 @@ def scatter_position(wildcards):
 rule annotate:
     input:
         annotated_prompts,
+        choice=pilot_choice,
     output:
         "results/annotations/{teacher}/{prompt}/iter{iteration}/{scatteritem}.parquet",
     log:

@@ -1,14 +1,24 @@
 # Shared by several files in rules/: the run's names, wildcard constraints, and the input functions
 # more than one stage uses. A helper one stage uses sits in that stage's file, above its rule.
+import json
+
 from synthdistill.metrics.costs import student_hardware, teacher_costing
 from synthdistill.settings import (
     annotate_settings,
     check_config,
     ensemble_settings,
-    prompt_iterations,
+    pilot_candidates,
+    prompt_settings,
     review_settings,
+    settings_iterations,
 )
-from synthdistill.tasks.names import BEST, BEST_PROMPT, EXPERT, GOLD_DEV_SPLIT
+from synthdistill.tasks.names import (
+    BEST,
+    BEST_PROMPT,
+    EXPERT,
+    GOLD_DEV_SPLIT,
+    PILOT_PROMPT,
+)
 from synthdistill.labels.feedback import feedback_pairs
 from synthdistill.students.active_rounds import check_dollar_budget
 from synthdistill.tasks import get_task
@@ -18,7 +28,10 @@ TASK = RUN["task"]
 # What the run's task kind supports: rules and targets it does not support are never asked for.
 TASK_KIND = get_task(TASK)
 TEACHERS = RUN["teachers"]
-PROMPTS = RUN["prompts"]
+# pilot.enabled: the run's prompts are the templates of the pilot's candidates (rules/pilot.smk) and
+# each teacher labels the pool once, with its winner, under the prompt name "pilot".
+PILOT = config["pilot"]["enabled"]
+PROMPTS = [PILOT_PROMPT] if PILOT else RUN["prompts"]
 STUDENTS = RUN["students"]
 EVALUATED = RUN["has_expert_labels"]
 GOLD = "gold"
@@ -130,6 +143,25 @@ def annotated_splits(wildcards):
     return data_splits(*ANNOTATED_SPLITS)
 
 
+def labeller_prompt(teacher, prompt):
+    """A teacher × prompt's prompt settings: the config's, or for prompt pilot the pilot's choice."""
+    if prompt == PILOT_PROMPT:
+        return pilot_settings(teacher)
+    return prompt_settings(config, prompt)
+
+
+def labeller_iterations(teacher, prompt):
+    return settings_iterations(labeller_prompt(teacher, prompt), config)
+
+
+def pilot_choice(wildcards):
+    """For prompt pilot, the pilot's choice: rules whose params read the chosen settings need it
+    among their inputs (a checkpoint's output)."""
+    if wildcards.prompt != PILOT_PROMPT:
+        return []
+    return checkpoints.pilot.get(teacher=wildcards.teacher).output.choice
+
+
 def member_iteration_files(teacher, prompt):
     """The iteration files behind a label set: its own, or every member's for an ensemble."""
     if teacher in ENSEMBLES:
@@ -143,7 +175,7 @@ def member_iteration_files(teacher, prompt):
             rules.gather_annotations.output[0],
             teacher=t,
             prompt=p,
-            iteration=range(prompt_iterations(config, p)),
+            iteration=range(labeller_iterations(t, p)),
         )
     ]
 
@@ -154,9 +186,7 @@ def member_iteration_names(teacher, prompt):
         ENSEMBLES[teacher]["members"] if teacher in ENSEMBLES else [(teacher, prompt)]
     )
     return [
-        f"{t}/{p}/iter{i}"
-        for t, p in members
-        for i in range(prompt_iterations(config, p))
+        f"{t}/{p}/iter{i}" for t, p in members for i in range(labeller_iterations(t, p))
     ]
 
 

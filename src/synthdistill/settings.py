@@ -14,7 +14,7 @@ from synthdistill.annotation.channel import CHANNEL_BACKENDS, check_channel_temp
 from synthdistill.annotation.prompts import PER_LABEL_DEFAULTS, load_template
 from synthdistill.schema import defaults, with_defaults
 from synthdistill.tasks import MULTI_LABEL, check_task, task_of
-from synthdistill.tasks.names import BEST, EXPERT
+from synthdistill.tasks.names import BEST, EXPERT, PILOT_PROMPT
 
 PROMPT_DEFAULTS = {
     "label": {"max_tokens": 8, "structured": False, "system": None},
@@ -47,11 +47,64 @@ def asks_per_label(config: dict[str, Any], name: str) -> bool:
 
 
 def prompt_iterations(config: dict[str, Any], name: str) -> int:
-    """How many self-consistency iterations a prompt is annotated with: label_scores answers are
-    forward-pass scores, the same on every iteration, so one iteration is asked and paid for."""
-    if config["prompts"][name]["kind"] == "label_scores":
+    """How many self-consistency iterations a prompt of config is annotated with."""
+    return settings_iterations(config["prompts"][name], config)
+
+
+def settings_iterations(prompt: dict[str, Any], config: dict[str, Any]) -> int:
+    """How many self-consistency iterations prompt settings are annotated with: label_scores answers
+    are forward-pass scores, the same on every iteration, so one iteration is asked and paid for."""
+    if prompt["kind"] == "label_scores":
         return 1
     return int(config["self_consistency"]["iterations"])
+
+
+def pilot_candidates(config: dict[str, Any], teacher: str) -> dict[str, dict[str, Any]]:
+    """The pilot's candidates for one teacher (labels.pilot.candidates), each with its kind's defaults."""
+    from synthdistill.labels.pilot import candidates
+
+    backend = config["teachers"][teacher]["backend"]
+    found = candidates(
+        {name: config["prompts"][name] for name in _selection(config, "prompts")},
+        config["pilot"],
+        has_shots=bool(config["split"].get("shots_per_label")),
+        channel_backend=backend in CHANNEL_BACKENDS,
+    )
+    if backend == "anthropic_batch":  # no log-probabilities, no constrained decoding (check_config)
+        found = {n: c for n, c in found.items() if c["kind"] != "label_scores" and not c.get("structured")}
+    return {name: {**PROMPT_DEFAULTS[c["kind"]], **c} for name, c in found.items()}
+
+
+def check_pilot(config: dict[str, Any]) -> None:
+    """pilot.enabled: what the pilot cannot work with stops the run before any call."""
+    pilot = config.get("pilot") or {}
+    if not pilot.get("enabled"):
+        return
+    if not (config.get("split") or {}).get("gold_dev_size"):
+        raise SynthDistillError(
+            "pilot.enabled: the pilot scores its candidates on expert labels that no student trains on; set "
+            "split.gold_dev_size (100 texts give an F1 macro interval about 0.2 wide, docs/pilot.md)"
+        )
+    if (config.get("annotate") or {}).get("strategy", "all") != "all":
+        raise SynthDistillError(
+            "pilot.enabled with annotate.strategy active: not supported yet; choose one (set pilot.enabled: false "
+            "or annotate.strategy: all)"
+        )
+    if config.get("ensembles"):
+        raise SynthDistillError(
+            "ensembles: with pilot.enabled each teacher labels the pool with its pilot's winner only (prompt "
+            f"{PILOT_PROMPT!r}), so ensemble members naming the run's prompts have no labels; remove ensembles"
+        )
+    if PILOT_PROMPT in config["prompts"]:
+        raise SynthDistillError(
+            f"prompts.{PILOT_PROMPT}: with pilot.enabled this name is the pilot's winner; rename the prompt"
+        )
+    template = pilot.get("channel_template")
+    if template and "channel" in pilot.get("kinds", ["channel"]):
+        try:
+            check_channel_template(load_template(template, per_label=True), f"pilot.channel_template {template}")
+        except SynthDistillError as exc:
+            raise SynthDistillError(f"pilot.channel_template: {exc}") from exc
 
 
 # The annotate section's keys that annotation.engine.annotate takes (shards and local are the workflow's).
@@ -208,6 +261,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
             raise SynthDistillError(f"prompts.{name}.template: {exc}") from exc
         check_prompt_options(config, name)
     check_active(config)
+    check_pilot(config)
     teachers = _selection(config, "teachers")
     for name in teachers:
         settings = config["teachers"][name]

@@ -57,6 +57,8 @@ def _keys_by_feature(config: dict[str, Any]) -> list[tuple[str, str]]:
             used.append((f"prompts.{name}.examples", "few_shot"))
     if (config.get("annotate") or {}).get("strategy", "all") != "all":
         used.append(("annotate.strategy", "active"))
+    if (config.get("pilot") or {}).get("enabled"):
+        used.append(("pilot.enabled", "pilot"))
     dataset = config.get("dataset") or {}
     if dataset.get("label_names"):
         used.append(("dataset.label_names", "label_names"))

@@ -75,6 +75,7 @@ FEATURES = frozenset(
         "cascade",  # cascade, cascade.feedback
         "learning_curve",
         "active",  # annotate.strategy: active (the train pool labelled in rounds)
+        "pilot",  # pilot.enabled (prompt candidates scored on gold dev before the pool is labelled)
         "stratified_split",  # the splits keep the expert label's shares
         "text_offsets",  # answers point into the text by character: cleaning keeps every offset
     }

@@ -12,6 +12,9 @@ GOLD_DEV_SPLIT = "gold_dev"
 # The label source of students_learn_from: best (teacher and prompt wildcards of its students).
 BEST = "best"
 BEST_PROMPT = "on_gold_dev"
+# The prompt name of the pool's labels when the pilot chose the prompt (pilot.enabled): the winner's
+# settings, read from results/pilot/<teacher>/choice.json.
+PILOT_PROMPT = "pilot"
 # Students learn from these splits; people review and correct them.
 REVIEW_SPLITS = ("train", "validation")
 # The teacher name of the upper-bound student trained on expert labels.
