@@ -21,6 +21,14 @@ def report_entries():
                 if ACTIVE
                 else None
             ),
+            "pilot_table": (
+                fill(rules.pilot.output.table, teacher=t) if p == PILOT_PROMPT else None
+            ),
+            "pilot_choice": (
+                fill(rules.pilot.output.choice, teacher=t)
+                if p == PILOT_PROMPT
+                else None
+            ),
         }
         for t, p in labellers()
     ]
@@ -88,6 +96,8 @@ def report_files(entries):
             "summary",
             "curve",
             "active_rounds",
+            "pilot_table",
+            "pilot_choice",
         )
         and path
     ]

@@ -46,11 +46,6 @@ def asks_per_label(config: dict[str, Any], name: str) -> bool:
     return is_per_label(config, name) or is_channel(config["prompts"][name])
 
 
-def prompt_iterations(config: dict[str, Any], name: str) -> int:
-    """How many self-consistency iterations a prompt of config is annotated with."""
-    return settings_iterations(config["prompts"][name], config)
-
-
 def settings_iterations(prompt: dict[str, Any], config: dict[str, Any]) -> int:
     """How many self-consistency iterations prompt settings are annotated with: label_scores answers
     are forward-pass scores, the same on every iteration, so one iteration is asked and paid for."""
@@ -101,10 +96,11 @@ def check_pilot(config: dict[str, Any]) -> None:
         )
     template = pilot.get("channel_template")
     if template and "channel" in pilot.get("kinds", ["channel"]):
-        try:
-            check_channel_template(load_template(template, per_label=True), f"pilot.channel_template {template}")
-        except SynthDistillError as exc:
-            raise SynthDistillError(f"pilot.channel_template: {exc}") from exc
+        if not Path(template).exists():
+            raise SynthDistillError(f"pilot.channel_template: file {template} does not exist")
+        # The channel shape first: its message says what a channel template is.
+        check_channel_template(Path(template).read_text(), f"pilot.channel_template {template}")
+        load_template(template, per_label=True)
 
 
 # The annotate section's keys that annotation.engine.annotate takes (shards and local are the workflow's).

@@ -266,8 +266,8 @@ def _choice(
     choice = {
         "candidate": final["candidate"],
         "settings": candidate_settings[final["candidate"]],
-        "why": f"best F1 macro on the {len(order)} gold dev texts among the {finalists} candidates of the last "
-        "rung (ties: cheaper per text, then config order)",
+        "why": f"the best F1 macro among the {finalists} candidates of the last rung; ties go to the cheaper per "
+        "text, then to config order",
         "gold_dev_texts": len(order),
         "f1_macro": float(final["f1_macro"]),
         "f1_macro_interval": [float(final["f1_macro_low"]), float(final["f1_macro_high"])],
@@ -275,6 +275,7 @@ def _choice(
         "usd_per_1m_texts": None if pd.isna(final["usd_per_1m_texts"]) else float(final["usd_per_1m_texts"]),
         "baselines": trivial,
         "candidates": len(candidate_settings),
+        "tried": list(candidate_settings),
         "rungs": int(table["rung"].max()) + 1,
         "answers": int(last_per_candidate["answers"].sum()),
         # Calls this run made (a rerun's are cache hits); "answers": every answer the pilot read, each paid once.
@@ -301,13 +302,13 @@ def verdict(choice: dict[str, Any], bar: float, pilot: dict[str, Any]) -> tuple[
     if floor is not None and choice["f1_macro"] < floor:
         return False, f"its F1 macro {choice['f1_macro']:.3f} is below pilot.min_f1_macro {floor}"
     if pilot["require"] == "none":
-        return True, "pilot.require: none"
+        return True, "not checked"
     return True, f"the lower end of its F1 macro interval, {low:.3f}, is above the trivial baselines' {bar:.3f}"
 
 
-def stop_message(teacher: str, choice: dict[str, Any], table: pd.DataFrame) -> str:
+def stop_message(teacher: str, choice: dict[str, Any]) -> str:
     """Why the run stops before the pool is labelled, what was tried and what to do."""
-    tried = table.loc[table["rung"] == 0, "candidate"].tolist()
+    tried = choice["tried"]
     return (
         f"pilot: teacher {teacher}: no candidate is worth paying the pool for. Tried {len(tried)} candidates "
         f"({', '.join(tried)}) on {choice['gold_dev_texts']} gold dev texts; the best, {choice['candidate']}, "
@@ -393,6 +394,6 @@ def pilot_teacher(
     table, choice = run_pilot(gold_dev, candidate_settings, evaluate, labels, pilot, usd)
     log.info("pilot of teacher %s:\n%s", teacher_name, table.to_string(index=False))
     if not choice["passed"]:
-        raise SynthDistillError(stop_message(teacher_name, choice, table))
+        raise SynthDistillError(stop_message(teacher_name, choice))
     write_pilot(table, choice, outputs)
     return choice

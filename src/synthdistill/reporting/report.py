@@ -23,6 +23,7 @@ from synthdistill.reporting import figures as report_figures
 from synthdistill.reporting import render
 from synthdistill.reporting.active import active_section
 from synthdistill.reporting.feedback import feedback_section, feedback_table
+from synthdistill.reporting.pilot import pilot_section
 from synthdistill.reporting.sections import (
     RunFacts,
     Section,
@@ -187,9 +188,9 @@ def build(
     )
     if feedback:
         sections.insert(-1, feedback_section(feedback=feedback_table(feedback)))
-    active = active_section(teachers=teachers, breaks=tables.break_even)
-    if active:
-        sections.insert(-1, active)
+    for extra in (pilot_section(teachers=teachers), active_section(teachers=teachers, breaks=tables.break_even)):
+        if extra:
+            sections.insert(-1, extra)
     intro = INTRO_EVALUATED if evaluated else INTRO_NOT_EVALUATED
     figure_dir = Path(figures["quality"]).parent.relative_to(Path(outputs["markdown"]).parent).as_posix()
     Path(outputs["markdown"]).write_text(

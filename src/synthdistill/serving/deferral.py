@@ -30,15 +30,32 @@ from synthdistill.data import CONTROL_CHARACTERS
 from synthdistill.labels.feedback import feedback_record
 from synthdistill.labels.vote import vote_one
 from synthdistill.schema import SCHEMA_PATH
-from synthdistill.settings import check_labels, prompt_iterations, prompt_settings, teacher_settings
+from synthdistill.settings import check_labels, prompt_settings, settings_iterations, teacher_settings
 from synthdistill.tasks.base import ERROR
-from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT
+from synthdistill.tasks.names import CALIBRATION_SPLIT, CONTENT_FREE_TEXT, PILOT_PROMPT
 
 log = logging.getLogger(__name__)
 
 SERVE_SPLIT = "serve"
 # Where prepare_data writes the few-shot pool of prompts whose examples come from the data (rules/data.smk).
 SHOTS_SPLIT_FILE = "results/data/shots.parquet"
+PILOT_CHOICE_FILE = "results/pilot/{teacher}/choice.json"
+
+
+def served_prompt(config: dict[str, Any], teacher: str, prompt: str) -> dict[str, Any]:
+    """The settings of the prompt deferred texts are sent with: the config's, or with pilot.enabled and
+    ``--prompt pilot`` the candidate the teacher's pilot chose (rules/pilot.smk)."""
+    if prompt == PILOT_PROMPT and (config.get("pilot") or {}).get("enabled"):
+        path = Path(PILOT_CHOICE_FILE.format(teacher=teacher))
+        if not path.exists():
+            raise SynthDistillError(
+                f"--prompt {prompt}: the pilot's choice {path} does not exist (run synthdistill-serve from the "
+                "workflow folder, after the pipeline)"
+            )
+        return json.loads(path.read_text())["settings"]
+    if prompt not in config["prompts"]:
+        raise SynthDistillError(f"--prompt {prompt}: not in prompts of the config ({list(config['prompts'])})")
+    return prompt_settings(config, prompt)
 
 
 def load_config(paths: list[str | Path]) -> dict[str, Any]:
@@ -88,8 +105,6 @@ class TeacherDeferral:
     ) -> None:
         if teacher not in config["teachers"]:
             raise SynthDistillError(f"--teacher {teacher}: not in teachers of the config ({list(config['teachers'])})")
-        if prompt not in config["prompts"]:
-            raise SynthDistillError(f"--prompt {prompt}: not in prompts of the config ({list(config['prompts'])})")
         self.teacher_name, self.prompt_name, self.student = teacher, prompt, student
         self.labels: list[str] = list(config["labels"])
         settings = teacher_settings(config, teacher)
@@ -98,7 +113,7 @@ class TeacherDeferral:
                 f"--teacher {teacher}: a provider batch API answers within hours, not while a client waits; "
                 "serve with a real-time teacher (openai, hf_inference, llama_cpp, transformers)"
             )
-        self.prompt = prompt_settings(config, prompt)
+        self.prompt = served_prompt(config, teacher, prompt)
         self.generation = {**settings, **self.prompt}
         self.template = load_template(self.prompt["template"], per_label=is_channel(self.prompt))
         self.pool = self._example_pool()
@@ -106,7 +121,7 @@ class TeacherDeferral:
         self.cache_path = config["cache"]["path"]
         ResponseCache(self.cache_path).db.close()  # a bad cache path fails at start, not on the first deferral
         self._cache: ResponseCache | None = None  # opened on the worker thread (SQLite connections stay on theirs)
-        self.iterations = prompt_iterations(config, prompt)
+        self.iterations = settings_iterations(self.prompt, config)
         self.tie_policy = config["vote"]["tie_policy"]
         self.max_chars = config["dataset"].get("max_chars")
         self.retry_unparsed = bool(config["annotate"]["retry_unparsed"])
