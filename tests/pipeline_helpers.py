@@ -98,7 +98,7 @@ def dry_run_jobs(text: str, field: str) -> list[tuple[str, dict[str, str]]]:
     """(rule, {key: value}) of every job in a dry run's output, read from its ``field:`` line."""
     jobs: list[tuple[str, dict[str, str]]] = []
     for line in text.splitlines():
-        rule = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        rule = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line.strip())
         if rule:
             jobs.append((rule.group(1), {}))
         elif line.strip().startswith(f"{field}:") and jobs:
