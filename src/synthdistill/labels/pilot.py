@@ -336,6 +336,55 @@ def predicted_labels(votes: pd.DataFrame, items: pd.DataFrame) -> pd.Series:
     return labelled.where(labelled.notna(), None).astype(object)
 
 
+def candidate_evaluator(
+    *,
+    teacher_name: str,
+    teacher: dict[str, Any],
+    labels: list[str],
+    iterations: int,
+    engine: dict[str, Any],
+    cache_path: str,
+    shots_path: str | None,
+    tie_policy: str,
+) -> Callable[[str, dict[str, Any], pd.DataFrame], Scored]:
+    """``evaluate(name, settings, items)`` for run_pilot: the items (id, text, and split, default
+    gold_dev) labelled with one candidate's prompt settings through the engine and the response
+    cache, every self-consistency iteration it takes, and voted as the vote job votes."""
+    from synthdistill.annotation.cache import ResponseCache
+    from synthdistill.annotation.engine import annotate
+    from synthdistill.annotation.prompt_files import build_prompt_frame, example_pool_from
+    from synthdistill.annotation.teachers import make_teacher
+    from synthdistill.labels.vote import vote
+    from synthdistill.labels.vote_files import annotation_stats
+    from synthdistill.tasks.names import GOLD_DEV_SPLIT
+
+    model = make_teacher(teacher, teacher_name)
+    cache = ResponseCache(cache_path)
+
+    def evaluate(name: str, settings: dict[str, Any], items: pd.DataFrame) -> Scored:
+        pool = example_pool_from([shots_path] if shots_path else [], settings, labels)
+        if "split" not in items:
+            items = items.assign(split=GOLD_DEV_SPLIT)
+        prompts = build_prompt_frame(items, settings["template"], teacher, settings, labels, pool)
+        frames = [
+            annotate(
+                prompts,
+                model,
+                cache,
+                kind=settings["kind"],
+                labels=labels,
+                generation={**teacher, **settings},
+                iteration=i,
+                **engine,
+            )
+            for i in range(1 if settings["kind"] == "label_scores" else iterations)
+        ]
+        votes = vote(frames, items, labels, tie_policy)
+        return Scored(predicted_labels(votes, items), annotation_stats(frames))
+
+    return evaluate
+
+
 def pilot_teacher(
     *,
     gold_dev_path: str,
@@ -355,43 +404,23 @@ def pilot_teacher(
     """The pilot job of one teacher: every candidate through the engine and the response cache,
     successive halving, the table and the choice written; stops the run (SynthDistillError, after
     writing the table to the log) when the winner does not meet pilot.require."""
-    from synthdistill.annotation.cache import ResponseCache
-    from synthdistill.annotation.engine import annotate
-    from synthdistill.annotation.prompt_files import build_prompt_frame, example_pool_from
-    from synthdistill.annotation.teachers import make_teacher
-    from synthdistill.labels.vote import vote
-    from synthdistill.labels.vote_files import annotation_stats
     from synthdistill.metrics.costs import annotations_usd
-    from synthdistill.tasks.names import GOLD_DEV_SPLIT
 
-    gold_dev = pd.read_parquet(gold_dev_path)
-    model = make_teacher(teacher, teacher_name)
-    cache = ResponseCache(cache_path)
-
-    def evaluate(name: str, settings: dict[str, Any], items: pd.DataFrame) -> Scored:
-        pool = example_pool_from([shots_path] if shots_path else [], settings, labels)
-        items = items.assign(split=GOLD_DEV_SPLIT)
-        prompts = build_prompt_frame(items, settings["template"], teacher, settings, labels, pool)
-        frames = [
-            annotate(
-                prompts,
-                model,
-                cache,
-                kind=settings["kind"],
-                labels=labels,
-                generation={**teacher, **settings},
-                iteration=i,
-                **engine,
-            )
-            for i in range(1 if settings["kind"] == "label_scores" else iterations)
-        ]
-        votes = vote(frames, items, labels, tie_policy)
-        return Scored(predicted_labels(votes, items), annotation_stats(frames))
+    evaluate = candidate_evaluator(
+        teacher_name=teacher_name,
+        teacher=teacher,
+        labels=labels,
+        iterations=iterations,
+        engine=engine,
+        cache_path=cache_path,
+        shots_path=shots_path,
+        tie_policy=tie_policy,
+    )
 
     def usd(annotations: list[dict[str, Any]]) -> float | None:
         return annotations_usd(annotations, costing) if costing else None
 
-    table, choice = run_pilot(gold_dev, candidate_settings, evaluate, labels, pilot, usd)
+    table, choice = run_pilot(pd.read_parquet(gold_dev_path), candidate_settings, evaluate, labels, pilot, usd)
     log.info("pilot of teacher %s:\n%s", teacher_name, table.to_string(index=False))
     if not choice["passed"]:
         raise SynthDistillError(stop_message(teacher_name, choice))
