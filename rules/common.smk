@@ -84,6 +84,7 @@ if config["annotate"]["local"]:
     localrules:
         annotate,
         active_annotate,
+        pilot,
 
 
 def labellers():

@@ -250,9 +250,9 @@ def test_profile_keys_are_options_snakemake_knows():
 @pytest.mark.slow
 def test_annotate_local_keeps_llm_calls_in_the_main_process(tmp_path):
     local = workflow_facts(new_workdir(tmp_path / "local", annotate={"local": True}))["local"]
-    assert {"annotate", "active_annotate"} <= set(local)
+    assert {"annotate", "active_annotate", "pilot"} <= set(local)
     remote = workflow_facts(new_workdir(tmp_path / "remote"))["local"]
-    assert "annotate" not in remote and "active_annotate" not in remote and "gather_annotations" in remote
+    assert not {"annotate", "active_annotate", "pilot"} & set(remote) and "gather_annotations" in remote
 
 
 def workflow_facts(workdir) -> dict:
