@@ -47,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cascade import FPB, LABELS, REPO, reference_split  # noqa: E402
 
 from synthdistill import data  # noqa: E402
+from synthdistill.annotation.cache import ResponseCache  # noqa: E402
+from synthdistill.annotation.teachers import make_teacher  # noqa: E402
 from synthdistill.labels.pilot import candidate_evaluator, run_pilot  # noqa: E402
 from synthdistill.metrics.costs import annotations_usd, teacher_costing  # noqa: E402
 from synthdistill.metrics.single_label import score  # noqa: E402
@@ -60,7 +62,8 @@ DEFAULT_PROMPT = "scores-calibrated-zero"  # the shipped default: config.yaml's 
 def run_config(kinds: list[str], examples: list[str]) -> dict[str, Any]:
     config = yaml.safe_load(CONFIG.read_text())
     config["prompts"] = {"scores": config["prompts"]["scores"]}
-    config["pilot"] = {**defaults("pilot"), "enabled": True, "kinds": kinds, "examples": examples}
+    # Rewrites are not scored here: they exist only inside a pilot, and every candidate is scored on test.
+    config["pilot"] = {**defaults("pilot"), "enabled": True, "kinds": kinds, "examples": examples, "rewrites": 0}
     config["split"]["shots_per_label"] = 1  # only read as "there is a shots split"
     validate(config, str(REPO / "schemas" / "config.schema.yaml"))  # fills in the schema's defaults
     return config
@@ -112,12 +115,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         shots_path = str(Path(scratch) / "shots.parquet")
         splits["shots"][["id", "text", "expert_label"]].to_parquet(shots_path)  # as prepare_data writes it
         evaluate = candidate_evaluator(
-            teacher_name="smollm2",
+            model=make_teacher(teacher, "smollm2"),
+            cache=ResponseCache(args.cache),
             teacher=teacher,
             labels=LABELS,
             iterations=config["self_consistency"]["iterations"],
             engine=annotate_settings(config["annotate"], max_failure_share=1.0),
-            cache_path=args.cache,
             shots_path=shots_path,
             tie_policy=config["vote"]["tie_policy"],
         )

@@ -20,6 +20,9 @@ checkpoint pilot:
     output:
         table="results/pilot/{teacher}/candidates.csv",
         choice="results/pilot/{teacher}/choice.json",
+        # The winner's template (a rewrite exists only inside the job): what build_prompts reads.
+        template="results/pilot/{teacher}/template.txt",
+        rewrites="results/pilot/{teacher}/rewrites.csv",
     log:
         "logs/pilot/{teacher}.log",
     benchmark:

@@ -14,7 +14,17 @@ import pytest
 import yaml
 
 from synthdistill import SynthDistillError
-from synthdistill.labels.pilot import Scored, baselines, candidates, run_pilot, rungs, stop_message
+from synthdistill.labels.pilot import (
+    Scored,
+    baselines,
+    candidates,
+    clean_rewrite,
+    rewrite_templates,
+    run_pilot,
+    rungs,
+    stop_message,
+    with_rewrites,
+)
 from synthdistill.reporting.pilot import pilot_section
 from synthdistill.schema import check_against_schema, defaults
 from synthdistill.settings import check_config, pilot_candidates
@@ -269,3 +279,48 @@ def test_the_report_section_lists_every_candidate_and_says_which_won_and_why(tmp
     assert shown["Candidate"].tolist() == ["a", "b", "c"]
     assert shown["Outcome"].tolist() == ["won", "dropped at rung 1", "dropped at rung 0"]
     assert pilot_section(teachers=[{"teacher": "smollm2"}]) is None
+
+
+def test_rewrites_are_kept_only_when_they_keep_every_placeholder(tmp_path):
+    template = tmp_path / "label.txt"
+    template.write_text("Classify the text as one of {labels}.\nText: {text}\nAnswer:\n")
+    answers = {
+        1: "```\nDecide which of {labels} fits the text best.\nText: {text}\nAnswer:\n```",
+        2: "Decide which label fits.",
+        3: "",
+    }
+
+    def ask(request: str, number: int) -> str:
+        assert "{labels}, {text}" in request and template.read_text() in request
+        if number == 4:
+            raise SynthDistillError("the teacher did not answer: 429")
+        return answers[number]
+
+    rows = rewrite_templates({"label": str(template)}, 4, ask, tmp_path)
+    assert [row["status"] for row in rows] == [
+        "kept",
+        "dropped: changed {labels}, {text}",
+        "dropped: no answer",
+        "dropped: the teacher did not answer: 429",
+    ]
+    kept = rows[0]
+    assert kept["name"] == "label_r1" and (tmp_path / "label_r1.txt").read_text() == kept["text"]
+    assert kept["text"].startswith("Decide which of {labels}") and "```" not in kept["text"]
+    assert clean_rewrite('"Say {text}"') == "Say {text}\n" and clean_rewrite(None) == ""
+
+
+def test_kept_rewrites_join_the_label_candidates_of_their_template_only():
+    settings = {
+        "label-label-zero": {"template": "a.txt", "kind": "label"},
+        "label-calibrated-perlabel": {"template": "a.txt", "kind": "label_scores", "calibrate": True},
+        "label-channel-zero": {"template": "c.txt", "kind": "label_scores", "direction": "channel"},
+        "cot-cot-zero": {"template": "b.txt", "kind": "cot_json"},
+    }
+    rewrites = [
+        {"source": "label", "rewrite": 1, "name": "label_r1", "path": "r1.txt"},
+        {"source": "label", "rewrite": 2, "name": "label_r2", "path": None},
+    ]
+    extended = with_rewrites(settings, rewrites)
+    assert list(extended)[len(settings) :] == ["label_r1-label-zero", "label_r1-calibrated-perlabel"]
+    assert extended["label_r1-calibrated-perlabel"] == {"template": "r1.txt", "kind": "label_scores", "calibrate": True}
+    assert settings["label-label-zero"]["template"] == "a.txt"

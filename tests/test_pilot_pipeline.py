@@ -24,6 +24,7 @@ PILOT = {
         "kinds": ["label", "label_scores_calibrated", "channel"],
         "examples": ["none"],
         "require": "none",
+        "rewrites": 1,
     },
     "prompts": {"label": TINY_CONFIG["prompts"]["label"]},
 }
@@ -55,9 +56,15 @@ def test_the_plan_shows_the_pilot_before_any_pool_job(tmp_path):
 def test_successive_halving_scores_every_candidate_first_and_only_the_best_on_every_text(pilot_run):
     table = pd.read_csv(pilot_run / PILOT_DIR / "candidates.csv")
     choice = json.loads((pilot_run / PILOT_DIR / "choice.json").read_text())
-    assert sorted(table.loc[table["rung"] == 0, "candidate"]) == sorted(CANDIDATES)
-    assert table.groupby("rung")["texts"].first().tolist() == [2, 4, GOLD_DEV]
-    assert table.groupby("rung").size().tolist() == [3, 2, 1]
+    rewrites = pd.read_csv(pilot_run / PILOT_DIR / "rewrites.csv", keep_default_na=False)
+    # SmolLM2 wrote one rewrite of the label template; kept, it is tried with both label kinds.
+    assert rewrites[["source", "rewrite"]].values.tolist() == [["label", 1]]
+    kept = rewrites["status"].item() == "kept"
+    assert kept or rewrites["status"].item().startswith("dropped: ")
+    tried = CANDIDATES + (["label_r1-label-zero", "label_r1-calibrated-zero"] if kept else [])
+    assert sorted(table.loc[table["rung"] == 0, "candidate"]) == sorted(tried)
+    assert table.groupby("rung")["texts"].first().tolist()[0] == 2
+    assert table.groupby("rung")["texts"].first().tolist()[-1] == GOLD_DEV
     last = table.loc[table["rung"] == 2]
     assert last["candidate"].tolist() == [choice["candidate"]] and last["status"].tolist() == ["won"]
     # Each candidate was dropped on the rung its F1 macro ranked it out, and never asked again.
@@ -81,6 +88,11 @@ def test_the_winner_labels_the_pool_and_its_gold_dev_answers_were_already_paid_f
     assert set(first["split"]) == {"train", "validation", "test", "gold_dev"}
     assert first.loc[first["split"] == "gold_dev", "cached"].all()
     assert not first.loc[first["split"] == "train", "cached"].any()
+    # The pool's prompts were built from the winner's template, copied where build_prompts reads it.
+    assert choice["settings"]["template"] == f"{PILOT_DIR}/template.txt"
+    source = choice["template_source"]
+    if "rewrite" not in source:
+        assert (pilot_run / PILOT_DIR / "template.txt").read_text() == (pilot_run / source).read_text()
     prompts = pd.read_parquet(pilot_run / "results/prompts/smollm2/pilot.parquet")
     is_channel = choice["settings"].get("direction") == "channel"
     assert all(isinstance(json.loads(cell), list) for cell in prompts["rendered"]) == is_channel
@@ -108,7 +120,8 @@ def test_a_winner_below_the_requirement_stops_before_the_pool_and_keeps_what_was
     assert result.returncode != 0
     log = (workdir / "logs/pilot/smollm2.log").read_text()
     assert "no candidate is worth paying the pool for" in log
-    assert f"Tried 3 candidates ({', '.join(CANDIDATES)})" in log and "below pilot.min_f1_macro 1.0" in log
+    assert f"Tried {len(choice['tried'])} candidates ({', '.join(choice['tried'])})" in log
+    assert "below pilot.min_f1_macro 1.0" in log
     assert not (workdir / "results/annotations").exists() and not (workdir / "results/prompts").exists()
     assert cache_rows(workdir) == rows  # every pilot answer came from the cache of the first run
     # Lowering the floor goes on from there, without paying for the pilot again.

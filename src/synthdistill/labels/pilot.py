@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -265,7 +267,7 @@ def _choice(
     finalists = int((scored["rung"] == final["rung"]).sum())
     choice = {
         "candidate": final["candidate"],
-        "settings": candidate_settings[final["candidate"]],
+        "settings": dict(candidate_settings[final["candidate"]]),
         "why": f"the best F1 macro among the {finalists} candidates of the last rung; ties go to the cheaper per "
         "text, then to config order",
         "gold_dev_texts": len(order),
@@ -336,30 +338,138 @@ def predicted_labels(votes: pd.DataFrame, items: pd.DataFrame) -> pd.Series:
     return labelled.where(labelled.notna(), None).astype(object)
 
 
+# What the teacher is asked for a rewrite of a label prompt's instruction (pilot.rewrites).
+REWRITE_REQUEST = (
+    "Rewrite the instruction below so that a language model following it classifies texts more accurately: "
+    "clearer and more specific, the same task and the same answers. Keep each placeholder in curly braces "
+    "exactly as written ({placeholders}). Answer with the rewritten instruction only.\n\nInstruction:\n{template}"
+)
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+def rewritable(settings: dict[str, Any]) -> bool:
+    """Label and label_scores templates are rewritten; channel and cot_json ones keep their exact format."""
+    return settings["kind"] in ("label", "label_scores") and settings.get("direction") != "channel"
+
+
+def clean_rewrite(answer: str | None) -> str:
+    """The instruction in an answer: code fences and surrounding quotes taken off."""
+    text = (answer or "").strip()
+    text = re.sub(r"^```[a-z]*\n?|\n?```$", "", text).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text + "\n" if text else ""
+
+
+def rewrite_templates(
+    templates: dict[str, str], count: int, ask: Callable[[str, int], str | None], folder: Path
+) -> list[dict[str, Any]]:
+    """``count`` rewrites by the teacher of each template (source name -> path), each written to
+    ``folder`` and kept when it keeps every placeholder of the original as often and passes the
+    template checks; ``ask(request, number)`` is the teacher's answer (None: it failed)."""
+    from synthdistill.annotation.prompts import load_template
+
+    rows = []
+    for source, path in templates.items():
+        original = Path(path).read_text()
+        placeholders = sorted(set(PLACEHOLDER.findall(original)))
+        request = REWRITE_REQUEST.format(placeholders=", ".join(placeholders), template=original)
+        for number in range(1, count + 1):
+            row = {"source": source, "rewrite": number, "name": f"{source}_r{number}", "path": None}
+            try:
+                text = clean_rewrite(ask(request, number))
+            except SynthDistillError as exc:
+                rows.append({**row, "text": "", "status": f"dropped: {exc}"})
+                continue
+            lost = [p for p in placeholders if text.count(p) != original.count(p)]
+            status = (
+                "kept" if text and not lost else f"dropped: {'no answer' if not text else 'changed ' + ', '.join(lost)}"
+            )
+            if status == "kept":
+                target = folder / f"{row['name']}.txt"
+                target.write_text(text)
+                try:
+                    load_template(target)
+                    row["path"] = str(target)
+                except SynthDistillError as exc:
+                    status = f"dropped: {exc}"
+            rows.append({**row, "text": text, "status": status})
+    return rows
+
+
+def with_rewrites(
+    candidate_settings: dict[str, dict[str, Any]], rewrites: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The candidates, and each rewritable one again with every kept rewrite of its template."""
+    out = dict(candidate_settings)
+    for name, settings in candidate_settings.items():
+        if not rewritable(settings):
+            continue
+        source, kind, shots = name.rsplit("-", 2)
+        for row in rewrites:
+            if row["source"] == source and row["path"]:
+                out[f"{row['name']}-{kind}-{shots}"] = {**settings, "template": row["path"]}
+    return out
+
+
+def teacher_writer(
+    model: Any, cache: Any, teacher: dict[str, Any], engine: dict[str, Any]
+) -> Callable[[str, int], str | None]:
+    """``ask(request, number)``: one free-text answer of the teacher, through the response cache."""
+    from synthdistill.annotation.cache import cache_key
+    from synthdistill.annotation.requests import item_seed
+    from synthdistill.annotation.runner import collect_answers
+    from synthdistill.annotation.teachers.base import Request
+
+    check_prompt = getattr(model, "check_prompt", None)
+
+    def ask(text: str, number: int) -> str | None:
+        if check_prompt is not None:
+            check_prompt("label", {})  # a model that cannot read a chat cannot be asked to write
+        messages = [{"role": "user", "content": text}]
+        seed = teacher.get("seed")
+        request = Request(
+            messages=messages,
+            max_tokens=256,
+            temperature=float(teacher.get("temperature", 0.7)),
+            top_p=float(teacher.get("top_p", 1.0)),
+            seed=None if seed is None else item_seed(int(seed), number, messages),
+        )
+        outcome = collect_answers(
+            [request],
+            [cache_key(model.identity, request.as_dict(), number)],
+            model,
+            cache,
+            max_consecutive_failures=engine.get("max_consecutive_failures"),
+            batch_missing=engine.get("batch_missing"),
+        )[0]
+        if outcome[0] is None:
+            raise SynthDistillError(f"the teacher did not answer: {outcome[3]}")
+        return outcome[0].text
+
+    return ask
+
+
 def candidate_evaluator(
     *,
-    teacher_name: str,
+    model: Any,
+    cache: Any,
     teacher: dict[str, Any],
     labels: list[str],
     iterations: int,
     engine: dict[str, Any],
-    cache_path: str,
     shots_path: str | None,
     tie_policy: str,
 ) -> Callable[[str, dict[str, Any], pd.DataFrame], Scored]:
     """``evaluate(name, settings, items)`` for run_pilot: the items (id, text, and split, default
-    gold_dev) labelled with one candidate's prompt settings through the engine and the response
-    cache, every self-consistency iteration it takes, and voted as the vote job votes."""
-    from synthdistill.annotation.cache import ResponseCache
+    gold_dev) labelled with one candidate's prompt settings by ``model`` (annotation.teachers) through
+    the engine and the response ``cache``, every self-consistency iteration it takes, and voted as the
+    vote job votes."""
     from synthdistill.annotation.engine import annotate
     from synthdistill.annotation.prompt_files import build_prompt_frame, example_pool_from
-    from synthdistill.annotation.teachers import make_teacher
     from synthdistill.labels.vote import vote
     from synthdistill.labels.vote_files import annotation_stats
     from synthdistill.tasks.names import GOLD_DEV_SPLIT
-
-    model = make_teacher(teacher, teacher_name)
-    cache = ResponseCache(cache_path)
 
     def evaluate(name: str, settings: dict[str, Any], items: pd.DataFrame) -> Scored:
         pool = example_pool_from([shots_path] if shots_path else [], settings, labels)
@@ -404,15 +514,18 @@ def pilot_teacher(
     """The pilot job of one teacher: every candidate through the engine and the response cache,
     successive halving, the table and the choice written; stops the run (SynthDistillError, after
     writing the table to the log) when the winner does not meet pilot.require."""
+    from synthdistill.annotation.cache import ResponseCache
+    from synthdistill.annotation.teachers import make_teacher
     from synthdistill.metrics.costs import annotations_usd
 
+    model, cache = make_teacher(teacher, teacher_name), ResponseCache(cache_path)
     evaluate = candidate_evaluator(
-        teacher_name=teacher_name,
+        model=model,
+        cache=cache,
         teacher=teacher,
         labels=labels,
         iterations=iterations,
         engine=engine,
-        cache_path=cache_path,
         shots_path=shots_path,
         tie_policy=tie_policy,
     )
@@ -420,9 +533,28 @@ def pilot_teacher(
     def usd(annotations: list[dict[str, Any]]) -> float | None:
         return annotations_usd(annotations, costing) if costing else None
 
-    table, choice = run_pilot(pd.read_parquet(gold_dev_path), candidate_settings, evaluate, labels, pilot, usd)
-    log.info("pilot of teacher %s:\n%s", teacher_name, table.to_string(index=False))
-    if not choice["passed"]:
-        raise SynthDistillError(stop_message(teacher_name, choice))
+    with tempfile.TemporaryDirectory() as scratch:
+        rewrites: list[dict[str, Any]] = []
+        if pilot["rewrites"]:
+            sources = {n.rsplit("-", 2)[0]: c["template"] for n, c in candidate_settings.items() if rewritable(c)}
+            ask = teacher_writer(model, cache, teacher, engine)
+            rewrites = rewrite_templates(sources, pilot["rewrites"], ask, Path(scratch))
+        settings = with_rewrites(candidate_settings, rewrites)
+        table, choice = run_pilot(pd.read_parquet(gold_dev_path), settings, evaluate, labels, pilot, usd)
+        shown = {row["path"]: f"{row['source']} rewrite {row['rewrite']}" for row in rewrites if row["path"]}
+        table["template"] = table["template"].replace(shown)
+        log.info("pilot of teacher %s:\n%s", teacher_name, table.to_string(index=False))
+        if rewrites:
+            log.info("rewrites:\n%s", pd.DataFrame(rewrites).drop(columns="path").to_string(index=False))
+        if not choice["passed"]:
+            raise SynthDistillError(stop_message(teacher_name, choice))
+        # The pool's jobs read the winner's template from a file of this job's own (a rewrite lives only here).
+        winner = settings[choice["candidate"]]["template"]
+        choice["template_source"] = shown.get(winner, winner)
+        choice["settings"]["template"] = outputs["template"]
+        Path(outputs["template"]).write_text(Path(winner).read_text())
+    pd.DataFrame(rewrites, columns=["source", "rewrite", "name", "status", "text"]).to_csv(
+        outputs["rewrites"], index=False
+    )
     write_pilot(table, choice, outputs)
     return choice
