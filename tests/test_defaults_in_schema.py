@@ -43,6 +43,10 @@ DIFFERENT_MEANING = {
     ("synthdistill.metrics.stats.bootstrap_intervals", "seed"),
     ("synthdistill.metrics.stats.paired_bootstrap", "seed"),
     ("synthdistill.metrics.stats.compare", "seed"),
+    # The few-shot turns or block one prompt is rendered with, not pilot.examples (the few-shot
+    # settings the pilot tries).
+    ("synthdistill.annotation.prompts.render", "examples"),
+    ("synthdistill.annotation.prompts.messages_for", "examples"),
     # Names for messages and logs, not costs.*_hardware.name.
     ("synthdistill.annotation.teachers.make_teacher", "name"),
     ("synthdistill.serving.batcher.MicroBatcher.__init__", "name"),
