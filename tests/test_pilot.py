@@ -263,7 +263,7 @@ def test_the_report_section_lists_every_candidate_and_says_which_won_and_why(tmp
     shares = {"a": 0.95, "b": 0.5, "c": 0.3}
     table, choice = run_pilot(gold(), settings_of(shares), scripted(shares, []), LABELS, PILOT, usd)
     table.to_csv(tmp_path / "candidates.csv", index=False)
-    (tmp_path / "choice.json").write_text(json.dumps(choice))
+    (tmp_path / "choice.json").write_text(json.dumps({**choice, "template_source": "label rewrite 1"}))
     section = pilot_section(
         teachers=[
             {
@@ -274,7 +274,8 @@ def test_the_report_section_lists_every_candidate_and_says_which_won_and_why(tmp
         ]
     )
     text = " ".join(value for kind, value in section.blocks if kind == "text")
-    assert "smollm2: **a** labelled the pool" in text and "always 'neutral'" in text
+    assert "smollm2: **a** labelled the pool (its template is the teacher's label rewrite 1" in text
+    assert "always 'neutral'" in text
     shown = next(value for kind, value in section.blocks if kind == "table")
     assert shown["Candidate"].tolist() == ["a", "b", "c"]
     assert shown["Outcome"].tolist() == ["won", "dropped at rung 1", "dropped at rung 0"]
@@ -324,3 +325,18 @@ def test_kept_rewrites_join_the_label_candidates_of_their_template_only():
     assert list(extended)[len(settings) :] == ["label_r1-label-zero", "label_r1-calibrated-perlabel"]
     assert extended["label_r1-calibrated-perlabel"] == {"template": "r1.txt", "kind": "label_scores", "calibrate": True}
     assert settings["label-label-zero"]["template"] == "a.txt"
+
+
+def test_serving_with_prompt_pilot_reads_the_teachers_choice(tmp_path, monkeypatch):
+    from synthdistill.serving.deferral import served_prompt
+
+    monkeypatch.chdir(tmp_path)
+    config = {"pilot": {"enabled": True}, "prompts": {"scores": {"template": "t.txt", "kind": "label_scores"}}}
+    with pytest.raises(SynthDistillError, match="results/pilot/smollm2/choice.json does not exist"):
+        served_prompt(config, "smollm2", "pilot")
+    chosen = {"template": "results/pilot/smollm2/template.txt", "kind": "label_scores", "direction": "channel"}
+    (tmp_path / "results/pilot/smollm2").mkdir(parents=True)
+    (tmp_path / "results/pilot/smollm2/choice.json").write_text(json.dumps({"settings": chosen}))
+    assert served_prompt(config, "smollm2", "pilot") == chosen
+    with pytest.raises(SynthDistillError, match="--prompt pilot: not in prompts"):
+        served_prompt({**config, "pilot": {"enabled": False}}, "smollm2", "pilot")

@@ -44,13 +44,22 @@ def choice_line(teacher: str, choice: dict[str, Any]) -> str:
     majority = choice["baselines"]["majority"]
     spent = format_value(choice["usd"]) if choice["usd"] is not None else "not priced"
     return (
-        f"{teacher}: **{choice['candidate']}** labelled the pool: F1 macro "
+        f"{teacher}: **{choice['candidate']}** labelled the pool{_rewritten(choice)}: F1 macro "
         f"{score_with_interval(choice['f1_macro'], choice['f1_macro_interval'])} on {choice['gold_dev_texts']} gold "
         f"dev texts, {choice['why']}. Trivial baselines there: always {majority['label']!r} "
         f"{format_value(majority['f1_macro'])}, guessing with the label shares "
         f"{format_value(choice['baselines']['prior_random']['f1_macro'])}; pilot.require {choice['require']}: "
         f"{choice['verdict']}. The pilot read {choice['answers']:,} answers of {choice['candidates']} candidates "
         f"({choice['requests_made']:,} calls made by this run, the rest cached), ${spent} in all."
+    )
+
+
+def _rewritten(choice: dict[str, Any]) -> str:
+    source = choice.get("template_source") or ""
+    return (
+        f" (its template is the teacher's {source}, results/pilot/<teacher>/rewrites.csv)"
+        if "rewrite" in source
+        else ""
     )
 
 
