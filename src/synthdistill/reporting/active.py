@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.metrics.costs import annotations_usd, break_even
-from synthdistill.reporting.sections import Section, format_value
+from synthdistill.reporting.sections import Section, display_table, format_value
 
 
 def _spent(row: pd.Series, costing: dict[str, Any]) -> float | None:
@@ -107,5 +107,5 @@ def active_section(*, teachers: list[dict[str, Any]], breaks: pd.DataFrame | Non
         "test_f1_macro": "F1 macro vs experts (test)",
         "student": "Student",
     }
-    section.table(shown[list(columns)].rename(columns=columns).astype(object).map(format_value))
+    section.table(display_table(shown, columns))
     return section

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from synthdistill.metrics.run_facts import read_json
-from synthdistill.reporting.sections import Section, _display
+from synthdistill.reporting.sections import Section, display_table
 
 COLUMNS = {
     "student": "student",
@@ -60,4 +60,4 @@ def feedback_section(*, feedback: pd.DataFrame) -> Section:
     )
     if feedback["deferred_after"].isna().all():
         section.text("Deferred after is not measured in this run: it needs the cascade rule's operating point.")
-    return section.table(_display(feedback, COLUMNS))
+    return section.table(display_table(feedback, COLUMNS))

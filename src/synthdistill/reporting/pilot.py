@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthdistill.reporting.sections import Section, format_value, score_with_interval
+from synthdistill.reporting.sections import Section, display_table, format_value, score_with_interval
 
 COLUMNS = {
     "teacher": "Teacher",
@@ -85,6 +85,5 @@ def pilot_section(*, teachers: list[dict[str, Any]]) -> Section | None:
         else "–"
         for _, row in candidates.iterrows()
     ]
-    shown = candidates[list(COLUMNS)].astype(object).map(format_value)
-    section.table(shown.rename(columns=COLUMNS))
+    section.table(display_table(candidates, COLUMNS))
     return section

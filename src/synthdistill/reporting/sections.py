@@ -63,7 +63,7 @@ def _scored_table(
     )
 
 
-def _display(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+def display_table(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """The chosen columns, renamed for readers, every number formatted one way."""
     shown = frame[list(columns)].rename(columns=columns)
     return shown.astype(object).map(format_value)
@@ -146,7 +146,7 @@ BREAK_EVEN_TEXT = (
 def _break_even_display(breaks: pd.DataFrame) -> pd.DataFrame:
     if not len(breaks):
         return breaks
-    return _display(
+    return display_table(
         breaks,
         {
             "student": "student",
@@ -243,7 +243,7 @@ def quality_section(*, quality: pd.DataFrame, evaluated: bool, paired_path: str 
             "interval of the F1 macro difference (a − b)."
         )
         section.table(
-            _display(
+            display_table(
                 paired,
                 {
                     "a": "a",
@@ -317,7 +317,7 @@ def label_quality_section(*, label_quality: pd.DataFrame, evaluated: bool) -> Se
                 "items_split": "items (split)",
             }
         )
-    section.table(_display(label_quality, columns))
+    section.table(display_table(label_quality, columns))
     section.figure("agreement", "agreement histogram")
     if evaluated:
         section.figure("accuracy_by_agreement", "accuracy by agreement level")
@@ -339,7 +339,7 @@ def teacher_cost_section(*, teacher_costs: pd.DataFrame) -> Section:
         "so concurrent requests are not counted twice. CO2 is energy × the hardware's grid intensity. A figure "
         "that cannot be estimated is shown as – with the reason, never as 0."
     )
-    shown = _display(
+    shown = display_table(
         teacher_costs,
         {
             "teacher_prompt": "teacher / prompt",
@@ -394,7 +394,7 @@ def student_cost_section(*, student_costs: pd.DataFrame, hardware: dict[str, Any
             "hardware would cost running at the speed measured here, not what it would achieve itself."
         )
     section.table(
-        _display(
+        display_table(
             costs,
             {
                 "student": "student",
@@ -448,7 +448,7 @@ def run_facts_section(*, facts: RunFacts, stages: pd.DataFrame) -> Section:
     section.text("libraries: " + ", ".join(f"{k} {v}" for k, v in facts.versions.items() if v))
     section.text("Wall time and peak resident memory per stage, from Snakemake's benchmark files:")
     section.table(
-        _display(
+        display_table(
             stages,
             {
                 "rule": "rule",
@@ -488,7 +488,7 @@ def cascade_section(*, cascades: pd.DataFrame) -> Section:
         section.text(f"{row['cascade']}: **{row['decision']}**: {row['why']}.")
     section.figure("cascade", "cascade quality against cost for every threshold")
     section.text("Operating point, chosen on the validation split:")
-    point = _display(
+    point = display_table(
         cascades,
         {
             "cascade": "cascade",
@@ -526,7 +526,7 @@ def cascade_section(*, cascades: pd.DataFrame) -> Section:
         section.table(quality)
     section.text("Cost per 1M texts (– where a price or an energy estimate is missing on either side):")
     section.table(
-        _display(
+        display_table(
             cascades,
             {
                 "cascade": "cascade",
