@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,15 @@ def make_workdir(root: Path, **overrides) -> Path:
     config = {**TINY_CONFIG, "cache": {"path": "cache/responses.sqlite"}, **overrides}
     write_config(workdir / "config" / "config.yaml", config)
     return workdir
+
+
+def cache_rows(workdir: Path) -> int:
+    """Answers in a run's response cache (cache/responses.sqlite under the workdir; 0 before the first)."""
+    path = workdir / "cache" / "responses.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
 
 def copy_run(source: Path, target: Path) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 
 from .conftest import copy_workflow
-from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, snakemake, write_config
+from .pipeline_helpers import TINY_CONFIG, cache_rows, make_workdir, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +28,6 @@ ACTIVE = {
     "prompts": {"label": TINY_CONFIG["prompts"]["label"]},
 }
 ROUNDS_DIR = "results/active/smollm2/label"
-
-
-def cache_rows(workdir) -> int:
-    path = workdir / "cache" / "responses.sqlite"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as connection:
-        return connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
 
 @pytest.fixture(scope="module")

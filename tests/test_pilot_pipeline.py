@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 
 import pandas as pd
 import pytest
 
-from .pipeline_helpers import TINY_CONFIG, make_workdir, planned_jobs, snakemake, write_config
+from .pipeline_helpers import TINY_CONFIG, cache_rows, make_workdir, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +29,6 @@ PILOT = {
 }
 CANDIDATES = ["label-label-zero", "label-calibrated-zero", "channel-channel-zero"]
 PILOT_DIR = "results/pilot/smollm2"
-
-
-def cache_rows(workdir) -> int:
-    path = workdir / "cache" / "responses.sqlite"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as connection:
-        return connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 
 import pandas as pd
 import pytest
 
 from .pipeline_helpers import (
     TINY_CONFIG,
+    cache_rows,
     copy_run,
     make_workdir,
     planned_jobs,
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.slow
 def run(tiny_run, tmp_path_factory):
     # These tests edit prompts, iterations and results in turn: they share one copy of the run.
     return copy_run(tiny_run, tmp_path_factory.mktemp("pipeline"))
-
-
-def cache_rows(workdir) -> int:
-    path = workdir / "cache" / "responses.sqlite"
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
 
 def test_every_stage_writes_its_artifact(run):
